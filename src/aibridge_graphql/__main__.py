@@ -1,0 +1,3 @@
+from aibridge_graphql.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The GraphQL gateway: aiohttp app, per-request context and loaders, error mapping."""

@@ -1,0 +1,1 @@
+"""The Strawberry schema (Relay connections, Apollo Federation 2)."""

@@ -1,0 +1,1 @@
+"""The stand-in: a faithful implementation of Coder's AI Bridge REST API over SQLite."""

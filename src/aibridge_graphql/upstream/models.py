@@ -1,0 +1,183 @@
+"""Pydantic models of the AI Bridge REST shapes (mirrors codersdk/aibridge.go, sessions era).
+
+Fields that Coder omits when empty (`omitempty`) are optional here; fields it always sends are
+required, so a contract change upstream fails loudly at the parse instead of deep in a resolver.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    # Newer servers add fields (firewall, errors): ignore what we do not model.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class MinimalUser(_Model):
+    id: UUID
+    username: str
+    name: str = ""
+    avatar_url: str = ""
+
+
+class TokenUsage(_Model):
+    id: UUID
+    interception_id: UUID
+    provider_response_id: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
+    metadata: dict[str, Any] | None = None
+    created_at: datetime
+
+
+class UserPrompt(_Model):
+    id: UUID
+    interception_id: UUID
+    provider_response_id: str
+    prompt: str
+    metadata: dict[str, Any] | None = None
+    created_at: datetime
+
+
+class ToolUsage(_Model):
+    id: UUID
+    interception_id: UUID
+    provider_response_id: str
+    server_url: str = ""
+    tool: str
+    input: str
+    injected: bool
+    invocation_error: str = ""
+    metadata: dict[str, Any] | None = None
+    created_at: datetime
+
+
+class Interception(_Model):
+    id: UUID
+    api_key_id: str | None = None
+    initiator: MinimalUser
+    provider: str
+    provider_name: str = ""
+    model: str
+    client: str | None = None
+    metadata: dict[str, Any] | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+    token_usages: list[TokenUsage] = Field(default_factory=list)
+    user_prompts: list[UserPrompt] = Field(default_factory=list)
+    tool_usages: list[ToolUsage] = Field(default_factory=list)
+
+
+class ListInterceptionsResponse(_Model):
+    count: int
+    results: list[Interception]
+
+
+class SessionTokenUsageSummary(_Model):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
+
+
+class Session(_Model):
+    """One item of `GET /sessions`."""
+
+    id: str
+    initiator: MinimalUser
+    providers: list[str]
+    models: list[str]
+    client: str | None = None
+    metadata: dict[str, Any] | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+    threads: int
+    token_usage_summary: SessionTokenUsageSummary
+    last_prompt: str | None = None
+    last_active_at: datetime | None = None
+
+
+class ListSessionsResponse(_Model):
+    count: int
+    sessions: list[Session]
+
+
+class ThreadsTokenUsage(_Model):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelThought(_Model):
+    text: str
+
+
+class ToolCall(_Model):
+    id: UUID
+    interception_id: UUID
+    provider_response_id: str
+    server_url: str = ""
+    tool: str
+    injected: bool
+    input: str
+    metadata: dict[str, Any] | None = None
+    created_at: datetime
+
+
+class AgenticAction(_Model):
+    model: str
+    token_usage: ThreadsTokenUsage
+    thinking: list[ModelThought] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+
+
+class Thread(_Model):
+    id: UUID
+    prompt: str | None = None
+    model: str
+    provider: str
+    credential_kind: str = ""
+    credential_hint: str = ""
+    started_at: datetime
+    ended_at: datetime | None = None
+    token_usage: ThreadsTokenUsage
+    agentic_actions: list[AgenticAction] = Field(default_factory=list)
+
+
+class SessionThreadsResponse(_Model):
+    """The body of `GET /sessions/{session_id}`: the session header and one page of threads."""
+
+    id: str
+    initiator: MinimalUser
+    providers: list[str]
+    models: list[str]
+    client: str | None = None
+    metadata: dict[str, Any] | None = None
+    page_started_at: datetime | None = None
+    page_ended_at: datetime | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+    token_usage_summary: ThreadsTokenUsage
+    threads: list[Thread]
+
+
+class ValidationError(_Model):
+    field: str
+    detail: str
+
+
+class ErrorResponse(_Model):
+    """Coder's `codersdk.Response` error body."""
+
+    message: str
+    detail: str | None = None
+    validations: list[ValidationError] = Field(default_factory=list)
