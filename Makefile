@@ -5,11 +5,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest schema demo bench bench-standin clean
+.PHONY: install web-assets test lint typecheck pytest schema demo bench bench-standin clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# GraphiQL's browser files come from npm (web/package-lock.json) so the gateway serves GraphiQL
+# offline; installed once per lock file change. Without npm, GraphiQL loads them from the CDN.
+WEB_STAMP := web/node_modules/.installed
+
+web-assets:
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "npm not found: GraphiQL will load its assets from the CDN"; \
+	elif [ ! -f $(WEB_STAMP) ] || [ web/package-lock.json -nt $(WEB_STAMP) ]; then \
+		npm ci --prefix web --no-audit --no-fund --loglevel=error && touch $(WEB_STAMP); \
+	fi
+
+$(STAMP): pyproject.toml | web-assets
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

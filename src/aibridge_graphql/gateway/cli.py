@@ -1,23 +1,146 @@
-"""Gateway commands. Placeholder: replaced by the gateway implementation."""
+"""Gateway commands: `serve`, `export-schema` and `demo`."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
 import click
+from pydantic import ValidationError
+
+from aibridge_graphql.settings import Settings
+
+# Click's usage errors exit 2; invalid settings are usage errors too.
+USAGE_ERROR = 2
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming each invalid setting, its environment variable and why (never the value)."""
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "settings"
+        env = f"AIBRIDGE_{field.upper()}" if item["loc"] else ""
+        where = f"{field} ({env})" if env else field
+        parts.append(f"{where}: {item['msg']}")
+    return "invalid settings: " + "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """`Settings` from `AIBRIDGE_*` under the given CLI values; invalid → one line, exit 2."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as error:
+        click.echo(f"Error: {describe_validation_error(error)}", err=True)
+        raise SystemExit(USAGE_ERROR) from None
+
+
+def _configure_logging(settings: Settings) -> None:
+    level = logging.getLevelName(settings.log_level.upper())
+    if not isinstance(level, int):
+        click.echo(
+            "Error: invalid settings: log_level (AIBRIDGE_LOG_LEVEL): unknown level", err=True
+        )
+        raise SystemExit(USAGE_ERROR)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @click.command()
-def serve() -> None:
-    """Serve the GraphQL gateway."""
-    raise click.ClickException("not implemented yet")
+@click.option(
+    "--upstream",
+    metavar="URL",
+    help="The Coder deployment URL, e.g. https://coder.example.com [env AIBRIDGE_UPSTREAM_URL].",
+)
+@click.option("--host", help="Address to listen on [env AIBRIDGE_HOST; default 127.0.0.1].")
+@click.option(
+    "--port", type=int, help="Port to listen on, 0 for any [env AIBRIDGE_PORT; default 8080]."
+)
+def serve(upstream: str | None, host: str | None, port: int | None) -> None:
+    """Serve the GraphQL gateway: POST/GET /graphql (GraphiQL in a browser), /healthz, /readyz.
+
+    Every other setting comes from AIBRIDGE_* environment variables (see the README).
+    """
+    settings = load_settings(upstream_url=upstream, host=host, port=port)
+    _configure_logging(settings)
+    from aibridge_graphql.gateway.serving import run_gateway
+
+    try:
+        asyncio.run(run_gateway(settings))
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot listen on {settings.host}:{settings.port}: {error}"
+        ) from None
+
+
+def schema_sdl() -> str:
+    """The schema's SDL as `strawberry export-schema` prints it, with a final newline."""
+    from strawberry.printer import print_schema
+
+    from aibridge_graphql.schema import build_schema
+
+    # Defaults, not the environment: the SDL must not depend on who runs the export.
+    return print_schema(build_schema(Settings.model_construct())).rstrip("\n") + "\n"
 
 
 @click.command("export-schema")
-def export_schema() -> None:
-    """Print the GraphQL schema (SDL)."""
-    raise click.ClickException("not implemented yet")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the SDL to FILE instead of standard output.",
+)
+def export_schema(output: Path | None) -> None:
+    """Print the GraphQL schema (SDL); `make schema` writes it to schema.graphql."""
+    sdl = schema_sdl()
+    if output is None:
+        click.echo(sdl, nl=False)
+        return
+    output.write_text(sdl, encoding="utf-8")
+    click.echo(f"Wrote {output}", err=True)
 
 
 @click.command()
-def demo() -> None:
-    """Start the stand-in and the gateway for a demo."""
-    raise click.ClickException("not implemented yet")
+@click.option("--gateway-port", type=int, default=8080, show_default=True, help="0 for any.")
+@click.option("--standin-port", type=int, default=8081, show_default=True, help="0 for any.")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(".demo/standin.db"),
+    show_default=True,
+    help="The stand-in's SQLite file; seeded when empty, reused otherwise.",
+)
+@click.option(
+    "--seed",
+    "count",
+    type=click.IntRange(min=0),
+    default=2000,
+    show_default=True,
+    help="Synthetic interceptions to generate into an empty database.",
+)
+@click.option("--seed-value", type=int, default=1, show_default=True, help="The generator's seed.")
+@click.option("--admin-token", help="The owner's token (generated when omitted).")
+def demo(
+    gateway_port: int,
+    standin_port: int,
+    db: Path,
+    count: int,
+    seed_value: int,
+    admin_token: str | None,
+) -> None:
+    """Start the seeded stand-in and the gateway, print GraphiQL's URL, tokens and a first query."""
+    from aibridge_graphql.gateway.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        gateway_port=gateway_port,
+        standin_port=standin_port,
+        db=db,
+        count=count,
+        seed_value=seed_value,
+        admin_token=admin_token,
+    )
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        asyncio.run(run_demo(options, click.echo))
+    except (OSError, TimeoutError) as error:
+        raise click.ClickException(str(error)) from None

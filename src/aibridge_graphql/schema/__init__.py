@@ -1,1 +1,90 @@
-"""The Strawberry schema (Relay connections, Apollo Federation 2)."""
+"""The Strawberry schema (Relay connections, Apollo Federation 2).
+
+`build_schema(settings)` builds it with the settings' limits; `schema` (built on first access
+with settings from the environment) is what `strawberry export-schema` and tools import.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.types import ExecutionContext
+
+from aibridge_graphql.gateway.errors import ErrorCodes, log_errors
+from aibridge_graphql.schema.interception import Interception
+from aibridge_graphql.schema.query import Query
+from aibridge_graphql.schema.session import Session
+from aibridge_graphql.schema.thread import Thread
+from aibridge_graphql.schema.user import User
+from aibridge_graphql.settings import Settings
+
+__all__ = ["GatewaySchema", "build_schema", "default_extensions", "schema"]
+
+FEDERATION_VERSION: Final = "2.11"
+_CACHE_SIZE = 256
+
+ExtensionFactory = type[SchemaExtension] | Callable[[], SchemaExtension]
+
+
+class GatewaySchema(strawberry.federation.Schema):
+    """The federation schema, logging unexpected errors once with the request id."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        context = execution_context.context if execution_context else None
+        log_errors(errors, getattr(context, "request_id", None))
+
+
+def default_extensions(settings: Settings) -> list[ExtensionFactory]:
+    """Limits, caches and error codes; a list so later layers (metrics, APQ) can add theirs.
+
+    Validation rules are created once so the validation cache, keyed by the rule classes, hits.
+    """
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    return [
+        ErrorCodes,
+        functools.partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
+        functools.partial(ParserCache, maxsize=_CACHE_SIZE),
+        functools.partial(AddValidationRules, rules),
+        functools.partial(ValidationCache, maxsize=_CACHE_SIZE),
+    ]
+
+
+def build_schema(
+    settings: Settings, *, extra_extensions: Sequence[ExtensionFactory] = ()
+) -> GatewaySchema:
+    """The gateway schema with `settings`' limits plus any extra extensions (run after ours)."""
+    return GatewaySchema(
+        query=Query,
+        types=[User, Session, Interception, Thread],
+        extensions=[*default_extensions(settings), *extra_extensions],
+        federation_version=FEDERATION_VERSION,
+    )
+
+
+@functools.cache
+def _default_schema() -> GatewaySchema:
+    return build_schema(Settings())
+
+
+def __getattr__(name: str) -> Any:
+    if name == "schema":
+        return _default_schema()
+    raise AttributeError(name)

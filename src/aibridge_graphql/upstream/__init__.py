@@ -1,1 +1,1 @@
-"""The AI Bridge REST client: models of every REST shape, the `q` builder, the pooled HTTP client."""
+"""The AI Bridge REST client: REST models, the `q` builder, the pooled HTTP client."""

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` (the gateway) and `make bench-standin` (the stand-in)."""

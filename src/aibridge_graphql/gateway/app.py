@@ -1,0 +1,135 @@
+"""The aiohttp application: `/graphql` (GraphiQL in a browser), `/healthz`, `/readyz`.
+
+Extension points for later layers, all keyword-only arguments of `create_app`:
+`middlewares` (request id, metrics...), `schema_extensions` (APQ, tracing...), `ide_html`
+(rewrites GraphiQL's HTML, e.g. CDN URLs to local assets) and `setup` (adds routes such as
+`/metrics` or the GraphiQL assets).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from strawberry.aiohttp.views import GraphQLView
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from aibridge_graphql.gateway.context import GatewayContext, build_context
+from aibridge_graphql.gateway.errors import format_error
+from aibridge_graphql.schema import ExtensionFactory, build_schema
+from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream.client import UpstreamClient
+
+logger = logging.getLogger("aibridge_graphql.gateway")
+
+CLIENT_KEY = web.AppKey("aibridge_upstream_client", UpstreamClient)
+SETTINGS_KEY = web.AppKey("aibridge_settings", Settings)
+
+IdeHtmlHook = Callable[[str], str]
+SetupHook = Callable[[web.Application], None]
+
+
+class GatewayView(GraphQLView[GatewayContext, None]):
+    """Strawberry's aiohttp view with a per-request `GatewayContext`."""
+
+    def __init__(
+        self,
+        schema: ExtensionFactory | object,
+        *,
+        settings: Settings,
+        ide_html: IdeHtmlHook | None = None,
+    ) -> None:
+        super().__init__(
+            schema=schema,  # type: ignore[arg-type]
+            graphql_ide="graphiql" if settings.graphiql else None,
+            allow_queries_via_get=True,
+        )
+        self._settings = settings
+        self._ide_html = ide_html
+
+    @property
+    def graphql_ide_html(self) -> str:
+        html = super().graphql_ide_html
+        return self._ide_html(html) if self._ide_html else html
+
+    async def process_result(
+        self, request: web.Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        # Errors raised outside the operation hooks (e.g. by the parser cache) bypass
+        # `ErrorCodes`; `format_error` is idempotent, so format every result here too.
+        if result.errors:
+            result.errors = [format_error(error) for error in result.errors]
+        return await super().process_result(request, result)
+
+    async def get_context(
+        self, request: web.Request, response: web.StreamResponse
+    ) -> GatewayContext:
+        return build_context(
+            request, response, settings=self._settings, client=request.app[CLIENT_KEY]
+        )
+
+
+async def healthz(_: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the upstream answers."""
+    try:
+        ready = await request.app[CLIENT_KEY].ping()
+    except Exception:  # a failing probe means "not ready", whatever the reason
+        logger.warning("readiness probe failed", exc_info=True)
+        ready = False
+    if ready:
+        return web.json_response({"status": "ready", "upstream": "reachable"})
+    return web.json_response({"status": "unavailable", "upstream": "unreachable"}, status=503)
+
+
+def _client_lifecycle(
+    settings: Settings, client: UpstreamClient | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        if client is not None:
+            # The caller's client: the caller closes it.
+            app[CLIENT_KEY] = client
+            yield
+            return
+        owned = UpstreamClient(settings)
+        app[CLIENT_KEY] = owned
+        try:
+            yield
+        finally:
+            await owned.aclose()
+
+    return lifecycle
+
+
+def create_app(
+    settings: Settings,
+    *,
+    client: UpstreamClient | None = None,
+    middlewares: Iterable[Middleware] = (),
+    schema_extensions: Sequence[ExtensionFactory] = (),
+    ide_html: IdeHtmlHook | None = None,
+    setup: Iterable[SetupHook] = (),
+) -> web.Application:
+    """The gateway app; it creates (and closes) one pooled `UpstreamClient` unless given one."""
+    app = web.Application(middlewares=list(middlewares))
+    app[SETTINGS_KEY] = settings
+    app.cleanup_ctx.append(_client_lifecycle(settings, client))
+    view = GatewayView(
+        build_schema(settings, extra_extensions=schema_extensions),
+        settings=settings,
+        ide_html=ide_html,
+    )
+    app.router.add_route("GET", "/graphql", view)
+    app.router.add_route("POST", "/graphql", view)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    for hook in setup:
+        hook(app)
+    return app

@@ -1,0 +1,334 @@
+"""Per-request data loaders: one upstream request at most once per GraphQL request.
+
+`Loaders` is built for each HTTP request (aiodataloader grabs the running loop) and holds:
+- one list loader per upstream resource, keyed by the normalized `UpstreamRequest`: the same key
+  costs one call however many fields ask for it; distinct keys of one tick go out concurrently,
+  bounded by a semaphore (`settings.upstream_concurrency`); a failing key fails only itself;
+- by-id loaders (user, session, interception, thread) primed from every list response, falling
+  back to one targeted list query when an entity was not seen yet (the API has no get-by-id for
+  interceptions, users or single threads).
+The caller's credentials live here and die with the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar, cast
+from uuid import UUID
+
+from aiodataloader import DataLoader
+from pydantic import BaseModel
+
+from aibridge_graphql.gateway.errors import NotFound
+from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef
+from aibridge_graphql.upstream import models as m
+from aibridge_graphql.upstream.client import Credentials, UpstreamClient
+from aibridge_graphql.upstream.query import InterceptionFilter, SessionFilter
+from aibridge_graphql.upstream.requests import (
+    UpstreamRequest,
+    clients_request,
+    interceptions_request,
+    models_request,
+    session_threads_request,
+    sessions_request,
+)
+
+K = TypeVar("K")
+V = TypeVar("V")
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# The upstream's hard limits (CONTRACT.md): list endpoints take at most 1000, threads 200.
+LIST_LIMIT_MAX = 1000
+THREADS_LIMIT_MAX = 200
+# Bounds on the fallback walks, so a lookup can never loop without end.
+_MAX_LOOKUP_PAGES = 50
+
+
+class _StringList(BaseModel):
+    """`GET /models` and `GET /clients` return a bare JSON array of strings."""
+
+    items: list[str]
+
+
+async def _settle(awaitables: Iterable[Awaitable[V]]) -> list[V | Exception]:
+    """Await all; an `Exception` becomes that key's value, cancellation still propagates."""
+    results = await asyncio.gather(*awaitables, return_exceptions=True)
+    out: list[V | Exception] = []
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result
+        out.append(result)
+    return out
+
+
+def _loader(batch: Callable[[list[K]], Awaitable[list[V | Exception]]]) -> DataLoader[K, V]:
+    async def batch_load(keys: list[K]) -> list[V]:
+        # aiodataloader fails a key whose value is an Exception; its types do not say so.
+        return cast(list[V], await batch(keys))
+
+    return DataLoader(batch_load_fn=batch_load)
+
+
+class Loaders:
+    """The per-request registry of data loaders (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: UpstreamClient,
+        credentials: Credentials | None,
+        *,
+        concurrency: int,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self._client = client
+        self._credentials = credentials
+        self._headers = headers
+        self._slots = asyncio.Semaphore(concurrency)
+        # List loads in flight: a by-id lookup waits for them before its own fallback call,
+        # since the entity it wants may be in one of them.
+        self._inflight: set[asyncio.Future[Any]] = set()
+        # `GET /sessions` requests whose filter selects whole sessions (exact aggregates).
+        self._whole_session_requests: set[UpstreamRequest] = set()
+        self._seen_users: dict[UUID, m.MinimalUser] = {}
+        self._seen_sessions: dict[SessionRef, m.Session] = {}
+        self._seen_interceptions: dict[InterceptionRef, m.Interception] = {}
+        self._seen_threads: dict[ThreadRef, m.Thread] = {}
+
+        self.interceptions: DataLoader[UpstreamRequest, m.ListInterceptionsResponse] = _loader(
+            self._model_batch(m.ListInterceptionsResponse, self._saw_interceptions)
+        )
+        self.sessions: DataLoader[UpstreamRequest, m.ListSessionsResponse] = _loader(
+            self._model_batch(m.ListSessionsResponse, self._saw_sessions)
+        )
+        self.session_threads: DataLoader[UpstreamRequest, m.SessionThreadsResponse] = _loader(
+            self._model_batch(m.SessionThreadsResponse, self._saw_threads)
+        )
+        self.models: DataLoader[UpstreamRequest, list[str]] = _loader(self._strings_batch)
+        self.clients: DataLoader[UpstreamRequest, list[str]] = _loader(self._strings_batch)
+
+        self.user: DataLoader[UUID, m.MinimalUser] = _loader(self._batch_each(self._find_user))
+        self.session: DataLoader[SessionRef, m.Session] = _loader(
+            self._batch_each(self._find_session)
+        )
+        self.interception: DataLoader[InterceptionRef, m.Interception] = _loader(
+            self._batch_each(self._find_interception)
+        )
+        self.thread: DataLoader[ThreadRef, m.Thread] = _loader(self._batch_each(self._find_thread))
+
+    # -- raw upstream calls -------------------------------------------------------------------
+
+    async def _fetch(self, request: UpstreamRequest, model_type: type[ModelT]) -> ModelT:
+        async with self._slots:
+            return await self._client.get_model(
+                request, self._credentials, model_type, headers=self._headers
+            )
+
+    def _model_batch(
+        self, model_type: type[ModelT], saw: Callable[[UpstreamRequest, ModelT], None]
+    ) -> Callable[[list[UpstreamRequest]], Awaitable[list[ModelT | Exception]]]:
+        async def fetch_and_prime(request: UpstreamRequest) -> ModelT:
+            response = await self._fetch(request, model_type)
+            # Prime before the key's future resolves, so waiting lookups find the entities.
+            saw(request, response)
+            return response
+
+        async def batch(keys: list[UpstreamRequest]) -> list[ModelT | Exception]:
+            return await _settle(fetch_and_prime(key) for key in keys)
+
+        return batch
+
+    async def _fetch_strings(self, request: UpstreamRequest) -> list[str]:
+        async with self._slots:
+            body = await self._client.get_json(request, self._credentials, headers=self._headers)
+        return _StringList.model_validate({"items": body}).items
+
+    async def _strings_batch(self, keys: list[UpstreamRequest]) -> list[list[str] | Exception]:
+        return await _settle(self._fetch_strings(key) for key in keys)
+
+    @staticmethod
+    def _batch_each(
+        find: Callable[[K], Awaitable[V]],
+    ) -> Callable[[list[K]], Awaitable[list[V | Exception]]]:
+        async def batch(keys: list[K]) -> list[V | Exception]:
+            return await _settle(find(key) for key in keys)
+
+        return batch
+
+    # -- priming ------------------------------------------------------------------------------
+
+    def _saw_user(self, user: m.MinimalUser) -> None:
+        self._seen_users.setdefault(user.id, user)
+        self.user.prime(user.id, user)
+
+    def _saw_sessions(self, request: UpstreamRequest, response: m.ListSessionsResponse) -> None:
+        whole = request in self._whole_session_requests
+        for session in response.sessions:
+            self._saw_user(session.initiator)
+            if whole:
+                ref = SessionRef(session.id, session.initiator.id)
+                self._seen_sessions.setdefault(ref, session)
+                self.session.prime(ref, session)
+
+    def _saw_interceptions(self, _: UpstreamRequest, response: m.ListInterceptionsResponse) -> None:
+        for item in response.results:
+            self._saw_user(item.initiator)
+            ref = InterceptionRef(item.id, item.initiator.id, item.started_at)
+            self._seen_interceptions.setdefault(ref, item)
+            self.interception.prime(ref, item)
+
+    def _saw_threads(self, _: UpstreamRequest, response: m.SessionThreadsResponse) -> None:
+        self._saw_user(response.initiator)
+        session = SessionRef(response.id, response.initiator.id)
+        for thread in response.threads:
+            ref = ThreadRef(session, thread.id)
+            self._seen_threads.setdefault(ref, thread)
+            self.thread.prime(ref, thread)
+
+    def _track(self, future: asyncio.Future[V]) -> asyncio.Future[V]:
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+        return future
+
+    async def _quiesce(self) -> None:
+        """Wait for the list loads in flight (their failures are their awaiters' business)."""
+        pending = [future for future in self._inflight if not future.done()]
+        if pending:
+            await asyncio.wait(pending)
+
+    # -- pages --------------------------------------------------------------------------------
+
+    async def sessions_page(
+        self,
+        session_filter: SessionFilter,
+        *,
+        limit: int,
+        after_session_id: str | None = None,
+        whole_sessions: bool = False,
+    ) -> m.ListSessionsResponse:
+        """One page of `GET /sessions`.
+
+        `whole_sessions` says the filter selects whole sessions (only initiator/session id), so
+        the aggregates are exact and may prime the by-id session loader.
+        """
+        request = sessions_request(session_filter, limit=limit, after_session_id=after_session_id)
+        if whole_sessions:
+            self._whole_session_requests.add(request)
+        return await self._track(self.sessions.load(request))
+
+    async def interceptions_page(
+        self, interception_filter: InterceptionFilter, *, limit: int, after_id: UUID | None = None
+    ) -> m.ListInterceptionsResponse:
+        """One page of `GET /interceptions`."""
+        request = interceptions_request(
+            interception_filter, limit=limit, after_id=str(after_id) if after_id else None
+        )
+        return await self._track(self.interceptions.load(request))
+
+    async def threads_page(
+        self,
+        session_id: str,
+        *,
+        limit: int,
+        after_id: UUID | None = None,
+        before_id: UUID | None = None,
+    ) -> m.SessionThreadsResponse:
+        """One page of `GET /sessions/{id}`."""
+        request = session_threads_request(
+            session_id,
+            limit=limit,
+            after_id=str(after_id) if after_id else None,
+            before_id=str(before_id) if before_id else None,
+        )
+        return await self._track(self.session_threads.load(request))
+
+    async def strings(self, kind: str, prefix: str | None) -> list[str]:
+        """Every model (`kind="models"`) or client name, paging by `offset` until exhausted."""
+        loader, build = (
+            (self.models, models_request) if kind == "models" else (self.clients, clients_request)
+        )
+        out: list[str] = []
+        for page in range(_MAX_LOOKUP_PAGES):
+            offset = page * LIST_LIMIT_MAX
+            batch = await loader.load(build(prefix, limit=LIST_LIMIT_MAX, offset=offset or None))
+            out.extend(batch)
+            if len(batch) < LIST_LIMIT_MAX:
+                break
+        return out
+
+    # -- by-id fallbacks ----------------------------------------------------------------------
+
+    async def _find_user(self, user_id: UUID) -> m.MinimalUser:
+        await self._quiesce()
+        if user_id in self._seen_users:
+            return self._seen_users[user_id]
+        # No users endpoint in the AI Bridge API: a user is known through their sessions.
+        page = await self.sessions_page(SessionFilter(initiator=str(user_id)), limit=1)
+        if not page.sessions:
+            raise NotFound(f"User {user_id} not found (no AI Bridge sessions visible).")
+        return page.sessions[0].initiator
+
+    async def find_session(self, session_id: str, initiator: str | None) -> m.Session:
+        """The session with this id (of this initiator, if given): one `GET /sessions` call."""
+        page = await self.sessions_page(
+            SessionFilter(session_id=session_id, initiator=initiator),
+            limit=1,
+            whole_sessions=True,
+        )
+        if not page.sessions:
+            raise NotFound(f"Session {session_id!r} not found.")
+        return page.sessions[0]
+
+    async def _find_session(self, ref: SessionRef) -> m.Session:
+        await self._quiesce()
+        if ref in self._seen_sessions:
+            return self._seen_sessions[ref]
+        return await self.find_session(ref.session_id, str(ref.initiator_id))
+
+    async def _find_interception(self, ref: InterceptionRef) -> m.Interception:
+        await self._quiesce()
+        if ref in self._seen_interceptions:
+            return self._seen_interceptions[ref]
+        # Bounds are inclusive and started_before must be strictly after started_after.
+        window = InterceptionFilter(
+            initiator=str(ref.initiator_id),
+            started_after=ref.started_at,
+            started_before=ref.started_at + timedelta(microseconds=1),
+        )
+        after: UUID | None = None
+        for _ in range(_MAX_LOOKUP_PAGES):
+            page = await self.interceptions_page(window, limit=LIST_LIMIT_MAX, after_id=after)
+            for item in page.results:
+                if item.id == ref.id:
+                    return item
+            if len(page.results) < LIST_LIMIT_MAX:
+                break
+            after = page.results[-1].id
+        raise NotFound(f"Interception {ref.id} not found.")
+
+    async def _find_thread(self, ref: ThreadRef) -> m.Thread:
+        await self._quiesce()
+        if ref in self._seen_threads:
+            return self._seen_threads[ref]
+        after: UUID | None = None
+        for _ in range(_MAX_LOOKUP_PAGES * 20):
+            page = await self.threads_page(
+                ref.session.session_id, limit=THREADS_LIMIT_MAX, after_id=after
+            )
+            found = _first(page.threads, lambda t: t.id == ref.thread_id)
+            if found is not None:
+                return found
+            if len(page.threads) < THREADS_LIMIT_MAX:
+                break
+            after = page.threads[-1].id
+        raise NotFound(f"Thread {ref.thread_id} not found in session {ref.session.session_id!r}.")
+
+
+def _first(items: Sequence[V], predicate: Callable[[V], bool]) -> V | None:
+    return next((item for item in items if predicate(item)), None)
+
+
+def loader_cache_size(loader: DataLoader[Any, Any]) -> int:
+    """How many keys a loader holds (for tests and metrics)."""
+    return len(loader._cache)

@@ -1,0 +1,95 @@
+"""Running the apps: start a site (port 0 allowed), poll readiness, wait for a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+from aiohttp import web
+
+from aibridge_graphql.gateway.app import create_app
+from aibridge_graphql.gateway.graphiql import OfflineGraphiQL, offline_graphiql
+from aibridge_graphql.settings import Settings
+
+
+@dataclass(frozen=True)
+class Started:
+    """A started app: its runner (to clean up) and the address it listens on."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        """`http://host:port` of the app."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def build_gateway(settings: Settings, graphiql: OfflineGraphiQL | None = None) -> web.Application:
+    """The gateway app as `serve` and `demo` run it: GraphiQL from local assets when installed."""
+    graphiql = graphiql or offline_graphiql(settings)
+    return create_app(settings, ide_html=graphiql.ide_html, setup=[graphiql.setup])
+
+
+async def start_app(app: web.Application, host: str, port: int) -> Started:
+    """Start `app` on `host:port` (0 picks a free port) and return where it listens."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound = runner.addresses[0]
+    return Started(runner, host, int(bound[1]))
+
+
+async def wait_until_ok(
+    url: str, *, headers: Mapping[str, str] | None = None, within: float = 15.0
+) -> None:
+    """Poll `url` until it answers 200, or raise `TimeoutError` after `within` seconds."""
+    deadline = time.monotonic() + within
+    last = "no answer"
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            try:
+                response = await client.get(url, headers=dict(headers or {}))
+            except httpx.TransportError as error:
+                last = type(error).__name__
+            else:
+                if response.status_code == 200:
+                    return
+                last = f"HTTP {response.status_code}"
+            # A short pause between polls; the loop is bounded by the deadline.
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"{url} not ready after {within:g}s ({last})")
+
+
+async def wait_for_shutdown_signal() -> None:
+    """Return on SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def run_gateway(settings: Settings) -> None:
+    """Serve the gateway on `settings.host:port` until SIGINT/SIGTERM."""
+    started = await start_app(build_gateway(settings), settings.host, settings.port)
+    try:
+        # One line a script (or a test) can read to find the port when it asked for 0.
+        print(f"Gateway listening on {started.base_url}/graphql", flush=True)
+        await wait_for_shutdown_signal()
+    finally:
+        await started.runner.cleanup()

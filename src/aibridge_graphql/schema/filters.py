@@ -1,0 +1,110 @@
+"""GraphQL filter inputs, mapped to the upstream's typed `q` filters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import strawberry
+
+from aibridge_graphql.upstream import query as q
+
+_INITIATOR = "A user: Coder user UUID, username, or `me` for the caller."
+_DATES = (
+    "Dates are inclusive bounds on each interception's start time (RFC 3339; a time without an "
+    "offset is taken as UTC)."
+)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+@strawberry.input(
+    description=f"Filters of `interceptions` (the upstream `q` keys). {_DATES}",
+)
+class InterceptionFilter:
+    initiator: str | None = strawberry.field(default=None, description=_INITIATOR)
+    provider: str | None = strawberry.field(
+        default=None, description="Runtime provider type, e.g. `openai`, `anthropic`."
+    )
+    provider_name: str | None = strawberry.field(
+        default=None, description="A configured provider's name; unknown names are an error."
+    )
+    model: str | None = strawberry.field(default=None, description="Exact model name.")
+    client: str | None = strawberry.field(
+        default=None, description="Exact client name; `Unknown` matches interceptions without one."
+    )
+    started_after: datetime | None = strawberry.field(
+        default=None, description="Only interceptions started at or after this time."
+    )
+    started_before: datetime | None = strawberry.field(
+        default=None, description="Only interceptions started at or before this time."
+    )
+
+    def to_upstream(self) -> q.InterceptionFilter:
+        return q.InterceptionFilter(
+            initiator=self.initiator,
+            provider=self.provider,
+            provider_name=self.provider_name,
+            model=self.model,
+            client=self.client,
+            started_after=_utc(self.started_after),
+            started_before=_utc(self.started_before),
+        )
+
+
+@strawberry.input(
+    description=(
+        f"Filters of `sessions` (the upstream `q` keys). {_DATES} Filters other than `initiator` "
+        "and `sessionId` select interceptions, so a session's `threadCount`, `startedAt` and "
+        "`endedAt` then cover only its matching interceptions, as in the REST API."
+    ),
+)
+class SessionFilter:
+    initiator: str | None = strawberry.field(default=None, description=_INITIATOR)
+    provider: str | None = strawberry.field(
+        default=None, description="Runtime provider type, e.g. `openai`, `anthropic`."
+    )
+    provider_name: str | None = strawberry.field(
+        default=None, description="A configured provider's name; unknown names are an error."
+    )
+    model: str | None = strawberry.field(default=None, description="Exact model name.")
+    client: str | None = strawberry.field(
+        default=None, description="Exact client name; `Unknown` matches sessions without one."
+    )
+    session_id: str | None = strawberry.field(default=None, description="Exact session id.")
+    started_after: datetime | None = strawberry.field(
+        default=None, description="Only interceptions started at or after this time."
+    )
+    started_before: datetime | None = strawberry.field(
+        default=None, description="Only interceptions started at or before this time."
+    )
+
+    def to_upstream(self) -> q.SessionFilter:
+        return q.SessionFilter(
+            initiator=self.initiator,
+            provider=self.provider,
+            provider_name=self.provider_name,
+            model=self.model,
+            client=self.client,
+            session_id=self.session_id,
+            started_after=_utc(self.started_after),
+            started_before=_utc(self.started_before),
+        )
+
+    @property
+    def selects_whole_sessions(self) -> bool:
+        """True when only whole-session keys are set, so aggregates are unfiltered."""
+        return all(
+            value is None
+            for value in (
+                self.provider,
+                self.provider_name,
+                self.model,
+                self.client,
+                self.started_after,
+                self.started_before,
+            )
+        )

@@ -1,0 +1,120 @@
+"""Opaque global IDs and cursors: URL-safe base64 of a typed JSON tuple.
+
+A global ID carries everything needed to find the entity again with one upstream call, because
+the AI Bridge API has no get-by-id for interceptions (see `schema/node.py`). A user's global ID
+is its Coder UUID itself: UUIDs are globally unique and never collide with the base64 ids here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import TypeVar, assert_never
+from uuid import UUID
+
+from aibridge_graphql.gateway.errors import BadUserInput
+from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
+
+
+def _encode(parts: list[str]) -> str:
+    raw = json.dumps(parts, separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(value: str, what: str) -> list[str]:
+    """Decode a typed tuple; any malformation is the caller's input error, never a 500."""
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        parts = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode())
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raise BadUserInput(f"Malformed {what}: {value!r}.") from exc
+    if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
+        raise BadUserInput(f"Malformed {what}: {value!r}.")
+    return parts
+
+
+AnyRef = InterceptionRef | SessionRef | ThreadRef | UserRef
+_RefT = TypeVar("_RefT", InterceptionRef, SessionRef, ThreadRef, UserRef)
+
+
+def encode_global_id(ref: AnyRef) -> str:
+    """The opaque Node ID of an entity."""
+    match ref:
+        case UserRef(id=user_id):
+            return str(user_id)
+        case InterceptionRef():
+            return _encode(
+                ["Interception", str(ref.id), str(ref.initiator_id), ref.started_at.isoformat()]
+            )
+        case SessionRef():
+            return _encode(["Session", str(ref.initiator_id), ref.session_id])
+        case ThreadRef():
+            return _encode(
+                [
+                    "Thread",
+                    str(ref.session.initiator_id),
+                    ref.session.session_id,
+                    str(ref.thread_id),
+                ]
+            )
+        case _:
+            assert_never(ref)
+
+
+def _uuid(value: str, what: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError as exc:
+        raise BadUserInput(f"Malformed {what}.") from exc
+
+
+def decode_global_id(value: str) -> AnyRef:
+    """Parse a Node ID; malformed or unknown-type IDs raise `BadUserInput`."""
+    try:
+        return UserRef(UUID(value))
+    except ValueError:
+        pass
+    parts = _decode(value, "node ID")
+    kind, rest = parts[0], parts[1:]
+    if kind == "Interception" and len(rest) == 3:
+        try:
+            started_at = datetime.fromisoformat(rest[2])
+        except ValueError as exc:
+            raise BadUserInput("Malformed node ID.") from exc
+        if started_at.tzinfo is None:
+            raise BadUserInput("Malformed node ID.")
+        return InterceptionRef(_uuid(rest[0], "node ID"), _uuid(rest[1], "node ID"), started_at)
+    if kind == "Session" and len(rest) == 2:
+        return SessionRef(session_id=rest[1], initiator_id=_uuid(rest[0], "node ID"))
+    if kind == "Thread" and len(rest) == 3:
+        session = SessionRef(session_id=rest[1], initiator_id=_uuid(rest[0], "node ID"))
+        return ThreadRef(session=session, thread_id=_uuid(rest[2], "node ID"))
+    raise BadUserInput(f"Malformed node ID: {value!r}.")
+
+
+def decode_typed_global_id(value: str, expected: type[_RefT]) -> _RefT:
+    """Parse a Node ID that must be of one type (e.g. a federation key)."""
+    ref = decode_global_id(value)
+    if not isinstance(ref, expected):
+        name = expected.__name__.removesuffix("Ref")
+        raise BadUserInput(f"The ID {value!r} is not a {name} ID.")
+    return ref
+
+
+# Cursors: the upstream cursor value, tagged with the connection kind so a cursor of one
+# connection is rejected by another with a clear message.
+
+
+def encode_cursor(kind: str, value: str) -> str:
+    """An opaque Relay cursor wrapping one upstream cursor value."""
+    return _encode([f"{kind}Cursor", value])
+
+
+def decode_cursor(kind: str, cursor: str) -> str:
+    """The upstream cursor value inside a cursor of `kind`; `BadUserInput` otherwise."""
+    parts = _decode(cursor, "cursor")
+    if len(parts) != 2 or parts[0] != f"{kind}Cursor":
+        raise BadUserInput(f"The cursor {cursor!r} is not a {kind} cursor.")
+    return parts[1]

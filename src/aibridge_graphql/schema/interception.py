@@ -1,0 +1,96 @@
+"""The `Interception` entity: one proxied LLM request/response as AI Bridge recorded it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from aibridge_graphql.gateway.refs import InterceptionRef
+from aibridge_graphql.schema.ids import decode_typed_global_id, encode_cursor, encode_global_id
+from aibridge_graphql.schema.node import Info, Node, json_value, loaders_of, resolver
+from aibridge_graphql.schema.pagination import PageInfo
+from aibridge_graphql.schema.usage import TokenUsage, ToolUsage, UserPrompt
+from aibridge_graphql.schema.user import User
+from aibridge_graphql.upstream import models as m
+
+
+@strawberry.federation.type(
+    keys=["id"],
+    description=(
+        "One intercepted LLM request (an item of `GET /interceptions`). Its federation key is the "
+        "global `id`, not `interceptionId`: the REST API cannot fetch an interception by its UUID "
+        "alone, while the global ID also carries the initiator and start time needed to refetch "
+        "it with one call."
+    ),
+)
+class Interception(Node):
+    id: strawberry.ID = strawberry.field(description="The opaque global ID.")
+    interception_id: strawberry.ID = strawberry.field(description="The upstream UUID.")
+    api_key_id: str | None = strawberry.field(description="The Coder API key id used, if any.")
+    client: str | None = strawberry.field(description="The detected client, e.g. `Claude Code`.")
+    initiator: User = strawberry.field(description="Who made the request.")
+    provider: str = strawberry.field(description="The runtime provider type, e.g. `anthropic`.")
+    provider_name: str = strawberry.field(description="The configured provider's name.")
+    model: str = strawberry.field(description="The model asked for.")
+    started_at: datetime = strawberry.field(description="When the request started.")
+    ended_at: datetime | None = strawberry.field(description="When it ended.")
+    metadata: JSON | None = strawberry.field(description="Interception metadata.")
+    token_usages: list[TokenUsage] = strawberry.field(description="Token usage, oldest first.")
+    user_prompts: list[UserPrompt] = strawberry.field(description="User prompts, oldest first.")
+    tool_usages: list[ToolUsage] = strawberry.field(description="Tool usages, oldest first.")
+
+    @classmethod
+    def from_model(cls, raw: m.Interception) -> Interception:
+        ref = InterceptionRef(raw.id, raw.initiator.id, raw.started_at)
+        return cls(
+            id=strawberry.ID(encode_global_id(ref)),
+            interception_id=strawberry.ID(str(raw.id)),
+            api_key_id=raw.api_key_id,
+            client=raw.client,
+            initiator=User.from_model(raw.initiator),
+            provider=raw.provider,
+            provider_name=raw.provider_name,
+            model=raw.model,
+            started_at=raw.started_at,
+            ended_at=raw.ended_at,
+            metadata=json_value(raw.metadata),
+            token_usages=[TokenUsage.from_model(item) for item in raw.token_usages],
+            user_prompts=[UserPrompt.from_model(item) for item in raw.user_prompts],
+            tool_usages=[ToolUsage.from_model(item) for item in raw.tool_usages],
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Interception:
+        """Federation: resolve an `Interception` representation through the loaders."""
+        ref = decode_typed_global_id(str(id), InterceptionRef)
+        return cls.from_model(await loaders_of(info).interception.load(ref))
+
+
+@strawberry.type(description="An edge of an interception connection.")
+class InterceptionEdge:
+    cursor: str = strawberry.field(description="Opaque cursor of this edge.")
+    node: Interception = strawberry.field(description="The interception.")
+
+
+@strawberry.type(
+    description="A page of interceptions, newest first (`started_at DESC, id DESC` upstream)."
+)
+class InterceptionConnection:
+    edges: list[InterceptionEdge] = strawberry.field(description="The edges of this page.")
+    page_info: PageInfo = strawberry.field(description="Exact page information.")
+    total_count: int = strawberry.field(
+        description="How many interceptions match the filter (the upstream `count`)."
+    )
+
+    @resolver("The interceptions of this page (the edges' nodes).")
+    def nodes(self) -> list[Interception]:
+        return [edge.node for edge in self.edges]
+
+
+def interception_edge(raw: m.Interception) -> InterceptionEdge:
+    """An edge whose cursor is the upstream `after_id` value."""
+    return InterceptionEdge(
+        cursor=encode_cursor("Interception", str(raw.id)), node=Interception.from_model(raw)
+    )

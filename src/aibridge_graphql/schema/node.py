@@ -1,0 +1,54 @@
+"""The Relay `Node` interface and the context helpers resolvers share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import strawberry
+from strawberry.scalars import JSON
+
+from aibridge_graphql.gateway.context import GatewayContext
+from aibridge_graphql.gateway.loaders import Loaders
+
+NODE_DESCRIPTION = (
+    "An object with a global ID, refetchable with `node(id:)`. The AI Bridge REST API has no "
+    "get-by-id for most entities, so each global ID carries what one list call needs to find the "
+    "entity again: an Interception ID holds its UUID, initiator and exact start time (refetched "
+    "with a one-microsecond `started_after`/`started_before` window on `GET /interceptions`); a "
+    "Session ID holds its initiator and session id (one `GET /sessions` call filtered by "
+    "`session_id` and `initiator`); a Thread ID holds its session and thread UUID "
+    "(`GET /sessions/{id}` pages of 200 until found, usually one call, plus the session's call); "
+    "a User's ID is its Coder UUID (found through the user's sessions). Entities already seen in "
+    "the same request cost nothing more."
+)
+
+
+@strawberry.interface(description=NODE_DESCRIPTION)
+class Node:
+    id: strawberry.ID = strawberry.field(description="The opaque global ID.")
+
+
+Info = strawberry.Info[GatewayContext, None]
+
+
+def loaders_of(info: Info) -> Loaders:
+    """The request's loaders."""
+    return info.context.loaders
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def resolver(description: str) -> Callable[[F], F]:
+    """`@strawberry.field(description=...)` for a resolver method, typed for mypy --strict.
+
+    Strawberry types the no-resolver form of `strawberry.field` as `Any`; at runtime the
+    decorated attribute is a `StrawberryField`, which only Strawberry calls.
+    """
+    return cast(Callable[[F], F], strawberry.field(description=description))
+
+
+def json_value(value: object) -> JSON:
+    """An upstream JSON value (metadata objects) as the `JSON` scalar."""
+    return cast(JSON, value)

@@ -1,0 +1,151 @@
+"""Relay cursor connections over the upstream's cursors: argument checks and exact page info.
+
+`first/after` become `limit = first + 1` plus the upstream cursor (`after_id`,
+`after_session_id`): the extra row tells `hasNextPage` exactly and is dropped. Nothing is fetched
+whole and sliced. `hasPreviousPage` is true exactly when `after` was given, because the upstream
+rejects an `after` cursor that does not name an existing row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
+
+import strawberry
+
+from aibridge_graphql.gateway.errors import BadUserInput
+from aibridge_graphql.schema.ids import decode_cursor
+from aibridge_graphql.settings import Settings
+
+T = TypeVar("T")
+
+
+@strawberry.type(description="Relay page information (cursor connections spec).")
+class PageInfo:
+    has_next_page: bool = strawberry.field(
+        description="True exactly when more items follow this page."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="True exactly when items precede this page."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="Cursor of the first edge, null when the page is empty."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the last edge, null when the page is empty."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Validated `first/after`: `after` is the decoded upstream cursor value."""
+
+    first: int
+    after: str | None
+
+    @property
+    def limit(self) -> int:
+        """What to ask the upstream for: one more row than needed, to see past the page."""
+        return self.first + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Backward:
+    """Validated `last/before`: `before` is the decoded upstream cursor value."""
+
+    last: int
+    before: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of items plus its exact page info flags."""
+
+    items: Sequence[T]
+    has_next_page: bool
+    has_previous_page: bool
+
+
+def _check_size(name: str, value: int, maximum: int) -> None:
+    if value < 0:
+        raise BadUserInput(f"`{name}` must not be negative (got {value}).")
+    if value > maximum:
+        raise BadUserInput(f"`{name}` must be at most {maximum} (got {value}).")
+
+
+def page_size_limit(settings: Settings, upstream_max: int) -> int:
+    """The largest `first`/`last` a connection takes: the setting, within the upstream's cap."""
+    return min(settings.max_page_size, upstream_max - 1)
+
+
+def forward_args(
+    kind: str, first: int | None, after: str | None, *, settings: Settings, upstream_max: int
+) -> Forward:
+    """Validate `first/after` for a forward-only connection."""
+    size = settings.default_page_size if first is None else first
+    _check_size("first", size, page_size_limit(settings, upstream_max))
+    return Forward(first=size, after=decode_cursor(kind, after) if after is not None else None)
+
+
+def both_ways_args(
+    kind: str,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    *,
+    settings: Settings,
+    upstream_max: int,
+) -> Forward | Backward:
+    """Validate `first/after/last/before` for a connection that pages both ways."""
+    if first is not None and last is not None:
+        raise BadUserInput("Pass either `first` or `last`, not both.")
+    if after is not None and before is not None:
+        raise BadUserInput("Pass either `after` or `before`, not both.")
+    if last is not None or before is not None:
+        if after is not None or first is not None:
+            raise BadUserInput("`last`/`before` cannot be combined with `first`/`after`.")
+        size = settings.default_page_size if last is None else last
+        _check_size("last", size, page_size_limit(settings, upstream_max))
+        return Backward(last=size, before=decode_cursor(kind, before) if before else None)
+    return forward_args(kind, first, after, settings=settings, upstream_max=upstream_max)
+
+
+def forward_page(items: Sequence[T], args: Forward) -> Page[T]:
+    """Cut an upstream page fetched with `args.limit` to the Relay page."""
+    return Page(
+        items=items[: args.first],
+        has_next_page=len(items) > args.first,
+        has_previous_page=args.after is not None,
+    )
+
+
+def page_info(cursors: Sequence[str], page: Page[T]) -> PageInfo:
+    """The `PageInfo` of a page whose edges have these cursors."""
+    return PageInfo(
+        has_next_page=page.has_next_page,
+        has_previous_page=page.has_previous_page,
+        start_cursor=cursors[0] if cursors else None,
+        end_cursor=cursors[-1] if cursors else None,
+    )
+
+
+# Connection arguments, described once.
+First = Annotated[
+    int | None,
+    strawberry.argument(
+        description="Page size forwards (default: the server's default page size; at most the "
+        "maximum page size)."
+    ),
+]
+After = Annotated[
+    str | None, strawberry.argument(description="Return the items after this cursor.")
+]
+Last = Annotated[
+    int | None,
+    strawberry.argument(description="Page size backwards, from the end or from `before`."),
+]
+Before = Annotated[
+    str | None, strawberry.argument(description="Return the items before this cursor.")
+]

@@ -1,0 +1,212 @@
+"""The root `Query`: Relay `node`/`nodes`, the session and interception lists, models, clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Annotated
+from uuid import UUID
+
+import strawberry
+
+from aibridge_graphql.gateway.errors import BadUserInput
+from aibridge_graphql.gateway.loaders import LIST_LIMIT_MAX, Loaders
+from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
+from aibridge_graphql.schema.filters import InterceptionFilter, SessionFilter
+from aibridge_graphql.schema.ids import decode_global_id
+from aibridge_graphql.schema.interception import (
+    Interception,
+    InterceptionConnection,
+    interception_edge,
+)
+from aibridge_graphql.schema.node import NODE_DESCRIPTION, Info, Node, loaders_of, resolver
+from aibridge_graphql.schema.pagination import (
+    After,
+    First,
+    forward_args,
+    forward_page,
+    page_info,
+)
+from aibridge_graphql.schema.session import Session, SessionConnection, session_edge
+from aibridge_graphql.schema.thread import Thread
+from aibridge_graphql.schema.user import User
+from aibridge_graphql.settings import Settings
+
+_PARTIAL = " Null with an error when the upstream call fails; sibling fields are unaffected."
+_MAX_NODES = 100
+
+GlobalId = Annotated[strawberry.ID, strawberry.argument(description="A global ID (`Node.id`).")]
+GlobalIds = Annotated[
+    list[strawberry.ID],
+    strawberry.argument(description=f"Up to {_MAX_NODES} global IDs (`Node.id`)."),
+]
+Prefix = Annotated[
+    str | None, strawberry.argument(description="Only names starting with this (case-sensitive).")
+]
+SessionIdArg = Annotated[
+    str, strawberry.argument(description="The upstream session id (`Session.sessionId`).")
+]
+InitiatorArg = Annotated[
+    str | None,
+    strawberry.argument(description="The session's user: Coder UUID, username, or `me`."),
+]
+SessionFilterArg = Annotated[
+    SessionFilter | None, strawberry.argument(description="Narrow the list (all keys ANDed).")
+]
+InterceptionFilterArg = Annotated[
+    InterceptionFilter | None,
+    strawberry.argument(description="Narrow the list (all keys ANDed)."),
+]
+
+
+async def resolve_node(loaders: Loaders, global_id: str) -> Node:
+    """Fetch any entity by its global ID through the request's loaders."""
+    ref = decode_global_id(global_id)
+    match ref:
+        case UserRef():
+            return User.from_model(await loaders.user.load(ref.id))
+        case SessionRef():
+            return Session.from_model(await loaders.session.load(ref), exact=True)
+        case InterceptionRef():
+            return Interception.from_model(await loaders.interception.load(ref))
+        case ThreadRef():
+            # Both lookups run together; settle both so no failure goes unobserved.
+            raw_thread, raw_session = await asyncio.gather(
+                loaders.thread.load(ref), loaders.session.load(ref.session), return_exceptions=True
+            )
+            if isinstance(raw_thread, BaseException):
+                raise raw_thread
+            if isinstance(raw_session, BaseException):
+                raise raw_session
+            return Thread.from_model(raw_thread, Session.from_model(raw_session, exact=True))
+    raise BadUserInput(f"Malformed node ID: {global_id!r}.")  # pragma: no cover
+
+
+async def sessions_connection(
+    loaders: Loaders,
+    settings: Settings,
+    first: int | None,
+    after: str | None,
+    session_filter: SessionFilter | None,
+) -> SessionConnection:
+    """A page of `GET /sessions` as a Relay connection."""
+    args = forward_args("Session", first, after, settings=settings, upstream_max=LIST_LIMIT_MAX)
+    gql_filter = session_filter or SessionFilter()
+    whole = gql_filter.selects_whole_sessions
+    response = await loaders.sessions_page(
+        gql_filter.to_upstream(),
+        limit=args.limit,
+        after_session_id=args.after,
+        whole_sessions=whole,
+    )
+    page = forward_page(response.sessions, args)
+    edges = [session_edge(raw, exact=whole) for raw in page.items]
+    return SessionConnection(
+        edges=edges,
+        page_info=page_info([edge.cursor for edge in edges], page),
+        total_count=response.count,
+    )
+
+
+async def interceptions_connection(
+    loaders: Loaders,
+    settings: Settings,
+    first: int | None,
+    after: str | None,
+    interception_filter: InterceptionFilter | None,
+) -> InterceptionConnection:
+    """A page of `GET /interceptions` as a Relay connection."""
+    args = forward_args(
+        "Interception", first, after, settings=settings, upstream_max=LIST_LIMIT_MAX
+    )
+    try:
+        after_id = UUID(args.after) if args.after is not None else None
+    except ValueError as exc:
+        raise BadUserInput("Malformed interception cursor.") from exc
+    gql_filter = interception_filter or InterceptionFilter()
+    response = await loaders.interceptions_page(
+        gql_filter.to_upstream(), limit=args.limit, after_id=after_id
+    )
+    page = forward_page(response.results, args)
+    edges = [interception_edge(raw) for raw in page.items]
+    return InterceptionConnection(
+        edges=edges,
+        page_info=page_info([edge.cursor for edge in edges], page),
+        total_count=response.count,
+    )
+
+
+def _nodes(loaders: Loaders, ids: list[strawberry.ID]) -> list[Awaitable[Node]]:
+    if len(ids) > _MAX_NODES:
+        raise BadUserInput(f"`ids` takes at most {_MAX_NODES} IDs (got {len(ids)}).")
+    # One awaitable per item: a failing ID becomes a null item with its own error.
+    return [resolve_node(loaders, str(global_id)) for global_id in ids]
+
+
+@strawberry.type(description="The AI Bridge API as a graph. Every field forwards your Coder token.")
+class Query:
+    @resolver(
+        f"Fetch any object by its global ID. {NODE_DESCRIPTION} Malformed IDs give "
+        "BAD_USER_INPUT; unknown or invisible ones null with NOT_FOUND."
+    )
+    async def node(self, info: Info, id: GlobalId) -> Node | None:
+        return await resolve_node(loaders_of(info), str(id))
+
+    @resolver(
+        f"Fetch up to {_MAX_NODES} objects by global ID, in order; each failing ID "
+        "is a null item with its own error."
+    )
+    def nodes(self, info: Info, ids: GlobalIds) -> list[Node | None]:
+        return _nodes(loaders_of(info), ids)  # type: ignore[return-value]
+
+    @resolver(
+        "Sessions, most recently active first (`GET /sessions`, one call per page)." + _PARTIAL
+    )
+    async def sessions(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        filter: SessionFilterArg = None,
+    ) -> SessionConnection | None:
+        return await sessions_connection(
+            loaders_of(info), info.context.settings, first, after, filter
+        )
+
+    @resolver(
+        "One session by its upstream session id (one `GET /sessions` call). When several "
+        "users share a client session id, pass `initiator` (UUID or username) or use "
+        "`node(id:)`; otherwise the most recently active one is returned. Null with "
+        "NOT_FOUND when there is none."
+    )
+    async def session(
+        self, info: Info, session_id: SessionIdArg, initiator: InitiatorArg = None
+    ) -> Session | None:
+        raw = await loaders_of(info).find_session(session_id, initiator)
+        return Session.from_model(raw, exact=True)
+
+    @resolver("Interceptions, newest first (`GET /interceptions`, one call per page)." + _PARTIAL)
+    async def interceptions(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        filter: InterceptionFilterArg = None,
+    ) -> InterceptionConnection | None:
+        return await interceptions_connection(
+            loaders_of(info), info.context.settings, first, after, filter
+        )
+
+    @resolver(
+        "Every model seen, sorted, optionally by name prefix (`GET /models`, paged "
+        "by 1000 until exhausted)." + _PARTIAL
+    )
+    async def models(self, info: Info, prefix: Prefix = None) -> list[str] | None:
+        return await loaders_of(info).strings("models", prefix)
+
+    @resolver(
+        "Every client seen (`Unknown` for none), optionally by name prefix "
+        "(`GET /clients`, paged by 1000 until exhausted)." + _PARTIAL
+    )
+    async def clients(self, info: Info, prefix: Prefix = None) -> list[str] | None:
+        return await loaders_of(info).strings("clients", prefix)

@@ -1,0 +1,144 @@
+"""The `Session` entity (a (session id, initiator) group of interceptions) and its connection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from aibridge_graphql.gateway.loaders import THREADS_LIMIT_MAX, Loaders
+from aibridge_graphql.gateway.refs import SessionRef
+from aibridge_graphql.schema.ids import decode_typed_global_id, encode_cursor, encode_global_id
+from aibridge_graphql.schema.node import Info, Node, json_value, loaders_of, resolver
+from aibridge_graphql.schema.pagination import After, Before, First, Last, PageInfo, both_ways_args
+from aibridge_graphql.schema.thread import ThreadConnection, thread_connection
+from aibridge_graphql.schema.usage import TokenUsageSummary
+from aibridge_graphql.schema.user import User
+from aibridge_graphql.upstream import models as m
+
+_THREADS_DESCRIPTION = (
+    "The session's threads, oldest first. Pages forwards (`first`/`after`, one "
+    "`GET /sessions/{id}` call) and backwards (`last`/`before`, exact despite the upstream "
+    "`before_id` counting from the session start: one call for sessions of up to 200 earlier "
+    "threads, one more per further 200). `last` without `before` returns the session's last "
+    "threads. Null with an error when the upstream call fails."
+)
+
+
+@strawberry.federation.type(
+    keys=["id"],
+    description=(
+        "An AI Bridge session: the interceptions one user made under one client session id (or a "
+        "lone interception). Federation key: the global `id` (it carries the initiator, which the "
+        "session id alone does not determine)."
+    ),
+)
+class Session(Node):
+    id: strawberry.ID = strawberry.field(description="The opaque global ID.")
+    session_id: str = strawberry.field(
+        description="The upstream session id: the client's session id or the interception UUID."
+    )
+    client: str | None = strawberry.field(description="The client of its first interception.")
+    initiator: User = strawberry.field(description="Who made the session.")
+    providers: list[str] = strawberry.field(description="Provider types used, sorted.")
+    models: list[str] = strawberry.field(description="Models used, sorted.")
+    started_at: datetime = strawberry.field(description="Start of its first interception.")
+    ended_at: datetime | None = strawberry.field(description="End of its last interception.")
+    last_active_at: datetime | None = strawberry.field(
+        description="Time of its latest prompt (or its start); sessions are listed by it."
+    )
+    last_prompt: str | None = strawberry.field(description="Its latest user prompt, if any.")
+    thread_count: int = strawberry.field(description="How many threads (root interceptions).")
+    token_usage: TokenUsageSummary = strawberry.field(
+        description="Tokens used over the whole session (`metadata` is null: not listed upstream)."
+    )
+    metadata: JSON | None = strawberry.field(description="Metadata of its first interception.")
+    raw: strawberry.Private[m.Session]
+    exact: strawberry.Private[bool]
+
+    @classmethod
+    def from_model(cls, raw: m.Session, *, exact: bool) -> Session:
+        """`exact` says the aggregates cover the whole session (no interception filter)."""
+        return cls(
+            id=strawberry.ID(encode_global_id(SessionRef(raw.id, raw.initiator.id))),
+            session_id=raw.id,
+            client=raw.client,
+            initiator=User.from_model(raw.initiator),
+            providers=list(raw.providers),
+            models=list(raw.models),
+            started_at=raw.started_at,
+            ended_at=raw.ended_at,
+            last_active_at=raw.last_active_at,
+            last_prompt=raw.last_prompt,
+            thread_count=raw.threads,
+            token_usage=TokenUsageSummary.from_session(raw.token_usage_summary),
+            metadata=json_value(raw.metadata),
+            raw=raw,
+            exact=exact,
+        )
+
+    @property
+    def ref(self) -> SessionRef:
+        """The by-id key of this session."""
+        return SessionRef(self.raw.id, self.raw.initiator.id)
+
+    async def exact_thread_count(self, loaders: Loaders) -> int:
+        """The session's thread count, refetched unfiltered when this copy was filtered."""
+        if self.exact:
+            return self.raw.threads
+        return (await loaders.session.load(self.ref)).threads
+
+    @resolver(_THREADS_DESCRIPTION)
+    async def threads(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> ThreadConnection | None:
+        args = both_ways_args(
+            "Thread",
+            first,
+            after,
+            last,
+            before,
+            settings=info.context.settings,
+            upstream_max=THREADS_LIMIT_MAX,
+        )
+        return await thread_connection(loaders_of(info), self, args)
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Session:
+        """Federation: resolve a `Session` representation through the loaders."""
+        ref = decode_typed_global_id(str(id), SessionRef)
+        return cls.from_model(await loaders_of(info).session.load(ref), exact=True)
+
+
+@strawberry.type(description="An edge of a session connection.")
+class SessionEdge:
+    cursor: str = strawberry.field(description="Opaque cursor of this edge.")
+    node: Session = strawberry.field(description="The session.")
+
+
+@strawberry.type(
+    description="A page of sessions, most recently active first (`last_active_at DESC` upstream)."
+)
+class SessionConnection:
+    edges: list[SessionEdge] = strawberry.field(description="The edges of this page.")
+    page_info: PageInfo = strawberry.field(description="Exact page information.")
+    total_count: int = strawberry.field(
+        description="How many sessions match the filter (the upstream `count`)."
+    )
+
+    @resolver("The sessions of this page (the edges' nodes).")
+    def nodes(self) -> list[Session]:
+        return [edge.node for edge in self.edges]
+
+
+def session_edge(raw: m.Session, *, exact: bool) -> SessionEdge:
+    """An edge whose cursor is the upstream `after_session_id` value."""
+    return SessionEdge(
+        cursor=encode_cursor("Session", raw.id), node=Session.from_model(raw, exact=exact)
+    )

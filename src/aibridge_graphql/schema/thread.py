@@ -1,0 +1,188 @@
+"""`Thread` (a root interception and its agentic continuations) and its connection."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Protocol, cast
+from uuid import UUID
+
+import strawberry
+
+from aibridge_graphql.gateway.errors import BadUserInput
+from aibridge_graphql.gateway.loaders import THREADS_LIMIT_MAX, Loaders
+from aibridge_graphql.gateway.refs import SessionRef, ThreadRef
+from aibridge_graphql.schema.ids import encode_cursor, encode_global_id
+from aibridge_graphql.schema.node import Node, resolver
+from aibridge_graphql.schema.pagination import Backward, Forward, Page, PageInfo, forward_page
+from aibridge_graphql.schema.usage import AgenticAction, TokenUsageSummary
+from aibridge_graphql.upstream import models as m
+
+if TYPE_CHECKING:
+    from aibridge_graphql.schema.session import Session
+
+SessionType = Annotated["Session", strawberry.lazy("aibridge_graphql.schema.session")]
+
+
+class ParentSession(Protocol):
+    """What a thread needs of its session (the `Session` type, without importing it)."""
+
+    @property
+    def ref(self) -> SessionRef: ...
+
+    @property
+    def session_id(self) -> str: ...
+
+    async def exact_thread_count(self, loaders: Loaders) -> int: ...
+
+
+@strawberry.type(
+    description=(
+        "A thread of a session: a root interception and the agentic-loop interceptions that "
+        "continue it. Refetchable with `node(id:)`."
+    )
+)
+class Thread(Node):
+    id: strawberry.ID = strawberry.field(description="The opaque global ID.")
+    thread_id: strawberry.ID = strawberry.field(
+        description="The upstream thread id: the root interception's UUID."
+    )
+    prompt: str | None = strawberry.field(description="The first user prompt, if any.")
+    model: str = strawberry.field(description="The root interception's model.")
+    provider: str = strawberry.field(description="The root interception's provider type.")
+    credential_kind: str = strawberry.field(description="How the provider was authenticated.")
+    credential_hint: str = strawberry.field(
+        description="A masked hint of the credential, e.g. `sk-a...efgh`."
+    )
+    started_at: datetime = strawberry.field(description="When the thread started.")
+    ended_at: datetime | None = strawberry.field(description="When its last interception ended.")
+    token_usage: TokenUsageSummary = strawberry.field(
+        description="Tokens used over all interceptions of the thread."
+    )
+    agentic_actions: list[AgenticAction] = strawberry.field(
+        description="One action per interception that called tools, in order."
+    )
+    parent: strawberry.Private[ParentSession]
+
+    @resolver("The session this thread belongs to.")
+    def session(self) -> SessionType:
+        return cast("Session", self.parent)
+
+    @classmethod
+    def from_model(cls, raw: m.Thread, parent: ParentSession) -> Thread:
+        ref = ThreadRef(parent.ref, raw.id)
+        return cls(
+            id=strawberry.ID(encode_global_id(ref)),
+            thread_id=strawberry.ID(str(raw.id)),
+            prompt=raw.prompt,
+            model=raw.model,
+            provider=raw.provider,
+            credential_kind=raw.credential_kind,
+            credential_hint=raw.credential_hint,
+            started_at=raw.started_at,
+            ended_at=raw.ended_at,
+            token_usage=TokenUsageSummary.from_threads(raw.token_usage),
+            agentic_actions=[AgenticAction.from_model(a) for a in raw.agentic_actions],
+            parent=parent,
+        )
+
+
+@strawberry.type(description="An edge of a thread connection.")
+class ThreadEdge:
+    cursor: str = strawberry.field(description="Opaque cursor of this edge.")
+    node: Thread = strawberry.field(description="The thread.")
+
+
+@strawberry.type(
+    description="A page of a session's threads, oldest first (`started_at ASC, id ASC` upstream)."
+)
+class ThreadConnection:
+    edges: list[ThreadEdge] = strawberry.field(description="The edges of this page.")
+    page_info: PageInfo = strawberry.field(description="Exact page information.")
+    count_source: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @resolver("The threads of this page (the edges' nodes).")
+    def nodes(self) -> list[Thread]:
+        return [edge.node for edge in self.edges]
+
+    @resolver(
+        "How many threads the session has. Free when the session came unfiltered; after a "
+        "filtered `sessions` list (whose counts cover only the matching interceptions) it "
+        "costs one `GET /sessions?q=session_id:...` call."
+    )
+    async def total_count(self) -> int:
+        return await self.count_source()
+
+
+def _cursor_uuid(value: str | None) -> UUID | None:
+    if value is None:
+        return None
+    try:
+        return UUID(value)
+    except ValueError as exc:
+        raise BadUserInput("Malformed thread cursor.") from exc
+
+
+async def _threads_before(
+    loaders: Loaders, session_id: str, last: int, before: UUID | None
+) -> Page[m.Thread]:
+    """The `last` threads before `before` (or the end), exactly, despite the upstream quirk.
+
+    `before_id` returns the first N threads before the cursor counted from the session start, so
+    one call of 200 covers sessions of up to 200 earlier threads; beyond that the walk continues
+    forward with `after_id` until the cursor is reached, keeping only a window of `last + 1`.
+    """
+    window: list[m.Thread] = []
+    after: UUID | None = None
+    if before is not None:
+        page = await loaders.threads_page(session_id, limit=THREADS_LIMIT_MAX, before_id=before)
+        window = list(page.threads)
+        if len(page.threads) < THREADS_LIMIT_MAX:
+            return _tail(window, last, has_next=True)
+        after = page.threads[-1].id
+    while True:
+        page = await loaders.threads_page(session_id, limit=THREADS_LIMIT_MAX, after_id=after)
+        ids = [thread.id for thread in page.threads]
+        if before is not None and before in ids:
+            window.extend(page.threads[: ids.index(before)])
+            return _tail(window, last, has_next=True)
+        window.extend(page.threads)
+        window = window[-(last + 1) :]
+        if len(page.threads) < THREADS_LIMIT_MAX:
+            # Reached the end: without `before` that is the point; with it, the cursor vanished.
+            return _tail(window, last, has_next=False)
+        after = page.threads[-1].id
+
+
+def _tail(window: list[m.Thread], last: int, *, has_next: bool) -> Page[m.Thread]:
+    items = window[max(0, len(window) - last) :]
+    return Page(items=items, has_next_page=has_next, has_previous_page=len(window) > last)
+
+
+async def thread_connection(
+    loaders: Loaders, parent: ParentSession, args: Forward | Backward
+) -> ThreadConnection:
+    """The connection of `parent`'s threads for validated arguments."""
+    session_id = parent.session_id
+    if isinstance(args, Forward):
+        after = _cursor_uuid(args.after)
+        response = await loaders.threads_page(session_id, limit=args.limit, after_id=after)
+        page = forward_page(response.threads, args)
+    else:
+        page = await _threads_before(loaders, session_id, args.last, _cursor_uuid(args.before))
+    edges = [
+        ThreadEdge(cursor=encode_cursor("Thread", str(raw.id)), node=Thread.from_model(raw, parent))
+        for raw in page.items
+    ]
+    cursors = [edge.cursor for edge in edges]
+    info = PageInfo(
+        has_next_page=page.has_next_page,
+        has_previous_page=page.has_previous_page,
+        start_cursor=cursors[0] if cursors else None,
+        end_cursor=cursors[-1] if cursors else None,
+    )
+
+    async def count() -> int:
+        return await parent.exact_thread_count(loaders)
+
+    return ThreadConnection(edges=edges, page_info=info, count_source=count)

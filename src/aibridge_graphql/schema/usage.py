@@ -1,0 +1,180 @@
+"""Value types carried inside interceptions and threads: token usage, prompts, tool calls.
+
+None of these are Nodes, so their raw upstream ids are exposed as `<type>Id` rather than `id`:
+Relay normalizes any object with an `id` field by that value, and a tool call and the tool usage
+it comes from share one upstream id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from aibridge_graphql.schema.node import json_value
+from aibridge_graphql.upstream import models as m
+
+
+@strawberry.type(
+    description=(
+        "Summed token counts. `metadata` sums the integer leaves of the providers' token metadata "
+        "by dotted key (e.g. `cache_read_input`); it is null where the REST API does not report it "
+        "(the session list)."
+    )
+)
+class TokenUsageSummary:
+    input_tokens: int = strawberry.field(description="Input (prompt) tokens.")
+    output_tokens: int = strawberry.field(description="Output (completion) tokens.")
+    cache_read_input_tokens: int = strawberry.field(description="Input tokens read from cache.")
+    cache_write_input_tokens: int = strawberry.field(description="Input tokens written to cache.")
+    metadata: JSON | None = strawberry.field(description="Summed numeric token metadata.")
+
+    @classmethod
+    def from_session(cls, raw: m.SessionTokenUsageSummary) -> TokenUsageSummary:
+        return cls(
+            input_tokens=raw.input_tokens,
+            output_tokens=raw.output_tokens,
+            cache_read_input_tokens=raw.cache_read_input_tokens,
+            cache_write_input_tokens=raw.cache_write_input_tokens,
+            metadata=None,
+        )
+
+    @classmethod
+    def from_threads(cls, raw: m.ThreadsTokenUsage) -> TokenUsageSummary:
+        return cls(
+            input_tokens=raw.input_tokens,
+            output_tokens=raw.output_tokens,
+            cache_read_input_tokens=raw.cache_read_input_tokens,
+            cache_write_input_tokens=raw.cache_write_input_tokens,
+            metadata=json_value(raw.metadata),
+        )
+
+
+@strawberry.type(description="One token usage record reported by the provider for a response.")
+class TokenUsage:
+    token_usage_id: strawberry.ID = strawberry.field(description="The upstream record id (UUID).")
+    interception_id: strawberry.ID = strawberry.field(description="The interception's UUID.")
+    provider_response_id: str = strawberry.field(description="The provider's response id.")
+    input_tokens: int = strawberry.field(description="Input (prompt) tokens.")
+    output_tokens: int = strawberry.field(description="Output (completion) tokens.")
+    cache_read_input_tokens: int = strawberry.field(description="Input tokens read from cache.")
+    cache_write_input_tokens: int = strawberry.field(description="Input tokens written to cache.")
+    metadata: JSON | None = strawberry.field(description="Provider-specific token metadata.")
+    created_at: datetime = strawberry.field(description="When it was recorded.")
+
+    @classmethod
+    def from_model(cls, raw: m.TokenUsage) -> TokenUsage:
+        return cls(
+            token_usage_id=strawberry.ID(str(raw.id)),
+            interception_id=strawberry.ID(str(raw.interception_id)),
+            provider_response_id=raw.provider_response_id,
+            input_tokens=raw.input_tokens,
+            output_tokens=raw.output_tokens,
+            cache_read_input_tokens=raw.cache_read_input_tokens,
+            cache_write_input_tokens=raw.cache_write_input_tokens,
+            metadata=json_value(raw.metadata),
+            created_at=raw.created_at,
+        )
+
+
+@strawberry.type(description="A prompt the user sent, as recorded by AI Bridge.")
+class UserPrompt:
+    user_prompt_id: strawberry.ID = strawberry.field(description="The upstream record id (UUID).")
+    interception_id: strawberry.ID = strawberry.field(description="The interception's UUID.")
+    provider_response_id: str = strawberry.field(description="The provider's response id.")
+    prompt: str = strawberry.field(description="The prompt text.")
+    metadata: JSON | None = strawberry.field(description="Prompt metadata.")
+    created_at: datetime = strawberry.field(description="When it was recorded.")
+
+    @classmethod
+    def from_model(cls, raw: m.UserPrompt) -> UserPrompt:
+        return cls(
+            user_prompt_id=strawberry.ID(str(raw.id)),
+            interception_id=strawberry.ID(str(raw.interception_id)),
+            provider_response_id=raw.provider_response_id,
+            prompt=raw.prompt,
+            metadata=json_value(raw.metadata),
+            created_at=raw.created_at,
+        )
+
+
+@strawberry.type(description="A tool invocation recorded on an interception.")
+class ToolUsage:
+    tool_usage_id: strawberry.ID = strawberry.field(description="The upstream record id (UUID).")
+    interception_id: strawberry.ID = strawberry.field(description="The interception's UUID.")
+    provider_response_id: str = strawberry.field(description="The provider's response id.")
+    server_url: str = strawberry.field(
+        description="The MCP server URL; empty for a client-defined tool."
+    )
+    tool: str = strawberry.field(description="The tool name.")
+    input: str = strawberry.field(description="The tool input as raw JSON text.")
+    injected: bool = strawberry.field(description="Whether AI Bridge injected the tool (MCP).")
+    invocation_error: str = strawberry.field(description="The invocation error; empty if none.")
+    metadata: JSON | None = strawberry.field(description="Tool usage metadata.")
+    created_at: datetime = strawberry.field(description="When it was recorded.")
+
+    @classmethod
+    def from_model(cls, raw: m.ToolUsage) -> ToolUsage:
+        return cls(
+            tool_usage_id=strawberry.ID(str(raw.id)),
+            interception_id=strawberry.ID(str(raw.interception_id)),
+            provider_response_id=raw.provider_response_id,
+            server_url=raw.server_url,
+            tool=raw.tool,
+            input=raw.input,
+            injected=raw.injected,
+            invocation_error=raw.invocation_error,
+            metadata=json_value(raw.metadata),
+            created_at=raw.created_at,
+        )
+
+
+@strawberry.type(description="A tool call made during an agentic action of a thread.")
+class ToolCall:
+    tool_call_id: strawberry.ID = strawberry.field(description="The upstream record id (UUID).")
+    interception_id: strawberry.ID = strawberry.field(description="The interception's UUID.")
+    provider_response_id: str = strawberry.field(description="The provider's response id.")
+    server_url: str = strawberry.field(
+        description="The MCP server URL; empty for a client-defined tool."
+    )
+    tool: str = strawberry.field(description="The tool name.")
+    injected: bool = strawberry.field(description="Whether AI Bridge injected the tool (MCP).")
+    input: str = strawberry.field(description="The tool input as raw JSON text.")
+    metadata: JSON | None = strawberry.field(description="Tool call metadata.")
+    created_at: datetime = strawberry.field(description="When it was recorded.")
+
+    @classmethod
+    def from_model(cls, raw: m.ToolCall) -> ToolCall:
+        return cls(
+            tool_call_id=strawberry.ID(str(raw.id)),
+            interception_id=strawberry.ID(str(raw.interception_id)),
+            provider_response_id=raw.provider_response_id,
+            server_url=raw.server_url,
+            tool=raw.tool,
+            injected=raw.injected,
+            input=raw.input,
+            metadata=json_value(raw.metadata),
+            created_at=raw.created_at,
+        )
+
+
+@strawberry.type(
+    description="One interception of a thread that called tools: its model, thoughts and calls."
+)
+class AgenticAction:
+    model: str = strawberry.field(description="The model of that interception.")
+    thinking: list[str] = strawberry.field(description="The model's thoughts, oldest first.")
+    token_usage: TokenUsageSummary = strawberry.field(
+        description="Tokens used by that interception."
+    )
+    tool_calls: list[ToolCall] = strawberry.field(description="Its tool calls, oldest first.")
+
+    @classmethod
+    def from_model(cls, raw: m.AgenticAction) -> AgenticAction:
+        return cls(
+            model=raw.model,
+            thinking=[thought.text for thought in raw.thinking],
+            token_usage=TokenUsageSummary.from_threads(raw.token_usage),
+            tool_calls=[ToolCall.from_model(call) for call in raw.tool_calls],
+        )

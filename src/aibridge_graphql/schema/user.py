@@ -1,0 +1,94 @@
+"""The `User` entity: a Coder user as AI Bridge reports it (`MinimalUser`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from aibridge_graphql.gateway.refs import UserRef
+from aibridge_graphql.schema.filters import InterceptionFilter, SessionFilter
+from aibridge_graphql.schema.ids import decode_typed_global_id
+from aibridge_graphql.schema.node import Info, Node, loaders_of, resolver
+from aibridge_graphql.schema.pagination import After, First
+from aibridge_graphql.upstream import models as m
+
+if TYPE_CHECKING:
+    from aibridge_graphql.schema.interception import InterceptionConnection
+    from aibridge_graphql.schema.session import SessionConnection
+
+_SCHEMA = "aibridge_graphql.schema"
+SessionConnectionType = Annotated["SessionConnection", strawberry.lazy(f"{_SCHEMA}.session")]
+InterceptionConnectionType = Annotated[
+    "InterceptionConnection", strawberry.lazy(f"{_SCHEMA}.interception")
+]
+_FILTER = strawberry.argument(description="Narrow the list (all keys ANDed; `initiator` is set).")
+SessionFilterArg = Annotated[SessionFilter | None, _FILTER]
+InterceptionFilterArg = Annotated[InterceptionFilter | None, _FILTER]
+
+
+@strawberry.federation.type(
+    keys=["id"],
+    description=(
+        "A Coder user who initiated AI Bridge traffic. `id` is the user's Coder UUID, which is "
+        "also its global Node ID (UUIDs never collide with other types' IDs) and its federation "
+        "key, so other subgraphs can extend `User` by the id they already know. Resolving a user "
+        "by id alone goes through one `GET /sessions?q=initiator:<id>` call (AI Bridge has no "
+        "users endpoint) and yields NOT_FOUND when the caller can see no session of that user."
+    ),
+)
+class User(Node):
+    id: strawberry.ID = strawberry.field(description="The user's Coder UUID (also its Node ID).")
+    username: str = strawberry.field(description="The Coder username.")
+    name: str = strawberry.field(description="The display name; may be empty.")
+    avatar_url: str = strawberry.field(description="The avatar URL; may be empty.")
+
+    @classmethod
+    def from_model(cls, raw: m.MinimalUser) -> User:
+        return cls(
+            id=strawberry.ID(str(raw.id)),
+            username=raw.username,
+            name=raw.name,
+            avatar_url=raw.avatar_url,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> User:
+        """Federation: resolve a `User` representation through the request's loaders."""
+        ref = decode_typed_global_id(str(id), UserRef)
+        return cls.from_model(await loaders_of(info).user.load(ref.id))
+
+    @resolver(
+        "This user's sessions: `Query.sessions` with `filter.initiator` set to the "
+        "user. Null with an error when the upstream call fails."
+    )
+    async def sessions(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        filter: SessionFilterArg = None,
+    ) -> SessionConnectionType | None:
+        from aibridge_graphql.schema.query import sessions_connection
+
+        own = dataclasses.replace(filter or SessionFilter(), initiator=str(self.id))
+        return await sessions_connection(loaders_of(info), info.context.settings, first, after, own)
+
+    @resolver(
+        "This user's interceptions: `Query.interceptions` with `filter.initiator` set "
+        "to the user. Null with an error when the upstream call fails."
+    )
+    async def interceptions(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        filter: InterceptionFilterArg = None,
+    ) -> InterceptionConnectionType | None:
+        from aibridge_graphql.schema.query import interceptions_connection
+
+        own = dataclasses.replace(filter or InterceptionFilter(), initiator=str(self.id))
+        return await interceptions_connection(
+            loaders_of(info), info.context.settings, first, after, own
+        )

@@ -1,0 +1,303 @@
+"""The pooled AI Bridge REST client: one `httpx.AsyncClient` per process, retries, typed errors.
+
+Credentials go only to the configured upstream: redirects are not followed (a 3xx is an error, so a
+redirect to another host never receives the token) and `trust_env=False` keeps proxy variables from
+routing the token through a host nobody configured.
+
+Retries (idempotent GETs only): connection failures (connect errors and connect timeouts, a
+dropped or garbled response, read/write errors) and 502/503/504, with exponential backoff and
+jitter, up to `settings.retries` extra attempts. A read timeout is not retried: the upstream is
+slow, not gone, and retrying would multiply the wait; it maps to `UpstreamUnavailable` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream import models as m
+from aibridge_graphql.upstream.errors import (
+    UpstreamHTTPError,
+    UpstreamProtocolError,
+    UpstreamUnavailable,
+    error_for_status,
+)
+from aibridge_graphql.upstream.requests import UpstreamRequest
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=BaseModel)
+
+TOKEN_HEADER = "Coder-Session-Token"  # noqa: S105 - a header name
+# Extra caller headers worth forwarding (correlation/tracing); nothing else ever goes upstream.
+FORWARDED_HEADERS = ("X-Request-Id", "traceparent", "tracestate")
+RETRY_STATUSES = frozenset({502, 503, 504})
+_RETRY_EXCEPTIONS: tuple[type[Exception], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+)
+_STRINGS = TypeAdapter(list[str])
+
+OnResponse = Callable[[UpstreamRequest, "int | None", float], None]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The caller's Coder session token; its repr/str never show it."""
+
+    token: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Credentials(token=***)"
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> Credentials | None:
+        """From `Coder-Session-Token` or `Authorization: Bearer <t>` (names case-insensitive)."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        token = lowered.get(TOKEN_HEADER.lower(), "").strip()
+        if token:
+            return cls(token)
+        scheme, _, value = lowered.get("authorization", "").strip().partition(" ")
+        value = value.strip()
+        if scheme.lower() == "bearer" and value and " " not in value:
+            return cls(value)
+        return None
+
+
+def _backoff(base: float, attempt: int) -> float:
+    # Exponential with +-50% jitter so concurrent retries do not synchronize.
+    jitter: float = 0.5 + random.random()
+    return base * (2.0**attempt) * jitter
+
+
+class UpstreamClient:
+    """GETs against the AI Bridge API with one pooled connection set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_response: OnResponse | None = None,
+    ) -> None:
+        self._settings = settings
+        self._on_response = on_response
+        self._http = httpx.AsyncClient(
+            base_url=settings.api_base_url,
+            timeout=httpx.Timeout(
+                connect=settings.connect_timeout,
+                read=settings.read_timeout,
+                write=settings.read_timeout,
+                pool=settings.pool_timeout,
+            ),
+            limits=httpx.Limits(
+                max_connections=settings.max_connections,
+                max_keepalive_connections=settings.max_keepalive_connections,
+            ),
+            follow_redirects=False,
+            trust_env=False,
+            transport=transport,
+        )
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The underlying pooled client (for its timeout/limits; never send credentials with it)."""
+        return self._http
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> UpstreamClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _headers(
+        self, credentials: Credentials | None, extra: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if extra:
+            lowered = {k.lower(): v for k, v in extra.items()}
+            for name in FORWARDED_HEADERS:
+                value = lowered.get(name.lower())
+                if value:
+                    headers[name] = value
+        if credentials is not None:
+            headers[TOKEN_HEADER] = credentials.token
+        return headers
+
+    def _observe(self, request: UpstreamRequest, status: int | None, started: float) -> None:
+        if self._on_response is not None:
+            self._on_response(request, status, time.perf_counter() - started)
+
+    async def _send(
+        self, request: UpstreamRequest, headers: dict[str, str], *, retries: int
+    ) -> httpx.Response:
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                response = await self._http.get(
+                    request.path, params=request.params, headers=headers
+                )
+            except _RETRY_EXCEPTIONS as exc:
+                self._observe(request, None, started)
+                if attempt >= retries:
+                    raise UpstreamUnavailable(
+                        f"upstream unreachable ({type(exc).__name__})"
+                    ) from None
+                failure = type(exc).__name__
+            except httpx.TimeoutException as exc:
+                self._observe(request, None, started)
+                raise UpstreamUnavailable(f"upstream timed out ({type(exc).__name__})") from None
+            except httpx.HTTPError as exc:
+                self._observe(request, None, started)
+                raise UpstreamUnavailable(
+                    f"upstream request failed ({type(exc).__name__})"
+                ) from None
+            else:
+                self._observe(request, response.status_code, started)
+                if response.status_code not in RETRY_STATUSES or attempt >= retries:
+                    return response
+                await response.aclose()
+                failure = f"HTTP {response.status_code}"
+            logger.debug("retrying upstream %s after %s", request.path, failure)
+            await asyncio.sleep(_backoff(self._settings.retry_backoff, attempt))
+            attempt += 1
+
+    async def get_json(
+        self,
+        request: UpstreamRequest,
+        credentials: Credentials | None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """GET the request and return the decoded JSON body; raises the typed `UpstreamError`s."""
+        response = await self._send(
+            request, self._headers(credentials, headers), retries=self._settings.retries
+        )
+        status = response.status_code
+        if 200 <= status < 300:
+            try:
+                return response.json()
+            except ValueError:
+                raise UpstreamProtocolError(f"upstream {request.path}: body is not JSON") from None
+        if status in RETRY_STATUSES:
+            raise UpstreamUnavailable(f"upstream answered HTTP {status}", status=status)
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        error = error_for_status(status, body)
+        logger.debug("upstream %s answered %s", request.path, status)
+        raise error
+
+    async def get_model(
+        self,
+        request: UpstreamRequest,
+        credentials: Credentials | None,
+        model_type: type[T],
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> T:
+        """GET and parse into `model_type`; a body of another shape is `UpstreamProtocolError`."""
+        body = await self.get_json(request, credentials, headers=headers)
+        try:
+            return model_type.model_validate(body)
+        except PydanticValidationError:
+            raise UpstreamProtocolError(
+                f"upstream {request.path}: body is not a valid {model_type.__name__}"
+            ) from None
+
+    async def list_interceptions(
+        self,
+        request: UpstreamRequest,
+        credentials: Credentials | None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> m.ListInterceptionsResponse:
+        """`GET /interceptions`."""
+        return await self.get_model(
+            request, credentials, m.ListInterceptionsResponse, headers=headers
+        )
+
+    async def list_sessions(
+        self,
+        request: UpstreamRequest,
+        credentials: Credentials | None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> m.ListSessionsResponse:
+        """`GET /sessions`."""
+        return await self.get_model(request, credentials, m.ListSessionsResponse, headers=headers)
+
+    async def get_session_threads(
+        self,
+        request: UpstreamRequest,
+        credentials: Credentials | None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> m.SessionThreadsResponse:
+        """`GET /sessions/{session_id}`."""
+        return await self.get_model(request, credentials, m.SessionThreadsResponse, headers=headers)
+
+    async def list_strings(
+        self,
+        request: UpstreamRequest,
+        credentials: Credentials | None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """`GET /models` or `GET /clients`: a JSON array of strings."""
+        body = await self.get_json(request, credentials, headers=headers)
+        try:
+            return _STRINGS.validate_python(body)
+        except PydanticValidationError:
+            raise UpstreamProtocolError(
+                f"upstream {request.path}: body is not a list of strings"
+            ) from None
+
+    async def ping(self) -> bool:
+        """Readiness: any answer below 500 to an unauthenticated `GET /models` means reachable."""
+        request = UpstreamRequest.make("/models")
+        started = time.perf_counter()
+        try:
+            response = await self._http.get(request.path, headers={"Accept": "application/json"})
+        except httpx.HTTPError:
+            self._observe(request, None, started)
+            return False
+        self._observe(request, response.status_code, started)
+        return response.status_code < 500
+
+
+__all__ = [
+    "FORWARDED_HEADERS",
+    "TOKEN_HEADER",
+    "Credentials",
+    "OnResponse",
+    "UpstreamClient",
+    "UpstreamHTTPError",
+]

@@ -1,0 +1,87 @@
+"""Typed upstream failures. Messages never hold the upstream URL, query string or a token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+from aibridge_graphql.upstream.models import ErrorResponse, ValidationError
+
+
+class UpstreamError(Exception):
+    """Base of every failure talking to the upstream."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Connection failure, timeout, or 5xx after the retries are exhausted."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.reason!r}, status={self.status!r})"
+
+
+class UpstreamProtocolError(UpstreamError):
+    """A 2xx body that is not the documented shape (the body itself is not kept in the message)."""
+
+
+class UpstreamHTTPError(UpstreamError):
+    """A non-2xx answer, keeping Coder's `{message, detail, validations}`."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        detail: str | None = None,
+        validations: list[ValidationError] | None = None,
+    ) -> None:
+        super().__init__(f"upstream HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+        self.detail = detail
+        self.validations: list[ValidationError] = list(validations or [])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status}, message={self.message!r})"
+
+
+class UpstreamBadRequest(UpstreamHTTPError):
+    """400."""
+
+
+class UpstreamUnauthorized(UpstreamHTTPError):
+    """401."""
+
+
+class UpstreamForbidden(UpstreamHTTPError):
+    """403."""
+
+
+class UpstreamNotFound(UpstreamHTTPError):
+    """404."""
+
+
+class UpstreamServerError(UpstreamHTTPError):
+    """5xx that is not retried (or not retryable)."""
+
+
+_BY_STATUS: dict[int, type[UpstreamHTTPError]] = {
+    400: UpstreamBadRequest,
+    401: UpstreamUnauthorized,
+    403: UpstreamForbidden,
+    404: UpstreamNotFound,
+}
+
+
+def error_for_status(status: int, body: Any) -> UpstreamHTTPError:
+    """The typed error of a non-2xx response; a non-Coder body gets a generic message."""
+    cls = _BY_STATUS.get(status) or (UpstreamServerError if status >= 500 else UpstreamHTTPError)
+    try:
+        parsed = ErrorResponse.model_validate(body)
+    except PydanticValidationError:
+        return cls(status, f"Upstream responded with HTTP {status}.")
+    return cls(status, parsed.message, parsed.detail or None, list(parsed.validations))

@@ -1,0 +1,125 @@
+"""Normalized upstream requests: the path and the sorted params, hashable (the loader key)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
+from uuid import UUID
+
+from aibridge_graphql.upstream.query import (
+    InterceptionFilter,
+    SessionFilter,
+    build_q,
+    prefix_q,
+)
+
+
+@dataclass(frozen=True)
+class UpstreamRequest:
+    """A GET relative to the API base: `path` (already percent-encoded) and sorted string params."""
+
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def make(
+        cls, path: str, params: Mapping[str, str | int | None] | None = None
+    ) -> UpstreamRequest:
+        """Normalize: drop `None` values, stringify, sort by key."""
+        items = ((k, str(v)) for k, v in (params or {}).items() if v is not None)
+        return cls(path=path, params=tuple(sorted(items)))
+
+    @property
+    def url_path(self) -> str:
+        """The path plus the encoded query string, relative to the API base."""
+        if not self.params:
+            return self.path
+        return f"{self.path}?{urlencode(self.params)}"
+
+
+def _q(text: str) -> str | None:
+    return text or None
+
+
+def _offset(offset: int | None) -> int | None:
+    return offset or None
+
+
+def _text(value: UUID | str | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def interceptions_request(
+    search: InterceptionFilter | None,
+    *,
+    limit: int,
+    after_id: UUID | str | None = None,
+    offset: int | None = None,
+) -> UpstreamRequest:
+    """`GET /interceptions`."""
+    return UpstreamRequest.make(
+        "/interceptions",
+        {
+            "q": _q(build_q(search)),
+            "limit": limit,
+            "after_id": _text(after_id),
+            "offset": _offset(offset),
+        },
+    )
+
+
+def sessions_request(
+    search: SessionFilter | None,
+    *,
+    limit: int,
+    after_session_id: str | None = None,
+    offset: int | None = None,
+) -> UpstreamRequest:
+    """`GET /sessions`."""
+    return UpstreamRequest.make(
+        "/sessions",
+        {
+            "q": _q(build_q(search)),
+            "limit": limit,
+            "after_session_id": after_session_id,
+            "offset": _offset(offset),
+        },
+    )
+
+
+def session_path(session_id: str) -> str:
+    """`/sessions/<id>` with the id percent-encoded as one path segment."""
+    if not session_id:
+        raise ValueError("session id must not be empty")
+    return "/sessions/" + quote(session_id, safe="")
+
+
+def session_threads_request(
+    session_id: str,
+    *,
+    limit: int,
+    after_id: UUID | str | None = None,
+    before_id: UUID | str | None = None,
+) -> UpstreamRequest:
+    """`GET /sessions/{session_id}`: the session header and one page of its threads."""
+    return UpstreamRequest.make(
+        session_path(session_id),
+        {"limit": limit, "after_id": _text(after_id), "before_id": _text(before_id)},
+    )
+
+
+def models_request(prefix: str | None, *, limit: int, offset: int | None = None) -> UpstreamRequest:
+    """`GET /models` (prefix match on the model name)."""
+    return UpstreamRequest.make(
+        "/models", {"q": _q(prefix_q("model", prefix)), "limit": limit, "offset": _offset(offset)}
+    )
+
+
+def clients_request(
+    prefix: str | None, *, limit: int, offset: int | None = None
+) -> UpstreamRequest:
+    """`GET /clients` (prefix match on the client name)."""
+    return UpstreamRequest.make(
+        "/clients", {"q": _q(prefix_q("client", prefix)), "limit": limit, "offset": _offset(offset)}
+    )

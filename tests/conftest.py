@@ -1,0 +1,1 @@
+"""Shared pytest configuration; its presence puts tests/ on sys.path so `support` is importable."""

@@ -1,0 +1,131 @@
+"""Error codes with partial data against the real stand-in (400, 401, 404) and a dead upstream."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from typing import Any
+
+from gateway_helpers import rest_client, serve_gateway
+
+from aibridge_graphql.gateway.refs import SessionRef, ThreadRef
+from aibridge_graphql.schema.ids import encode_cursor, encode_global_id
+
+
+def _by_path(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {".".join(map(str, e["path"])): e for e in body["errors"]}
+
+
+async def test_bad_filter_is_bad_user_input_with_upstream_validations(
+    standin_url: str, tokens: dict[str, str]
+) -> None:
+    token = tokens["admin"]
+    query = """{ ok: sessions(first: 1) { totalCount }
+      bad: sessions(filter: {providerName: "no-such-provider"}) { totalCount }
+      models }"""
+    async with serve_gateway(standin_url, token) as gw, rest_client(standin_url, token) as rest:
+        body = await gw.query(query)
+        upstream = await rest.get("/sessions", params={"q": 'provider_name:"no-such-provider"'})
+    assert upstream.status_code == 400
+    assert body["data"]["ok"]["totalCount"] > 0
+    assert body["data"]["models"]
+    assert body["data"]["bad"] is None
+    error = _by_path(body)["bad"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["validations"] == upstream.json()["validations"]
+    assert error["message"].startswith(upstream.json()["message"])
+
+
+async def test_unknown_cursor_is_bad_user_input(standin_url: str, tokens: dict[str, str]) -> None:
+    cursor = encode_cursor("Interception", str(uuid.uuid4()))
+    async with serve_gateway(standin_url, tokens["admin"]) as gw:
+        body = await gw.query(f'{{ interceptions(after: "{cursor}") {{ totalCount }} models }}')
+    assert body["data"]["interceptions"] is None
+    assert body["data"]["models"]
+    error = _by_path(body)["interceptions"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "Invalid pagination cursor." in error["message"]
+
+
+async def test_missing_or_bad_token_is_unauthenticated(
+    standin_url: str, tokens: dict[str, str]
+) -> None:
+    query = "{ sessions { totalCount } interceptions { totalCount } models clients }"
+    async with serve_gateway(standin_url) as gw:
+        anonymous = await gw.query(query, anonymous=True)
+        wrong = await gw.query(query, token="abcdefghij-0123456789012345678901")
+    for body in (anonymous, wrong):
+        assert body["data"] == {
+            "sessions": None,
+            "interceptions": None,
+            "models": None,
+            "clients": None,
+        }
+        assert {e["extensions"]["code"] for e in body["errors"]} == {"UNAUTHENTICATED"}
+        assert len(body["errors"]) == 4
+
+
+async def test_bearer_token_is_accepted(standin_url: str, tokens: dict[str, str]) -> None:
+    async with serve_gateway(standin_url) as gw:
+        response = await gw.http.post(
+            "/graphql",
+            json={"query": "{ sessions(first: 1) { totalCount } }"},
+            headers={"Authorization": f"Bearer {tokens['admin']}"},
+        )
+        body = await response.json()
+    assert "errors" not in body
+    assert body["data"]["sessions"]["totalCount"] > 0
+
+
+async def test_missing_session_threads_are_not_found(
+    standin_url: str, tokens: dict[str, str]
+) -> None:
+    ghost = ThreadRef(SessionRef("no-such-session", uuid.uuid4()), uuid.uuid4())
+    query = "query($id: ID!) { node(id: $id) { id } models }"
+    async with serve_gateway(standin_url, tokens["admin"]) as gw:
+        body = await gw.query(query, {"id": encode_global_id(ghost)})
+        missing = await gw.query('{ session(sessionId: "no-such-session") { sessionId } }')
+    assert body["data"]["node"] is None
+    assert body["data"]["models"]
+    assert _by_path(body)["node"]["extensions"]["code"] == "NOT_FOUND"
+    assert missing["data"]["session"] is None
+    assert _by_path(missing)["session"]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_a_member_sees_nothing_and_gets_not_found_for_admin_nodes(
+    standin_url: str, tokens: dict[str, str]
+) -> None:
+    member = next(token for name, token in tokens.items() if name not in ("admin", "auditor"))
+    async with serve_gateway(standin_url, tokens["admin"]) as gw:
+        data = await gw.data("{ sessions(first: 1) { nodes { id } } }")
+        session_id = data["sessions"]["nodes"][0]["id"]
+        body = await gw.query(
+            "query($id: ID!) { node(id: $id) { id } sessions { totalCount } }",
+            {"id": session_id},
+            token=member,
+        )
+    assert body["data"] == {"node": None, "sessions": {"totalCount": 0}}
+    assert _by_path(body)["node"]["extensions"]["code"] == "NOT_FOUND"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def test_unreachable_upstream_is_upstream_unavailable_and_not_ready() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    async with serve_gateway(url, "abcdefghij-0123456789012345678901", retries=0) as gw:
+        body = await gw.query("{ sessions { totalCount } models }")
+        ready = await gw.http.get("/readyz")
+        alive = await gw.http.get("/healthz")
+        text = str(body)
+    assert body["data"] == {"sessions": None, "models": None}
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"UPSTREAM_UNAVAILABLE"}
+    assert "127.0.0.1" not in text
+    assert "abcdefghij" not in text
+    assert ready.status == 503
+    assert (await ready.json())["status"] == "unavailable"
+    assert alive.status == 200

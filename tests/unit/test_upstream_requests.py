@@ -1,0 +1,84 @@
+"""Normalized upstream requests: the loader key, its params and path encoding."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+
+from aibridge_graphql.upstream.query import InterceptionFilter, SessionFilter
+from aibridge_graphql.upstream.requests import (
+    UpstreamRequest,
+    clients_request,
+    interceptions_request,
+    models_request,
+    session_threads_request,
+    sessions_request,
+)
+
+CURSOR = UUID("00000000-0000-0000-0000-000000000007")
+
+
+def test_same_params_in_any_order_make_equal_keys() -> None:
+    a = UpstreamRequest.make("/sessions", {"limit": 20, "q": 'model:"m"', "offset": None})
+    b = UpstreamRequest.make("/sessions", {"offset": None, "q": 'model:"m"', "limit": "20"})
+    assert a == b
+    assert hash(a) == hash(b)
+    assert len({a, b}) == 1
+    assert a.params == (("limit", "20"), ("q", 'model:"m"'))
+
+
+def test_url_path_renders_encoded_query() -> None:
+    request = UpstreamRequest.make("/models", {"q": 'model:"gpt 4"', "limit": 5})
+    assert request.url_path == "/models?limit=5&q=model%3A%22gpt+4%22"
+    assert UpstreamRequest.make("/clients").url_path == "/clients"
+
+
+def test_interceptions_request_omits_empty_q_and_zero_offset() -> None:
+    request = interceptions_request(None, limit=10, offset=0)
+    assert request == UpstreamRequest("/interceptions", (("limit", "10"),))
+    request = interceptions_request(InterceptionFilter(model="m"), limit=10, after_id=CURSOR)
+    assert dict(request.params) == {"limit": "10", "q": 'model:"m"', "after_id": str(CURSOR)}
+    assert dict(interceptions_request(None, limit=1, offset=40).params)["offset"] == "40"
+
+
+def test_sessions_request_uses_the_session_cursor() -> None:
+    request = sessions_request(SessionFilter(session_id="s 1"), limit=20, after_session_id="x/y")
+    assert request.path == "/sessions"
+    assert dict(request.params) == {
+        "limit": "20",
+        "q": 'session_id:"s 1"',
+        "after_session_id": "x/y",
+    }
+
+
+@pytest.mark.parametrize(
+    ("session_id", "path"),
+    [
+        ("plain", "/sessions/plain"),
+        ("with space", "/sessions/with%20space"),
+        ("a/b/../c", "/sessions/a%2Fb%2F..%2Fc"),
+        ("?q=1#x", "/sessions/%3Fq%3D1%23x"),
+        ("sessión-✓", "/sessions/sessi%C3%B3n-%E2%9C%93"),
+    ],
+)
+def test_session_id_is_one_encoded_path_segment(session_id: str, path: str) -> None:
+    request = session_threads_request(session_id, limit=3)
+    assert request.path == path
+    assert request.params == (("limit", "3"),)
+
+
+def test_session_threads_cursors() -> None:
+    request = session_threads_request("s", limit=3, before_id=CURSOR)
+    assert dict(request.params) == {"limit": "3", "before_id": str(CURSOR)}
+    with pytest.raises(ValueError, match="empty"):
+        session_threads_request("", limit=3)
+
+
+def test_models_and_clients_prefix() -> None:
+    assert dict(models_request("gpt", limit=50).params) == {"limit": "50", "q": 'model:"gpt"'}
+    assert dict(clients_request(None, limit=50).params) == {"limit": "50"}
+    assert dict(clients_request("", limit=50, offset=0).params) == {"limit": "50"}
+    assert dict(clients_request("Cl", limit=5).params)["q"] == 'client:"Cl"'
+    with pytest.raises(ValueError, match="double quote"):
+        models_request('x"', limit=5)
