@@ -5,7 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install web-assets test lint typecheck pytest schema demo bench bench-standin clean
+.PHONY: install web-assets test lint typecheck pytest schema demo bench bench-standin clean \
+	federation-tools supergraph
 
 install: $(STAMP)
 
@@ -50,6 +51,22 @@ bench: $(STAMP)
 
 bench-standin: $(STAMP)
 	$(BIN)/python -m bench.standin
+
+# Apollo Federation 2: compose running subgraphs (NAME=URL pairs, each answering `_service { sdl }`)
+# into $(SUPERGRAPH) with @apollo/composition, from tests/federation's lock file (the tools the
+# federation tests use).
+FEDERATION_DIR   := tests/federation
+FEDERATION_STAMP := $(FEDERATION_DIR)/node_modules/.installed
+SUBGRAPHS  ?= aibridge=http://127.0.0.1:8080/graphql
+SUPERGRAPH ?= supergraph.graphql
+
+federation-tools:
+	@if [ ! -f $(FEDERATION_STAMP) ] || [ $(FEDERATION_DIR)/package-lock.json -nt $(FEDERATION_STAMP) ]; then \
+		npm ci --prefix $(FEDERATION_DIR) --no-audit --no-fund --loglevel=error && touch $(FEDERATION_STAMP); \
+	fi
+
+supergraph: federation-tools
+	node $(FEDERATION_DIR)/compose.mjs -o $(SUPERGRAPH) $(SUBGRAPHS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

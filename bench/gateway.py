@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 from aiohttp import ClientSession, web
 
-from aibridge_graphql.gateway.demo import generate_token
+from aibridge_graphql.standin.tokens import generate_token
 
 API = "/api/v2/aibridge"
 RSS_TARGET_MB = 200.0

@@ -1,4 +1,4 @@
-"""The `aibridge-graphql` command: the gateway (`serve`, `export-schema`, `demo`) and the stand-in."""
+"""The `aibridge-graphql` command: the gateway (serve, export-schema, demo), the stand-in."""
 
 from __future__ import annotations
 

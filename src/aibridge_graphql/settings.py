@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, Field, field_validator
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,11 +40,29 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=2000, ge=1)
 
     log_level: str = "INFO"
+    # JSON lines (one object per record, with the request id) or plain text.
+    log_format: Literal["json", "text"] = "json"
+
+    # Automatic persisted queries (gateway/apq.py). `apq_manifest`: a JSON file of operations
+    # registered at start (never evicted); `apq_persisted_only`: run only those.
+    apq_enabled: bool = True
+    apq_cache_size: int = Field(default=1000, ge=1)
+    apq_manifest: str | None = None
+    apq_persisted_only: bool = False
+
+    # OpenTelemetry spans (needs the `[otel]` extra); exported per the OTEL_* variables.
+    tracing: bool = False
 
     @field_validator("api_base_path")
     @classmethod
     def _normalize_base_path(cls, value: str) -> str:
         return "/" + value.strip("/")
+
+    @model_validator(mode="after")
+    def _persisted_only_needs_a_manifest(self) -> Settings:
+        if self.apq_persisted_only and not self.apq_manifest:
+            raise ValueError("apq_persisted_only needs apq_manifest (the operations to allow)")
+        return self
 
     @property
     def api_base_url(self) -> str:

@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from aibridge_graphql.upstream.client import UpstreamClient
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from aibridge_graphql.gateway.app import create_app
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream.client import UpstreamClient
 
 BASE = "/api/v2/aibridge"
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)

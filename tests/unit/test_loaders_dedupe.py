@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator
 from uuid import UUID
 
 import pytest
-from aibridge_graphql.upstream.client import Credentials, UpstreamClient
-from aibridge_graphql.upstream.errors import UpstreamError
-from aibridge_graphql.upstream.query import SessionFilter
 from gateway_fakes import FakeUpstream, populated
 
 from aibridge_graphql.gateway.errors import NotFound
 from aibridge_graphql.gateway.loaders import Loaders
 from aibridge_graphql.gateway.refs import SessionRef
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream.client import Credentials, UpstreamClient
+from aibridge_graphql.upstream.errors import UpstreamError
+from aibridge_graphql.upstream.query import SessionFilter
 
 SETTINGS = Settings(upstream_url="http://upstream.invalid", retries=0)
 

@@ -105,7 +105,7 @@ def test_forward_page_is_exact() -> None:
 def test_cursor_of_another_connection_is_rejected() -> None:
     cursor = encode_cursor("Session", "s-1")
     assert decode_cursor("Session", cursor) == "s-1"
-    with pytest.raises(BadUserInput, match="not a Thread cursor"):
+    with pytest.raises(BadUserInput, match="not a cursor of this Thread connection"):
         decode_cursor("Thread", cursor)
     with pytest.raises(BadUserInput, match="Malformed cursor"):
         decode_cursor("Thread", "!!not base64!!")
@@ -139,5 +139,5 @@ def test_malformed_or_unknown_ids_are_bad_user_input(value: str) -> None:
 
 def test_typed_decode_rejects_another_type() -> None:
     session_id = encode_global_id(SessionRef("s", uuid4()))
-    with pytest.raises(BadUserInput, match="not a User ID"):
+    with pytest.raises(BadUserInput, match="not an ID of type User"):
         decode_typed_global_id(session_id, UserRef)

@@ -162,3 +162,20 @@ async def test_bad_user_input_from_the_upstream_keeps_its_validations() -> None:
     assert body["data"] == {"sessions": None}
     assert _codes(body) == {"sessions": "BAD_USER_INPUT"}
     assert body["errors"][0]["message"].startswith("Query parameter has invalid value.")
+
+
+async def test_a_filter_value_q_cannot_express_is_bad_user_input_without_a_call() -> None:
+    fake = populated()
+    async with gateway(fake) as gw:
+        body = await gw.query(
+            '{ sessions(filter: {client: "say \\"hi\\""}) { totalCount }'
+            ' models(prefix: "a\\"b") clients }'
+        )
+    assert body["data"]["sessions"] is None
+    assert body["data"]["models"] is None
+    assert body["data"]["clients"] is not None
+    assert _codes(body) == {"sessions": "BAD_USER_INPUT", "models": "BAD_USER_INPUT"}
+    by_path = {e["path"][0]: e for e in body["errors"]}
+    assert by_path["sessions"]["extensions"]["validations"][0]["field"] == "client"
+    assert by_path["models"]["extensions"]["validations"][0]["field"] == "model"
+    assert not [call for call in fake.calls if call.startswith(("/sessions", "/models"))]

@@ -92,7 +92,9 @@ async def test_sends_the_token_header_and_only_allow_listed_extras() -> None:
 async def test_typed_helpers_parse_models() -> None:
     recorder = Recorder(ok({"count": 0, "sessions": []}), ok(["a", "b"]))
     async with client_for(recorder) as client:
-        sessions = await client.list_sessions(sessions_request(None, limit=1), CREDS)
+        sessions = await client.get_model(
+            sessions_request(None, limit=1), CREDS, m.ListSessionsResponse
+        )
         strings = await client.list_strings(models_request(None, limit=1), CREDS)
     assert sessions == m.ListSessionsResponse(count=0, sessions=[])
     assert strings == ["a", "b"]
@@ -212,7 +214,7 @@ async def test_no_error_text_mentions_url_query_or_token(answer: Handler) -> Non
     request = sessions_request(None, limit=1, after_session_id="cursor-xyz")
     async with client_for(recorder) as client:
         with pytest.raises(UpstreamError) as info:
-            await client.list_sessions(request, CREDS)
+            await client.get_model(request, CREDS, m.ListSessionsResponse)
     for text in (str(info.value), repr(info.value)):
         for secret in (TOKEN, "upstream.test", "cursor-xyz", "http://"):
             assert secret not in text

@@ -8,6 +8,7 @@ import pytest
 
 from aibridge_graphql.upstream.query import (
     InterceptionFilter,
+    SearchValueError,
     SessionFilter,
     build_q,
     format_rfc3339nano,
@@ -62,8 +63,9 @@ def test_backslashes_are_sent_verbatim_because_coder_does_not_unescape() -> None
 
 
 def test_a_double_quote_cannot_be_expressed_and_is_rejected() -> None:
-    with pytest.raises(ValueError, match="double quote"):
+    with pytest.raises(SearchValueError, match="double quote") as caught:
         build_q(InterceptionFilter(client='say "hi"'))
+    assert caught.value.key == "client"
 
 
 def test_equal_filters_give_equal_q() -> None:

@@ -15,10 +15,12 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.types import ExecutionResult
 
 from aibridge_graphql.gateway.context import GatewayContext, build_context
 from aibridge_graphql.gateway.errors import format_error
+from aibridge_graphql.gateway.observability import Observability
 from aibridge_graphql.schema import ExtensionFactory, build_schema
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
@@ -49,6 +51,13 @@ class GatewayView(GraphQLView[GatewayContext, None]):
         )
         self._settings = settings
         self._ide_html = ide_html
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET with only a persisted-query hash (APQ) has no `query` but is an operation, even
+        # when it accepts */*: never answer it with GraphiQL's page.
+        if "extensions" in request.query_params:
+            return False
+        return super().should_render_graphql_ide(request)
 
     @property
     def graphql_ide_html(self) -> str:
@@ -116,13 +125,21 @@ def create_app(
     schema_extensions: Sequence[ExtensionFactory] = (),
     ide_html: IdeHtmlHook | None = None,
     setup: Iterable[SetupHook] = (),
+    observability: Observability | None = None,
 ) -> web.Application:
-    """The gateway app; it creates (and closes) one pooled `UpstreamClient` unless given one."""
-    app = web.Application(middlewares=list(middlewares))
+    """The gateway app; it creates (and closes) one pooled `UpstreamClient` unless given one.
+
+    `observability` (request ids, JSON access log, `/metrics`, tracing, APQ) is built from the
+    settings unless given (tests pass one with their own tracer provider).
+    """
+    observed = observability or Observability(settings)
+    app = web.Application(middlewares=[observed.middleware, *middlewares])
     app[SETTINGS_KEY] = settings
     app.cleanup_ctx.append(_client_lifecycle(settings, client))
     view = GatewayView(
-        build_schema(settings, extra_extensions=schema_extensions),
+        build_schema(
+            settings, extra_extensions=[*observed.schema_extensions(), *schema_extensions]
+        ),
         settings=settings,
         ide_html=ide_html,
     )
@@ -130,6 +147,7 @@ def create_app(
     app.router.add_route("POST", "/graphql", view)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    observed.setup(app)
     for hook in setup:
         hook(app)
     return app

@@ -44,7 +44,9 @@ def _configure_logging(settings: Settings) -> None:
             "Error: invalid settings: log_level (AIBRIDGE_LOG_LEVEL): unknown level", err=True
         )
         raise SystemExit(USAGE_ERROR)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from aibridge_graphql.gateway.jsonlog import configure_logging
+
+    configure_logging(level, settings.log_format)
 
 
 @click.command()

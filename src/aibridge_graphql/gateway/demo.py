@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import secrets
 import sqlite3
-import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +16,7 @@ from aibridge_graphql.gateway.serving import (
     wait_until_ok,
 )
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.standin.tokens import UserToken, generate_token, read_tokens
 
 HOST = "127.0.0.1"
 API_PATH = "/api/v2/aibridge"
@@ -64,49 +62,9 @@ class DemoOptions:
     admin_token: str | None
 
 
-@dataclass(frozen=True)
-class UserToken:
-    """A stand-in user and the token to paste for them."""
-
-    username: str
-    role: str
-    token: str
-
-    @property
-    def headers_json(self) -> str:
-        """The JSON for GraphiQL's headers pane."""
-        return json.dumps({"Coder-Session-Token": self.token})
-
-
-def generate_token() -> str:
-    """A token shaped like Coder's: a 10-character id, a dash, a 22-character secret."""
-    alphabet = string.ascii_letters + string.digits
-    key_id = "".join(secrets.choice(alphabet) for _ in range(10))
-    secret = "".join(secrets.choice(alphabet) for _ in range(22))
-    return f"{key_id}-{secret}"
-
-
 def _is_seeded(conn: sqlite3.Connection) -> bool:
     row = conn.execute("SELECT EXISTS (SELECT 1 FROM users)").fetchone()
     return bool(row[0])
-
-
-def read_tokens(conn: sqlite3.Connection) -> list[UserToken]:
-    """Every user with a token, owner first, then auditors, then members, by username."""
-    rows = conn.execute(
-        """
-        SELECT u.username, u.role, k.id || '-' || k.secret
-        FROM users AS u JOIN api_keys AS k ON k.user_id = u.id
-        ORDER BY CASE u.role WHEN 'owner' THEN 0 WHEN 'auditor' THEN 1 ELSE 2 END, u.username, k.id
-        """
-    ).fetchall()
-    seen: set[str] = set()
-    tokens = []
-    for username, role, token in rows:
-        if username not in seen:
-            seen.add(username)
-            tokens.append(UserToken(str(username), str(role), str(token)))
-    return tokens
 
 
 def prepare_database(options: DemoOptions) -> list[UserToken]:

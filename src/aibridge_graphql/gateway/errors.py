@@ -23,6 +23,7 @@ from aibridge_graphql.upstream.errors import (
     UpstreamNotFound,
     UpstreamUnauthorized,
 )
+from aibridge_graphql.upstream.query import SearchValueError
 
 logger = logging.getLogger("aibridge_graphql.gateway")
 
@@ -81,6 +82,13 @@ def describe(exc: BaseException) -> tuple[str, dict[str, Any]] | None:
     """(safe message, extensions) for a known exception; None for an unexpected one."""
     if isinstance(exc, GatewayError):
         return exc.message, {"code": exc.code, **exc.extensions}
+    if isinstance(exc, SearchValueError):
+        detail = "The AI Bridge search syntax cannot express a value holding a double quote."
+        validations = [{"field": exc.key, "detail": detail}]
+        return f"Invalid filter value for {exc.key!r}: {detail}", {
+            "code": BAD_USER_INPUT,
+            "validations": validations,
+        }
     if isinstance(exc, UpstreamBadRequest):
         extensions: dict[str, Any] = {"code": BAD_USER_INPUT, "validations": _validations(exc)}
         if exc.detail:

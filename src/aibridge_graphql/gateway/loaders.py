@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from aibridge_graphql.gateway.errors import NotFound
 from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef
+from aibridge_graphql.gateway.scope import observe_batch
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
 from aibridge_graphql.upstream.query import InterceptionFilter, SessionFilter
@@ -46,12 +47,6 @@ THREADS_LIMIT_MAX = 200
 _MAX_LOOKUP_PAGES = 50
 
 
-class _StringList(BaseModel):
-    """`GET /models` and `GET /clients` return a bare JSON array of strings."""
-
-    items: list[str]
-
-
 async def _settle(awaitables: Iterable[Awaitable[V]]) -> list[V | Exception]:
     """Await all; an `Exception` becomes that key's value, cancellation still propagates."""
     results = await asyncio.gather(*awaitables, return_exceptions=True)
@@ -63,8 +58,11 @@ async def _settle(awaitables: Iterable[Awaitable[V]]) -> list[V | Exception]:
     return out
 
 
-def _loader(batch: Callable[[list[K]], Awaitable[list[V | Exception]]]) -> DataLoader[K, V]:
+def _loader(
+    name: str, batch: Callable[[list[K]], Awaitable[list[V | Exception]]]
+) -> DataLoader[K, V]:
     async def batch_load(keys: list[K]) -> list[V]:
+        observe_batch(name, len(keys))
         # aiodataloader fails a key whose value is an Exception; its types do not say so.
         return cast(list[V], await batch(keys))
 
@@ -97,25 +95,31 @@ class Loaders:
         self._seen_threads: dict[ThreadRef, m.Thread] = {}
 
         self.interceptions: DataLoader[UpstreamRequest, m.ListInterceptionsResponse] = _loader(
-            self._model_batch(m.ListInterceptionsResponse, self._saw_interceptions)
+            "interceptions", self._model_batch(m.ListInterceptionsResponse, self._saw_interceptions)
         )
         self.sessions: DataLoader[UpstreamRequest, m.ListSessionsResponse] = _loader(
-            self._model_batch(m.ListSessionsResponse, self._saw_sessions)
+            "sessions", self._model_batch(m.ListSessionsResponse, self._saw_sessions)
         )
         self.session_threads: DataLoader[UpstreamRequest, m.SessionThreadsResponse] = _loader(
-            self._model_batch(m.SessionThreadsResponse, self._saw_threads)
+            "session_threads", self._model_batch(m.SessionThreadsResponse, self._saw_threads)
         )
-        self.models: DataLoader[UpstreamRequest, list[str]] = _loader(self._strings_batch)
-        self.clients: DataLoader[UpstreamRequest, list[str]] = _loader(self._strings_batch)
+        self.models: DataLoader[UpstreamRequest, list[str]] = _loader("models", self._strings_batch)
+        self.clients: DataLoader[UpstreamRequest, list[str]] = _loader(
+            "clients", self._strings_batch
+        )
 
-        self.user: DataLoader[UUID, m.MinimalUser] = _loader(self._batch_each(self._find_user))
+        self.user: DataLoader[UUID, m.MinimalUser] = _loader(
+            "user", self._batch_each(self._find_user)
+        )
         self.session: DataLoader[SessionRef, m.Session] = _loader(
-            self._batch_each(self._find_session)
+            "session", self._batch_each(self._find_session)
         )
         self.interception: DataLoader[InterceptionRef, m.Interception] = _loader(
-            self._batch_each(self._find_interception)
+            "interception", self._batch_each(self._find_interception)
         )
-        self.thread: DataLoader[ThreadRef, m.Thread] = _loader(self._batch_each(self._find_thread))
+        self.thread: DataLoader[ThreadRef, m.Thread] = _loader(
+            "thread", self._batch_each(self._find_thread)
+        )
 
     # -- raw upstream calls -------------------------------------------------------------------
 
@@ -141,8 +145,9 @@ class Loaders:
 
     async def _fetch_strings(self, request: UpstreamRequest) -> list[str]:
         async with self._slots:
-            body = await self._client.get_json(request, self._credentials, headers=self._headers)
-        return _StringList.model_validate({"items": body}).items
+            return await self._client.list_strings(
+                request, self._credentials, headers=self._headers
+            )
 
     async def _strings_batch(self, keys: list[UpstreamRequest]) -> list[list[str] | Exception]:
         return await _settle(self._fetch_strings(key) for key in keys)
@@ -327,8 +332,3 @@ class Loaders:
 
 def _first(items: Sequence[V], predicate: Callable[[V], bool]) -> V | None:
     return next((item for item in items if predicate(item)), None)
-
-
-def loader_cache_size(loader: DataLoader[Any, Any]) -> int:
-    """How many keys a loader holds (for tests and metrics)."""
-    return len(loader._cache)

@@ -99,7 +99,7 @@ def decode_typed_global_id(value: str, expected: type[_RefT]) -> _RefT:
     ref = decode_global_id(value)
     if not isinstance(ref, expected):
         name = expected.__name__.removesuffix("Ref")
-        raise BadUserInput(f"The ID {value!r} is not a {name} ID.")
+        raise BadUserInput(f"The ID {value!r} is not an ID of type {name}.")
     return ref
 
 
@@ -116,5 +116,5 @@ def decode_cursor(kind: str, cursor: str) -> str:
     """The upstream cursor value inside a cursor of `kind`; `BadUserInput` otherwise."""
     parts = _decode(cursor, "cursor")
     if len(parts) != 2 or parts[0] != f"{kind}Cursor":
-        raise BadUserInput(f"The cursor {cursor!r} is not a {kind} cursor.")
+        raise BadUserInput(f"The cursor {cursor!r} is not a cursor of this {kind} connection.")
     return parts[1]

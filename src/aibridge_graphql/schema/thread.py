@@ -14,7 +14,14 @@ from aibridge_graphql.gateway.loaders import THREADS_LIMIT_MAX, Loaders
 from aibridge_graphql.gateway.refs import SessionRef, ThreadRef
 from aibridge_graphql.schema.ids import encode_cursor, encode_global_id
 from aibridge_graphql.schema.node import Node, resolver
-from aibridge_graphql.schema.pagination import Backward, Forward, Page, PageInfo, forward_page
+from aibridge_graphql.schema.pagination import (
+    Backward,
+    Forward,
+    Page,
+    PageInfo,
+    forward_page,
+    page_info,
+)
 from aibridge_graphql.schema.usage import AgenticAction, TokenUsageSummary
 from aibridge_graphql.upstream import models as m
 
@@ -174,15 +181,10 @@ async def thread_connection(
         ThreadEdge(cursor=encode_cursor("Thread", str(raw.id)), node=Thread.from_model(raw, parent))
         for raw in page.items
     ]
-    cursors = [edge.cursor for edge in edges]
-    info = PageInfo(
-        has_next_page=page.has_next_page,
-        has_previous_page=page.has_previous_page,
-        start_cursor=cursors[0] if cursors else None,
-        end_cursor=cursors[-1] if cursors else None,
-    )
 
     async def count() -> int:
         return await parent.exact_thread_count(loaders)
 
-    return ThreadConnection(edges=edges, page_info=info, count_source=count)
+    return ThreadConnection(
+        edges=edges, page_info=page_info([edge.cursor for edge in edges], page), count_source=count
+    )

@@ -1,11 +1,224 @@
-"""Stand-in commands. Placeholder: replaced by the stand-in implementation."""
+"""`aibridge-graphql standin`: serve, list tokens of, and import into the AI Bridge stand-in."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
 import click
 
+from aibridge_graphql.standin.tokens import UserToken, generate_token, read_tokens, split_token
 
-@click.group(invoke_without_command=True)
-def standin() -> None:
-    """Serve the AI Bridge REST API stand-in."""
-    raise click.ClickException("not implemented yet")
+API_PATH = "/api/v2/aibridge"
+DEFAULT_DB = Path("aibridge-standin.db")
+_DB_HELP = "The stand-in's SQLite file (created when missing)."
+
+
+def _check_token(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            split_token(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+    return value
+
+
+@contextmanager
+def _database(path: Path) -> Iterator[sqlite3.Connection]:
+    """The opened (and schema-initialised) database; a click error when it cannot be."""
+    from aibridge_graphql.standin.store import open_database
+
+    if not path.parent.is_dir():
+        raise click.BadParameter(
+            f"directory {str(path.parent)!r} does not exist", param_hint="--db"
+        )
+    try:
+        conn = open_database(path)
+    except sqlite3.Error as error:
+        raise click.ClickException(f"cannot open database {str(path)!r}: {error}") from None
+    try:
+        yield conn
+    except sqlite3.DatabaseError as error:
+        raise click.ClickException(f"database {str(path)!r}: {error}") from None
+    finally:
+        conn.close()
+
+
+def prepare(conn: sqlite3.Connection, count: int, seed_value: int, admin_token: str | None) -> bool:
+    """Seed an empty database; give a database without an owner token one. True when seeded."""
+    from aibridge_graphql.standin.seed import seed_database
+
+    if conn.execute("SELECT EXISTS (SELECT 1 FROM users)").fetchone()[0]:
+        if not any(t.role == "owner" for t in read_tokens(conn)):
+            _add_owner(conn, admin_token or generate_token())
+            conn.commit()
+        return False
+    seed_database(conn, count, seed_value, admin_token or generate_token())
+    conn.commit()
+    return True
+
+
+def _add_owner(conn: sqlite3.Connection, token: str) -> None:
+    """An owner for a database that has users but no owner token (e.g. after an import)."""
+    from aibridge_graphql.standin.records import UserRecord, insert_api_key, insert_users
+    from aibridge_graphql.standin.seed import ANCHOR, KEY_LIFETIME
+
+    taken = {str(row[0]) for row in conn.execute("SELECT username FROM users")}
+    username = next(n for n in ("admin", "standin-admin", "standin-owner") if n not in taken)
+    record = UserRecord(
+        str(uuid.uuid4()), username, f"{username}@example.com", "Stand-in Admin", "", "owner"
+    )
+    insert_users(conn, [record])
+    insert_api_key(conn, record.id, token, ANCHOR + KEY_LIFETIME)
+
+
+def _banner(base_url: str, db: Path, seeded: bool, tokens: list[UserToken]) -> str:
+    owner = next(t for t in tokens if t.role == "owner")
+    state = "seeded now" if seeded else "existing"
+    return "\n".join(
+        [
+            f"Stand-in listening on {base_url}{API_PATH}",
+            f"Database: {db} ({state})",
+            f"Admin token ({owner.username}, owner): {owner.token}",
+            f"Every user's token: aibridge-graphql standin tokens --db {db}",
+        ]
+    )
+
+
+async def _serve(db: Path, host: str, port: int, banner: Callable[[str], str]) -> None:
+    # A small runner of our own: the stand-in must not import the gateway's GraphQL stack.
+    from aiohttp import web
+
+    from aibridge_graphql.standin.app import create_app
+
+    runner = web.AppRunner(create_app(db), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        shown = f"[{host}]" if ":" in host else host
+        # Printed once bound, so a caller that asked for port 0 can read the real port.
+        click.echo(banner(f"http://{shown}:{runner.addresses[0][1]}"))
+        await _wait_for_signal()
+    finally:
+        await runner.cleanup()
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8081,
+    show_default=True,
+    help="Port to listen on; 0 picks a free one (printed).",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    help=_DB_HELP + " Seeded when it has no users.",
+)
+@click.option(
+    "--seed",
+    "count",
+    type=click.IntRange(min=0),
+    default=2000,
+    show_default=True,
+    help="Synthetic interceptions to generate into an empty database.",
+)
+@click.option("--seed-value", type=int, default=1, show_default=True, help="The generator's seed.")
+@click.option(
+    "--admin-token",
+    callback=_check_token,
+    help="The owner's token, shaped like Coder's (10-char id '-' 22-char secret); "
+    "generated when omitted. Ignored when the database already has an owner.",
+)
+@click.pass_context
+def standin(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    db: Path,
+    count: int,
+    seed_value: int,
+    admin_token: str | None,
+) -> None:
+    """Serve the AI Bridge REST API stand-in (/api/v2/aibridge) on a seeded SQLite database.
+
+    Same --seed and --seed-value give the same data; every user's token is printed by
+    `standin tokens`. This is a development server: tokens are stored readable.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    with _database(db) as conn:
+        seeded = prepare(conn, count, seed_value, admin_token)
+        users = read_tokens(conn)
+    try:
+        asyncio.run(_serve(db, host, port, lambda url: _banner(url, db, seeded, users)))
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from None
+
+
+@standin.command()
+@click.option(
+    "--db",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    help="The stand-in's SQLite file.",
+)
+def tokens(db: Path) -> None:
+    """Print every user's username, role and token (owner first)."""
+    with _database(db) as conn:
+        rows = [("USERNAME", "ROLE", "TOKEN")]
+        rows += [(t.username, t.role, t.token) for t in read_tokens(conn)]
+    width = max(len(r[0]) for r in rows)
+    for username, role, token in rows:
+        click.echo(f"{username:<{width}}  {role:<7}  {token}")
+
+
+@standin.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    help=_DB_HELP,
+)
+def import_(file: TextIO, db: Path) -> None:
+    """Load interceptions from FILE ('-' for stdin) into the database.
+
+    FILE holds a `GET /api/v2/aibridge/interceptions` response ({"count", "results"}) or a JSON
+    array of interceptions. Every record is validated first; if any is invalid, each problem is
+    printed (record index, id, field, reason) and nothing is loaded. Initiators missing from the
+    database are created as members (without tokens). That shape has no session or thread links,
+    so each imported interception becomes its own session and thread root.
+    """
+    from aibridge_graphql.standin.ingest import ImportFailed, import_interceptions, parse_document
+
+    with _database(db) as conn:
+        try:
+            result = import_interceptions(conn, parse_document(file.read()))
+        except ImportFailed as failure:
+            for error in failure.errors:
+                click.echo(f"  {error}", err=True)
+            raise click.ClickException(f"{file.name}: {failure}") from None
+    click.echo(f"Imported {result.interceptions} interceptions into {db}.")
+    if result.new_users:
+        click.echo(f"Created {len(result.new_users)} member(s): {', '.join(result.new_users)}.")

@@ -87,3 +87,39 @@ CREATE TABLE IF NOT EXISTS model_thoughts (
     metadata         TEXT,
     created_at       INTEGER NOT NULL
 );
+
+-- Indexes. Every list query filters `ended_at IS NOT NULL` (in-flight rows are never served), so
+-- the interception indexes are partial on it: smaller, and each one also covers the count.
+-- Interceptions list: newest first, alone or narrowed by one equality filter; the trailing
+-- (started_at, id) gives the order and the keyset cursor without a sort.
+CREATE INDEX IF NOT EXISTS ix_interceptions_started
+    ON interceptions (started_at, id) WHERE ended_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ix_interceptions_initiator
+    ON interceptions (initiator_id, started_at, id) WHERE ended_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ix_interceptions_provider
+    ON interceptions (provider, started_at, id) WHERE ended_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ix_interceptions_provider_name
+    ON interceptions (provider_name, started_at, id) WHERE ended_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ix_interceptions_model
+    ON interceptions (model, started_at, id) WHERE ended_at IS NOT NULL;
+-- The `client:` filter compares COALESCE(client, 'Unknown'); the clients list groups the raw
+-- column (as Coder's SQL does), hence two indexes.
+CREATE INDEX IF NOT EXISTS ix_interceptions_client_label
+    ON interceptions (COALESCE(client, 'Unknown'), started_at, id) WHERE ended_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ix_interceptions_client
+    ON interceptions (client) WHERE ended_at IS NOT NULL;
+-- Sessions: GROUP BY (session_id, initiator_id) streams over this index, and the per-session
+-- reads (lateral aggregates, threads) seek it; it covers the grouping's aggregates.
+CREATE INDEX IF NOT EXISTS ix_interceptions_session
+    ON interceptions (session_id, initiator_id, started_at, id, ended_at, thread_root_id)
+    WHERE ended_at IS NOT NULL;
+
+-- Child rows by interception, in the created_at order the API returns them.
+CREATE INDEX IF NOT EXISTS ix_token_usages_interception
+    ON token_usages (interception_id, created_at);
+CREATE INDEX IF NOT EXISTS ix_user_prompts_interception
+    ON user_prompts (interception_id, created_at);
+CREATE INDEX IF NOT EXISTS ix_tool_usages_interception
+    ON tool_usages (interception_id, created_at);
+CREATE INDEX IF NOT EXISTS ix_model_thoughts_interception
+    ON model_thoughts (interception_id, created_at);

@@ -26,13 +26,13 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from aibridge_graphql.settings import Settings
-from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.errors import (
     UpstreamHTTPError,
     UpstreamProtocolError,
     UpstreamUnavailable,
     error_for_status,
 )
+from aibridge_graphql.upstream.observe import observed_attempt
 from aibridge_graphql.upstream.requests import UpstreamRequest
 
 logger = logging.getLogger(__name__)
@@ -160,9 +160,12 @@ class UpstreamClient:
         while True:
             started = time.perf_counter()
             try:
-                response = await self._http.get(
-                    request.path, params=request.params, headers=headers
-                )
+                # The current observer (metrics, tracing) may add headers per attempt.
+                with observed_attempt(request, headers) as sent:
+                    response = await self._http.get(
+                        request.path, params=request.params, headers=sent.headers
+                    )
+                    sent.status = response.status_code
             except _RETRY_EXCEPTIONS as exc:
                 self._observe(request, None, started)
                 if attempt >= retries:
@@ -231,38 +234,6 @@ class UpstreamClient:
             raise UpstreamProtocolError(
                 f"upstream {request.path}: body is not a valid {model_type.__name__}"
             ) from None
-
-    async def list_interceptions(
-        self,
-        request: UpstreamRequest,
-        credentials: Credentials | None,
-        *,
-        headers: Mapping[str, str] | None = None,
-    ) -> m.ListInterceptionsResponse:
-        """`GET /interceptions`."""
-        return await self.get_model(
-            request, credentials, m.ListInterceptionsResponse, headers=headers
-        )
-
-    async def list_sessions(
-        self,
-        request: UpstreamRequest,
-        credentials: Credentials | None,
-        *,
-        headers: Mapping[str, str] | None = None,
-    ) -> m.ListSessionsResponse:
-        """`GET /sessions`."""
-        return await self.get_model(request, credentials, m.ListSessionsResponse, headers=headers)
-
-    async def get_session_threads(
-        self,
-        request: UpstreamRequest,
-        credentials: Credentials | None,
-        *,
-        headers: Mapping[str, str] | None = None,
-    ) -> m.SessionThreadsResponse:
-        """`GET /sessions/{session_id}`."""
-        return await self.get_model(request, credentials, m.SessionThreadsResponse, headers=headers)
 
     async def list_strings(
         self,

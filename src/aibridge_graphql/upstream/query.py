@@ -3,8 +3,8 @@
 Coder's `searchTerms` splits `q` on spaces, keeps double-quoted strings whole and then strips
 the quotes; it never un-escapes backslashes. So every value is sent as `key:"value"` verbatim:
 spaces and colons are safe inside the quotes, a backslash is sent as-is (and arrives as-is), and
-a value holding a double quote cannot be expressed at all; it is rejected with `ValueError`
-instead of being sent as a query that would silently mean something else.
+a value holding a double quote cannot be expressed at all; it is rejected with
+`SearchValueError` instead of being sent as a query that would silently mean something else.
 """
 
 from __future__ import annotations
@@ -24,10 +24,18 @@ def format_rfc3339nano(dt: datetime) -> str:
     return text + "Z"
 
 
-def quote_value(value: str) -> str:
+class SearchValueError(ValueError):
+    """A filter value the `q` syntax cannot carry; `key` names the search key."""
+
+    def __init__(self, key: str, value: str) -> None:
+        super().__init__(f"search values cannot contain a double quote: {key} = {value!r}")
+        self.key = key
+
+
+def quote_value(key: str, value: str) -> str:
     """`"value"` as Coder's search parser reads it back unchanged; rejects values with `"`."""
     if '"' in value:
-        raise ValueError(f"search values cannot contain a double quote: {value!r}")
+        raise SearchValueError(key, value)
     return f'"{value}"'
 
 
@@ -77,7 +85,7 @@ def build_q(search: InterceptionFilter | None) -> str:
         if value is None:
             continue
         text = format_rfc3339nano(value) if isinstance(value, datetime) else str(value)
-        terms.append(f"{key}:{quote_value(text)}")
+        terms.append(f"{key}:{quote_value(key, text)}")
     return " ".join(terms)
 
 
@@ -85,4 +93,4 @@ def prefix_q(key: str, prefix: str | None) -> str:
     """`key:"prefix"` for the models/clients endpoints; `""` for no (or an empty) prefix."""
     if not prefix:
         return ""
-    return f"{key}:{quote_value(prefix)}"
+    return f"{key}:{quote_value(key, prefix)}"

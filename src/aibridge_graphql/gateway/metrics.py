@@ -1,0 +1,105 @@
+"""Prometheus metrics of one gateway app, in its own `CollectorRegistry`, served on `/metrics`.
+
+Series (all prefixed `aibridge_`):
+- `graphql_operation_duration_seconds{operation, outcome}`: one observation per GraphQL operation;
+  `outcome` is `ok` or the first error's `extensions.code` (its `_count` counts operations);
+- `graphql_errors_total{operation, code}`: every error of every operation;
+- `graphql_apq_requests_total{result}`: persisted-query lookups (hit, miss, registered...);
+- `http_requests_in_flight`: HTTP requests being served (the scrape itself excluded);
+- `upstream_request_duration_seconds{endpoint, status}`: each upstream attempt, by path template
+  (`/sessions/{session_id}`) and HTTP status (`error` when no response came);
+- `loader_batch_size{loader}`: keys per data-loader batch.
+Operation names come from clients, so distinct names are capped; the rest count as `other`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+
+MAX_OPERATION_NAMES: Final = 200
+OTHER: Final = "other"
+_LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class GatewayMetrics:
+    """The app's collectors; two apps never share one (each has its own registry)."""
+
+    def __init__(self, max_operation_names: int = MAX_OPERATION_NAMES) -> None:
+        self.registry = CollectorRegistry()
+        self._names: set[str] = set()
+        self._max_names = max_operation_names
+        self.operations = Histogram(
+            "aibridge_graphql_operation_duration_seconds",
+            "GraphQL operations by name and outcome (ok or the first error code), with latency.",
+            ["operation", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "aibridge_graphql_errors",
+            "Errors in GraphQL results by operation and extensions.code.",
+            ["operation", "code"],
+            registry=self.registry,
+        )
+        self.apq = Counter(
+            "aibridge_graphql_apq_requests",
+            "Automatic persisted query lookups by result.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "aibridge_http_requests_in_flight",
+            "HTTP requests being served (not counting /metrics).",
+            registry=self.registry,
+        )
+        self.upstream = Histogram(
+            "aibridge_upstream_request_duration_seconds",
+            "Upstream HTTP attempts by endpoint template and status ('error': no response).",
+            ["endpoint", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "aibridge_loader_batch_size",
+            "Keys per data-loader batch.",
+            ["loader"],
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+
+    def operation_label(self, name: str | None) -> str:
+        """The label for an operation name: bounded in number, `anonymous` when unnamed."""
+        label = name or "anonymous"
+        if label in self._names:
+            return label
+        if len(self._names) >= self._max_names:
+            return OTHER
+        self._names.add(label)
+        return label
+
+    def observe_operation(self, name: str | None, codes: list[str], seconds: float) -> None:
+        """Record one finished operation and its errors' codes (empty when it succeeded)."""
+        operation = self.operation_label(name)
+        outcome = codes[0] if codes else "ok"
+        self.operations.labels(operation, outcome).observe(seconds)
+        for code in codes:
+            self.errors.labels(operation, code).inc()
+
+    def observe_upstream(self, endpoint: str, status: int | None, seconds: float) -> None:
+        """Record one upstream attempt."""
+        label = "error" if status is None else str(status)
+        self.upstream.labels(endpoint, label).observe(seconds)
+
+    def observe_batch(self, loader: str, size: int) -> None:
+        """Record one data-loader batch of `size` keys."""
+        self.batch_size.labels(loader).observe(size)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """`GET /metrics`: the text format (or OpenMetrics when the scraper asks for it)."""
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encoder(self.registry), headers={"Content-Type": content_type})

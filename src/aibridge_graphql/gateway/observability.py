@@ -1,0 +1,192 @@
+"""One app's observability: request ids, access logs, `/metrics`, tracing and persisted queries.
+
+`Observability(settings)` is built once per app by `create_app` (tests pass their own, e.g. with
+an in-memory span exporter). Its middleware gives every request an id (the caller's
+`X-Request-Id` when it is safe, else a new one), returns it in the response header, sends it
+upstream, counts requests in flight and writes one access-log line. Its schema extensions run
+the APQ protocol and observe each GraphQL operation (metrics, span, name for the log).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import web
+from strawberry.extensions import SchemaExtension
+
+from aibridge_graphql.gateway.apq import PersistedQueries, PersistedQueryStore, load_manifest
+from aibridge_graphql.gateway.context import REQUEST_ID_KEY
+from aibridge_graphql.gateway.errors import format_error
+from aibridge_graphql.gateway.metrics import GatewayMetrics
+from aibridge_graphql.gateway.scope import CURRENT_SCOPE, REQUEST_ID_HEADER, RequestScope
+from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream.observe import CURRENT_OBSERVER
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+    from aibridge_graphql.gateway.tracing import Tracing
+    from aibridge_graphql.schema import ExtensionFactory
+
+logger = logging.getLogger("aibridge_graphql.gateway")
+access_logger = logging.getLogger("aibridge_graphql.access")
+
+METRICS_PATH: Final = "/metrics"
+# Probes are frequent and boring: logged at DEBUG.
+_QUIET_PATHS: Final = frozenset({"/healthz", "/readyz"})
+# Safe to echo into headers and logs: bounded, no spaces, quotes or control characters.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_BAD_REQUEST: Final = "BAD_REQUEST"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def accept_request_id(value: str | None) -> str:
+    """The caller's request id when it is safe (≤128 of `A-Z a-z 0-9 . _ : -`), else a new one."""
+    if value and _REQUEST_ID.match(value):
+        return value
+    return uuid.uuid4().hex
+
+
+def load_tracing(settings: Settings, provider: TracerProvider | None) -> Tracing | None:
+    """Tracing when the setting is on and the `[otel]` extra is installed; None otherwise."""
+    if not settings.tracing:
+        return None
+    try:
+        from aibridge_graphql.gateway.tracing import Tracing, default_provider
+    except ImportError:
+        logger.warning(
+            "AIBRIDGE_TRACING is on but OpenTelemetry is not installed; "
+            "install 'aibridge-graphql[otel]'. Tracing is off."
+        )
+        return None
+    return Tracing(provider or default_provider())
+
+
+class OperationObserver(SchemaExtension):
+    """Times each GraphQL operation, wraps it in a span and records its name and outcome."""
+
+    def on_operation(self) -> Iterator[None]:
+        scope = CURRENT_SCOPE.get()
+        if scope is None:  # executed outside the HTTP middleware (e.g. schema.execute in tests)
+            yield
+            return
+        started = time.perf_counter()
+        tracing = scope.tracing
+        span_context = (
+            tracing.operation(scope.trace_headers, scope.request_id) if tracing else nullcontext()
+        )
+        codes = [_BAD_REQUEST]  # what remains when the operation is refused by an exception
+        with span_context as span:
+            try:
+                yield
+                codes = self._codes()
+            finally:
+                name, kind = self._name_and_type()
+                scope.metrics.observe_operation(name, codes, time.perf_counter() - started)
+                scope.operations.append(name or "anonymous")
+                scope.outcomes.append(codes[0] if codes else "ok")
+                if tracing is not None and span is not None:
+                    tracing.finish_operation(span, name, kind, codes)
+
+    def _codes(self) -> list[str]:
+        errors = getattr(self.execution_context.result, "errors", None) or []
+        codes = []
+        for error in errors:
+            extensions = format_error(error).extensions or {}
+            codes.append(str(extensions.get("code", "INTERNAL_SERVER_ERROR")))
+        return codes
+
+    def _name_and_type(self) -> tuple[str | None, str | None]:
+        context = self.execution_context
+        try:
+            name = context.operation_name
+            kind = context.operation_type.value if context.graphql_document else None
+        except RuntimeError:  # no operation of that name in the document
+            return context.operation_name, None
+        return name, kind
+
+
+class Observability:
+    """Metrics registry, optional tracing and APQ store of one app, with their hooks."""
+
+    def __init__(self, settings: Settings, *, tracer_provider: TracerProvider | None = None):
+        self.settings = settings
+        self.metrics = GatewayMetrics()
+        self.tracing = load_tracing(settings, tracer_provider)
+        pinned = load_manifest(settings.apq_manifest) if settings.apq_manifest else {}
+        self.persisted_queries = PersistedQueryStore(settings.apq_cache_size, pinned)
+
+    def schema_extensions(self) -> list[ExtensionFactory]:
+        """APQ first (it may refuse the operation before the others start), then the observer."""
+        apq = functools.partial(
+            PersistedQueries,
+            store=self.persisted_queries,
+            enabled=self.settings.apq_enabled,
+            persisted_only=self.settings.apq_persisted_only,
+        )
+        return [apq, OperationObserver]
+
+    def setup(self, app: web.Application) -> None:
+        """Add `GET /metrics`."""
+        app.router.add_get(METRICS_PATH, self.metrics.handle)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Request id in and out, the scope for everything below, in-flight gauge, access log."""
+        if request.path == METRICS_PATH:
+            return await handler(request)
+        request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+        request[REQUEST_ID_KEY] = request_id
+        scope = RequestScope(
+            request_id=request_id,
+            metrics=self.metrics,
+            tracing=self.tracing,
+            trace_headers=_trace_headers(request.headers),
+        )
+        scope_token = CURRENT_SCOPE.set(scope)
+        observer_token = CURRENT_OBSERVER.set(scope)
+        self.metrics.in_flight.inc()
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+        except web.HTTPException as exc:
+            status = exc.status
+            exc.headers[REQUEST_ID_HEADER] = request_id
+            raise
+        finally:
+            self.metrics.in_flight.dec()
+            _access_log(request, scope, status, time.perf_counter() - started)
+            CURRENT_OBSERVER.reset(observer_token)
+            CURRENT_SCOPE.reset(scope_token)
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+def _trace_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name: headers[name] for name in ("traceparent", "tracestate") if name in headers}
+
+
+def _access_log(request: web.Request, scope: RequestScope, status: int, seconds: float) -> None:
+    fields: dict[str, Any] = {
+        "method": request.method,
+        "path": request.path,  # never the query string: GET variables may be sensitive
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+    }
+    if scope.operations:
+        fields["operation"] = ",".join(scope.operations)
+    if scope.outcomes:
+        fields["outcome"] = ",".join(scope.outcomes)
+    level = logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO
+    access_logger.log(level, "%s %s %s", request.method, request.path, status, extra=fields)

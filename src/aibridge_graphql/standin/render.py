@@ -1,0 +1,194 @@
+"""Database rows to the JSON shapes of `codersdk/aibridge.go`, with db2sdk's conversions.
+
+Field order follows the Go structs; `omitempty` fields are left out when empty. Times are Go's
+RFC3339Nano of a UTC time (trailing zeros of the fraction dropped, `Z`). JSON objects stored as
+text go through `jsonOrEmptyMap`: NULL is `null`, invalid JSON or a non-object is `{}`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+JsonObject = dict[str, Any]
+Row = sqlite3.Row
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_MAX_HINT_BYTES = 15  # the VARCHAR(15) of Coder's credential_hint column
+
+
+def timestamp(micros: int) -> str:
+    """Go's RFC3339Nano marshal of a UTC time given in microseconds since the epoch."""
+    seconds, fraction = divmod(micros, 1_000_000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    if fraction:
+        text += "." + f"{fraction:06d}".rstrip("0")
+    return text + "Z"
+
+
+def _sorted(value: Any) -> Any:
+    # Go marshals map[string]any with sorted keys, at every depth.
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
+
+
+def json_or_empty_map(text: str | None) -> JsonObject | None:
+    """db2sdk's jsonOrEmptyMap of a nullable JSON column."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    if value is None:
+        return None
+    return _sorted(value) if isinstance(value, dict) else {}
+
+
+def sanitize_credential_hint(hint: str) -> str:
+    """db2sdk's sanitizeCredentialHint: keep a short masked hint, else show only "..."."""
+    if not hint:
+        return ""
+    if len(hint.encode()) > _MAX_HINT_BYTES or "..." not in hint:
+        return "..."
+    return hint
+
+
+def _is_int64(value: Any) -> bool:
+    # json.Number.Int64: integers that fit in int64; floats (even 3.0) and 1e3 do not count.
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and _INT64_MIN <= value <= _INT64_MAX
+    )
+
+
+def _flatten_and_sum(sums: dict[str, int], prefix: str, obj: Mapping[str, Any]) -> None:
+    for key, value in obj.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            _flatten_and_sum(sums, name, value)
+        elif _is_int64(value):
+            sums[name] = sums.get(name, 0) + value
+
+
+def aggregate_token_metadata(texts: Iterable[str | None]) -> dict[str, int]:
+    """Sum integer leaves of token-usage metadata by dot-flattened key (aggregateTokenMetadata)."""
+    sums: dict[str, int] = {}
+    for text in texts:
+        if not text:
+            continue
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            _flatten_and_sum(sums, "", obj)
+    return {key: sums[key] for key in sorted(sums)}
+
+
+def minimal_user(user_id: str, username: str, name: str, avatar_url: str) -> JsonObject:
+    """codersdk.MinimalUser: `name` and `avatar_url` are omitempty."""
+    user: JsonObject = {"id": user_id, "username": username}
+    if name:
+        user["name"] = name
+    if avatar_url:
+        user["avatar_url"] = avatar_url
+    return user
+
+
+def token_usage(row: Row) -> JsonObject:
+    """codersdk.AIBridgeTokenUsage."""
+    return {
+        "id": row["id"],
+        "interception_id": row["interception_id"],
+        "provider_response_id": row["provider_response_id"],
+        "input_tokens": row["input_tokens"],
+        "output_tokens": row["output_tokens"],
+        "cache_read_input_tokens": row["cache_read_input_tokens"],
+        "cache_write_input_tokens": row["cache_write_input_tokens"],
+        "metadata": json_or_empty_map(row["metadata"]),
+        "created_at": timestamp(row["created_at"]),
+    }
+
+
+def user_prompt(row: Row) -> JsonObject:
+    """codersdk.AIBridgeUserPrompt."""
+    return {
+        "id": row["id"],
+        "interception_id": row["interception_id"],
+        "provider_response_id": row["provider_response_id"],
+        "prompt": row["prompt"],
+        "metadata": json_or_empty_map(row["metadata"]),
+        "created_at": timestamp(row["created_at"]),
+    }
+
+
+def tool_usage(row: Row) -> JsonObject:
+    """codersdk.AIBridgeToolUsage: NULL server_url / invocation_error become ""."""
+    return {
+        "id": row["id"],
+        "interception_id": row["interception_id"],
+        "provider_response_id": row["provider_response_id"],
+        "server_url": row["server_url"] or "",
+        "tool": row["tool"],
+        "input": row["input"],
+        "injected": bool(row["injected"]),
+        "invocation_error": row["invocation_error"] or "",
+        "metadata": json_or_empty_map(row["metadata"]),
+        "created_at": timestamp(row["created_at"]),
+    }
+
+
+def tool_call(row: Row) -> JsonObject:
+    """codersdk.AIBridgeToolCall: a tool usage without `invocation_error`."""
+    return {
+        "id": row["id"],
+        "interception_id": row["interception_id"],
+        "provider_response_id": row["provider_response_id"],
+        "server_url": row["server_url"] or "",
+        "tool": row["tool"],
+        "injected": bool(row["injected"]),
+        "input": row["input"],
+        "metadata": json_or_empty_map(row["metadata"]),
+        "created_at": timestamp(row["created_at"]),
+    }
+
+
+def interception(
+    row: Row, tokens: Sequence[Row], prompts: Sequence[Row], tools: Sequence[Row]
+) -> JsonObject:
+    """codersdk.AIBridgeInterception with its children (each already in created_at order)."""
+    ended_at = row["ended_at"]
+    return {
+        "id": row["id"],
+        "api_key_id": row["api_key_id"],
+        "initiator": minimal_user(
+            row["initiator_id"], row["username"], row["name"], row["avatar_url"]
+        ),
+        "provider": row["provider"],
+        "provider_name": row["provider_name"],
+        "model": row["model"],
+        "client": row["client"],
+        "metadata": json_or_empty_map(row["metadata"]),
+        "started_at": timestamp(row["started_at"]),
+        "ended_at": None if ended_at is None else timestamp(ended_at),
+        "token_usages": [token_usage(t) for t in tokens],
+        "user_prompts": [user_prompt(p) for p in prompts],
+        "tool_usages": [tool_usage(t) for t in tools],
+    }
+
+
+def token_totals(tokens: Sequence[Row]) -> JsonObject:
+    """codersdk.AIBridgeSessionThreadsTokenUsage of some token-usage rows (aggregateTokenUsage)."""
+    return {
+        "input_tokens": sum(t["input_tokens"] for t in tokens),
+        "output_tokens": sum(t["output_tokens"] for t in tokens),
+        "cache_read_input_tokens": sum(t["cache_read_input_tokens"] for t in tokens),
+        "cache_write_input_tokens": sum(t["cache_write_input_tokens"] for t in tokens),
+        "metadata": aggregate_token_metadata(t["metadata"] for t in tokens),
+    }

@@ -1,0 +1,497 @@
+"""The stand-in's SQLite database: opening it, a read pool, and the queries the API runs.
+
+The SQL mirrors Coder's `coderd/database/queries/aibridge.sql` (sessions era) in SQLite terms.
+Callers pass an "authorized" flag standing in for dbauthz's SQL authorize filter: owners and
+auditors see every row, members none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aibridge_graphql.standin.search import InterceptionSearch, SessionSearch
+
+T = TypeVar("T")
+Row = sqlite3.Row
+
+SCHEMA_SQL = resources.files("aibridge_graphql.standin").joinpath("schema.sql").read_text()
+# Page of ids bound in one `IN (...)`: well under SQLite's variable limit.
+_IN_CHUNK = 900
+
+
+def open_database(path: str | Path) -> sqlite3.Connection:
+    """Open (creating if needed) the database and apply the schema and indexes idempotently."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    # Coder has no foreign keys from the child tables to interceptions.
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.executescript(SCHEMA_SQL)
+    return conn
+
+
+def prepare_for_serving(path: str | Path) -> None:
+    """Apply the schema and refresh the planner's statistics (so filters pick good indexes)."""
+    conn = open_database(path)
+    try:
+        conn.execute("PRAGMA analysis_limit = 1000")
+        conn.execute("ANALYZE")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _read_connection(path: str | Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA query_only = ON")
+    # Postgres LIKE is case-sensitive; this also lets prefix LIKEs use the indexes.
+    conn.execute("PRAGMA case_sensitive_like = ON")
+    conn.execute("PRAGMA cache_size = -8000")  # KiB: bounds memory per connection
+    return conn
+
+
+class ReadPool:
+    """A few read-only connections used from worker threads, one transaction per call."""
+
+    def __init__(self, path: str | Path, size: int = 4) -> None:
+        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all = [_read_connection(path) for _ in range(size)]
+        for conn in self._all:
+            self._idle.put(conn)
+        # As many workers as connections, so a worker never waits for one.
+        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="standin-db")
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` off the event loop in one read transaction (a consistent snapshot)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._in_transaction, work)
+
+    def _in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._idle.get()
+        try:
+            conn.execute("BEGIN")
+            try:
+                return work(conn)
+            finally:
+                conn.execute("COMMIT")
+        finally:
+            self._idle.put(conn)
+
+    def close(self) -> None:
+        """Stop the workers and close every connection."""
+        self._executor.shutdown(wait=True)
+        for conn in self._all:
+            conn.close()
+
+
+class DbLookups:
+    """The search parser's lookups (search.Lookups) over one connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def user_id_by_username(self, username: str) -> str | None:
+        """GetUserByEmailOrUsername: usernames match case-insensitively."""
+        row = self._conn.execute(
+            "SELECT id FROM users WHERE lower(username) = lower(?)", (username,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def provider_name_exists(self, name: str) -> bool:
+        """Whether a configured provider has this name."""
+        return (
+            self._conn.execute("SELECT 1 FROM ai_providers WHERE name = ?", (name,)).fetchone()
+            is not None
+        )
+
+
+@dataclass(frozen=True)
+class Where:
+    """A WHERE clause over `interceptions AS i` and its parameters."""
+
+    sql: str
+    params: tuple[Any, ...]
+
+
+def search_where(search: InterceptionSearch, *, authorized: bool) -> Where:
+    """The filters of a parsed `q` over ended interceptions, plus the authorize filter."""
+    clauses = ["i.ended_at IS NOT NULL"]
+    params: list[Any] = []
+    if not authorized:
+        clauses.append("0")
+    equalities = (
+        ("i.initiator_id", search.initiator_id),
+        ("i.provider", search.provider),
+        ("i.provider_name", search.provider_name),
+        ("i.model", search.model),
+        ("COALESCE(i.client, 'Unknown')", search.client),
+        ("i.session_id", search.session_id if isinstance(search, SessionSearch) else None),
+    )
+    for column, value in equalities:
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if search.started_after is not None:
+        clauses.append("i.started_at >= ?")
+        params.append(search.started_after)
+    if search.started_before is not None:
+        clauses.append("i.started_at <= ?")
+        params.append(search.started_before)
+    return Where(" AND ".join(clauses), tuple(params))
+
+
+# --- interceptions -------------------------------------------------------------------------
+
+
+def interception_position(
+    conn: sqlite3.Connection, interception_id: str, *, authorized: bool
+) -> tuple[int, str] | None:
+    """(started_at, id) of an interception the caller may read (in flight or not), else None."""
+    if not authorized:
+        return None
+    row = conn.execute(
+        "SELECT started_at, id FROM interceptions WHERE id = ?", (interception_id,)
+    ).fetchone()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def count_interceptions(conn: sqlite3.Connection, where: Where) -> int:
+    """How many interceptions match, regardless of pagination."""
+    sql = f"SELECT COUNT(*) FROM interceptions AS i WHERE {where.sql}"  # noqa: S608
+    return int(conn.execute(sql, where.params).fetchone()[0])
+
+
+def _interceptions_sql(where: Where, *, cursor: bool) -> str:
+    keyset = " AND (i.started_at, i.id) < (?, ?)" if cursor else ""
+    return (
+        "SELECT i.*, u.username, u.name, u.avatar_url FROM interceptions AS i "  # noqa: S608
+        f"JOIN users AS u ON u.id = i.initiator_id WHERE {where.sql}{keyset} "
+        "ORDER BY i.started_at DESC, i.id DESC LIMIT ? OFFSET ?"
+    )
+
+
+def list_interceptions(
+    conn: sqlite3.Connection,
+    where: Where,
+    *,
+    cursor: tuple[int, str] | None,
+    limit: int,
+    offset: int,
+) -> list[Row]:
+    """A page of interceptions, newest first, joined with their initiators."""
+    params = (*where.params, *(cursor or ()), limit, offset)
+    return conn.execute(_interceptions_sql(where, cursor=cursor is not None), params).fetchall()
+
+
+_CHILD_SQL = {
+    "token_usages": "SELECT * FROM token_usages WHERE interception_id IN ({}) "
+    "ORDER BY created_at, id",
+    "user_prompts": "SELECT * FROM user_prompts WHERE interception_id IN ({}) "
+    "ORDER BY created_at, id",
+    "tool_usages": "SELECT * FROM tool_usages WHERE interception_id IN ({}) "
+    "ORDER BY created_at, id",
+    "model_thoughts": "SELECT * FROM model_thoughts WHERE interception_id IN ({}) "
+    "ORDER BY created_at, rowid",
+}
+
+
+def children_by_interception(
+    conn: sqlite3.Connection, table: str, ids: Sequence[str]
+) -> dict[str, list[Row]]:
+    """Rows of a child table for these interceptions, grouped by interception, created_at ASC."""
+    grouped: dict[str, list[Row]] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        sql = _CHILD_SQL[table].format(",".join("?" * len(chunk)))
+        for row in conn.execute(sql, chunk):
+            grouped.setdefault(row["interception_id"], []).append(row)
+    return grouped
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """One ListAIBridgeSessions row: page aggregates plus the per-session lateral reads."""
+
+    session_id: str
+    initiator_id: str
+    username: str
+    name: str
+    avatar_url: str
+    providers: list[str]
+    models: list[str]
+    client: str
+    metadata: str | None
+    started_at: int
+    ended_at: int
+    threads: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int
+    cache_write_input_tokens: int
+    last_prompt: str
+    last_active_at: int
+
+
+def count_sessions(conn: sqlite3.Connection, where: Where) -> int:
+    """COUNT(DISTINCT (session_id, initiator_id)) over the filters, ignoring pagination."""
+    sql = (
+        "SELECT COUNT(*) FROM (SELECT 1 FROM interceptions AS i "  # noqa: S608
+        f"WHERE {where.sql} GROUP BY i.session_id, i.initiator_id)"
+    )
+    return int(conn.execute(sql, where.params).fetchone()[0])
+
+
+def session_exists(conn: sqlite3.Connection, where: Where) -> bool:
+    """Whether any session matches (the cursor check: a visible, ended session with that id)."""
+    sql = (
+        "SELECT 1 FROM interceptions AS i JOIN users AS u ON u.id = i.initiator_id "  # noqa: S608
+        f"WHERE {where.sql} LIMIT 1"
+    )
+    return conn.execute(sql, where.params).fetchone() is not None
+
+
+def session_cursor_position(conn: sqlite3.Connection, session_id: str) -> int | None:
+    """cursor_pos: last_active_at over *all* ended interceptions with this session id."""
+    row = conn.execute(
+        "SELECT COALESCE(MAX(p.created_at), MIN(i.started_at)) FROM interceptions AS i "
+        "LEFT JOIN user_prompts AS p ON p.interception_id = i.id "
+        "WHERE i.session_id = ? AND i.ended_at IS NOT NULL",
+        (session_id,),
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def _sessions_sql(where: Where, *, cursor: bool) -> str:
+    having = "HAVING (last_active_at, i.session_id) < (?, ?) " if cursor else ""
+    return (
+        "WITH page AS (SELECT i.session_id, i.initiator_id, "  # noqa: S608
+        "MIN(i.started_at) AS started_at, MAX(i.ended_at) AS ended_at, "
+        "SUM(i.thread_root_id IS NULL) AS threads, "
+        "COALESCE(MAX((SELECT MAX(p.created_at) FROM user_prompts AS p "
+        "WHERE p.interception_id = i.id)), MIN(i.started_at)) AS last_active_at "
+        f"FROM interceptions AS i WHERE {where.sql} "
+        f"GROUP BY i.session_id, i.initiator_id {having}"
+        "ORDER BY last_active_at DESC, i.session_id DESC LIMIT ? OFFSET ?) "
+        "SELECT page.*, u.username, u.name, u.avatar_url FROM page "
+        "JOIN users AS u ON u.id = page.initiator_id "
+        "ORDER BY page.last_active_at DESC, page.session_id DESC"
+    )
+
+
+def list_sessions(
+    conn: sqlite3.Connection,
+    where: Where,
+    *,
+    cursor: tuple[int, str] | None,
+    limit: int,
+    offset: int,
+) -> list[SessionSummary]:
+    """A page of sessions, most recently active first, each with its lateral aggregates."""
+    params = (*where.params, *(cursor or ()), limit, offset)
+    rows = conn.execute(_sessions_sql(where, cursor=cursor is not None), params).fetchall()
+    return [_summarize(conn, row) for row in rows]
+
+
+_SESSION_MEMBERS = (
+    "SELECT id FROM interceptions WHERE session_id = ? AND initiator_id = ? "
+    "AND ended_at IS NOT NULL"
+)
+
+
+def _summarize(conn: sqlite3.Connection, row: Row) -> SessionSummary:
+    """The lateral joins: read all ended interceptions of the session, whatever the filters."""
+    key = (row["session_id"], row["initiator_id"])
+    members = conn.execute(
+        "SELECT provider, model, client, metadata FROM interceptions "
+        "WHERE session_id = ? AND initiator_id = ? AND ended_at IS NOT NULL "
+        "ORDER BY started_at, id",
+        key,
+    ).fetchall()
+    tokens = conn.execute(
+        "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "  # noqa: S608
+        "COALESCE(SUM(cache_read_input_tokens), 0), COALESCE(SUM(cache_write_input_tokens), 0) "
+        f"FROM token_usages WHERE interception_id IN ({_SESSION_MEMBERS})",
+        key,
+    ).fetchone()
+    last_prompt = conn.execute(
+        f"SELECT prompt FROM user_prompts WHERE interception_id IN ({_SESSION_MEMBERS}) "  # noqa: S608
+        "ORDER BY created_at DESC, id DESC LIMIT 1",
+        key,
+    ).fetchone()
+    first = members[0]
+    return SessionSummary(
+        session_id=row["session_id"],
+        initiator_id=row["initiator_id"],
+        username=row["username"],
+        name=row["name"],
+        avatar_url=row["avatar_url"],
+        providers=sorted({m["provider"] for m in members}),
+        models=sorted({m["model"] for m in members}),
+        client=first["client"] or "",
+        metadata=first["metadata"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        threads=row["threads"],
+        input_tokens=tokens[0],
+        output_tokens=tokens[1],
+        cache_read_input_tokens=tokens[2],
+        cache_write_input_tokens=tokens[3],
+        last_prompt="" if last_prompt is None else last_prompt[0],
+        last_active_at=row["last_active_at"],
+    )
+
+
+# --- session threads -----------------------------------------------------------------------
+
+
+def interception_session_id(
+    conn: sqlite3.Connection, interception_id: str, *, authorized: bool
+) -> str | None:
+    """The session id of an interception the caller may read, else None."""
+    if not authorized:
+        return None
+    row = conn.execute(
+        "SELECT session_id FROM interceptions WHERE id = ?", (interception_id,)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def thread_rows(
+    conn: sqlite3.Connection,
+    session_id: str,
+    *,
+    after_id: str | None = None,
+    before_id: str | None = None,
+    limit: int = 0,
+) -> list[Row]:
+    """ListAIBridgeSessionThreads: every ended interception of a page of thread roots.
+
+    Roots are taken `started_at ASC, id ASC` from the session start, so `before_id` yields the
+    first threads before the cursor, not the ones right before it (Coder's behaviour). A zero
+    limit means 50, as `COALESCE(NULLIF(limit, 0), 50)` does upstream.
+    """
+    cursor_sql, params = "", [session_id]
+    for op, cursor in ((">", after_id), ("<", before_id)):
+        if cursor is not None:
+            cursor_sql += (
+                f" AND (started_at, id) {op} "  # noqa: S608
+                "((SELECT started_at FROM interceptions WHERE id = ?), ?)"
+            )
+            params += [cursor, cursor]
+    sql = (
+        "WITH pt AS (SELECT id AS thread_id, started_at FROM interceptions "  # noqa: S608
+        "WHERE session_id = ? AND ended_at IS NOT NULL AND thread_root_id IS NULL"
+        f"{cursor_sql} ORDER BY started_at, id LIMIT ?) "
+        "SELECT pt.thread_id, i.* FROM interceptions AS i "
+        "JOIN pt ON pt.thread_id = COALESCE(i.thread_root_id, i.id) "
+        "WHERE i.session_id = ? AND i.ended_at IS NOT NULL "
+        "ORDER BY pt.started_at, pt.thread_id, i.started_at, i.id"
+    )
+    return conn.execute(sql, (*params, limit or 50, session_id)).fetchall()
+
+
+# --- models and clients --------------------------------------------------------------------
+
+
+def _like_prefix(where: list[str], params: list[Any], column: str, prefix: str | None) -> None:
+    if prefix:
+        # Bound as one parameter (not `? || '%'`) so SQLite's LIKE optimization can use the
+        # index; `%` and `_` inside the prefix stay wildcards, as in Postgres.
+        where.append(f"{column} LIKE ?")
+        params.append(prefix + "%")
+
+
+def list_models(
+    conn: sqlite3.Connection, prefix: str | None, *, authorized: bool, limit: int, offset: int
+) -> list[str]:
+    """Distinct models of ended interceptions, by prefix, ordered by model."""
+    where, params = ["ended_at IS NOT NULL"], list[Any]()
+    _like_prefix(where, params, "model", prefix)
+    if not authorized:
+        where.append("0")
+    sql = (
+        f"SELECT model FROM interceptions WHERE {' AND '.join(where)} "  # noqa: S608
+        "GROUP BY model ORDER BY model LIMIT ? OFFSET ?"
+    )
+    return [str(r[0]) for r in conn.execute(sql, (*params, limit, offset))]
+
+
+def list_clients(
+    conn: sqlite3.Connection, prefix: str | None, *, authorized: bool, limit: int, offset: int
+) -> list[str]:
+    """COALESCE(client, 'Unknown') grouped by the raw column; Coder sets no ORDER BY."""
+    where, params = ["ended_at IS NOT NULL"], list[Any]()
+    _like_prefix(where, params, "COALESCE(client, 'Unknown')", prefix)
+    if not authorized:
+        where.append("0")
+    sql = (
+        "SELECT COALESCE(client, 'Unknown') FROM interceptions "  # noqa: S608
+        f"WHERE {' AND '.join(where)} GROUP BY client LIMIT ? OFFSET ?"
+    )
+    return [str(r[0]) for r in conn.execute(sql, (*params, limit, offset))]
+
+
+# --- query plans ---------------------------------------------------------------------------
+
+
+def _plan(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[str]:
+    return [str(row[3]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+
+
+def explain_list_queries(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """EXPLAIN QUERY PLAN lines of a typical filtered query of each list endpoint."""
+    user = conn.execute("SELECT id FROM users ORDER BY username LIMIT 1").fetchone()
+    user_id = "" if user is None else str(user[0])
+    by_user = search_where(InterceptionSearch(initiator_id=user_id), authorized=True)
+    by_model = search_where(SessionSearch(model="gpt-4.1"), authorized=True)
+    page = (100, 0)
+    return {
+        "interceptions.count": _plan(
+            conn,
+            f"SELECT COUNT(*) FROM interceptions AS i "  # noqa: S608
+            f"WHERE {by_user.sql}",
+            by_user.params,
+        ),
+        "interceptions.list": _plan(
+            conn, _interceptions_sql(by_user, cursor=True), (*by_user.params, 0, "", *page)
+        ),
+        "sessions.count": _plan(
+            conn,
+            "SELECT COUNT(*) FROM (SELECT 1 FROM interceptions AS i "  # noqa: S608
+            f"WHERE {by_model.sql} GROUP BY i.session_id, i.initiator_id)",
+            by_model.params,
+        ),
+        "sessions.list": _plan(
+            conn, _sessions_sql(by_model, cursor=True), (*by_model.params, 0, "", *page)
+        ),
+        "sessions.threads": _plan(
+            conn,
+            "SELECT id FROM interceptions WHERE session_id = ? AND ended_at IS NOT NULL "
+            "AND thread_root_id IS NULL ORDER BY started_at, id LIMIT 50",
+            ("",),
+        ),
+        "models": _plan(
+            conn,
+            "SELECT model FROM interceptions WHERE ended_at IS NOT NULL AND model LIKE ? "
+            "GROUP BY model ORDER BY model LIMIT 100",
+            ("claude%",),
+        ),
+        "clients": _plan(
+            conn,
+            "SELECT COALESCE(client, 'Unknown') FROM interceptions WHERE ended_at IS NOT NULL "
+            "AND COALESCE(client, 'Unknown') LIKE ? GROUP BY client LIMIT 100",
+            ("C%",),
+        ),
+    }

@@ -1,0 +1,125 @@
+// Drives GraphiQL in headless Debian Chromium with playwright-core (no browser download), as a
+// developer would: open the page, put the token in the Headers pane, write the query, press run,
+// read the result from the result window. Run by tests/e2e/test_graphiql_browser.py with
+// NODE_PATH=tests/frontend/node_modules and one JSON argument:
+//   {url, chromium, headers: {...}, query, screenshot, probe}
+// It prints one JSON line:
+//   {result, resultText, blocked, requests, headersSent, consoleErrors, probe}.
+// Every request that does not go to 127.0.0.1 is aborted and listed in `blocked`.
+'use strict';
+
+const { chromium } = require('playwright-core');
+
+const TIMEOUT_MS = 20000;
+// The flags TOOLING.md lists for headless Chromium as root, and a resolver that resolves nothing
+// but loopback: even the browser's own background traffic cannot leave the machine.
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+];
+
+function isLoopback(url) {
+  const { protocol, hostname } = new URL(url);
+  // data: and blob: URLs never touch the network.
+  return protocol === 'data:' || protocol === 'blob:' || hostname === '127.0.0.1';
+}
+
+// GraphiQL's editors are CodeMirror 5 instances, reachable from their DOM node.
+async function setEditor(page, selector, text) {
+  await page.waitForSelector(selector, { state: 'visible', timeout: TIMEOUT_MS });
+  await page.$eval(selector, (node, value) => node.CodeMirror.setValue(value), text);
+}
+
+// A page whose requests are all recorded, and aborted (and listed) unless to loopback.
+async function openPage(browser, options, report) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (isLoopback(url)) return route.continue();
+    report.blocked.push(url);
+    return route.abort('internetdisconnected');
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT_MS);
+  page.on('console', (message) => {
+    // Once the probe started, errors are its own (its fetch fails on purpose).
+    if (message.type() === 'error' && !report.probe) report.consoleErrors.push(message.text());
+  });
+  page.on('request', (request) => {
+    report.requests.push(`${request.method()} ${request.url()}`);
+    if (request.method() === 'POST' && request.url() === options.url) {
+      // Which header names the page sent (never their values: they are credentials).
+      report.headersSent.push(Object.keys(request.headers()).sort());
+    }
+  });
+  return page;
+}
+
+// What a developer does: headers pane, query editor, run button, then read the result window.
+async function runQuery(page, options) {
+  await page.goto(options.url, { waitUntil: 'load' });
+  await page.waitForSelector('.graphiql-execute-button');
+  await page.click('.graphiql-editor-tools button[data-name="headers"]');
+  await setEditor(
+    page,
+    'section.graphiql-editor-tool[aria-label="Headers"] .graphiql-editor:not(.hidden) .CodeMirror',
+    JSON.stringify(options.headers, null, 2),
+  );
+  await setEditor(page, '.graphiql-query-editor .CodeMirror', options.query);
+  await page.click('.graphiql-execute-button');
+  // The result window holds JSON once the response arrived (nothing, or a spinner, before).
+  const handle = await page.waitForFunction(() => {
+    const editor = document.querySelector('.result-window .CodeMirror');
+    const value = editor && editor.CodeMirror.getValue();
+    return value && value.trim().startsWith('{') ? value : null;
+  });
+  return JSON.parse(await handle.jsonValue());
+}
+
+// Proof that the blocking works: the page fetches `url` (a CDN URL) itself. It must fail; what it
+// recorded is kept apart from what GraphiQL did.
+async function probeBlocking(page, url, report) {
+  const [blocked, requests] = [report.blocked.length, report.requests.length];
+  report.probe = { outcome: 'pending' };
+  const outcome = await page.evaluate(
+    (target) => fetch(target).then(() => 'loaded', () => 'failed'),
+    url,
+  );
+  report.probe = { outcome, blocked: report.blocked.splice(blocked) };
+  report.requests.splice(requests);
+}
+
+async function run(options) {
+  const browser = await chromium.launch({
+    executablePath: options.chromium,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: TIMEOUT_MS,
+  });
+  const report = { blocked: [], requests: [], headersSent: [], consoleErrors: [] };
+  try {
+    const page = await openPage(browser, options, report);
+    report.result = await runQuery(page, options);
+    // What is rendered on screen, not only the editor's model.
+    report.resultText = await page.innerText('.result-window');
+    await page.screenshot({ path: options.screenshot });
+    await probeBlocking(page, options.probe, report);
+  } finally {
+    await browser.close();
+  }
+  return report;
+}
+
+run(JSON.parse(process.argv[2])).then(
+  (report) => process.stdout.write(JSON.stringify(report) + '\n'),
+  (error) => {
+    process.stderr.write(`${error.stack || error}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,1 @@
+"""Federation tests: our subgraph composed with a second one, served by real gateways."""
