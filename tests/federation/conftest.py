@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from aibridge_graphql.gateway.app import create_app
 from aibridge_graphql.settings import Settings
@@ -56,13 +57,23 @@ class GraphQLServer:
     """A GraphQL endpoint under test (a subgraph or a gateway)."""
 
     url: str
+    # Of our gateway only: the requests it sent upstream, and the headers (lower-cased names) of
+    # the GraphQL requests it received.
     calls: list[UpstreamCall] = field(default_factory=list)
+    received: list[dict[str, str]] = field(default_factory=list)
 
-    def post(self, query: str, token: str | None = None, **variables: Any) -> dict[str, Any]:
+    def post(
+        self,
+        query: str,
+        token: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **variables: Any,
+    ) -> dict[str, Any]:
         """POST a query (with the token as `Coder-Session-Token`, if any); the JSON body."""
-        headers = {TOKEN_HEADER: token} if token else {}
+        sent = {**({TOKEN_HEADER: token} if token else {}), **(headers or {})}
         response = httpx.post(
-            self.url, json={"query": query, "variables": variables}, headers=headers, timeout=30
+            self.url, json={"query": query, "variables": variables}, headers=sent, timeout=30
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
@@ -90,13 +101,18 @@ def token(tokens: dict[str, str]) -> str:
 
 @pytest.fixture(scope="module")
 def ours(standin_url: str) -> Iterator[GraphQLServer]:
-    """Our gateway in front of the stand-in, recording its upstream calls."""
+    """Our gateway in front of the stand-in, recording what it receives and sends upstream."""
     server = GraphQLServer(url="")
+
+    @web.middleware
+    async def record_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+        server.received.append({name.lower(): value for name, value in request.headers.items()})
+        return await handler(request)
 
     def factory() -> web.Application:
         settings = Settings(upstream_url=standin_url)
         client = UpstreamClient(settings, transport=RecordingTransport(server.calls))
-        app = create_app(settings, client=client)
+        app = create_app(settings, client=client, middlewares=[record_headers])
 
         async def close_client(_: web.Application) -> None:
             await client.aclose()

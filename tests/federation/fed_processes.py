@@ -125,5 +125,6 @@ def run_hive_gateway(supergraph: Path, log: Path) -> contextlib.AbstractContextM
     port = free_port()
     binary = FEDERATION_DIR / "node_modules" / ".bin" / "hive-gateway"
     # Without `--host` Hive Gateway listens on every interface.
-    args = [str(binary), "supergraph", str(supergraph), "--host", "127.0.0.1", "--port", str(port)]
+    args = [str(binary), "supergraph", str(supergraph), "-c", "gateway.config.mjs"]
+    args += ["--host", "127.0.0.1", "--port", str(port)]
     return run_node_server(args, f"http://127.0.0.1:{port}/graphql", log)

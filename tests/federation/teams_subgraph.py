@@ -69,6 +69,7 @@ class Team:
 
     @classmethod
     def from_spec(cls, spec: TeamSpec) -> Team:
+        """The team with references (ids only) to the entities it lists."""
         return cls(
             name=spec.name,
             members=[User(id=strawberry.ID(member)) for member in spec.member_ids],

@@ -259,6 +259,30 @@ def test_each_caller_sees_only_what_their_own_token_allows(
     assert _values(body.get("data"), _ENTITY_DATA) == []
 
 
+@pytest.mark.parametrize("scheme", ["session-token", "bearer"])
+def test_only_the_callers_credentials_reach_our_subgraph(
+    gateway: GraphQLServer, ours: GraphQLServer, token: str, scheme: str
+) -> None:
+    credential = (
+        {"Coder-Session-Token": token}
+        if scheme == "session-token"
+        else {"Authorization": f"Bearer {token}"}
+    )
+    ours.received.clear()
+    ours.calls.clear()
+
+    body = gateway.post(
+        _SESSIONS % "team { name }", headers={**credential, "X-Not-Forwarded": "secret"}
+    )
+
+    assert "errors" not in body, body["errors"]
+    assert ours.received, "the gateway must have queried our subgraph"
+    for headers in ours.received:
+        assert {k.lower(): v for k, v in credential.items()}.items() <= headers.items()
+        assert "x-not-forwarded" not in headers
+    assert {call.token for call in ours.calls} == {token}
+
+
 @pytest.mark.parametrize("credential", [None, "not-a-valid-token"], ids=["none", "invalid"])
 def test_without_a_valid_token_entities_are_unauthenticated(
     gateway: GraphQLServer, roster: Roster, credential: str | None

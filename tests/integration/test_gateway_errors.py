@@ -120,6 +120,7 @@ async def test_unreachable_upstream_is_upstream_unavailable_and_not_ready() -> N
     async with serve_gateway(url, "abcdefghij-0123456789012345678901", retries=0) as gw:
         body = await gw.query("{ sessions { totalCount } models }")
         ready = await gw.http.get("/readyz")
+        ready_body = await ready.json()
         alive = await gw.http.get("/healthz")
         text = str(body)
     assert body["data"] == {"sessions": None, "models": None}
@@ -127,5 +128,5 @@ async def test_unreachable_upstream_is_upstream_unavailable_and_not_ready() -> N
     assert "127.0.0.1" not in text
     assert "abcdefghij" not in text
     assert ready.status == 503
-    assert (await ready.json())["status"] == "unavailable"
+    assert ready_body["status"] == "unavailable"
     assert alive.status == 200

@@ -1,14 +1,21 @@
-"""Every field of every type, through the gateway, equals what the REST API returns for it."""
+"""Every field of every type, through the gateway, equals what the REST API returns for it.
+
+The seeded stand-in is compared whole (every session, every thread of every session, every
+interception), through the lists and through `node(id:)`, so no field escapes on odd data (null
+clients and metadata, tool invocation errors, model thoughts, agentic loops).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from gateway_helpers import (
     INTERCEPTION_FIELDS,
     SESSION_FIELDS,
     THREAD_FIELDS,
     TIME_KEYS,
+    Gateway,
     interception,
     normalize_times,
     rest_client,
@@ -18,52 +25,140 @@ from gateway_helpers import (
     thread,
 )
 
-REST_TIME_KEYS = TIME_KEYS
+# Aliases per query when asking for many sessions at once (well inside the alias/token limits).
+BATCH = 10
 
 
 def same(got: Any, expected: Any) -> None:
     assert normalize_times(got, TIME_KEYS) == normalize_times(expected, TIME_KEYS)
 
 
+async def _all_nodes(gw: Gateway, root: str, fields: str) -> tuple[list[Any], int]:
+    """Every node of a root connection, walked 100 at a time, and its totalCount."""
+    query = f"""query($after: String) {{ {root}(first: 100, after: $after) {{
+      totalCount pageInfo {{ hasNextPage endCursor }} nodes {{ id {fields} }} }} }}"""
+    nodes: list[Any] = []
+    after = None
+    for _ in range(100):
+        connection = (await gw.data(query, {"after": after}))[root]
+        nodes += connection["nodes"]
+        if not connection["pageInfo"]["hasNextPage"]:
+            return nodes, connection["totalCount"]
+        after = connection["pageInfo"]["endCursor"]
+    raise AssertionError("the walk did not end")
+
+
+async def _rest_all(rest: httpx.AsyncClient, path: str, key: str, cursor: str) -> list[Any]:
+    items: list[Any] = []
+    params: dict[str, Any] = {"limit": 1000}
+    for _ in range(100):
+        body = await rest_json(rest, path, **params)
+        items += body[key]
+        if len(body[key]) < 1000:
+            return items
+        params[cursor] = items[-1]["id"]
+    raise AssertionError("the REST walk did not end")
+
+
+def _strip_ids(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in node.items() if k != "id"} for node in nodes]
+
+
 async def test_sessions_match_rest(standin_url: str, tokens: dict[str, str]) -> None:
     token = tokens["admin"]
-    query = f"{{ sessions(first: 100) {{ totalCount nodes {{ {SESSION_FIELDS} }} }} }}"
     async with serve_gateway(standin_url, token) as gw, rest_client(standin_url, token) as rest:
-        data = await gw.data(query)
-        expected = await rest_json(rest, "/sessions", limit=100)
-    assert expected["sessions"], "the seeded stand-in must have sessions"
-    assert data["sessions"]["totalCount"] == expected["count"]
-    same(data["sessions"]["nodes"], [session(raw) for raw in expected["sessions"]])
+        nodes, total = await _all_nodes(gw, "sessions", SESSION_FIELDS)
+        expected = await _rest_all(rest, "/sessions", "sessions", "after_session_id")
+    assert total == len(expected) == len(nodes) > 20
+    assert any(raw.get("client") is None for raw in expected)
+    assert any("last_prompt" not in raw for raw in expected)
+    same(_strip_ids(nodes), [session(raw) for raw in expected])
 
 
-async def test_threads_match_rest(standin_url: str, tokens: dict[str, str]) -> None:
+async def test_threads_of_every_session_match_rest(
+    standin_url: str, tokens: dict[str, str]
+) -> None:
     token = tokens["admin"]
     async with serve_gateway(standin_url, token) as gw, rest_client(standin_url, token) as rest:
-        listing = await rest_json(rest, "/sessions", limit=12)
-        picked = listing["sessions"]
-        aliases = " ".join(
-            f's{i}: session(sessionId: "{raw["id"]}", initiator: "{raw["initiator"]["id"]}") '
-            f"{{ sessionId threads(first: 100) {{ totalCount nodes {{ {THREAD_FIELDS} }} }} }}"
-            for i, raw in enumerate(picked)
-        )
-        data = await gw.data(f"{{ {aliases} }}")
-        for i, raw in enumerate(picked):
-            expected = await rest_json(rest, f"/sessions/{raw['id']}", limit=100)
-            got = data[f"s{i}"]["threads"]
-            assert got["totalCount"] == raw["threads"]
-            same(got["nodes"], [thread(item) for item in expected["threads"]])
-    assert any(raw["threads"] > 0 for raw in picked)
+        listing = await _rest_all(rest, "/sessions", "sessions", "after_session_id")
+        compared: list[dict[str, Any]] = []
+        for start in range(0, len(listing), BATCH):
+            batch = listing[start : start + BATCH]
+            aliases = " ".join(
+                f's{i}: session(sessionId: "{raw["id"]}", initiator: "{raw["initiator"]["id"]}")'
+                f" {{ threads(first: 100) {{ totalCount nodes {{ {THREAD_FIELDS} }} }} }}"
+                for i, raw in enumerate(batch)
+            )
+            data = await gw.data(f"{{ {aliases} }}")
+            for i, raw in enumerate(batch):
+                expected = await rest_json(rest, f"/sessions/{raw['id']}", limit=100)
+                got = data[f"s{i}"]["threads"]
+                assert got["totalCount"] == raw["threads"] == len(expected["threads"])
+                same(got["nodes"], [thread(item) for item in expected["threads"]])
+                compared += expected["threads"]
+    actions = [action for raw in compared for action in raw["agentic_actions"]]
+    assert any(action["thinking"] for action in actions), "the seed must have model thoughts"
+    calls = [call for action in actions for call in action["tool_calls"]]
+    assert {call["injected"] for call in calls} == {True, False}
+    assert any(raw["token_usage"]["metadata"] for raw in compared)
 
 
 async def test_interceptions_match_rest(standin_url: str, tokens: dict[str, str]) -> None:
     token = tokens["auditor"]
-    query = f"{{ interceptions(first: 100) {{ totalCount nodes {{ {INTERCEPTION_FIELDS} }} }} }}"
     async with serve_gateway(standin_url, token) as gw, rest_client(standin_url, token) as rest:
-        data = await gw.data(query)
-        expected = await rest_json(rest, "/interceptions", limit=100)
-    assert expected["results"]
-    assert data["interceptions"]["totalCount"] == expected["count"]
-    same(data["interceptions"]["nodes"], [interception(raw) for raw in expected["results"]])
+        nodes, total = await _all_nodes(gw, "interceptions", INTERCEPTION_FIELDS)
+        expected = await _rest_all(rest, "/interceptions", "results", "after_id")
+    assert total == len(expected) == len(nodes) > 100
+    assert any(raw.get("client") is None for raw in expected)
+    assert any(raw.get("api_key_id") is None for raw in expected)
+    assert any(u["invocation_error"] for raw in expected for u in raw["tool_usages"])
+    same(_strip_ids(nodes), [interception(raw) for raw in expected])
+
+
+NODES = f"""query($ids: [ID!]!) {{ nodes(ids: $ids) {{ __typename id
+  ... on Session {{ {SESSION_FIELDS} }}
+  ... on Thread {{ {THREAD_FIELDS} session {{ sessionId }} }}
+  ... on Interception {{ {INTERCEPTION_FIELDS} }} }} }}"""
+
+
+async def test_nodes_refetch_the_same_fields(standin_url: str, tokens: dict[str, str]) -> None:
+    """`node(id:)` finds each type again with every field equal to the REST data."""
+    token = tokens["admin"]
+    async with serve_gateway(standin_url, token) as gw, rest_client(standin_url, token) as rest:
+        listing = await gw.data(
+            "{ sessions(first: 30) { nodes { id sessionId threads(first: 2) { nodes { id } } } }"
+            " interceptions(first: 5) { nodes { id interceptionId } } }"
+        )
+        sessions = [s for s in listing["sessions"]["nodes"] if s["threads"]["nodes"]][:3]
+        interceptions = listing["interceptions"]["nodes"]
+        ids = [s["id"] for s in sessions]
+        ids += [s["threads"]["nodes"][-1]["id"] for s in sessions]
+        ids += [i["id"] for i in interceptions]
+        # A fresh request: nothing is primed, every node goes through its by-id lookup.
+        got = (await gw.data(NODES, {"ids": ids}))["nodes"]
+        rest_sessions = {
+            raw["id"]: raw
+            for raw in await _rest_all(rest, "/sessions", "sessions", "after_session_id")
+        }
+        rest_threads = {
+            raw["id"]: (sid, raw)
+            for sid in (s["sessionId"] for s in sessions)
+            for raw in (await rest_json(rest, f"/sessions/{sid}", limit=200))["threads"]
+        }
+        rest_interceptions = {
+            raw["id"]: raw for raw in (await rest_json(rest, "/interceptions", limit=5))["results"]
+        }
+    assert [node["id"] for node in got] == ids
+    for node in got:
+        fields = {k: v for k, v in node.items() if k not in ("__typename", "id")}
+        if node["__typename"] == "Session":
+            same(fields, session(rest_sessions[node["sessionId"]]))
+        elif node["__typename"] == "Thread":
+            session_id, raw = rest_threads[node["threadId"]]
+            same(fields, {**thread(raw), "session": {"sessionId": session_id}})
+        else:
+            assert node["__typename"] == "Interception"
+            same(fields, interception(rest_interceptions[node["interceptionId"]]))
 
 
 async def test_models_and_clients_match_rest(standin_url: str, tokens: dict[str, str]) -> None:
@@ -76,8 +171,9 @@ async def test_models_and_clients_match_rest(standin_url: str, tokens: dict[str,
     assert data["models"] == models
     assert models
     assert sorted(data["clients"]) == sorted(clients)
-    assert clients
+    assert "Unknown" in clients
     assert data["prefixed"] == prefixed
+    assert 0 < len(prefixed) < len(models)
 
 
 async def test_filters_match_rest(standin_url: str, tokens: dict[str, str]) -> None:
@@ -92,7 +188,7 @@ async def test_filters_match_rest(standin_url: str, tokens: dict[str, str]) -> N
         started = sample["started_at"]
         query = """query($p: String!, $m: String!, $u: String!, $t: DateTime!) {
           byProvider: sessions(first: 100, filter: {provider: $p}) {
-            totalCount nodes { sessionId } }
+            totalCount nodes { sessionId threadCount } }
           byUser: interceptions(first: 100, filter: {initiator: $u, model: $m, startedBefore: $t}) {
             totalCount nodes { interceptionId } }
         }"""
@@ -105,8 +201,8 @@ async def test_filters_match_rest(standin_url: str, tokens: dict[str, str]) -> N
             q=f'initiator:{username} model:"{model}" started_before:"{started}"',
         )
     assert data["byProvider"]["totalCount"] == by_provider["count"] > 0
-    assert [n["sessionId"] for n in data["byProvider"]["nodes"]] == [
-        s["id"] for s in by_provider["sessions"]
+    assert [(n["sessionId"], n["threadCount"]) for n in data["byProvider"]["nodes"]] == [
+        (s["id"], s["threads"]) for s in by_provider["sessions"]
     ]
     assert data["byUser"]["totalCount"] == by_user["count"] > 0
     assert [n["interceptionId"] for n in data["byUser"]["nodes"]] == [

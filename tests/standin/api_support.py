@@ -112,3 +112,10 @@ def db_rows(path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """Rows of a query straight from the database (the tests' independent oracle)."""
     with contextlib.closing(sqlite3.connect(path)) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+def add_api_key(path: Path, user_id: str, token: str, expires_at: int) -> None:
+    """Give a user of a hand-built database one more token."""
+    with contextlib.closing(open_database(path)) as conn:
+        _insert_api_key(conn, user_id, token, expires_at)
+        conn.commit()

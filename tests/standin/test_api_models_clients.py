@@ -58,7 +58,7 @@ def test_clients_include_unknown_and_match_by_prefix(admin: httpx.Client, standi
     assert "Unknown" in clients
     assert get_json(admin, "/clients", q="Unk") == ["Unknown"]
     assert get_json(admin, "/clients", q="client:Unknown") == ["Unknown"]
-    github = sorted(get_json(admin, "/clients", q='"GitHub Copilot"'))
+    github = sorted(get_json(admin, "/clients", q='client:"GitHub Copilot"'))
     assert github == sorted(c for c in _clients(standin_db) if c.startswith("GitHub Copilot"))
     assert get_json(admin, "/clients", q="github") == []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -216,3 +217,13 @@ def test_member_sees_nothing(standin_url: str, tokens: dict[str, str], admin: ht
         )
     with api_client(standin_url, tokens["auditor"]) as auditor:
         assert get_json(auditor, "/sessions", limit=3) == get_json(admin, "/sessions", limit=3)
+
+
+def test_concurrent_requests_get_consistent_answers(admin: httpx.Client) -> None:
+    paths = ["/sessions?limit=7", "/interceptions?limit=3", "/models", "/clients"] * 6
+    expected = {path: admin.get(path).json() for path in set(paths)}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda path: (path, admin.get(path)), paths))
+    for path, response in answers:
+        assert response.status_code == 200
+        assert response.json() == expected[path]

@@ -220,5 +220,5 @@ def _round_trip(served: dict[str, Any], tmp_path: Path) -> None:
     owner, *others = read_tokens(conn)
     assert (owner.role, owner.token, others) == ("owner", ADMIN_TOKEN, [])
     # The owner's username never clashes with an imported user's.
-    assert owner.username == ("standin-admin" if "admin" in initiators else "admin")
+    assert owner.username == ("admin1" if "admin" in initiators else "admin")
     conn.close()

@@ -217,3 +217,14 @@ def test_bad_documents(text: str, message: str) -> None:
 def test_a_non_object_record(conn: sqlite3.Connection) -> None:
     (error,) = failure(conn, [interception(ID_1), 42])
     assert (error.index, error.record_id) == (1, None)
+
+
+def test_a_database_failure_mid_load_rolls_everything_back(conn: sqlite3.Connection) -> None:
+    # The tool usages are written last: failing there proves the earlier inserts are undone.
+    conn.execute(
+        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON tool_usages "
+        "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    with pytest.raises(ImportFailed, match=r"the database refused the import.*disk full"):
+        import_interceptions(conn, [interception(ID_1)])
+    assert set(table_counts(conn).values()) == {0}

@@ -1,10 +1,11 @@
-"""The stand-in's `q` parser: Coder's splitting rules, filters and exact validation messages."""
+"""The stand-in's `q` parser: splitting, filters, exact messages, and the 400s served with them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from aibridge_graphql.standin.search import (
@@ -331,3 +332,106 @@ def test_single_key_endpoints(parse: Callable[[str], str | None], key: str) -> N
 def test_search_error_text_joins_the_details() -> None:
     with pytest.raises(SearchError, match="no search key specified"):
         sessions("x")
+
+
+# ---- over HTTP: the served stand-in wraps these in each endpoint's 400 -----------------------
+
+_QUOTE_DATE = "Query element \"started_after:2025-01-01T00:00:00Z\" can only contain 1 ':'"
+
+
+@pytest.mark.parametrize(
+    ("path", "q", "message", "validations"),
+    [
+        (
+            "/interceptions",
+            "started_after:2025-01-01T00:00:00Z",
+            "Invalid workspace search query.",
+            [("q", _QUOTE_DATE)],
+        ),
+        (
+            "/sessions",
+            "model:",
+            "Invalid session search query.",
+            [("q", "Query element \"model:\" cannot start or end with ':'")],
+        ),
+        (
+            "/interceptions",
+            'started_after:"2025-01-01"',
+            "Invalid workspace search query.",
+            [
+                (
+                    "started_after",
+                    DATE_PREFIX + 'parsing time "2025-01-01" as'
+                    ' "2006-01-02T15:04:05.999999999Z07:00": cannot parse "" as "T"',
+                )
+            ],
+        ),
+        (
+            "/sessions",
+            'started_after:"2025-01-02T00:00:00Z" started_before:"2025-01-01T00:00:00+00:00"',
+            "Invalid session search query.",
+            [
+                (
+                    "started_before",
+                    'Query param "started_before" has invalid value: "started_before" must be'
+                    ' after "started_after" if set',
+                )
+            ],
+        ),
+        (
+            "/sessions",
+            "session_id:a SESSION_ID:b",
+            "Invalid session search query.",
+            [("session_id", dup("session_id"))],
+        ),
+        (
+            "/models",
+            "claude model:gpt",
+            "Invalid AI Bridge models search query.",
+            [("model", dup("model"))],
+        ),
+        (
+            "/clients",
+            "client:a client:b",
+            "Invalid AI Bridge clients search query.",
+            [("client", dup("client"))],
+        ),
+        (
+            "/interceptions",
+            "colour:red provider_name:nope initiator:nobody",
+            "Invalid workspace search query.",
+            [
+                (
+                    "initiator",
+                    'Query param "initiator" has invalid value: user "nobody" either does not'
+                    " exist, or you are unauthorized to view them",
+                ),
+                (
+                    "provider_name",
+                    'Query param "provider_name" has invalid value: provider not found or'
+                    " unauthorized",
+                ),
+                ("colour", '"colour" is not a valid query param'),
+            ],
+        ),
+    ],
+)
+def test_served_search_errors(
+    standin_url: str,
+    tokens: dict[str, str],
+    path: str,
+    q: str,
+    message: str,
+    validations: list[tuple[str, str]],
+) -> None:
+    response = httpx.get(
+        f"{standin_url}/api/v2/aibridge{path}",
+        params={"q": q},
+        headers={"Coder-Session-Token": tokens["admin"]},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "message": message,
+        "validations": [{"field": field, "detail": detail} for field, detail in validations],
+    }

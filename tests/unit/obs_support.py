@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ from multidict import CIMultiDict
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client.parser import text_string_to_metric_families
 
-from aibridge_graphql.gateway.app import create_app
+from aibridge_graphql.gateway.app import SetupHook, create_app
 from aibridge_graphql.gateway.observability import Observability
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
@@ -94,6 +94,7 @@ async def observed_gateway(
     fake: FakeUpstream | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     tracer_provider: TracerProvider | None = None,
+    setup: Sequence[SetupHook] = (),
     **overrides: Any,
 ) -> AsyncIterator[ObservedGateway]:
     """The real gateway app on an ephemeral loopback port, with its own `Observability`."""
@@ -101,7 +102,7 @@ async def observed_gateway(
     config = settings(**overrides)
     client = UpstreamClient(config, transport=transport or fake.transport())
     observability = Observability(config, tracer_provider=tracer_provider)
-    app = create_app(config, client=client, observability=observability)
+    app = create_app(config, client=client, observability=observability, setup=setup)
     try:
         server = TestServer(app, host="127.0.0.1")
         # No aiohttp access log, as `serve` runs it (it would log GET query strings).

@@ -102,6 +102,7 @@ async def test_invalid_documents_are_never_registered(query: str, code: str) -> 
     [
         ({"version": 2, "sha256Hash": "0" * 64}, "Unsupported persisted query version."),
         ({"version": 1, "sha256Hash": "xyz"}, "must be 64 hexadecimal characters"),
+        ({"version": 1, "sha256Hash": "0" * 64 + "\n"}, "must be 64 hexadecimal characters"),
         ("not-an-object", "must be an object"),
     ],
 )

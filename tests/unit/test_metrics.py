@@ -95,10 +95,11 @@ async def test_openmetrics_is_served_when_the_scraper_asks_for_it() -> None:
     assert text.rstrip().endswith("# EOF")
 
 
-def test_operation_names_are_capped() -> None:
+def test_operation_names_are_capped_and_must_be_graphql_names() -> None:
     metrics = GatewayMetrics(max_operation_names=2)
-    labels = [metrics.operation_label(name) for name in ("A", "B", "C", "A", None)]
-    assert labels == ["A", "B", OTHER, "A", OTHER]
+    names = ["A", "not a name", "x" * 129, "B", "C", "A", None]
+    labels = [metrics.operation_label(name) for name in names]
+    assert labels == ["A", OTHER, OTHER, "B", OTHER, "A", OTHER]
 
 
 def test_endpoint_templates_never_carry_ids() -> None:

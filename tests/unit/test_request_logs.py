@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from obs_support import DASHBOARD, TOKEN, observed_gateway
 
+from aibridge_graphql.gateway.apq import sha256_hex
 from aibridge_graphql.gateway.jsonlog import QUIET_LOGGERS, configure_logging
 from aibridge_graphql.gateway.observability import accept_request_id
 
@@ -66,7 +68,8 @@ async def test_the_callers_request_id_is_returned_forwarded_and_logged(
 
 
 @pytest.mark.parametrize(
-    "unsafe", ["x" * 129, "has space", "new\nline", 'quote"d', "semi;colon", "ünïcode"]
+    "unsafe",
+    ["x" * 129, "has space", "new\nline", "trailing\n", 'quote"d', "semi;colon", "ünïcode"],
 )
 async def test_an_unsafe_request_id_is_replaced(unsafe: str) -> None:
     async with observed_gateway() as gw:
@@ -132,3 +135,35 @@ def test_each_record_is_one_json_object_on_one_line(json_lines: io.StringIO) -> 
     assert "request_id" not in first  # logged outside any request
     assert second["level"] == "ERROR"
     assert "ValueError: boom" in second["exc_info"]
+
+
+async def test_the_access_line_names_the_persisted_query_lookup(json_lines: io.StringIO) -> None:
+    query = "query Models { models }"
+    extensions = {"persistedQuery": {"version": 1, "sha256Hash": sha256_hex(query)}}
+    async with observed_gateway() as gw:
+        await gw.get({"extensions": extensions})
+        await gw.post({"query": query, "extensions": extensions})
+    miss, registered = access(json_lines)
+    assert (miss["apq"], "operation" in miss) == ("miss", False)
+    assert (registered["apq"], registered["operation"]) == ("registered", "Models")
+
+
+async def test_an_unhandled_error_is_masked_and_logged_with_the_request_id(
+    json_lines: io.StringIO,
+) -> None:
+    async def broken(_: web.Request) -> web.Response:
+        raise RuntimeError("internal detail")
+
+    def add_broken(app: web.Application) -> None:
+        app.router.add_get("/broken", broken)
+
+    async with observed_gateway(setup=[add_broken]) as gw:
+        response = await gw.http.get("/broken", headers={"X-Request-Id": "bug-1"})
+        body = await response.json()
+    assert response.status == 500
+    assert response.headers["X-Request-Id"] == "bug-1"
+    assert body == {"message": "Internal server error", "request_id": "bug-1"}
+    [error] = [record for record in records(json_lines) if record["level"] == "ERROR"]
+    assert error["request_id"] == "bug-1"
+    assert "RuntimeError: internal detail" in error["exc_info"]
+    assert [(line["status"], line["request_id"]) for line in access(json_lines)] == [(500, "bug-1")]

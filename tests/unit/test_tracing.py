@@ -117,3 +117,12 @@ def test_tracing_without_the_extra_installed_is_off_with_a_warning(
     monkeypatch.setitem(sys.modules, "aibridge_graphql.gateway.tracing", None)
     assert load_tracing(settings(tracing=True), None) is None
     assert "install 'aibridge-graphql[otel]'" in caplog.text
+
+
+def test_tracing_without_the_exporter_installed_is_off_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No provider given and none configured in this process: the OTLP exporter would be needed.
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    assert load_tracing(settings(tracing=True), None) is None
+    assert "Tracing is off" in caplog.text

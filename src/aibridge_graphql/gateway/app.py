@@ -1,9 +1,10 @@
-"""The aiohttp application: `/graphql` (GraphiQL in a browser), `/healthz`, `/readyz`.
+"""The aiohttp application: `/graphql` (GraphiQL in a browser), `/healthz`, `/readyz`, `/metrics`.
 
-Extension points for later layers, all keyword-only arguments of `create_app`:
-`middlewares` (request id, metrics...), `schema_extensions` (APQ, tracing...), `ide_html`
-(rewrites GraphiQL's HTML, e.g. CDN URLs to local assets) and `setup` (adds routes such as
-`/metrics` or the GraphiQL assets).
+Request ids, the access log, `/metrics`, tracing and persisted queries come from one
+`Observability` (gateway/observability.py), built from the settings unless given. Extension points
+for other layers, all keyword-only arguments of `create_app`: `middlewares`, `schema_extensions`,
+`ide_html` (rewrites GraphiQL's HTML, e.g. CDN URLs to local assets) and `setup` (adds routes such
+as the GraphiQL assets).
 """
 
 from __future__ import annotations

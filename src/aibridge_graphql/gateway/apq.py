@@ -35,7 +35,7 @@ PERSISTED_QUERY_HASH_MISMATCH: Final = "PERSISTED_QUERY_HASH_MISMATCH"
 PERSISTED_QUERY_REQUIRED: Final = "PERSISTED_QUERY_REQUIRED"
 PERSISTED_QUERY_NOT_IN_LIST: Final = "PERSISTED_QUERY_NOT_IN_LIST"
 
-_HASH = re.compile(r"^[0-9a-f]{64}$")
+_HASH = re.compile(r"[0-9a-f]{64}")
 # A CDN must not cache a miss for a GET: the next GET after registration has to reach us.
 _NO_CACHE = "private, no-cache, must-revalidate"
 APOLLO_MANIFEST_FORMAT: Final = "apollo-persisted-query-manifest"
@@ -130,7 +130,7 @@ def _requested_hash(extension: Any) -> str:
     if extension.get("version") != 1:
         raise _error("Unsupported persisted query version.", BAD_USER_INPUT)
     sha = extension.get("sha256Hash")
-    if not isinstance(sha, str) or not _HASH.match(sha.lower()):
+    if not isinstance(sha, str) or not _HASH.fullmatch(sha.lower()):
         raise _error(
             "extensions.persistedQuery.sha256Hash must be 64 hexadecimal characters.",
             BAD_USER_INPUT,
@@ -155,7 +155,7 @@ class PersistedQueries(SchemaExtension):
         scope = CURRENT_SCOPE.get()
         if scope is not None:
             scope.metrics.apq.labels(result).inc()
-            scope.outcomes.append(f"apq:{result}")
+            scope.apq = result
 
     def _fail(self, message: str, code: str, result: str) -> GraphQLError:
         self._count(result)

@@ -9,11 +9,13 @@ Series (all prefixed `aibridge_`):
 - `upstream_request_duration_seconds{endpoint, status}`: each upstream attempt, by path template
   (`/sessions/{session_id}`) and HTTP status (`error` when no response came);
 - `loader_batch_size{loader}`: keys per data-loader batch.
-Operation names come from clients, so distinct names are capped; the rest count as `other`.
+Operation names come from clients, so distinct names are capped and a name that is not a GraphQL
+name of at most 128 characters is never a label; those count as `other`.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from aiohttp import web
@@ -22,6 +24,7 @@ from prometheus_client.exposition import choose_encoder
 
 MAX_OPERATION_NAMES: Final = 200
 OTHER: Final = "other"
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,127}")
 _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
@@ -77,7 +80,7 @@ class GatewayMetrics:
         label = name or "anonymous"
         if label in self._names:
             return label
-        if len(self._names) >= self._max_names:
+        if len(self._names) >= self._max_names or not _NAME.fullmatch(label):
             return OTHER
         self._names.add(label)
         return label

@@ -42,7 +42,7 @@ METRICS_PATH: Final = "/metrics"
 # Probes are frequent and boring: logged at DEBUG.
 _QUIET_PATHS: Final = frozenset({"/healthz", "/readyz"})
 # Safe to echo into headers and logs: bounded, no spaces, quotes or control characters.
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _BAD_REQUEST: Final = "BAD_REQUEST"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -50,7 +50,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def accept_request_id(value: str | None) -> str:
     """The caller's request id when it is safe (≤128 of `A-Z a-z 0-9 . _ : -`), else a new one."""
-    if value and _REQUEST_ID.match(value):
+    if value and _REQUEST_ID.fullmatch(value):
         return value
     return uuid.uuid4().hex
 
@@ -61,13 +61,15 @@ def load_tracing(settings: Settings, provider: TracerProvider | None) -> Tracing
         return None
     try:
         from aibridge_graphql.gateway.tracing import Tracing, default_provider
+
+        # The SDK and exporter are imported only when no provider is given.
+        return Tracing(provider or default_provider())
     except ImportError:
         logger.warning(
             "AIBRIDGE_TRACING is on but OpenTelemetry is not installed; "
             "install 'aibridge-graphql[otel]'. Tracing is off."
         )
         return None
-    return Tracing(provider or default_provider())
 
 
 class OperationObserver(SchemaExtension):
@@ -117,7 +119,9 @@ class OperationObserver(SchemaExtension):
 class Observability:
     """Metrics registry, optional tracing and APQ store of one app, with their hooks."""
 
-    def __init__(self, settings: Settings, *, tracer_provider: TracerProvider | None = None):
+    def __init__(
+        self, settings: Settings, *, tracer_provider: TracerProvider | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = GatewayMetrics()
         self.tracing = load_tracing(settings, tracer_provider)
@@ -163,6 +167,12 @@ class Observability:
             status = exc.status
             exc.headers[REQUEST_ID_HEADER] = request_id
             raise
+        except Exception:
+            # A bug: logged here with the request id (the scope is still set), masked for clients.
+            logger.exception("unhandled error serving %s %s", request.method, request.path)
+            response = web.json_response(
+                {"message": "Internal server error", "request_id": request_id}, status=500
+            )
         finally:
             self.metrics.in_flight.dec()
             _access_log(request, scope, status, time.perf_counter() - started)
@@ -188,5 +198,7 @@ def _access_log(request: web.Request, scope: RequestScope, status: int, seconds:
         fields["operation"] = ",".join(scope.operations)
     if scope.outcomes:
         fields["outcome"] = ",".join(scope.outcomes)
+    if scope.apq:
+        fields["apq"] = scope.apq
     level = logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO
     access_logger.log(level, "%s %s %s", request.method, request.path, status, extra=fields)

@@ -35,6 +35,7 @@ class RequestScope:
     trace_headers: Mapping[str, str] = field(default_factory=dict)
     operations: list[str] = field(default_factory=list)
     outcomes: list[str] = field(default_factory=list)
+    apq: str | None = None  # the persisted-query lookup's result, when there was one
 
     @contextmanager
     def observe(self, request: UpstreamRequest, attempt: Attempt) -> Iterator[None]:

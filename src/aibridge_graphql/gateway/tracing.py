@@ -8,7 +8,6 @@ module imports `opentelemetry`; `observability.load_tracing` imports it only whe
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -18,8 +17,6 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from aibridge_graphql.upstream.observe import Attempt
-
-logger = logging.getLogger(__name__)
 
 TRACER_NAME = "aibridge_graphql"
 SERVICE_NAME = "aibridge-graphql"

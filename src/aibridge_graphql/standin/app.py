@@ -20,7 +20,12 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from aibridge_graphql.standin import render
-from aibridge_graphql.standin.auth import Caller, authenticate, token_from_request
+from aibridge_graphql.standin.auth import (
+    Caller,
+    authenticate,
+    token_from_request,
+    www_authenticate,
+)
 from aibridge_graphql.standin.errors import ApiError, FieldError
 from aibridge_graphql.standin.goparse import go_quote
 from aibridge_graphql.standin.params import (
@@ -77,9 +82,12 @@ _INTERNAL_MESSAGES = {
 }
 
 
+def _dumps(body: Json) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
 def _json_response(body: Json, status: int = 200) -> web.Response:
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return web.Response(text=text, status=status, content_type="application/json")
+    return web.Response(text=_dumps(body), status=status, content_type="application/json")
 
 
 def _search(parse: Callable[[], T], message: str) -> T:
@@ -91,10 +99,6 @@ def _search(parse: Callable[[], T], message: str) -> T:
         raise ApiError(400, message, validations=validations) from None
 
 
-def _pool(request: web.Request) -> ReadPool:
-    return request.app[POOL]
-
-
 def _endpoint(work: Work) -> Callable[[web.Request], Awaitable[web.Response]]:
     """A handler that authenticates, then runs `work` in one read transaction off the loop."""
 
@@ -102,11 +106,13 @@ def _endpoint(work: Work) -> Callable[[web.Request], Awaitable[web.Response]]:
         token = token_from_request(request)
         query = request.query
 
-        def run(conn: sqlite3.Connection) -> Json:
+        def run(conn: sqlite3.Connection) -> str:
             caller = authenticate(conn, token, time.time_ns() // 1000)
-            return work(conn, caller, query)
+            # Serialized on the worker too: a 1000-item page is megabytes of JSON.
+            return _dumps(work(conn, caller, query))
 
-        return _json_response(await _pool(request).run(run))
+        text = await request.app[POOL].run(run)
+        return web.Response(text=text, content_type="application/json")
 
     return handler
 
@@ -288,7 +294,10 @@ async def _coder_errors(
     try:
         return await handler(request)
     except ApiError as exc:
-        return _json_response(exc.body(), exc.status)
+        response = _json_response(exc.body(), exc.status)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = www_authenticate(request, exc)
+        return response
     except web.HTTPMethodNotAllowed as exc:
         response = _json_response({"message": "Method not allowed."}, 405)
         response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))

@@ -1,8 +1,9 @@
 """Authentication as Coder's `httpmw.ExtractAPIKey` does it, and the caller it yields.
 
 The token is read from, in order: the `coder_session_token` cookie, the `coder_session_token`
-query parameter, the `Coder-Session-Token` header, and (as newer Coder versions accept)
-`Authorization: Bearer <token>`. Failures are 401s with Coder's bodies.
+query parameter, the `Coder-Session-Token` header, then (as newer Coder versions accept, RFC 6750)
+`Authorization: Bearer <token>` and the `access_token` query parameter. Failures are 401s with
+Coder's bodies and its `WWW-Authenticate` challenge.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from aibridge_graphql.standin.errors import ApiError
+from aibridge_graphql.standin.goparse import go_quote
 from aibridge_graphql.standin.params import first_value
 
 SESSION_TOKEN_COOKIE = "coder_session_token"  # noqa: S105 (a name, not a secret)
@@ -52,7 +54,22 @@ def token_from_request(request: web.Request) -> str:
     authorization = request.headers.get("Authorization", "")
     if authorization[:7].lower() == "bearer ":
         return authorization[7:].strip()
-    return ""
+    return first_value(request.query, "access_token").strip()
+
+
+def www_authenticate(request: web.Request, error: ApiError) -> str:
+    """Coder's RFC 6750 challenge for a 401 (buildWWWAuthenticateHeader).
+
+    Coder picks the "expired" wording whenever the message or detail mentions "expired", which
+    its signed-out message always does.
+    """
+    metadata = f"{request.scheme}://{request.host}/.well-known/oauth-protected-resource"
+    expired = "expired" in error.message or "expired" in error.detail
+    description = "The access token has expired" if expired else "The access token is invalid"
+    return (
+        f'Bearer realm="coder", error="invalid_token", error_description="{description}", '
+        f"resource_metadata={go_quote(metadata)}"
+    )
 
 
 def split_api_token(token: str) -> tuple[str, str]:

@@ -13,6 +13,8 @@ from typing import TextIO
 
 import click
 
+from aibridge_graphql.standin.records import UserRecord, insert_api_key, insert_users
+from aibridge_graphql.standin.seed import ANCHOR, KEY_LIFETIME, seed_database
 from aibridge_graphql.standin.tokens import UserToken, generate_token, read_tokens, split_token
 
 API_PATH = "/api/v2/aibridge"
@@ -52,8 +54,6 @@ def _database(path: Path) -> Iterator[sqlite3.Connection]:
 
 def prepare(conn: sqlite3.Connection, count: int, seed_value: int, admin_token: str | None) -> bool:
     """Seed an empty database; give a database without an owner token one. True when seeded."""
-    from aibridge_graphql.standin.seed import seed_database
-
     if conn.execute("SELECT EXISTS (SELECT 1 FROM users)").fetchone()[0]:
         if not any(t.role == "owner" for t in read_tokens(conn)):
             _add_owner(conn, admin_token or generate_token())
@@ -66,11 +66,11 @@ def prepare(conn: sqlite3.Connection, count: int, seed_value: int, admin_token: 
 
 def _add_owner(conn: sqlite3.Connection, token: str) -> None:
     """An owner for a database that has users but no owner token (e.g. after an import)."""
-    from aibridge_graphql.standin.records import UserRecord, insert_api_key, insert_users
-    from aibridge_graphql.standin.seed import ANCHOR, KEY_LIFETIME
-
     taken = {str(row[0]) for row in conn.execute("SELECT username FROM users")}
-    username = next(n for n in ("admin", "standin-admin", "standin-owner") if n not in taken)
+    username, suffix = "admin", 0
+    while username in taken:  # ends: `taken` is finite
+        suffix += 1
+        username = f"admin{suffix}"
     record = UserRecord(
         str(uuid.uuid4()), username, f"{username}@example.com", "Stand-in Admin", "", "owner"
     )

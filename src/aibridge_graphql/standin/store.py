@@ -55,14 +55,14 @@ def _read_connection(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA query_only = ON")
     # Postgres LIKE is case-sensitive; this also lets prefix LIKEs use the indexes.
     conn.execute("PRAGMA case_sensitive_like = ON")
-    conn.execute("PRAGMA cache_size = -8000")  # KiB: bounds memory per connection
+    conn.execute("PRAGMA cache_size = -32000")  # KiB: bounds memory per connection
     return conn
 
 
 class ReadPool:
     """A few read-only connections used from worker threads, one transaction per call."""
 
-    def __init__(self, path: str | Path, size: int = 4) -> None:
+    def __init__(self, path: str | Path, size: int = 2) -> None:
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all = [_read_connection(path) for _ in range(size)]
         for conn in self._all:
@@ -451,7 +451,12 @@ def _plan(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[str
 
 
 def explain_list_queries(conn: sqlite3.Connection) -> dict[str, list[str]]:
-    """EXPLAIN QUERY PLAN lines of a typical filtered query of each list endpoint."""
+    """EXPLAIN QUERY PLAN lines of a typical filtered query of each list endpoint.
+
+    Turns on `case_sensitive_like` on `conn`, as the serving connections have it (it decides
+    whether a prefix LIKE can use an index).
+    """
+    conn.execute("PRAGMA case_sensitive_like = ON")
     user = conn.execute("SELECT id FROM users ORDER BY username LIMIT 1").fetchone()
     user_id = "" if user is None else str(user[0])
     by_user = search_where(InterceptionSearch(initiator_id=user_id), authorized=True)

@@ -21,7 +21,7 @@ from aibridge_graphql.upstream.requests import UpstreamRequest
 # The API's endpoints (CONTRACT.md §2); anything else is labelled "other" so that a label never
 # carries a raw id.
 _STATIC_PATHS = frozenset({"/interceptions", "/sessions", "/models", "/clients"})
-_SESSION_PATH = re.compile(r"^/sessions/[^/]+$")
+_SESSION_PATH = re.compile(r"/sessions/[^/]+")
 
 
 @dataclass(slots=True)
@@ -61,6 +61,6 @@ def endpoint_template(path: str) -> str:
     """The endpoint's path template, e.g. `/sessions/{session_id}`: bounded, never a raw id."""
     if path in _STATIC_PATHS:
         return path
-    if _SESSION_PATH.match(path):
+    if _SESSION_PATH.fullmatch(path):
         return "/sessions/{session_id}"
     return "other"

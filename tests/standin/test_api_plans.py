@@ -1,0 +1,23 @@
+"""Every list query of the stand-in is answered from an index (no full table scan)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from aibridge_graphql.standin.store import explain_list_queries, open_database, prepare_for_serving
+
+
+def test_every_list_query_uses_an_index(standin_db: Path) -> None:
+    prepare_for_serving(standin_db)  # the statistics the server plans with
+    with contextlib.closing(open_database(standin_db)) as conn:
+        plans = explain_list_queries(conn)
+    assert set(plans) >= {"interceptions.list", "sessions.list", "models", "clients"}
+    for name, lines in plans.items():
+        assert any(" INDEX " in line for line in lines), (name, lines)
+        # The only index-less scans allowed are of the queries' own CTEs and subqueries.
+        bare = [line for line in lines if line.startswith("SCAN") and "USING" not in line]
+        assert all(line == "SCAN page" or line.startswith("SCAN (subquery") for line in bare), (
+            name,
+            lines,
+        )
