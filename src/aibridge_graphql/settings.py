@@ -23,8 +23,10 @@ class Settings(BaseSettings):
     max_keepalive_connections: int = Field(default=20, ge=0)
     retries: int = Field(default=2, ge=0, le=10)
     retry_backoff: float = Field(default=0.1, ge=0)
-    # Distinct upstream requests of one GraphQL request that may be in flight at once.
-    upstream_concurrency: int = Field(default=16, ge=1)
+    # Distinct upstream requests of one GraphQL request that may be in flight at once. 8 measured
+    # ~10% faster than 16 on the bench dashboard: httpcore's pool bookkeeping grows with the
+    # number of connections, and an upstream rarely serves more in parallel.
+    upstream_concurrency: int = Field(default=8, ge=1)
 
     # Serving.
     host: str = "127.0.0.1"

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from aiohttp import web
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from aibridge_graphql.gateway.app import create_app
@@ -89,6 +89,41 @@ async def serve_gateway(
             yield Gateway(http, transport, default_token=token)
     finally:
         await client.aclose()
+
+
+_SESSION = web.AppKey("faulty_proxy_session", ClientSession)
+
+
+def faulty_proxy(
+    upstream_url: str, faults: dict[str, tuple[int, dict[str, Any]]]
+) -> web.Application:
+    """A loopback hop to the stand-in that answers `faults[path]` (status, body) instead.
+
+    It lets the real gateway meet upstream failures the stand-in never produces (403, 5xx)
+    next to real answers, in one GraphQL request.
+    """
+
+    async def forward(request: web.Request) -> web.Response:
+        path = request.path.removeprefix(API)
+        if path in faults:
+            status, body = faults[path]
+            return web.json_response(body, status=status)
+        headers = {k: v for k, v in request.headers.items() if k.lower() == "coder-session-token"}
+        session = request.app[_SESSION]
+        async with session.get(upstream_url + request.path_qs, headers=headers) as answer:
+            return web.Response(
+                status=answer.status, body=await answer.read(), content_type=answer.content_type
+            )
+
+    async def client(app: web.Application) -> AsyncIterator[None]:
+        async with ClientSession() as session:
+            app[_SESSION] = session
+            yield
+
+    app = web.Application()
+    app.cleanup_ctx.append(client)
+    app.router.add_get("/{tail:.*}", forward)
+    return app
 
 
 @contextlib.asynccontextmanager

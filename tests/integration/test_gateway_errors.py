@@ -1,4 +1,5 @@
-"""Error codes with partial data against the real stand-in (400, 401, 404) and a dead upstream."""
+"""Error codes with partial data: the real stand-in (400, 401, 404), a faulty hop in front of it
+(403, 5xx) and a dead upstream."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import socket
 import uuid
 from typing import Any
 
-from gateway_helpers import rest_client, serve_gateway
+from gateway_helpers import faulty_proxy, rest_client, serve_gateway
 
 from aibridge_graphql.gateway.refs import SessionRef, ThreadRef
 from aibridge_graphql.schema.ids import encode_cursor, encode_global_id
+from support.servers import run_app_in_thread
 
 
 def _by_path(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -130,3 +132,37 @@ async def test_unreachable_upstream_is_upstream_unavailable_and_not_ready() -> N
     assert ready.status == 503
     assert ready_body["status"] == "unavailable"
     assert alive.status == 200
+
+
+async def test_forbidden_and_unavailable_keep_their_siblings(
+    standin_url: str, tokens: dict[str, str]
+) -> None:
+    internal = "pq: connection to 10.0.0.7 refused"
+    faults = {
+        "/models": (403, {"message": "AI Bridge is a Premium feature. Contact sales!"}),
+        "/clients": (500, {"message": "Internal error.", "detail": internal}),
+        "/interceptions": (503, {"message": "Service Unavailable"}),
+    }
+    query = """{ sessions(first: 2) { totalCount nodes { sessionId } }
+      interceptions(first: 2) { totalCount } models clients }"""
+    with run_app_in_thread(lambda: faulty_proxy(standin_url, faults)) as proxy_url:
+        async with serve_gateway(proxy_url, tokens["admin"], retries=1, retry_backoff=0) as gw:
+            body = await gw.query(query)
+            calls = list(gw.calls)
+    assert body["data"]["sessions"]["totalCount"] > 0
+    assert len(body["data"]["sessions"]["nodes"]) == 2
+    assert {k: v for k, v in body["data"].items() if k != "sessions"} == {
+        "interceptions": None,
+        "models": None,
+        "clients": None,
+    }
+    errors = _by_path(body)
+    assert errors["models"]["extensions"]["code"] == "FORBIDDEN"
+    assert errors["models"]["message"] == faults["/models"][1]["message"]
+    assert errors["clients"]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert errors["interceptions"]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert internal not in str(body)
+    assert "127.0.0.1" not in str(body)
+    # 503 is retried once (an idempotent GET); 403 and 500 are not.
+    assert sum(call.startswith("/interceptions") for call in calls) == 2
+    assert sum(call.startswith(("/models", "/clients")) for call in calls) == 2

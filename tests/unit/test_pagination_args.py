@@ -10,6 +10,7 @@ import pytest
 from aibridge_graphql.gateway.errors import BadUserInput
 from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 from aibridge_graphql.schema.ids import (
+    cursor_uuid,
     decode_cursor,
     decode_global_id,
     decode_typed_global_id,
@@ -141,3 +142,24 @@ def test_typed_decode_rejects_another_type() -> None:
     session_id = encode_global_id(SessionRef("s", uuid4()))
     with pytest.raises(BadUserInput, match="not an ID of type User"):
         decode_typed_global_id(session_id, UserRef)
+
+
+@pytest.mark.parametrize("value", ["", "not-a-uuid", "00000000-0000-0000-0000-000000000000"])
+def test_cursors_coder_would_read_as_none_are_refused(value: str) -> None:
+    # Coder treats an empty cursor and the nil UUID as "no cursor": the page would restart.
+    with pytest.raises(BadUserInput, match="Malformed"):
+        cursor_uuid("Thread", decode_cursor("Thread", encode_cursor("Thread", value)))
+
+
+def test_cursor_uuid_of_a_real_cursor() -> None:
+    value = uuid4()
+    assert cursor_uuid("Interception", str(value)) == value
+    assert cursor_uuid("Interception", None) is None
+
+
+@pytest.mark.parametrize(
+    "ref", [SessionRef("", uuid4()), ThreadRef(SessionRef("", uuid4()), uuid4())]
+)
+def test_ids_without_a_session_id_are_malformed(ref: SessionRef | ThreadRef) -> None:
+    with pytest.raises(BadUserInput, match="Malformed node ID"):
+        decode_global_id(encode_global_id(ref))

@@ -91,3 +91,35 @@ async def test_callers_never_see_each_other_data() -> None:
         else:
             assert sessions == {"totalCount": 0, "nodes": []}
     assert set(fake.tokens_seen) == {"admin-token", "member-token"}
+
+
+SESSION_DETAIL = """
+query($sid: String!, $n: Int) {
+  session(sessionId: $sid) { sessionId ...T threads(first: $n) { nodes { threadId } } }
+}
+fragment T on Session {
+  more: threads(first: 2) { totalCount }
+  skipped: threads(first: 9) @skip(if: true) { totalCount }
+}
+"""
+
+
+async def test_session_threads_load_alongside_the_session_lookup() -> None:
+    fake = populated(sessions=3, threads=5)
+    fake.delay = 0.02
+    async with gateway(fake) as gw:
+        body = await gw.query(SESSION_DETAIL, {"sid": "session-001", "n": 3})
+        assert "errors" not in body, body
+        assert len(body["data"]["session"]["threads"]["nodes"]) == 3
+        assert body["data"]["session"]["more"]["totalCount"] == 5
+        # The lookup and both threads pages were in flight together; the skipped one never ran.
+        assert fake.max_in_flight == 3
+        assert sorted(fake.calls_to("/sessions/")) == [
+            "/sessions/session-001?limit=3",
+            "/sessions/session-001?limit=4",
+        ]
+        assert len(fake.calls) == 3
+        fake.calls.clear()
+        missing = await gw.query(SESSION_DETAIL, {"sid": "nope", "n": 3})
+    assert missing["data"] == {"session": None}
+    assert [e["extensions"]["code"] for e in missing["errors"]] == ["NOT_FOUND"]

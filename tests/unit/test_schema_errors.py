@@ -179,3 +179,13 @@ async def test_a_filter_value_q_cannot_express_is_bad_user_input_without_a_call(
     assert by_path["sessions"]["extensions"]["validations"][0]["field"] == "client"
     assert by_path["models"]["extensions"]["validations"][0]["field"] == "model"
     assert not [call for call in fake.calls if call.startswith(("/sessions", "/models"))]
+
+
+async def test_an_empty_session_id_is_bad_user_input_without_a_call() -> None:
+    # Coder reads `session_id:""` as no filter and would answer with some other session.
+    fake = populated()
+    async with gateway(fake) as gw:
+        body = await gw.query('{ session(sessionId: "") { sessionId threads { totalCount } } }')
+    assert body["data"] == {"session": None}
+    assert _codes(body) == {"session": "BAD_USER_INPUT"}
+    assert fake.calls == []

@@ -47,16 +47,10 @@ def build_context(
     *,
     settings: Settings,
     client: UpstreamClient,
-    upstream_headers: dict[str, str] | None = None,
 ) -> GatewayContext:
     """Read the caller's credentials and build fresh loaders for this request only."""
     credentials = Credentials.from_headers(request.headers)
-    loaders = Loaders(
-        client,
-        credentials,
-        concurrency=settings.upstream_concurrency,
-        headers=upstream_headers,
-    )
+    loaders = Loaders(client, credentials, concurrency=settings.upstream_concurrency)
     return GatewayContext(
         request=request,
         response=response,

@@ -78,11 +78,9 @@ class Loaders:
         credentials: Credentials | None,
         *,
         concurrency: int,
-        headers: dict[str, str] | None = None,
     ) -> None:
         self._client = client
         self._credentials = credentials
-        self._headers = headers
         self._slots = asyncio.Semaphore(concurrency)
         # List loads in flight: a by-id lookup waits for them before its own fallback call,
         # since the entity it wants may be in one of them.
@@ -125,9 +123,7 @@ class Loaders:
 
     async def _fetch(self, request: UpstreamRequest, model_type: type[ModelT]) -> ModelT:
         async with self._slots:
-            return await self._client.get_model(
-                request, self._credentials, model_type, headers=self._headers
-            )
+            return await self._client.get_model(request, self._credentials, model_type)
 
     def _model_batch(
         self, model_type: type[ModelT], saw: Callable[[UpstreamRequest, ModelT], None]
@@ -145,9 +141,7 @@ class Loaders:
 
     async def _fetch_strings(self, request: UpstreamRequest) -> list[str]:
         async with self._slots:
-            return await self._client.list_strings(
-                request, self._credentials, headers=self._headers
-            )
+            return await self._client.list_strings(request, self._credentials)
 
     async def _strings_batch(self, keys: list[UpstreamRequest]) -> list[list[str] | Exception]:
         return await _settle(self._fetch_strings(key) for key in keys)
@@ -240,13 +234,26 @@ class Loaders:
         before_id: UUID | None = None,
     ) -> m.SessionThreadsResponse:
         """One page of `GET /sessions/{id}`."""
+        return await self._threads_future(session_id, limit, after_id, before_id)
+
+    def prefetch_threads(self, session_id: str, *, limit: int, after_id: UUID | None) -> None:
+        """Start loading a forward threads page now; `threads_page` later finds it loaded.
+
+        Nobody may ask for it after all (the session may turn out not to exist), so its failure
+        is observed here rather than reported by asyncio as never retrieved.
+        """
+        self._threads_future(session_id, limit, after_id, None).add_done_callback(_observe)
+
+    def _threads_future(
+        self, session_id: str, limit: int, after_id: UUID | None, before_id: UUID | None
+    ) -> asyncio.Future[m.SessionThreadsResponse]:
         request = session_threads_request(
             session_id,
             limit=limit,
             after_id=str(after_id) if after_id else None,
             before_id=str(before_id) if before_id else None,
         )
-        return await self._track(self.session_threads.load(request))
+        return self._track(self.session_threads.load(request))
 
     async def strings(self, kind: str, prefix: str | None) -> list[str]:
         """Every model (`kind="models"`) or client name, paging by `offset` until exhausted."""
@@ -328,6 +335,11 @@ class Loaders:
                 break
             after = page.threads[-1].id
         raise NotFound(f"Thread {ref.thread_id} not found in session {ref.session.session_id!r}.")
+
+
+def _observe(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _first(items: Sequence[V], predicate: Callable[[V], bool]) -> V | None:

@@ -86,9 +86,9 @@ def decode_global_id(value: str) -> AnyRef:
         if started_at.tzinfo is None:
             raise BadUserInput("Malformed node ID.")
         return InterceptionRef(_uuid(rest[0], "node ID"), _uuid(rest[1], "node ID"), started_at)
-    if kind == "Session" and len(rest) == 2:
+    if kind == "Session" and len(rest) == 2 and rest[1]:
         return SessionRef(session_id=rest[1], initiator_id=_uuid(rest[0], "node ID"))
-    if kind == "Thread" and len(rest) == 3:
+    if kind == "Thread" and len(rest) == 3 and rest[1]:
         session = SessionRef(session_id=rest[1], initiator_id=_uuid(rest[0], "node ID"))
         return ThreadRef(session=session, thread_id=_uuid(rest[2], "node ID"))
     raise BadUserInput(f"Malformed node ID: {value!r}.")
@@ -117,4 +117,23 @@ def decode_cursor(kind: str, cursor: str) -> str:
     parts = _decode(cursor, "cursor")
     if len(parts) != 2 or parts[0] != f"{kind}Cursor":
         raise BadUserInput(f"The cursor {cursor!r} is not a cursor of this {kind} connection.")
+    if not parts[1]:
+        # Coder reads an empty cursor as none: it would silently restart from the first page.
+        raise BadUserInput(f"Malformed cursor: {cursor!r}.")
     return parts[1]
+
+
+def cursor_uuid(kind: str, value: str | None) -> UUID | None:
+    """The UUID a decoded `kind` cursor value names (None for no cursor).
+
+    The nil UUID is refused: Coder reads it as no cursor, so it would restart the walk.
+    """
+    if value is None:
+        return None
+    try:
+        parsed = UUID(value)
+    except ValueError as exc:
+        raise BadUserInput(f"Malformed {kind.lower()} cursor.") from exc
+    if parsed.int == 0:
+        raise BadUserInput(f"Malformed {kind.lower()} cursor.")
+    return parsed

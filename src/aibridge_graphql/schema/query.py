@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from typing import Annotated
-from uuid import UUID
 
 import strawberry
 
@@ -13,7 +12,7 @@ from aibridge_graphql.gateway.errors import BadUserInput
 from aibridge_graphql.gateway.loaders import LIST_LIMIT_MAX, Loaders
 from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 from aibridge_graphql.schema.filters import InterceptionFilter, SessionFilter
-from aibridge_graphql.schema.ids import decode_global_id
+from aibridge_graphql.schema.ids import cursor_uuid, decode_global_id
 from aibridge_graphql.schema.interception import (
     Interception,
     InterceptionConnection,
@@ -27,7 +26,12 @@ from aibridge_graphql.schema.pagination import (
     forward_page,
     page_info,
 )
-from aibridge_graphql.schema.session import Session, SessionConnection, session_edge
+from aibridge_graphql.schema.session import (
+    Session,
+    SessionConnection,
+    prefetch_threads,
+    session_edge,
+)
 from aibridge_graphql.schema.thread import Thread
 from aibridge_graphql.schema.user import User
 from aibridge_graphql.settings import Settings
@@ -119,10 +123,7 @@ async def interceptions_connection(
     args = forward_args(
         "Interception", first, after, settings=settings, upstream_max=LIST_LIMIT_MAX
     )
-    try:
-        after_id = UUID(args.after) if args.after is not None else None
-    except ValueError as exc:
-        raise BadUserInput("Malformed interception cursor.") from exc
+    after_id = cursor_uuid("Interception", args.after)
     gql_filter = interception_filter or InterceptionFilter()
     response = await loaders.interceptions_page(
         gql_filter.to_upstream(), limit=args.limit, after_id=after_id
@@ -150,6 +151,9 @@ class Query:
         "BAD_USER_INPUT; unknown or invisible ones null with NOT_FOUND."
     )
     async def node(self, info: Info, id: GlobalId) -> Node | None:
+        ref = decode_global_id(str(id))
+        if isinstance(ref, SessionRef):
+            prefetch_threads(info, ref.session_id)
         return await resolve_node(loaders_of(info), str(id))
 
     @resolver(
@@ -176,12 +180,17 @@ class Query:
     @resolver(
         "One session by its upstream session id (one `GET /sessions` call). When several "
         "users share a client session id, pass `initiator` (UUID or username) or use "
-        "`node(id:)`; otherwise the most recently active one is returned. Null with "
-        "NOT_FOUND when there is none."
+        "`node(id:)`; otherwise the most recently active one is returned. Its forward "
+        "`threads` pages are fetched alongside the lookup, not after it. Null with NOT_FOUND "
+        "when there is none."
     )
     async def session(
         self, info: Info, session_id: SessionIdArg, initiator: InitiatorArg = None
     ) -> Session | None:
+        if not session_id:
+            # Coder reads an empty `session_id` filter as none: it would return any session.
+            raise BadUserInput("`sessionId` must not be empty.")
+        prefetch_threads(info, session_id)
         raw = await loaders_of(info).find_session(session_id, initiator)
         return Session.from_model(raw, exact=True)
 

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.nodes import SelectedField, Selection
 
+from aibridge_graphql.gateway.errors import BadUserInput
 from aibridge_graphql.gateway.loaders import THREADS_LIMIT_MAX, Loaders
 from aibridge_graphql.gateway.refs import SessionRef
-from aibridge_graphql.schema.ids import decode_typed_global_id, encode_cursor, encode_global_id
+from aibridge_graphql.schema.ids import (
+    cursor_uuid,
+    decode_typed_global_id,
+    encode_cursor,
+    encode_global_id,
+)
 from aibridge_graphql.schema.node import Info, Node, json_value, loaders_of, resolver
-from aibridge_graphql.schema.pagination import After, Before, First, Last, PageInfo, both_ways_args
+from aibridge_graphql.schema.pagination import (
+    After,
+    Before,
+    First,
+    Forward,
+    Last,
+    PageInfo,
+    both_ways_args,
+)
 from aibridge_graphql.schema.thread import ThreadConnection, thread_connection
 from aibridge_graphql.schema.usage import TokenUsageSummary
 from aibridge_graphql.schema.user import User
@@ -142,3 +159,55 @@ def session_edge(raw: m.Session, *, exact: bool) -> SessionEdge:
     return SessionEdge(
         cursor=encode_cursor("Session", raw.id), node=Session.from_model(raw, exact=exact)
     )
+
+
+def _included(directives: dict[str, dict[str, Any]]) -> bool:
+    return directives.get("skip", {}).get("if") is not True and (
+        directives.get("include", {}).get("if") is not False
+    )
+
+
+def _threads_fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
+    """The `threads` fields selected on a Session, through fragments, unless skipped."""
+    for selection in selections:
+        if not _included(selection.directives):
+            continue
+        if isinstance(selection, SelectedField):
+            if selection.name == "threads":
+                yield selection
+        else:
+            yield from _threads_fields(selection.selections)
+
+
+def _int(value: object) -> int | None:
+    # Literal arguments arrive as their source text, variables as Python values.
+    return None if value is None else int(str(value))
+
+
+def prefetch_threads(info: Info, session_id: str) -> None:
+    """Start the forward `threads` pages the query asks of this session, before it resolves.
+
+    `GET /sessions/{id}` needs only the session id, so a `session(sessionId:) { threads }` query
+    costs one round trip of two concurrent calls instead of two in a row. Arguments that do not
+    validate are left to the `threads` resolver to report.
+    """
+    loaders = loaders_of(info)
+    for root in info.selected_fields:
+        for field in _threads_fields(getattr(root, "selections", ())):
+            args = field.arguments
+            try:
+                parsed = both_ways_args(
+                    "Thread",
+                    _int(args.get("first")),
+                    args.get("after"),
+                    _int(args.get("last")),
+                    args.get("before"),
+                    settings=info.context.settings,
+                    upstream_max=THREADS_LIMIT_MAX,
+                )
+                if not isinstance(parsed, Forward):
+                    continue
+                after = cursor_uuid("Thread", parsed.after)
+            except BadUserInput:
+                continue
+            loaders.prefetch_threads(session_id, limit=parsed.limit, after_id=after)

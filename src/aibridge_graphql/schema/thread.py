@@ -9,10 +9,9 @@ from uuid import UUID
 
 import strawberry
 
-from aibridge_graphql.gateway.errors import BadUserInput
 from aibridge_graphql.gateway.loaders import THREADS_LIMIT_MAX, Loaders
 from aibridge_graphql.gateway.refs import SessionRef, ThreadRef
-from aibridge_graphql.schema.ids import encode_cursor, encode_global_id
+from aibridge_graphql.schema.ids import cursor_uuid, encode_cursor, encode_global_id
 from aibridge_graphql.schema.node import Node, resolver
 from aibridge_graphql.schema.pagination import (
     Backward,
@@ -121,15 +120,6 @@ class ThreadConnection:
         return await self.count_source()
 
 
-def _cursor_uuid(value: str | None) -> UUID | None:
-    if value is None:
-        return None
-    try:
-        return UUID(value)
-    except ValueError as exc:
-        raise BadUserInput("Malformed thread cursor.") from exc
-
-
 async def _threads_before(
     loaders: Loaders, session_id: str, last: int, before: UUID | None
 ) -> Page[m.Thread]:
@@ -172,11 +162,13 @@ async def thread_connection(
     """The connection of `parent`'s threads for validated arguments."""
     session_id = parent.session_id
     if isinstance(args, Forward):
-        after = _cursor_uuid(args.after)
+        after = cursor_uuid("Thread", args.after)
         response = await loaders.threads_page(session_id, limit=args.limit, after_id=after)
         page = forward_page(response.threads, args)
     else:
-        page = await _threads_before(loaders, session_id, args.last, _cursor_uuid(args.before))
+        page = await _threads_before(
+            loaders, session_id, args.last, cursor_uuid("Thread", args.before)
+        )
     edges = [
         ThreadEdge(cursor=encode_cursor("Thread", str(raw.id)), node=Thread.from_model(raw, parent))
         for raw in page.items

@@ -40,8 +40,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
 
 TOKEN_HEADER = "Coder-Session-Token"  # noqa: S105 - a header name
-# Extra caller headers worth forwarding (correlation/tracing); nothing else ever goes upstream.
-FORWARDED_HEADERS = ("X-Request-Id", "traceparent", "tracestate")
 RETRY_STATUSES = frozenset({502, 503, 504})
 _RETRY_EXCEPTIONS: tuple[type[Exception], ...] = (
     httpx.ConnectError,
@@ -135,16 +133,10 @@ class UpstreamClient:
     ) -> None:
         await self.aclose()
 
-    def _headers(
-        self, credentials: Credentials | None, extra: Mapping[str, str] | None
-    ) -> dict[str, str]:
+    @staticmethod
+    def _headers(credentials: Credentials | None) -> dict[str, str]:
+        # Only the caller's token goes upstream; an observer may add correlation headers.
         headers = {"Accept": "application/json"}
-        if extra:
-            lowered = {k.lower(): v for k, v in extra.items()}
-            for name in FORWARDED_HEADERS:
-                value = lowered.get(name.lower())
-                if value:
-                    headers[name] = value
         if credentials is not None:
             headers[TOKEN_HEADER] = credentials.token
         return headers
@@ -191,16 +183,10 @@ class UpstreamClient:
             await asyncio.sleep(_backoff(self._settings.retry_backoff, attempt))
             attempt += 1
 
-    async def get_json(
-        self,
-        request: UpstreamRequest,
-        credentials: Credentials | None,
-        *,
-        headers: Mapping[str, str] | None = None,
-    ) -> Any:
+    async def get_json(self, request: UpstreamRequest, credentials: Credentials | None) -> Any:
         """GET the request and return the decoded JSON body; raises the typed `UpstreamError`s."""
         response = await self._send(
-            request, self._headers(credentials, headers), retries=self._settings.retries
+            request, self._headers(credentials), retries=self._settings.retries
         )
         status = response.status_code
         if 200 <= status < 300:
@@ -219,15 +205,10 @@ class UpstreamClient:
         raise error
 
     async def get_model(
-        self,
-        request: UpstreamRequest,
-        credentials: Credentials | None,
-        model_type: type[T],
-        *,
-        headers: Mapping[str, str] | None = None,
+        self, request: UpstreamRequest, credentials: Credentials | None, model_type: type[T]
     ) -> T:
         """GET and parse into `model_type`; a body of another shape is `UpstreamProtocolError`."""
-        body = await self.get_json(request, credentials, headers=headers)
+        body = await self.get_json(request, credentials)
         try:
             return model_type.model_validate(body)
         except PydanticValidationError:
@@ -236,14 +217,10 @@ class UpstreamClient:
             ) from None
 
     async def list_strings(
-        self,
-        request: UpstreamRequest,
-        credentials: Credentials | None,
-        *,
-        headers: Mapping[str, str] | None = None,
+        self, request: UpstreamRequest, credentials: Credentials | None
     ) -> list[str]:
         """`GET /models` or `GET /clients`: a JSON array of strings."""
-        body = await self.get_json(request, credentials, headers=headers)
+        body = await self.get_json(request, credentials)
         try:
             return _STRINGS.validate_python(body)
         except PydanticValidationError:
@@ -265,7 +242,6 @@ class UpstreamClient:
 
 
 __all__ = [
-    "FORWARDED_HEADERS",
     "TOKEN_HEADER",
     "Credentials",
     "OnResponse",
