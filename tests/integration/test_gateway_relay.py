@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from gateway_helpers import Gateway, rest_client, rest_json, serve_gateway
 
 SESSIONS = """query($first: Int, $after: String) { sessions(first: $first, after: $after) {
@@ -139,3 +140,60 @@ async def test_threads_before_a_middle_cursor(standin_url: str, tokens: dict[str
     assert [e["node"]["threadId"] for e in connection["edges"]] == [edges[-2]["node"]["threadId"]]
     assert connection["pageInfo"]["hasNextPage"] is True
     assert connection["pageInfo"]["hasPreviousPage"] is (len(edges) > 2)
+
+
+FILTERED_SESSIONS = """query($first: Int, $after: String, $filter: SessionFilter) {
+  sessions(first: $first, after: $after, filter: $filter) {
+  totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  edges { cursor node { sessionId } } } }"""
+
+
+async def _rest_sessions_by_offset(rest: Any, q: str) -> tuple[list[str], int]:
+    """Every session a filtered `GET /sessions` lists, paged by offset (no cursor involved)."""
+    ids: list[str] = []
+    for _ in range(1000):
+        body = await rest_json(rest, "/sessions", q=q, limit=50, offset=len(ids))
+        ids += [item["id"] for item in body["sessions"]]
+        if len(body["sessions"]) < 50:
+            return ids, body["count"]
+    raise AssertionError("the REST walk did not end")
+
+
+@pytest.mark.parametrize(
+    ("gql_filter", "q"),
+    [
+        ({"provider": "anthropic"}, "provider:anthropic"),
+        ({"provider": "openai"}, "provider:openai"),
+        ({"model": "claude-sonnet-4-5"}, "model:claude-sonnet-4-5"),
+    ],
+)
+async def test_filtered_sessions_walk_is_exact(
+    standin_url: str, tokens: dict[str, str], gql_filter: dict[str, str], q: str
+) -> None:
+    # A filter that drops some of a session's interceptions changes its `last_active_at` (the
+    # order) but not the position Coder computes for `after_session_id` (from all of them), so
+    # a walk by the upstream cursor would repeat sessions (contract: ListAIBridgeSessions).
+    token = tokens["admin"]
+    async with serve_gateway(standin_url, token) as gw, rest_client(standin_url, token) as rest:
+        expected, count = await _rest_sessions_by_offset(rest, q)
+        seen, total = await _walk_forward(
+            gw, FILTERED_SESSIONS, "sessions", "sessionId", 3, {"filter": gql_filter}
+        )
+    assert count > 10, f"the seed must have enough sessions matching {q} to page through"
+    assert seen == expected
+    assert total == count == len(seen)
+
+
+async def test_cursors_of_filtered_and_whole_session_walks_do_not_mix(
+    standin_url: str, tokens: dict[str, str]
+) -> None:
+    token = tokens["admin"]
+    async with serve_gateway(standin_url, token) as gw:
+        whole = await gw.data(FILTERED_SESSIONS, {"first": 2})
+        cursor = whole["sessions"]["pageInfo"]["endCursor"]
+        body = await gw.query(
+            FILTERED_SESSIONS, {"first": 2, "after": cursor, "filter": {"provider": "openai"}}
+        )
+    assert body["data"]["sessions"] is None
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "not a cursor of this" in body["errors"][0]["message"]

@@ -16,7 +16,7 @@ from aibridge_graphql.gateway.serving import (
     wait_until_ok,
 )
 from aibridge_graphql.settings import Settings
-from aibridge_graphql.standin.tokens import UserToken, generate_token, read_tokens
+from aibridge_graphql.standin.tokens import UserToken, read_tokens
 
 HOST = "127.0.0.1"
 API_PATH = "/api/v2/aibridge"
@@ -62,23 +62,15 @@ class DemoOptions:
     admin_token: str | None
 
 
-def _is_seeded(conn: sqlite3.Connection) -> bool:
-    row = conn.execute("SELECT EXISTS (SELECT 1 FROM users)").fetchone()
-    return bool(row[0])
-
-
 def prepare_database(options: DemoOptions) -> list[UserToken]:
-    """Create and seed the database when empty; return its users' tokens."""
-    from aibridge_graphql.standin.seed import seed_database
+    """Create and seed the database when empty (as `standin` does); return its users' tokens."""
+    from aibridge_graphql.standin.cli import prepare
     from aibridge_graphql.standin.store import open_database
 
     options.db.parent.mkdir(parents=True, exist_ok=True)
     conn = open_database(options.db)
     try:
-        if not _is_seeded(conn):
-            token = options.admin_token or generate_token()
-            seed_database(conn, options.count, options.seed_value, token)
-            conn.commit()
+        prepare(conn, options.count, options.seed_value, options.admin_token)
         return read_tokens(conn)
     finally:
         conn.close()

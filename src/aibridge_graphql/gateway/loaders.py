@@ -204,6 +204,7 @@ class Loaders:
         *,
         limit: int,
         after_session_id: str | None = None,
+        offset: int | None = None,
         whole_sessions: bool = False,
     ) -> m.ListSessionsResponse:
         """One page of `GET /sessions`.
@@ -211,7 +212,9 @@ class Loaders:
         `whole_sessions` says the filter selects whole sessions (only initiator/session id), so
         the aggregates are exact and may prime the by-id session loader.
         """
-        request = sessions_request(session_filter, limit=limit, after_session_id=after_session_id)
+        request = sessions_request(
+            session_filter, limit=limit, after_session_id=after_session_id, offset=offset
+        )
         if whole_sessions:
             self._whole_session_requests.add(request)
         return await self._track(self.sessions.load(request))

@@ -137,3 +137,12 @@ def cursor_uuid(kind: str, value: str | None) -> UUID | None:
     if parsed.int == 0:
         raise BadUserInput(f"Malformed {kind.lower()} cursor.")
     return parsed
+
+
+def cursor_offset(value: str | None) -> int:
+    """The upstream `offset` a decoded offset cursor value names (0 for no cursor)."""
+    if value is None:
+        return 0
+    if not value.isdigit() or int(value) < 1:
+        raise BadUserInput(f"Malformed cursor value: {value!r}.")
+    return int(value)

@@ -12,7 +12,12 @@ from aibridge_graphql.gateway.errors import BadUserInput
 from aibridge_graphql.gateway.loaders import LIST_LIMIT_MAX, Loaders
 from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 from aibridge_graphql.schema.filters import InterceptionFilter, SessionFilter
-from aibridge_graphql.schema.ids import cursor_uuid, decode_global_id
+from aibridge_graphql.schema.ids import (
+    cursor_offset,
+    cursor_uuid,
+    decode_global_id,
+    encode_cursor,
+)
 from aibridge_graphql.schema.interception import (
     Interception,
     InterceptionConnection,
@@ -93,18 +98,35 @@ async def sessions_connection(
     after: str | None,
     session_filter: SessionFilter | None,
 ) -> SessionConnection:
-    """A page of `GET /sessions` as a Relay connection."""
-    args = forward_args("Session", first, after, settings=settings, upstream_max=LIST_LIMIT_MAX)
+    """A page of `GET /sessions` as a Relay connection.
+
+    A filter on anything but the initiator or session id pages by `offset`, not by
+    `after_session_id`: Coder orders such a list by the filtered `last_active_at` but places the
+    cursor by the whole session's, so a cursor walk would repeat or skip sessions.
+    """
     gql_filter = session_filter or SessionFilter()
     whole = gql_filter.selects_whole_sessions
-    response = await loaders.sessions_page(
-        gql_filter.to_upstream(),
-        limit=args.limit,
-        after_session_id=args.after,
-        whole_sessions=whole,
-    )
+    kind = "Session" if whole else "FilteredSession"
+    args = forward_args(kind, first, after, settings=settings, upstream_max=LIST_LIMIT_MAX)
+    if whole:
+        response = await loaders.sessions_page(
+            gql_filter.to_upstream(),
+            limit=args.limit,
+            after_session_id=args.after,
+            whole_sessions=True,
+        )
+        cursors = [encode_cursor(kind, raw.id) for raw in response.sessions]
+    else:
+        offset = cursor_offset(args.after)
+        response = await loaders.sessions_page(
+            gql_filter.to_upstream(), limit=args.limit, offset=offset
+        )
+        cursors = [encode_cursor(kind, str(offset + n)) for n in range(1, args.limit + 1)]
     page = forward_page(response.sessions, args)
-    edges = [session_edge(raw, exact=whole) for raw in page.items]
+    edges = [
+        session_edge(raw, cursor, exact=whole)
+        for raw, cursor in zip(page.items, cursors, strict=False)
+    ]
     return SessionConnection(
         edges=edges,
         page_info=page_info([edge.cursor for edge in edges], page),
@@ -164,7 +186,10 @@ class Query:
         return _nodes(loaders_of(info), ids)  # type: ignore[return-value]
 
     @resolver(
-        "Sessions, most recently active first (`GET /sessions`, one call per page)." + _PARTIAL
+        "Sessions, most recently active first (`GET /sessions`, one call per page). Filtered "
+        "on anything but `initiator` or `sessionId`, pages follow the upstream `offset` instead "
+        "of its session cursor, which is inexact under such filters; a session that becomes "
+        "active during such a walk can shift the rest by one place." + _PARTIAL
     )
     async def sessions(
         self,

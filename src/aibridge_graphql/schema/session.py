@@ -16,7 +16,6 @@ from aibridge_graphql.gateway.refs import SessionRef
 from aibridge_graphql.schema.ids import (
     cursor_uuid,
     decode_typed_global_id,
-    encode_cursor,
     encode_global_id,
 )
 from aibridge_graphql.schema.node import Info, Node, json_value, loaders_of, resolver
@@ -154,11 +153,9 @@ class SessionConnection:
         return [edge.node for edge in self.edges]
 
 
-def session_edge(raw: m.Session, *, exact: bool) -> SessionEdge:
-    """An edge whose cursor is the upstream `after_session_id` value."""
-    return SessionEdge(
-        cursor=encode_cursor("Session", raw.id), node=Session.from_model(raw, exact=exact)
-    )
+def session_edge(raw: m.Session, cursor: str, *, exact: bool) -> SessionEdge:
+    """An edge of a sessions connection."""
+    return SessionEdge(cursor=cursor, node=Session.from_model(raw, exact=exact))
 
 
 def _included(directives: dict[str, dict[str, Any]]) -> bool:
