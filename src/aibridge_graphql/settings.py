@@ -20,12 +20,10 @@ class Settings(BaseSettings):
     read_timeout: float = Field(default=15.0, gt=0)
     pool_timeout: float = Field(default=5.0, gt=0)
     max_connections: int = Field(default=100, ge=1)
-    max_keepalive_connections: int = Field(default=20, ge=0)
     retries: int = Field(default=2, ge=0, le=10)
     retry_backoff: float = Field(default=0.1, ge=0)
-    # Distinct upstream requests of one GraphQL request that may be in flight at once. 8 measured
-    # ~10% faster than 16 on the bench dashboard: httpcore's pool bookkeeping grows with the
-    # number of connections, and an upstream rarely serves more in parallel.
+    # Distinct upstream requests of one GraphQL request that may be in flight at once: enough to
+    # overlap round trips, few enough that one query cannot monopolize the upstream.
     upstream_concurrency: int = Field(default=8, ge=1)
 
     # Serving.

@@ -16,16 +16,16 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from aibridge_graphql.gateway.app import create_app
 from aibridge_graphql.settings import Settings
-from aibridge_graphql.upstream.client import UpstreamClient
+from aibridge_graphql.upstream.client import UpstreamClient, pooled_transport
 
 API = "/api/v2/aibridge"
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
-    """A real HTTP transport that records the path and query of every upstream request."""
+    """The gateway's own transport, recording the path and query of every upstream request."""
 
-    def __init__(self) -> None:
-        self._inner = httpx.AsyncHTTPTransport()
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
         self.calls: list[str] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -81,7 +81,7 @@ async def serve_gateway(
 ) -> AsyncIterator[Gateway]:
     """The gateway app on an ephemeral 127.0.0.1 port in front of `upstream_url`."""
     settings = Settings(upstream_url=upstream_url, **overrides)
-    transport = CountingTransport()
+    transport = CountingTransport(pooled_transport(settings))
     client = UpstreamClient(settings, transport=transport)
     app = create_app(settings, client=client)
     try:
