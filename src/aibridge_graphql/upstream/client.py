@@ -41,6 +41,7 @@ from aibridge_graphql.upstream.requests import UpstreamRequest
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
+V = TypeVar("V")
 
 TOKEN_HEADER = "Coder-Session-Token"  # noqa: S105 - a header name
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -52,6 +53,7 @@ _RETRY_EXCEPTIONS: tuple[type[Exception], ...] = (
     httpx.WriteError,
 )
 _STRINGS = TypeAdapter(list[str])
+_JSON = TypeAdapter(Any)
 # Idle pooled connections are dropped after this long (httpx's default), before a typical
 # server-side idle timeout closes them under a request.
 _KEEPALIVE_EXPIRY = 5.0
@@ -82,6 +84,16 @@ class Credentials:
         if scheme.lower() == "bearer" and value and " " not in value:
             return cls(value)
         return None
+
+
+def _parsed(request: UpstreamRequest, content: bytes, parse: Callable[[bytes], V], what: str) -> V:
+    """`parse(content)`, a failure being `UpstreamProtocolError` (which never quotes the body)."""
+    try:
+        return parse(content)
+    except PydanticValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            what = "JSON"
+        raise UpstreamProtocolError(f"upstream {request.path}: body is not {what}") from None
 
 
 def pooled_transport(settings: Settings) -> httpx.AsyncBaseTransport:
@@ -209,17 +221,14 @@ class UpstreamClient:
             await asyncio.sleep(_backoff(self._settings.retry_backoff, attempt))
             attempt += 1
 
-    async def get_json(self, request: UpstreamRequest, credentials: Credentials | None) -> Any:
-        """GET the request and return the decoded JSON body; raises the typed `UpstreamError`s."""
+    async def _content(self, request: UpstreamRequest, credentials: Credentials | None) -> bytes:
+        """The body of a 2xx answer; any other status raises its typed `UpstreamError`."""
         response = await self._send(
             request, self._headers(credentials), retries=self._settings.retries
         )
         status = response.status_code
         if 200 <= status < 300:
-            try:
-                return response.json()
-            except ValueError:
-                raise UpstreamProtocolError(f"upstream {request.path}: body is not JSON") from None
+            return response.content
         if status in RETRY_STATUSES:
             raise UpstreamUnavailable(f"upstream answered HTTP {status}", status=status)
         try:
@@ -230,29 +239,28 @@ class UpstreamClient:
         logger.debug("upstream %s answered %s", request.path, status)
         raise error
 
+    async def get_json(self, request: UpstreamRequest, credentials: Credentials | None) -> Any:
+        """GET the request and return the decoded JSON body; raises the typed `UpstreamError`s."""
+        return _parsed(
+            request, await self._content(request, credentials), _JSON.validate_json, "JSON"
+        )
+
     async def get_model(
         self, request: UpstreamRequest, credentials: Credentials | None, model_type: type[T]
     ) -> T:
         """GET and parse into `model_type`; a body of another shape is `UpstreamProtocolError`."""
-        body = await self.get_json(request, credentials)
-        try:
-            return model_type.model_validate(body)
-        except PydanticValidationError:
-            raise UpstreamProtocolError(
-                f"upstream {request.path}: body is not a valid {model_type.__name__}"
-            ) from None
+        content = await self._content(request, credentials)
+        # Straight from bytes: pydantic-core parses and validates in one pass.
+        return _parsed(
+            request, content, model_type.model_validate_json, f"a valid {model_type.__name__}"
+        )
 
     async def list_strings(
         self, request: UpstreamRequest, credentials: Credentials | None
     ) -> list[str]:
         """`GET /models` or `GET /clients`: a JSON array of strings."""
-        body = await self.get_json(request, credentials)
-        try:
-            return _STRINGS.validate_python(body)
-        except PydanticValidationError:
-            raise UpstreamProtocolError(
-                f"upstream {request.path}: body is not a list of strings"
-            ) from None
+        content = await self._content(request, credentials)
+        return _parsed(request, content, _STRINGS.validate_json, "a list of strings")
 
     async def ping(self) -> bool:
         """Readiness: any answer below 500 to an unauthenticated `GET /models` means reachable."""
