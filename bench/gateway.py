@@ -175,19 +175,26 @@ class Pinning:
     """Which CPU each party runs on (`None`: not pinned)."""
 
     client: int | None
-    servers: int | None
+    upstream: int | None
+    gateway: int | None
 
     def describe(self) -> str:
         if self.client is None:
             return "not pinned (taskset or a second core unavailable)"
-        return f"load client on cpu{self.client}, stand-in and gateways on cpu{self.servers}"
+        if self.gateway == self.upstream:
+            return f"load client on cpu{self.client}, stand-in and gateways on cpu{self.upstream}"
+        return f"load client and gateways on cpu{self.client}, stand-in alone on cpu{self.upstream}"
 
 
-def choose_pinning(enabled: bool) -> Pinning:
+def choose_pinning(enabled: bool, layout: str) -> Pinning:
+    """`apart`: the upstream on a core of its own, as Coder runs on its own machines; the
+    gateway beside the load client, which only waits while the gateway works. `shared`: the
+    gateway competes with the upstream for one core."""
     cpus = sorted(os.sched_getaffinity(0))
     if not enabled or len(cpus) < 2 or shutil.which("taskset") is None:
-        return Pinning(None, None)
-    return Pinning(cpus[0], cpus[1])
+        return Pinning(None, None, None)
+    gateway = cpus[1] if layout == "shared" else cpus[0]
+    return Pinning(cpus[0], cpus[1], gateway)
 
 
 @dataclass
@@ -546,11 +553,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_CLIENT_RTT_MS,
         help="emulated frontend round trip for the context table (0: skip it)",
     )
+    parser.add_argument(
+        "--layout",
+        choices=("apart", "shared"),
+        default="apart",
+        help="apart: the stand-in alone on one core, the gateway beside the load client "
+        "(default); shared: the gateway on the stand-in's core",
+    )
     return parser.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> bool:
-    pinning = choose_pinning(not args.no_pin)
+    pinning = choose_pinning(not args.no_pin, args.layout)
     if pinning.client is not None:
         os.sched_setaffinity(0, {pinning.client})
     env = {**os.environ, "AIBRIDGE_LOG_LEVEL": "WARNING"}
@@ -584,7 +598,7 @@ def run(args: argparse.Namespace) -> bool:
                     str(db),
                 ],
                 work / "standin.log",
-                pinning.servers,
+                pinning.upstream,
                 env,
             )
             procs.append(standin)
@@ -593,7 +607,7 @@ def run(args: argparse.Namespace) -> bool:
                 "gateway",
                 [cli, "serve", "--upstream", standin_url, "--port", str(gateway_port)],
                 work / "gateway.log",
-                pinning.servers,
+                pinning.gateway,
                 env,
             )
             procs.append(gateway)
@@ -603,7 +617,7 @@ def run(args: argparse.Namespace) -> bool:
                     "counting gateway",
                     [cli, "serve", "--upstream", proxy.url, "--port", str(counting_port)],
                     work / "counting.log",
-                    pinning.servers,
+                    pinning.gateway,
                     env,
                 )
                 procs.append(counting)
