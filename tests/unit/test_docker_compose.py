@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import secrets
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,13 +15,17 @@ import jsonschema
 import pytest
 from docker_checks import (
     COMPOSE_FILE,
+    DOCKER_DIR,
+    K8S_DIR,
     NGINX_CONF,
     click_options,
     gateway_get_routes,
     load_yaml_documents,
 )
 
+from aibridge_graphql.cli import main
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.standin.tokens import TOKEN_PATTERN
 
 GATEWAYS = ("gateway-1", "gateway-2")
 
@@ -153,7 +158,25 @@ def test_standin_command_uses_real_options(services: dict[str, Any]) -> None:
 
 def test_admin_token_comes_from_the_environment(services: dict[str, Any]) -> None:
     token = option(services["standin"]["command"], "--admin-token")
-    assert re.fullmatch(r"\$\{AIBRIDGE_ADMIN_TOKEN:-[\w-]+\}", token), token
+    match = re.fullmatch(r"\$\{AIBRIDGE_ADMIN_TOKEN:-([\w-]+)\}", token)
+    assert match, token
+    # The stand-in refuses a token not shaped like Coder's: the demo default must pass its
+    # own option parsing (click runs the checks without starting the server).
+    command = services["standin"]["command"]
+    args = [match.group(1) if word == token else word for word in command[1:]]
+    params = main.commands["standin"].make_context("standin", args).params
+    assert params["admin_token"] == match.group(1)
+
+
+def test_documented_token_commands_make_valid_tokens() -> None:
+    # `$(openssl rand -hex 5)-$(openssl rand -hex 11)`: 10 and 22 hexadecimal characters.
+    documented = "$(openssl rand -hex 5)-$(openssl rand -hex 11)"
+    for path in (COMPOSE_FILE, DOCKER_DIR / "README.md", K8S_DIR / "demo" / "standin.yaml"):
+        text = path.read_text()
+        assert "openssl rand -hex 16" not in text, path
+        assert documented in text, path
+    # What those commands print, made the same way (5 and 11 random bytes, in hexadecimal).
+    assert TOKEN_PATTERN.fullmatch(f"{secrets.token_hex(5)}-{secrets.token_hex(11)}")
 
 
 def test_nginx_balances_over_the_gateway_services(
