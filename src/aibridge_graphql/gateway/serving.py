@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import time
 from collections.abc import Mapping
@@ -84,9 +85,22 @@ async def wait_for_shutdown_signal() -> None:
             loop.remove_signal_handler(sig)
 
 
+def tune_gc() -> None:
+    """Keep the cyclic GC off the request path's tail (make bench: dashboard p95 105 → 65-80 ms).
+
+    Start-up objects (schema, modules) are frozen out of every scan, and collections run after
+    50,000 net allocations instead of 700: a dashboard allocates tens of thousands of objects,
+    nearly all freed by reference counting, so the default thresholds collect several times a
+    request for nothing.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
 async def run_gateway(settings: Settings) -> None:
     """Serve the gateway on `settings.host:port` until SIGINT/SIGTERM."""
     started = await start_app(build_gateway(settings), settings.host, settings.port)
+    tune_gc()
     try:
         # One line a script (or a test) can read to find the port when it asked for 0.
         print(f"Gateway listening on {started.base_url}/graphql", flush=True)
