@@ -1,7 +1,8 @@
 """`make bench`: the gateway next to a client making the same REST calls itself, in one run.
 
 It seeds a stand-in database, starts the stand-in and the gateway as separate processes on
-127.0.0.1 (pinned with `taskset` to another core than this load client when possible), then for
+127.0.0.1 (with `taskset` when possible: the stand-in alone on one core, the gateway beside this
+load client, which only waits while the gateway works; `--layout shared` for one core), then for
 realistic frontend views measures p50/p95 through the gateway and through a sequential REST client,
 interleaved iteration by iteration. Upstream calls per GraphQL query are counted by a second
 gateway process whose upstream is a counting proxy (so the timed gateway pays no proxy hop).
