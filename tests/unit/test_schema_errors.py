@@ -153,6 +153,40 @@ async def test_syntax_errors_have_a_code() -> None:
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
 
 
+@pytest.mark.parametrize(
+    ("query", "variables", "says"),
+    [
+        ("query($f: Int!) { sessions(first: $f) { totalCount } }", {}, "non-null type 'Int!'"),
+        ("query($f: Int) { sessions(first: $f) { totalCount } }", {"f": "x"}, "Int cannot"),
+        ("query($f: Int) { sessions(first: $f) { totalCount } }", {"f": 2**40}, "32-bit"),
+        (
+            "query($d: DateTime) { sessions(filter: {startedAfter: $d}) { totalCount } }",
+            {"d": "garbage"},
+            "DateTime",
+        ),
+        (
+            "query($f: SessionFilter) { sessions(filter: $f) { totalCount } }",
+            {"f": {"nope": 1}},
+            "'nope'",
+        ),
+    ],
+)
+async def test_bad_variables_are_bad_user_input_and_say_why(
+    query: str, variables: dict[str, Any], says: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="aibridge_graphql")
+    fake = populated()
+    async with gateway(fake) as gw:
+        body = await gw.query(query, variables)
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"].startswith("Variable '$")
+    assert says in error["message"]
+    assert fake.calls == []
+    assert not [r for r in caplog.records if "unexpected error" in r.getMessage()]
+
+
 async def test_bad_user_input_from_the_upstream_keeps_its_validations() -> None:
     fake = populated()
     async with gateway(fake, Settings(upstream_url="http://upstream.invalid", retries=0)) as gw:
@@ -188,4 +222,26 @@ async def test_an_empty_session_id_is_bad_user_input_without_a_call() -> None:
         body = await gw.query('{ session(sessionId: "") { sessionId threads { totalCount } } }')
     assert body["data"] == {"session": None}
     assert _codes(body) == {"session": "BAD_USER_INPUT"}
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "says"),
+    [
+        ("POST", {"data": "garbage", "headers": {"Content-Type": "application/json"}}, "JSON"),
+        ("POST", {"json": {"variables": {}}}, "No GraphQL query"),
+        ("GET", {"params": {"query": "mutation { x }"}}, "mutations are not allowed"),
+    ],
+)
+async def test_a_request_that_is_not_graphql_gets_a_graphql_shaped_400(
+    method: str, kwargs: dict[str, Any], says: str
+) -> None:
+    fake = populated()
+    async with gateway(fake) as gw:
+        response = await gw.http.request(method, "/graphql", **kwargs)
+        body = await response.json()
+    assert response.status == 400
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert says in error["message"]
     assert fake.calls == []

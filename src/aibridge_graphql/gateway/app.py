@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from cross_web import HTTPException
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.types import ExecutionResult
 
 from aibridge_graphql.gateway.context import GatewayContext, build_context
-from aibridge_graphql.gateway.errors import format_error
+from aibridge_graphql.gateway.errors import BAD_REQUEST, format_error
 from aibridge_graphql.gateway.observability import Observability
 from aibridge_graphql.schema import ExtensionFactory, build_schema
 from aibridge_graphql.settings import Settings
@@ -52,6 +53,15 @@ class GatewayView(GraphQLView[GatewayContext, None]):
         )
         self._settings = settings
         self._ide_html = ide_html
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        # A request that is not GraphQL over HTTP at all (body not JSON, no query, a mutation
+        # over GET) gets Strawberry's status with a GraphQL-shaped body, not bare text.
+        try:
+            return await self.run(request=request)
+        except HTTPException as exc:
+            error = {"message": exc.reason, "extensions": {"code": BAD_REQUEST}}
+            return web.json_response({"errors": [error]}, status=exc.status_code)
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # A GET with only a persisted-query hash (APQ) has no `query` but is an operation, even

@@ -35,6 +35,7 @@ UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+BAD_REQUEST = "BAD_REQUEST"
 
 MASKED_MESSAGE = "Internal server error"
 UNAVAILABLE_MESSAGE = "The AI Bridge API is unavailable; try again later."
@@ -121,10 +122,18 @@ def _code_for_request_error(error: GraphQLError) -> str:
     return GRAPHQL_VALIDATION_FAILED
 
 
+def _is_variable_error(error: GraphQLError) -> bool:
+    # graphql-core reports a bad variable value as a request error (no path) wrapping the
+    # scalar's own GraphQLError: it describes the caller's input, never our internals.
+    return error.path is None and isinstance(error.original_error, GraphQLError)
+
+
 def format_error(error: GraphQLError) -> GraphQLError:
     """The client-facing copy of one error: coded, and masked when unexpected."""
     original = error.original_error
-    if original is None:
+    if _is_variable_error(error):
+        message, extensions = error.message, {**(error.extensions or {}), "code": BAD_USER_INPUT}
+    elif original is None:
         if error.extensions and "code" in error.extensions:
             return error
         # Parse and validation errors have no path; execution-time GraphQL errors do.
@@ -146,7 +155,11 @@ def format_error(error: GraphQLError) -> GraphQLError:
 
 def is_unexpected(error: GraphQLError) -> bool:
     """True when the error comes from an exception we did not plan for (a bug)."""
-    return error.original_error is not None and describe(error.original_error) is None
+    return (
+        error.original_error is not None
+        and not _is_variable_error(error)
+        and describe(error.original_error) is None
+    )
 
 
 def log_errors(errors: Sequence[GraphQLError], request_id: str | None) -> None:
