@@ -108,24 +108,18 @@ async def sessions_connection(
     whole = gql_filter.selects_whole_sessions
     kind = "Session" if whole else "FilteredSession"
     args = forward_args(kind, first, after, settings=settings, upstream_max=LIST_LIMIT_MAX)
-    if whole:
-        response = await loaders.sessions_page(
-            gql_filter.to_upstream(),
-            limit=args.limit,
-            after_session_id=args.after,
-            whole_sessions=True,
-        )
-        cursors = [encode_cursor(kind, raw.id) for raw in response.sessions]
-    else:
-        offset = cursor_offset(args.after)
-        response = await loaders.sessions_page(
-            gql_filter.to_upstream(), limit=args.limit, offset=offset
-        )
-        cursors = [encode_cursor(kind, str(offset + n)) for n in range(1, args.limit + 1)]
+    offset = 0 if whole else cursor_offset(args.after)
+    response = await loaders.sessions_page(
+        gql_filter.to_upstream(),
+        limit=args.limit,
+        after_session_id=args.after if whole else None,
+        offset=offset,
+        whole_sessions=whole,
+    )
     page = forward_page(response.sessions, args)
     edges = [
-        session_edge(raw, cursor, exact=whole)
-        for raw, cursor in zip(page.items, cursors, strict=False)
+        session_edge(raw, encode_cursor(kind, raw.id if whole else str(offset + n)), exact=whole)
+        for n, raw in enumerate(page.items, start=1)
     ]
     return SessionConnection(
         edges=edges,

@@ -52,6 +52,9 @@ _RETRY_EXCEPTIONS: tuple[type[Exception], ...] = (
     httpx.ReadError,
     httpx.WriteError,
 )
+# Every failure of a request that is not an HTTP status: httpx's, and the aiohttp errors the
+# transport does not translate (e.g. a malformed response).
+_TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError)
 _STRINGS = TypeAdapter(list[str])
 _JSON = TypeAdapter(Any)
 # Idle pooled connections are dropped after this long (httpx's default), before a typical
@@ -205,8 +208,7 @@ class UpstreamClient:
             except httpx.TimeoutException as exc:
                 self._observe(request, None, started)
                 raise UpstreamUnavailable(f"upstream timed out ({type(exc).__name__})") from None
-            except (httpx.HTTPError, aiohttp.ClientError) as exc:
-                # aiohttp errors the transport does not translate (e.g. a malformed response).
+            except _TRANSPORT_ERRORS as exc:
                 self._observe(request, None, started)
                 raise UpstreamUnavailable(
                     f"upstream request failed ({type(exc).__name__})"
@@ -268,7 +270,7 @@ class UpstreamClient:
         started = time.perf_counter()
         try:
             response = await self._http.get(request.path, headers={"Accept": "application/json"})
-        except httpx.HTTPError:
+        except _TRANSPORT_ERRORS:
             self._observe(request, None, started)
             return False
         self._observe(request, response.status_code, started)
