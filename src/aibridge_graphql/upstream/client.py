@@ -330,7 +330,11 @@ class UpstreamClient:
         raise error
 
     def _parsed(
-        self, request: UpstreamRequest, content: bytearray, parse: Callable[[bytearray], V], what: str
+        self,
+        request: UpstreamRequest,
+        content: bytearray,
+        parse: Callable[[bytearray], V],
+        what: str,
     ) -> V:
         try:
             return _parsed(request, content, parse, what)
@@ -379,7 +383,8 @@ class UpstreamClient:
         """Readiness: any answer below 500 to an unauthenticated `GET /models` means reachable."""
         request = UpstreamRequest.make("/models")
         started = time.perf_counter()
-        built = self._http.build_request("GET", request.path, headers={"Accept": "application/json"})
+        headers = {"Accept": "application/json"}
+        built = self._http.build_request("GET", request.path, headers=headers)
         try:
             # The status is the answer: the body is never read (nor its size trusted).
             response = await self._http.send(built, stream=True)

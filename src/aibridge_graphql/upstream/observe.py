@@ -100,7 +100,7 @@ class RateLimitedLog:
         self._state: dict[tuple[str, ...], tuple[float, int]] = {}
 
     def warning(self, key: tuple[str, ...], message: str, *args: object) -> bool:
-        """Log `message % args` at WARNING unless `key` logged within the interval; True if written."""
+        """Log `message % args` at WARNING unless `key` did within the interval; True if it did."""
         now = self._clock()
         with self._lock:
             last, suppressed = self._state.get(key, (None, 0))
