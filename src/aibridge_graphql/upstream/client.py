@@ -99,7 +99,7 @@ class Credentials:
 
 
 def _parsed(
-    request: UpstreamRequest, content: bytearray, parse: Callable[[bytearray], V], what: str
+    request: UpstreamRequest, content: bytes, parse: Callable[[bytes], V], what: str
 ) -> V:
     """`parse(content)`, a failure being `UpstreamProtocolError` (which never quotes the body)."""
     try:
@@ -136,7 +136,7 @@ class _Answer:
     """An attempt's status and body (None: not read, a retried status or an oversized error)."""
 
     status: int
-    content: bytearray | None
+    content: bytes | None
 
 
 def _time_for_another(deadline: Deadline | None, delay: float) -> bool:
@@ -210,7 +210,7 @@ class UpstreamClient:
         if self._on_response is not None:
             self._on_response(request, status, time.perf_counter() - started)
 
-    async def _read_capped(self, response: httpx.Response) -> bytearray:
+    async def _read_capped(self, response: httpx.Response) -> bytes:
         """The (decoded) body, read chunk by chunk; past the cap it stops reading at once.
 
         The caller closes the response: aiohttp then drops the connection, since the body was
@@ -220,12 +220,19 @@ class UpstreamClient:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
             raise UpstreamResponseTooLarge(cap)
-        body = bytearray()
+        # Chunks, joined once at the end: a growing buffer would be reallocated (copied) as it
+        # grows, and its freed large blocks stay in the process's heap (RSS) afterwards.
+        chunks: list[bytes] = []
+        size = 0
         async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > cap:
+            size += len(chunk)
+            if size > cap:
+                # Free them now: the error's traceback keeps this frame (and would keep the
+                # chunks) alive for as long as the error lives, until a GC pass at the earliest.
+                chunks.clear()
                 raise UpstreamResponseTooLarge(cap)
-        return body
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def _attempt(self, request: UpstreamRequest, headers: dict[str, str]) -> _Answer:
         """One GET, its body read under the cap (not at all for a status that is retried)."""
@@ -295,7 +302,7 @@ class UpstreamClient:
 
     async def _content(
         self, request: UpstreamRequest, credentials: Credentials | None, deadline: Deadline | None
-    ) -> bytearray:
+    ) -> bytes:
         """The body of a 2xx answer; any other status raises its typed `UpstreamError`.
 
         Failures an operator should see (not the caller's mistakes) are reported once per call.
@@ -332,8 +339,8 @@ class UpstreamClient:
     def _parsed(
         self,
         request: UpstreamRequest,
-        content: bytearray,
-        parse: Callable[[bytearray], V],
+        content: bytes,
+        parse: Callable[[bytes], V],
         what: str,
     ) -> V:
         try:
