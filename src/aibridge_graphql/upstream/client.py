@@ -98,9 +98,7 @@ class Credentials:
         return None
 
 
-def _parsed(
-    request: UpstreamRequest, content: bytes, parse: Callable[[bytes], V], what: str
-) -> V:
+def _parsed(request: UpstreamRequest, content: bytes, parse: Callable[[bytes], V], what: str) -> V:
     """`parse(content)`, a failure being `UpstreamProtocolError` (which never quotes the body)."""
     try:
         return parse(content)
