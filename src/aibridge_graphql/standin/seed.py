@@ -416,29 +416,51 @@ def _loop_without_session_id(
 ) -> list[InterceptionRecord]:
     """A root that led to continuations although the client sent no session id: in Coder those
     belong to the root's session (its id), not to sessions of their own."""
-    records = [root]
+    records = [_with_client_call(rng, root)]
     clock = root.ended_at or root.started_at
-    for _ in range(_between(rng, 1, 3)):
+    steps = _between(rng, 1, 3)
+    for step in range(steps):
         started = clock + _between(rng, 50 * 1000, 3 * SECOND)
         ended = started + _between(rng, 1500 * 1000, 60 * SECOND)
         child_id = _uuid(rng)
         usage = _token_usage(rng, root.provider, _response_id(rng, root.provider), started)
-        records.append(
-            replace(
-                root,
-                id=child_id,
-                started_at=started,
-                ended_at=ended,
-                thread_parent_id=records[-1].id,
-                thread_root_id=root.id,
-                token_usages=(usage,),
-                user_prompts=(),
-                tool_usages=(),
-                model_thoughts=(),
-            )
+        child = replace(
+            root,
+            id=child_id,
+            started_at=started,
+            ended_at=ended,
+            thread_parent_id=records[-1].id,
+            thread_root_id=root.id,
+            token_usages=(usage,),
+            user_prompts=(),
+            tool_usages=(),
+            model_thoughts=(),
         )
+        # Every parent made the tool call its continuation answers.
+        records.append(_with_client_call(rng, child) if step < steps - 1 else child)
         clock = ended
     return records
+
+
+def _with_client_call(rng: random.Random, record: InterceptionRecord) -> InterceptionRecord:
+    if record.tool_usages:
+        return record
+    tool = rng.choice(("read_file", "edit_file", "terminal", "grep"))
+    at = record.ended_at or record.started_at
+    response_id = record.token_usages[-1].provider_response_id if record.token_usages else ""
+    call = ToolUsageRecord(
+        id=_uuid(rng),
+        provider_response_id=response_id,
+        provider_tool_call_id="call_" + _alnum(rng, 22),
+        server_url=None,
+        tool=tool,
+        input=_tool_input(rng, tool),
+        injected=False,
+        invocation_error=None,
+        metadata={},
+        created_at=at,
+    )
+    return replace(record, tool_usages=(call,))
 
 
 def _awkward_session_id(rng: random.Random, client: str) -> str:
