@@ -6,6 +6,7 @@ Served over a seeded database with awkward session ids (`:@+=` and spaces), in e
 from __future__ import annotations
 
 import contextlib
+import copy
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +15,13 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from openapi_schema_validator import OAS30Validator, oas30_format_checker
+from openapi_spec_validator import OpenAPIV30SpecValidator
 
 from aibridge_graphql.standin.app import create_app
 from aibridge_graphql.standin.eras import API_ERAS
 from aibridge_graphql.standin.ingest import ImportFailed, import_interceptions
+from aibridge_graphql.standin.openapi import document
 from aibridge_graphql.standin.seed import seed_database
 from aibridge_graphql.standin.store import open_database
 from aibridge_graphql.standin.tokens import read_tokens
@@ -299,3 +303,33 @@ def test_import_refuses_int64_overflow_and_nul_bytes_per_record(tmp_path: Path) 
         assert conn.execute("SELECT count(*) FROM interceptions").fetchone()[0] == 0
         # A big number inside metadata is fine (jsonb keeps it); a clean record loads.
         assert import_interceptions(conn, [_item()]).interceptions == 1
+
+
+def test_ai_gateway_openapi_document_describes_what_is_served(gateway: httpx.Client) -> None:
+    doc = document("ai-gateway")
+    assert [e.message for e in OpenAPIV30SpecValidator(doc).iter_errors()] == []
+    assert gateway.get(f"{GATEWAY}/openapi.json").json() == doc
+    assert "/ai-gateway/interceptions" not in doc["paths"]
+    strict = copy.deepcopy(doc["components"]["schemas"])
+    for schema in strict.values():
+        if "properties" in schema:
+            schema["additionalProperties"] = False
+    sessions = _all_sessions(gateway, GATEWAY)
+    samples = [
+        ("/ai-gateway/sessions", {"count": len(sessions), "sessions": sessions}),
+        ("/ai-gateway/providers", gateway.get(f"{GATEWAY}/providers", headers=_auth(ADMIN)).json()),
+    ]
+    for session in [s for s in sessions if "network_calls" in s][:10] + sessions[:10]:
+        path = f"{GATEWAY}/sessions/{quote(session['id'], safe=':@+=')}"
+        samples.append(
+            ("/ai-gateway/sessions/{session_id}", gateway.get(path, headers=_auth(ADMIN)).json())
+        )
+    problems = []
+    for path, body in samples:
+        ok = doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+        validator = OAS30Validator(
+            {**ok["schema"], "components": {"schemas": strict}},
+            format_checker=oas30_format_checker,
+        )
+        problems += [f"{path}: {e.message}" for e in validator.iter_errors(body)]
+    assert problems[:10] == []

@@ -176,7 +176,8 @@ def _wait_for_url(lines: queue.Queue[str | None]) -> tuple[str, list[str]]:
 
 def test_serves_on_port_zero_and_stops(tmp_path: Path) -> None:
     db = tmp_path / "served.db"
-    args = ["standin", "--port", "0", "--db", str(db), "--seed", "40"]
+    # The sessions era: the round trip imports a `GET /interceptions` response.
+    args = ["standin", "--port", "0", "--db", str(db), "--seed", "40", "--api-era", "sessions"]
     process = subprocess.Popen(
         [CLI, *args, "--admin-token", ADMIN_TOKEN],
         stdout=subprocess.PIPE,
@@ -188,7 +189,7 @@ def test_serves_on_port_zero_and_stops(tmp_path: Path) -> None:
     try:
         base, _ = _wait_for_url(lines)
         banner = [lines.get(timeout=DEADLINE) for _ in range(3)]
-        assert banner[0] == f"API era: ai-gateway; legacy alias {base}/api/v2/aibridge"
+        assert banner[0] == "API era: sessions"
         assert banner[1] == f"Database: {db} (seeded now)"
         assert banner[2] == f"Admin token (admin, owner): {ADMIN_TOKEN}"
         headers = {"Coder-Session-Token": ADMIN_TOKEN}
