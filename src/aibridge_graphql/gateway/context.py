@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from aibridge_graphql.gateway.budget import CallBudget
 from aibridge_graphql.gateway.loaders import Loaders
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
@@ -50,7 +51,12 @@ def build_context(
 ) -> GatewayContext:
     """Read the caller's credentials and build fresh loaders for this request only."""
     credentials = Credentials.from_headers(request.headers)
-    loaders = Loaders(client, credentials, concurrency=settings.upstream_concurrency)
+    loaders = Loaders(
+        client,
+        credentials,
+        concurrency=settings.upstream_concurrency,
+        budget=CallBudget(settings.upstream_call_budget),
+    )
     return GatewayContext(
         request=request,
         response=response,

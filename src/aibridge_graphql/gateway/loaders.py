@@ -7,6 +7,7 @@
 - by-id loaders (user, session, interception, thread) primed from every list response, falling
   back to one targeted list query when an entity was not seen yet (the API has no get-by-id for
   interceptions, users or single threads).
+Each call they send spends from the request's `CallBudget` (gateway/budget.py).
 The caller's credentials live here and die with the request.
 """
 
@@ -21,6 +22,7 @@ from uuid import UUID
 from aiodataloader import DataLoader
 from pydantic import BaseModel
 
+from aibridge_graphql.gateway.budget import CallBudget
 from aibridge_graphql.gateway.errors import NotFound
 from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef
 from aibridge_graphql.gateway.scope import observe_batch
@@ -78,9 +80,12 @@ class Loaders:
         credentials: Credentials | None,
         *,
         concurrency: int,
+        budget: CallBudget | None = None,
     ) -> None:
         self._client = client
         self._credentials = credentials
+        # Every call the loaders send spends from it; de-duplicated loads never reach it.
+        self._budget = budget or CallBudget(None)
         self._slots = asyncio.Semaphore(concurrency)
         # List loads in flight: a by-id lookup waits for them before its own fallback call,
         # since the entity it wants may be in one of them.
@@ -122,6 +127,7 @@ class Loaders:
     # -- raw upstream calls -------------------------------------------------------------------
 
     async def _fetch(self, request: UpstreamRequest, model_type: type[ModelT]) -> ModelT:
+        self._budget.spend()
         async with self._slots:
             return await self._client.get_model(request, self._credentials, model_type)
 
@@ -140,6 +146,7 @@ class Loaders:
         return batch
 
     async def _fetch_strings(self, request: UpstreamRequest) -> list[str]:
+        self._budget.spend()
         async with self._slots:
             return await self._client.list_strings(request, self._credentials)
 
