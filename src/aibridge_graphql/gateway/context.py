@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from aibridge_graphql.gateway.budget import CallBudget
 from aibridge_graphql.gateway.loaders import Loaders
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
@@ -58,6 +59,7 @@ def build_context(
         credentials,
         concurrency=settings.upstream_concurrency,
         deadline=Deadline.after(settings.request_deadline),
+        budget=CallBudget(settings.upstream_call_budget),
     )
     # aiohttp serves each request in a task of its own: when it ends (answered, or cancelled
     # because the client went away), upstream calls nobody awaits any more are cancelled.

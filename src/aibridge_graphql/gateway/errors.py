@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
+from aibridge_graphql.gateway.budget import CallBudgetExceeded
 from aibridge_graphql.upstream.errors import (
     DeadlineExceeded,
     UpstreamBadRequest,
@@ -42,6 +43,9 @@ INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_REQUEST = "BAD_REQUEST"
+# Demand control: a document refused before it runs, and a call refused while it runs.
+COST_ESTIMATED_TOO_EXPENSIVE = "COST_ESTIMATED_TOO_EXPENSIVE"
+UPSTREAM_CALL_BUDGET_EXCEEDED = "UPSTREAM_CALL_BUDGET_EXCEEDED"
 
 MASKED_MESSAGE = "Internal server error"
 UNAVAILABLE_MESSAGE = "The AI Bridge API is unavailable; try again later."
@@ -89,6 +93,8 @@ def describe(exc: BaseException) -> tuple[str, dict[str, Any]] | None:
     """(safe message, extensions) for a known exception; None for an unexpected one."""
     if isinstance(exc, GatewayError):
         return exc.message, {"code": exc.code, **exc.extensions}
+    if isinstance(exc, CallBudgetExceeded):
+        return str(exc), {"code": UPSTREAM_CALL_BUDGET_EXCEEDED, "budget": exc.limit}
     if isinstance(exc, SearchValueError):
         detail = "The AI Bridge search syntax cannot express a value holding a double quote."
         validations = [{"field": exc.key, "detail": detail}]

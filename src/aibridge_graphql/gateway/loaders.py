@@ -10,6 +10,7 @@
 The caller's credentials live here and die with the request, and so does its `Deadline`: every
 upstream call (and the wait for a concurrency slot) runs under it. `close()` cancels the upstream
 calls still running, for a request that ended or was cancelled (its client went away).
+Each call they send spends from the request's `CallBudget` (gateway/budget.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from uuid import UUID
 from aiodataloader import DataLoader
 from pydantic import BaseModel
 
+from aibridge_graphql.gateway.budget import CallBudget
 from aibridge_graphql.gateway.errors import NotFound
 from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef
 from aibridge_graphql.gateway.scope import observe_batch
@@ -77,10 +79,13 @@ class Loaders:
         *,
         concurrency: int,
         deadline: Deadline | None = None,
+        budget: CallBudget | None = None,
     ) -> None:
         self._client = client
         self._credentials = credentials
         self.deadline = deadline
+        # Every call the loaders send spends from it; de-duplicated loads never reach it.
+        self._budget = budget or CallBudget(None)
         self._slots = asyncio.Semaphore(concurrency)
         # Every task running upstream work for this request, so that `close()` can cancel them.
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -162,6 +167,7 @@ class Loaders:
             raise
 
     async def _fetch(self, request: UpstreamRequest, model_type: type[ModelT]) -> ModelT:
+        self._budget.spend()
         await self._slot(request)
         try:
             return await self._client.get_model(
@@ -185,6 +191,7 @@ class Loaders:
         return batch
 
     async def _fetch_strings(self, request: UpstreamRequest) -> list[str]:
+        self._budget.spend()
         await self._slot(request)
         try:
             return await self._client.list_strings(
