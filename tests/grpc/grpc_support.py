@@ -22,6 +22,17 @@ from aibridge_graphql.upstream.client import TOKEN_HEADER, UpstreamClient
 _START_TIMEOUT_S = 15.0
 
 
+def face_settings(standin_url: str, **overrides: object) -> Settings:
+    """Settings of a face on 127.0.0.1, any free port, before the stand-in."""
+    return Settings(
+        upstream_url=standin_url,  # type: ignore[arg-type]
+        host="127.0.0.1",
+        grpc_port=0,
+        retries=0,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamCall:
     """One upstream request: its path with query string, and the token it carried."""

@@ -307,5 +307,8 @@ def masked(message: pb.Session, mask: FieldMask | None) -> pb.Session:
     if mask is None:
         return message
     out = pb.Session()
+    if wants_threads(mask):
+        # The token that continues the threads is part of the threads' view.
+        mask = FieldMask(paths=[*mask.paths, "threads_next_page_token"])
     mask.MergeMessage(message, out)
     return out

@@ -132,6 +132,15 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         observer_token = CURRENT_OBSERVER.set(scope)
         started = time.perf_counter()
         code = "UNKNOWN"
+        finished = False
+
+        def finish() -> None:
+            # Before an abort: grpc.aio sends the status at once, and the caller (a test, a
+            # scraper) may look at /metrics before this task resumes.
+            nonlocal finished
+            finished = True
+            self._finish(method, label, code, time.perf_counter() - started)
+
         span_context = (
             self._tracing.operation(scope.trace_headers, request_id)
             if self._tracing is not None
@@ -163,25 +172,29 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
                     code = code_name(status)
                     if span is not None:
                         _fail_span(span, code)
+                    finish()
                     await context.abort_with_status(rpc_status.to_status(status))
                 return response
         finally:
-            seconds = time.perf_counter() - started
-            self._grpc_metrics.observe(label, code, seconds)
+            if not finished:
+                finish()
             CURRENT_OBSERVER.reset(observer_token)
             CURRENT_SCOPE.reset(scope_token)
-            level = logging.DEBUG if method.startswith(_QUIET_SERVICES) else logging.INFO
-            access_logger.log(
-                level,
-                "grpc %s %s",
-                method,
-                code,
-                extra={
-                    "rpc_method": method,
-                    "grpc_code": code,
-                    "duration_ms": round(seconds * 1000, 3),
-                },
-            )
+
+    def _finish(self, method: str, label: str, code: str, seconds: float) -> None:
+        self._grpc_metrics.observe(label, code, seconds)
+        level = logging.DEBUG if method.startswith(_QUIET_SERVICES) else logging.INFO
+        access_logger.log(
+            level,
+            "grpc %s %s",
+            method,
+            code,
+            extra={
+                "rpc_method": method,
+                "grpc_code": code,
+                "duration_ms": round(seconds * 1000, 3),
+            },
+        )
 
 
 def _context_code(context: grpc.aio.ServicerContext[Any, Any]) -> str:
