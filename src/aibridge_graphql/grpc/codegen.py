@@ -1,8 +1,8 @@
 """Generate the Python stubs of proto/aibridge/v1 (grpcio-tools' protoc, typed by mypy-protobuf).
 
 The stubs are committed under `aibridge_graphql/grpc/gen/` (`make proto` rewrites them) and
-`tests/grpc/test_stub_drift.py` fails when they differ from what this produces: the installed
-package then needs no protoc, and mypy reads the `.pyi` files. protoc writes imports as
+`tests/grpc_face/test_grpc_contract.py` fails when they differ from what this produces: the
+installed package then needs no protoc, and mypy reads the `.pyi` files. protoc writes imports as
 `from aibridge.v1 import x_pb2`; they are rewritten to the package path here.
 """
 

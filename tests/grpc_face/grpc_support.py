@@ -25,7 +25,7 @@ _START_TIMEOUT_S = 15.0
 def face_settings(standin_url: str, **overrides: object) -> Settings:
     """Settings of a face on 127.0.0.1, any free port, before the stand-in."""
     return Settings(
-        upstream_url=standin_url,  # type: ignore[arg-type]
+        upstream_url=standin_url,
         host="127.0.0.1",
         grpc_port=0,
         retries=0,

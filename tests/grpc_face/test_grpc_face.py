@@ -23,7 +23,7 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import (
 )
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
-from grpc_support import RunningGrpc, face_settings, run_grpc_in_thread
+from grpc_face.grpc_support import RunningGrpc, face_settings, run_grpc_in_thread
 
 MAX_PAGES = 200
 
@@ -53,7 +53,7 @@ def rest(standin_url: str, token: str, path: str, **params: Any) -> Any:
 
 def details(error: grpc.RpcError) -> tuple[error_details_pb2.ErrorInfo, list[tuple[str, str]]]:
     """The ErrorInfo and the BadRequest field violations of a failed call."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None, "no google.rpc.Status in the trailers"
     info = error_details_pb2.ErrorInfo()
     violations: list[tuple[str, str]] = []
@@ -98,7 +98,8 @@ def test_session_fields_equal_rest(
     for got, want in zip(reply.sessions, expected, strict=True):
         assert got.initiator.id == want["initiator"]["id"]
         assert got.initiator.username == want["initiator"]["username"]
-        assert list(got.models) == want["models"] and list(got.providers) == want["providers"]
+        assert list(got.models) == want["models"]
+        assert list(got.providers) == want["providers"]
         assert got.thread_count == want["threads"]
         assert got.token_usage.input_tokens == want["token_usage_summary"]["input_tokens"]
         assert got.token_usage.output_tokens == want["token_usage_summary"]["output_tokens"]
@@ -220,7 +221,8 @@ def test_errors_are_rich_statuses(channel: grpc.Channel, tokens: dict[str, str])
         )
     assert too_big.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     info, violations = details(too_big.value)
-    assert info.reason == "BAD_USER_INPUT" and violations[0][0] == "page_size"
+    assert info.reason == "BAD_USER_INPUT"
+    assert violations[0][0] == "page_size"
 
     with pytest.raises(grpc.RpcError) as bad_token:
         stub.ListSessions(
@@ -262,7 +264,8 @@ def test_errors_are_rich_statuses(channel: grpc.Channel, tokens: dict[str, str])
     assert coder_400.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     info, violations = details(coder_400.value)
     assert info.reason == "BAD_USER_INPUT"
-    assert violations and violations[0][0] == "initiator"
+    assert violations
+    assert violations[0][0] == "initiator"
 
 
 def test_request_id_is_echoed_and_sent_upstream(
@@ -273,12 +276,13 @@ def test_request_id_is_echoed_and_sent_upstream(
         catalog_pb.ListModelsRequest(),
         metadata=(*md(tokens["admin"]), ("x-request-id", "grpc-req-42")),
     )
-    assert dict(call.initial_metadata())["x-request-id"] == "grpc-req-42"  # type: ignore[arg-type]
+    assert dict(call.initial_metadata())["x-request-id"] == "grpc-req-42"
     _, call = stub.ListModels.with_call(
         catalog_pb.ListModelsRequest(), metadata=md(tokens["admin"])
     )
-    generated = dict(call.initial_metadata())["x-request-id"]  # type: ignore[arg-type]
-    assert isinstance(generated, str) and len(generated) == 32
+    generated = dict(call.initial_metadata())["x-request-id"]
+    assert isinstance(generated, str)
+    assert len(generated) == 32
 
 
 def test_metrics_per_method_and_code(channel: grpc.Channel, face: RunningGrpc) -> None:
@@ -289,13 +293,15 @@ def test_metrics_per_method_and_code(channel: grpc.Channel, face: RunningGrpc) -
         "aibridge_grpc_server_handled_total",
         {"method": "/aibridge.v1.CatalogService/ListClients", "code": "UNAUTHENTICATED"},
     )
-    assert value is not None and value >= 1
+    assert value is not None
+    assert value >= 1
     # Upstream calls made for gRPC land in the same registry's upstream series.
     upstream = face.metrics.registry.get_sample_value(
         "aibridge_upstream_request_duration_seconds_count",
         {"endpoint": "/clients", "status": "401"},
     )
-    assert upstream is not None and upstream >= 1
+    assert upstream is not None
+    assert upstream >= 1
 
 
 def test_two_tokens_interleaved_never_mix(
@@ -305,9 +311,7 @@ def test_two_tokens_interleaved_never_mix(
     member = next(name for name in tokens if name not in ("admin", "auditor"))
     members = ["admin", member]
     expected = {
-        name: [
-            s["id"] for s in rest(standin_url, tokens[name], "/sessions", limit=100)["sessions"]
-        ]
+        name: [s["id"] for s in rest(standin_url, tokens[name], "/sessions", limit=100)["sessions"]]
         for name in members
     }
     assert expected[members[0]] != expected[members[1]]
@@ -337,11 +341,13 @@ def test_two_tokens_interleaved_never_mix(
         thread.join(60)
     assert not errors
     for name in members:
-        assert results[name] and all(ids == expected[name] for ids in results[name])
+        assert results[name]
+        assert all(ids == expected[name] for ids in results[name])
 
 
 def test_health_follows_the_upstream(face: RunningGrpc, channel: grpc.Channel) -> None:
-    health = health_pb2_grpc.HealthStub(channel)
+    # The stubs package types HealthStub without its methods.
+    health: Any = health_pb2_grpc.HealthStub(channel)
     for service in ("", "aibridge.v1.SessionService"):
         reply = health.Check(health_pb2.HealthCheckRequest(service=service))
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
@@ -350,7 +356,8 @@ def test_health_follows_the_upstream(face: RunningGrpc, channel: grpc.Channel) -
         run_grpc_in_thread(face_settings("http://127.0.0.1:9")) as down,
         grpc.insecure_channel(down.address) as down_channel,
     ):
-        reply = health_pb2_grpc.HealthStub(down_channel).Check(health_pb2.HealthCheckRequest())
+        down_health: Any = health_pb2_grpc.HealthStub(down_channel)
+        reply = down_health.Check(health_pb2.HealthCheckRequest())
         assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
         with pytest.raises(grpc.RpcError) as unavailable:
             session_grpc.SessionServiceStub(down_channel).ListSessions(

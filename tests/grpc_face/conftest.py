@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from grpc_support import RunningGrpc, face_settings, run_grpc_in_thread
+from grpc_face.grpc_support import RunningGrpc, face_settings, run_grpc_in_thread
 
 
 @pytest.fixture(scope="module")
