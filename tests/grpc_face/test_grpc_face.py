@@ -53,7 +53,7 @@ def rest(standin_url: str, token: str, path: str, **params: Any) -> Any:
 
 def details(error: grpc.RpcError) -> tuple[error_details_pb2.ErrorInfo, list[tuple[str, str]]]:
     """The ErrorInfo and the BadRequest field violations of a failed call."""
-    status = rpc_status.from_call(error)
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
     assert status is not None, "no google.rpc.Status in the trailers"
     info = error_details_pb2.ErrorInfo()
     violations: list[tuple[str, str]] = []

@@ -5,8 +5,8 @@ For every unary call it:
   initial metadata; the id goes upstream as `X-Request-Id`, as for GraphQL requests;
 - sets the same `RequestScope` the HTTP middleware sets, so upstream calls are counted in the
   shared `/metrics` registry and traced as children of the RPC's span;
-- bounds the handler by the caller's deadline (the upstream calls are cancelled when it passes;
-  a cancelled call cancels them too: grpc.aio cancels the handler's task);
+- bounds the handler by the caller's deadline; when it passes, or the caller cancels, the
+  upstream attempts still running for the call are cancelled (`CallObserver`);
 - maps exceptions to `google.rpc.Status` (grpc/status.py) and counts the call per method and code.
 Streaming methods (the health service's Watch) pass through untouched.
 """
@@ -16,20 +16,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import nullcontext
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Final, cast
 
+import grpc
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-import grpc
 from aibridge_graphql.gateway.metrics import GatewayMetrics
 from aibridge_graphql.gateway.observability import accept_request_id
 from aibridge_graphql.gateway.scope import CURRENT_SCOPE, RequestScope
 from aibridge_graphql.grpc.status import code_name, deadline_status, status_for
-from aibridge_graphql.upstream.observe import CURRENT_OBSERVER
+from aibridge_graphql.upstream.observe import CURRENT_OBSERVER, Attempt
+from aibridge_graphql.upstream.requests import UpstreamRequest
 
 if TYPE_CHECKING:
     # Only imported when tracing is on (the optional `[otel]` extra).
@@ -73,6 +74,37 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
     return {
         key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)
     }
+
+
+class CallObserver:
+    """The call's upstream observer: the scope's (request id, metrics, spans), and it keeps the
+    tasks running upstream attempts so the call can cancel them when it ends early.
+
+    The loaders run upstream requests in their own batch tasks (aiodataloader), which the
+    cancellation of the RPC's task does not reach; `cancel_upstream` does.
+    """
+
+    def __init__(self, scope: RequestScope) -> None:
+        self._scope = scope
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @contextmanager
+    def observe(self, request: UpstreamRequest, attempt: Attempt) -> Iterator[None]:
+        """Delegate to the scope, remembering the task making the attempt."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            with self._scope.observe(request, attempt):
+                yield
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    def cancel_upstream(self) -> None:
+        """Cancel the upstream attempts still running for this call."""
+        for task in list(self._tasks):
+            task.cancel()
 
 
 class ObservingInterceptor(grpc.aio.ServerInterceptor):
@@ -128,8 +160,9 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
             tracing=self._tracing,
             trace_headers={k: metadata[k] for k in ("traceparent", "tracestate") if k in metadata},
         )
+        observer = CallObserver(scope)
         scope_token = CURRENT_SCOPE.set(scope)
-        observer_token = CURRENT_OBSERVER.set(scope)
+        observer_token = CURRENT_OBSERVER.set(observer)
         started = time.perf_counter()
         code = "UNKNOWN"
         finished = False
@@ -156,12 +189,15 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
                         response = await behavior(request, context)
                     code = "OK"
                 except asyncio.CancelledError:
+                    # The caller cancelled (or its deadline passed first on grpc's side).
                     code = "CANCELLED"
+                    observer.cancel_upstream()
                     raise
                 except TimeoutError:
                     if not bound.expired():
                         status = status_for(TimeoutError(), request_id, method)
                     else:
+                        observer.cancel_upstream()
                         status = deadline_status()
                 except Exception as exc:
                     if isinstance(exc, grpc.aio.AbortError):
