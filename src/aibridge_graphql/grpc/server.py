@@ -3,7 +3,8 @@
 `start_grpc(...)` binds `settings.host:settings.grpc_port` (0: any free port) on the running
 event loop — the same one the aiohttp app runs on — and returns a `GrpcServer` to stop later.
 Health: the standard `grpc.health.v1.Health`; `Check` pings the upstream (as `/readyz` does) and
-answers SERVING only when it is reachable, for the whole server ("") and each service.
+answers SERVING only when it is reachable, for the whole server ("") and each service; before
+the first Check, Watch streams see UNKNOWN.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-import grpc
 from aibridge_graphql.gateway.metrics import GatewayMetrics
 from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2 as catalog_pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2_grpc as catalog_grpc
@@ -160,7 +161,9 @@ async def start_grpc(
         port = server.add_insecure_port(bind)
     except RuntimeError as error:
         raise OSError(f"cannot listen on {bind}: {error}") from None
+    # No upstream call at start: Watch streams see UNKNOWN ("not probed yet") until a Check
+    # asks the upstream; each Check refreshes the status.
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.UNKNOWN)
     await server.start()
-    # Watchers see a status from the start; every Check refreshes it.
-    await health_servicer.refresh()
     return GrpcServer(server, host, port)
