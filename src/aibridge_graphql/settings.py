@@ -38,6 +38,17 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     graphiql: bool = True
+    # The gRPC face (grpc/), on the same host and event loop: 0 picks a free port.
+    grpc_enabled: bool = True
+    grpc_port: int = Field(default=9090, ge=0, le=65535)
+    grpc_max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    grpc_max_concurrent_streams: int = Field(default=100, ge=1)
+    # Seconds: the server pings idle connections every keepalive_time and drops them when a ping
+    # is not answered within keepalive_timeout; clients pinging more often than
+    # keepalive_min_ping_interval are disconnected (too_many_pings).
+    grpc_keepalive_time: float = Field(default=60.0, gt=0)
+    grpc_keepalive_timeout: float = Field(default=20.0, gt=0)
+    grpc_keepalive_min_ping_interval: float = Field(default=30.0, gt=0)
     graphiql_assets_dir: str | None = None
 
     # Pagination and query limits.

@@ -60,21 +60,26 @@ def _configure_logging(settings: Settings) -> None:
 @click.option(
     "--port", type=int, help="Port to listen on, 0 for any [env AIBRIDGE_PORT; default 8080]."
 )
-def serve(upstream: str | None, host: str | None, port: int | None) -> None:
-    """Serve the GraphQL gateway: POST/GET /graphql (GraphiQL in a browser), /healthz, /readyz.
+@click.option(
+    "--grpc-port",
+    type=int,
+    help="gRPC port (aibridge.v1), 0 for any [env AIBRIDGE_GRPC_PORT; default 9090; "
+    "AIBRIDGE_GRPC_ENABLED=false turns it off].",
+)
+def serve(upstream: str | None, host: str | None, port: int | None, grpc_port: int | None) -> None:
+    """Serve the GraphQL gateway: POST/GET /graphql (GraphiQL in a browser), /healthz, /readyz,
+    and the gRPC face (aibridge.v1 services, reflection, health) on --grpc-port.
 
     Every other setting comes from AIBRIDGE_* environment variables (see the README).
     """
-    settings = load_settings(upstream_url=upstream, host=host, port=port)
+    settings = load_settings(upstream_url=upstream, host=host, port=port, grpc_port=grpc_port)
     _configure_logging(settings)
     from aibridge_graphql.gateway.serving import run_gateway
 
     try:
         asyncio.run(run_gateway(settings))
     except OSError as error:
-        raise click.ClickException(
-            f"cannot listen on {settings.host}:{settings.port}: {error}"
-        ) from None
+        raise click.ClickException(f"cannot listen on {settings.host}: {error}") from None
 
 
 def schema_sdl() -> str:
