@@ -1,4 +1,4 @@
-"""Cost arithmetic: exact integer micros, half-even rounding per kind, unpriced parts kept in sums."""
+"""Cost arithmetic: exact integer micros, half-even per kind, unpriced parts kept in sums."""
 
 from __future__ import annotations
 
@@ -127,17 +127,23 @@ def test_currencies_are_never_added() -> None:
 
 def test_token_counts_of_upstream_shapes_and_early_metadata() -> None:
     sessions_era = SimpleNamespace(
-        input_tokens=100, output_tokens=5, cache_read_input_tokens=7, cache_write_input_tokens=3,
+        input_tokens=100,
+        output_tokens=5,
+        cache_read_input_tokens=7,
+        cache_write_input_tokens=3,
         metadata={"cache_read_input": 999},
     )
     assert TokenCounts.of(sessions_era) == TokenCounts(100, 5, 7, 3)
     # Early Coder: no cache columns, the counts only in metadata (summed, maybe as strings).
     early_anthropic = SimpleNamespace(
-        input_tokens=100, output_tokens=5,
+        input_tokens=100,
+        output_tokens=5,
         metadata={"cache_read_input": 40, "cache_creation_input": "12"},
     )
     assert TokenCounts.of(early_anthropic) == TokenCounts(100, 5, 40, 12)
-    early_openai = SimpleNamespace(input_tokens=100, output_tokens=5, metadata={"prompt_cached": 60})
+    early_openai = SimpleNamespace(
+        input_tokens=100, output_tokens=5, metadata={"prompt_cached": 60}
+    )
     assert TokenCounts.of(early_openai) == TokenCounts(100, 5, 60, 0)
     odd = SimpleNamespace(input_tokens=1, output_tokens=1, metadata={"prompt_cached": "x"})
     assert TokenCounts.of(odd) == TokenCounts(1, 1, 0, 0)

@@ -1,4 +1,4 @@
-"""Exact money for token usage: integer micro-units per currency, and sums that keep what was unpriced.
+"""Exact money for token usage: integer micro-units, and sums that keep what was unpriced.
 
 Rounding rule: each usage's cost is computed per token kind as an exact Decimal, each kind is
 rounded half-even to whole micro-units, and every sum after that adds integers. So a usage's
@@ -28,7 +28,7 @@ class UnpricedReason(StrEnum):
     # The provider is known but neither the prices file nor genai-prices knows the model.
     UNKNOWN_MODEL = "UNKNOWN_MODEL"
     # genai-prices knows the model but prices it in other units (requests, audio), not tokens.
-    NO_TOKEN_PRICES = "NO_TOKEN_PRICES"
+    NO_TOKEN_PRICES = "NO_TOKEN_PRICES"  # noqa: S105 - a reason code, not a secret
     # The usage was priced in another currency than the sum it was added to.
     CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
     # Negative token counts: nothing sensible to price.
@@ -164,9 +164,7 @@ class Cost:
         return cls(currency=currency)
 
     @classmethod
-    def priced(
-        cls, kinds: KindMicros, tokens: TokenCounts, source: Source, currency: str
-    ) -> Cost:
+    def priced(cls, kinds: KindMicros, tokens: TokenCounts, source: Source, currency: str) -> Cost:
         """One priced usage."""
         return cls(
             currency=currency,

@@ -221,7 +221,9 @@ def _build(where: str, parsed: _File) -> PriceOverrides:
                 provider=provider,
                 model=entry.model,
                 valid_from=entry.valid_from,
-                rates=KindRates.flat(entry.input, entry.output, entry.cache_read, entry.cache_write),
+                rates=KindRates.flat(
+                    entry.input, entry.output, entry.cache_read, entry.cache_write
+                ),
                 currency=entry.currency or parsed.currency,
                 _pattern=pattern,
             )

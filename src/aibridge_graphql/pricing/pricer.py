@@ -79,7 +79,9 @@ class Pricer:
         where = self._route(provider, provider_name or "", model)
         override = self._candidates(_provider_keys(provider, provider_name, where), model).at(at)
         if override is not None:
-            return Quote("override", override.currency, override.rates, where.provider_id, override.model)
+            return Quote(
+                "override", override.currency, override.rates, where.provider_id, override.model
+            )
         if where.provider_id is None:
             return UnpricedReason.UNKNOWN_PROVIDER
         ref = where.model_ref.lower()
@@ -133,7 +135,7 @@ class Pricer:
         return Cost.sum(self.price_token_usage(u, interception) for u in interception.token_usages)
 
     def price_action(self, action: m.AgenticAction, thread: m.Thread) -> Cost:
-        """An agentic action's token usage (one step, usually one request), at the thread's start."""
+        """An agentic action's usage (one step, usually one request), at the thread's start."""
         return self.price(
             TokenCounts.of(action.token_usage),
             provider=thread.provider,
@@ -196,8 +198,10 @@ class Pricer:
         found = self._model(provider_id, model_ref)
         if isinstance(found, UnpricedReason):  # pragma: no cover - callers check first
             return None
-        when = bucket if isinstance(bucket, datetime) else datetime(
-            bucket.year, bucket.month, bucket.day, tzinfo=UTC
+        when = (
+            bucket
+            if isinstance(bucket, datetime)
+            else datetime(bucket.year, bucket.month, bucket.day, tzinfo=UTC)
         )
         return KindRates.from_library(found.info.get_prices(when))
 
@@ -205,7 +209,11 @@ class Pricer:
 def _provider_keys(provider: str, provider_name: str | None, where: Route) -> tuple[str, ...]:
     # A prices-file entry's `provider` may name the configured provider, the runtime type or
     # the genai-prices provider.
-    keys = [(provider_name or "").strip().lower(), provider.strip().lower(), where.provider_id or ""]
+    keys = [
+        (provider_name or "").strip().lower(),
+        provider.strip().lower(),
+        where.provider_id or "",
+    ]
     return tuple(dict.fromkeys(key for key in keys if key))
 
 
