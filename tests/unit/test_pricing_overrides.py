@@ -149,9 +149,12 @@ prices:
     assert pricer.price(tokens, provider="openai", model="gpt-4.1", at=at).micros == 9_000_000
 
 
-def test_settings_build_the_pricer(tmp_path: Path) -> None:
+def test_settings_build_the_pricer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "prices.yaml", YAML)
-    pricer = pricer_from_settings(Settings(prices_file=str(path)))
+    monkeypatch.setenv("AIBRIDGE_PRICES_FILE", str(path))
+    assert Settings().prices_file == str(path)
+    pricer = pricer_from_settings(Settings())
+    monkeypatch.delenv("AIBRIDGE_PRICES_FILE")
     assert len(pricer.overrides.entries) == 3
     assert pricer_from_settings(Settings()).overrides.entries == ()
     bad = write(tmp_path, "bad.yaml", "prices: [{provider: a}]\n")
@@ -230,3 +233,22 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
     ) as caught:
         load_prices_file(tmp_path / "nope.yaml")
     assert "\n" not in str(caught.value)
+
+
+def test_readme_example_prices_file_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Cost") :]
+    example = section[section.index("```yaml\n") + 8 : section.index("```\n", 10)]
+    overrides = load_prices_file(write(tmp_path, "prices.yaml", example))
+    assert [e.provider for e in overrides.entries] == ["bedrock", "selfhosted"]
+    assert overrides.aliases == {"corp-gateway": "anthropic"}
+    at = datetime(2026, 2, 1, tzinfo=UTC)
+    cost = Pricer(overrides).price(
+        TokenCounts(input=1_000_000),
+        provider="anthropic",
+        provider_name="bedrock",
+        model="us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        at=at,
+    )
+    assert cost.micros == 2_700_000
+    assert cost.source == "override"
