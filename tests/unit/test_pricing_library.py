@@ -49,9 +49,9 @@ def library_kind_micros(model: str, provider_id: str, at: datetime = AT) -> dict
 
 # Every (configured provider, model) the stand-in seeds, with the runtime type Coder records.
 STANDIN = [
-    (name, catalogue.RUNTIME_PROVIDER[name], model)
-    for name, _ in catalogue.PROVIDERS
-    for model in catalogue.MODELS[name]
+    (row[0], catalogue.RUNTIME_PROVIDER[row[0]], model)
+    for row in catalogue.PROVIDERS
+    for model in catalogue.MODELS[row[0]]
 ]
 EXPECTED_LIBRARY_PROVIDER = {
     "anthropic": "anthropic",
