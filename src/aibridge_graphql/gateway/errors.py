@@ -36,9 +36,21 @@ INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_REQUEST = "BAD_REQUEST"
+# Requests refused at the HTTP layer, before GraphQL sees them: code by status (else BAD_REQUEST).
+_HTTP_ERROR_CODES = {
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
 
 MASKED_MESSAGE = "Internal server error"
 UNAVAILABLE_MESSAGE = "The AI Bridge API is unavailable; try again later."
+
+
+def http_error_code(status: int) -> str:
+    """The `extensions.code` of a request refused with HTTP `status` before GraphQL ran."""
+    return _HTTP_ERROR_CODES.get(status, BAD_REQUEST)
 
 
 class GatewayError(Exception):
