@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from strawberry.aiohttp.views import GraphQLView
@@ -188,6 +189,26 @@ def _error_response(
     )
 
 
+class _ClientHTTPErrorsAtInfo(logging.Filter):
+    """aiohttp logs a request it cannot parse (a URL over 8 KB, a bad header) as ERROR with a
+    traceback, before any handler runs: a client's mistake. This turns such a record into one
+    INFO line naming only the error class (the raw line may hold a query string)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and record.levelno > logging.INFO:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "malformed HTTP request refused (%s)", (type(exc).__name__,)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _demote_client_http_errors() -> None:
+    server_logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _ClientHTTPErrorsAtInfo) for f in server_logger.filters):
+        server_logger.addFilter(_ClientHTTPErrorsAtInfo())
+
+
 async def healthz(_: web.Request) -> web.Response:
     """Liveness: the process answers."""
     return web.json_response({"status": "ok"})
@@ -239,6 +260,7 @@ def create_app(
     `observability` (request ids, JSON access log, `/metrics`, tracing, APQ) is built from the
     settings unless given (tests pass one with their own tracer provider).
     """
+    _demote_client_http_errors()
     observed = observability or Observability(settings)
     app = web.Application(middlewares=[observed.middleware, *middlewares])
     app[SETTINGS_KEY] = settings
