@@ -24,7 +24,7 @@ async def post(gw: Gateway, payload: dict[str, Any], accept: str | None, **heade
     return response.status, response.headers["Content-Type"], await response.json(content_type=None)
 
 
-REQUEST_ERRORS = {
+REQUEST_ERRORS: dict[str, tuple[dict[str, Any], str]] = {
     "parse": ({"query": "{"}, "GRAPHQL_PARSE_FAILED"),
     "validation": ({"query": "{ nope }"}, "GRAPHQL_VALIDATION_FAILED"),
     "unknown-fragment": ({"query": "{ models ...Missing }"}, "GRAPHQL_VALIDATION_FAILED"),

@@ -230,7 +230,8 @@ async def graphql(gw: Gateway, query: str, variables: dict[str, Any] | None = No
 def only_code(body: Any) -> str:
     codes = {error["extensions"]["code"] for error in body["errors"]}
     assert len(codes) == 1, body
-    return codes.pop()
+    code: str = codes.pop()
+    return code
 
 
 @pytest.mark.parametrize(
