@@ -17,7 +17,9 @@ class Settings(BaseSettings):
     upstream_url: AnyHttpUrl = Field(default=AnyHttpUrl("http://127.0.0.1:8081"))
     api_base_path: str = "/api/v2/aibridge"
     connect_timeout: float = Field(default=3.0, gt=0)
-    read_timeout: float = Field(default=15.0, gt=0)
+    # Per read of one attempt; the request deadline bounds the whole call anyway, so a longer
+    # read timeout than the deadline would never fire.
+    read_timeout: float = Field(default=10.0, gt=0)
     pool_timeout: float = Field(default=5.0, gt=0)
     max_connections: int = Field(default=100, ge=1)
     retries: int = Field(default=2, ge=0, le=10)
@@ -25,6 +27,12 @@ class Settings(BaseSettings):
     # Distinct upstream requests of one GraphQL request that may be in flight at once: enough to
     # overlap round trips, few enough that one query cannot monopolize the upstream.
     upstream_concurrency: int = Field(default=8, ge=1)
+    # The largest upstream body read (decoded), in bytes: 8 MiB is several times the largest page
+    # a real deployment serves, and 20 of them at once still fit a 500 MB process (README).
+    max_upstream_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # One deadline for each GraphQL request, shared by all its upstream calls, retries and
+    # backoff sleeps (seconds): fields not done by then are null with DEADLINE_EXCEEDED.
+    request_deadline: float = Field(default=10.0, gt=0, le=600)
 
     # Serving.
     host: str = "127.0.0.1"

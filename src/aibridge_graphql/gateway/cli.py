@@ -11,6 +11,7 @@ import click
 from pydantic import ValidationError
 
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.standin.cli import era_option
 
 # Click's usage errors exit 2; invalid settings are usage errors too.
 USAGE_ERROR = 2
@@ -122,6 +123,7 @@ def export_schema(output: Path | None) -> None:
 )
 @click.option("--seed-value", type=int, default=1, show_default=True, help="The generator's seed.")
 @click.option("--admin-token", help="The owner's token (generated when omitted).")
+@era_option
 def demo(
     gateway_port: int,
     standin_port: int,
@@ -129,6 +131,7 @@ def demo(
     count: int,
     seed_value: int,
     admin_token: str | None,
+    api_era: str,
 ) -> None:
     """Start the seeded stand-in and the gateway, print GraphiQL's URL, tokens and a first query."""
     from aibridge_graphql.gateway.demo import DemoOptions, run_demo
@@ -140,6 +143,7 @@ def demo(
         count=count,
         seed_value=seed_value,
         admin_token=admin_token,
+        api_era=api_era,
     )
     logging.basicConfig(level=logging.WARNING)
     try:

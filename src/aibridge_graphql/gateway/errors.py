@@ -16,11 +16,13 @@ from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
 from aibridge_graphql.upstream.errors import (
+    DeadlineExceeded,
     UpstreamBadRequest,
     UpstreamError,
     UpstreamForbidden,
     UpstreamHTTPError,
     UpstreamNotFound,
+    UpstreamResponseTooLarge,
     UpstreamUnauthorized,
 )
 from aibridge_graphql.upstream.query import SearchValueError
@@ -32,6 +34,10 @@ UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"
 NOT_FOUND = "NOT_FOUND"
 UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+# The request's deadline passed before the field's upstream call finished (retry or not).
+DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+# `extensions.reason` of an UPSTREAM_UNAVAILABLE error whose upstream body was over the cap.
+RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
@@ -117,6 +123,16 @@ def describe(exc: BaseException) -> tuple[str, dict[str, Any]] | None:
         # Another client error (e.g. 429): the upstream's own message, never its detail.
         code = "RATE_LIMITED" if exc.status == 429 else BAD_USER_INPUT
         return exc.message or "The AI Bridge API rejected the request.", {"code": code}
+    if isinstance(exc, DeadlineExceeded):
+        message = f"The request's deadline ({exc.seconds:g}s) passed before this field was loaded."
+        return message, {"code": DEADLINE_EXCEEDED}
+    if isinstance(exc, UpstreamResponseTooLarge):
+        message = "The AI Bridge API answered more data than the gateway accepts for one call."
+        return message, {
+            "code": UPSTREAM_UNAVAILABLE,
+            "reason": RESPONSE_TOO_LARGE,
+            "maxBytes": exc.max_bytes,
+        }
     if isinstance(exc, UpstreamError):
         # 5xx, timeouts, connection failures, unparseable bodies: no detail, it may hold internals.
         return UNAVAILABLE_MESSAGE, {"code": UPSTREAM_UNAVAILABLE}

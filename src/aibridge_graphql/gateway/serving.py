@@ -40,7 +40,8 @@ def build_gateway(settings: Settings, graphiql: OfflineGraphiQL | None = None) -
 
 async def start_app(app: web.Application, host: str, port: int) -> Started:
     """Start `app` on `host:port` (0 picks a free port) and return where it listens."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # handler_cancellation: a request whose client hung up stops, and with it its upstream calls.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
