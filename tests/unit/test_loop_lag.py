@@ -24,7 +24,7 @@ def metric(text: str, name: str) -> float:
 
 
 async def block_loop(_: web.Request) -> web.Response:
-    time.sleep(BLOCK_S)  # the stall under test: CPU-bound work holding the loop
+    time.sleep(BLOCK_S)  # noqa: ASYNC251 - the stall under test: blocking work holding the loop
     return web.json_response({})
 
 

@@ -22,6 +22,7 @@ from strawberry.types import ExecutionResult
 
 from aibridge_graphql.gateway.context import GatewayContext, build_context
 from aibridge_graphql.gateway.errors import BAD_REQUEST, format_error
+from aibridge_graphql.gateway.index import index_handler
 from aibridge_graphql.gateway.observability import Observability
 from aibridge_graphql.schema import ExtensionFactory, build_schema
 from aibridge_graphql.settings import Settings
@@ -158,6 +159,7 @@ def create_app(
     app.router.add_route("POST", "/graphql", view)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/", index_handler(settings.graphiql))
     observed.setup(app)
     for hook in setup:
         hook(app)

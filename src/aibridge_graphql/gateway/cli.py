@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from pydantic import ValidationError
 
 from aibridge_graphql.settings import Settings
@@ -60,7 +61,16 @@ def _configure_logging(settings: Settings) -> None:
     "--port", type=int, help="Port to listen on, 0 for any [env AIBRIDGE_PORT; default 8080]."
 )
 def serve(upstream: str | None, host: str | None, port: int | None) -> None:
-    """Serve the GraphQL gateway: POST/GET /graphql (GraphiQL in a browser), /healthz, /readyz.
+    """Serve the GraphQL gateway.
+
+    \b
+    Endpoints:
+      POST /graphql   GraphQL over HTTP (also GET /graphql?query=...)
+      GET  /graphql   GraphiQL, in a browser
+      GET  /healthz   liveness: the process answers
+      GET  /readyz    readiness: the upstream answers
+      GET  /metrics   Prometheus metrics
+      GET  /          this list, as JSON
 
     Every other setting comes from AIBRIDGE_* environment variables (see the README).
     """
@@ -103,8 +113,20 @@ def export_schema(output: Path | None) -> None:
 
 
 @click.command()
-@click.option("--gateway-port", type=int, default=8080, show_default=True, help="0 for any.")
-@click.option("--standin-port", type=int, default=8081, show_default=True, help="0 for any.")
+@click.option(
+    "--gateway-port",
+    type=int,
+    default=8080,
+    show_default=True,
+    help="0 for any; the default falls back to a free port when busy.",
+)
+@click.option(
+    "--standin-port",
+    type=int,
+    default=8081,
+    show_default=True,
+    help="0 for any; the default falls back to a free port when busy.",
+)
 @click.option(
     "--db",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -130,8 +152,15 @@ def demo(
     seed_value: int,
     admin_token: str | None,
 ) -> None:
-    """Start the seeded stand-in and the gateway, print GraphiQL's URL, tokens and a first query."""
+    """Start the seeded stand-in and the gateway, print GraphiQL's URL, tokens and a first query.
+
+    Logs go to stderr as `serve` writes them (JSON lines with access lines; AIBRIDGE_LOG_*).
+    """
     from aibridge_graphql.gateway.demo import DemoOptions, run_demo
+
+    # A port given explicitly must be that port; a default one may fall back to a free one.
+    context = click.get_current_context()
+    defaulted = {ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP}
 
     options = DemoOptions(
         gateway_port=gateway_port,
@@ -140,8 +169,10 @@ def demo(
         count=count,
         seed_value=seed_value,
         admin_token=admin_token,
+        fallback_gateway_port=context.get_parameter_source("gateway_port") in defaulted,
+        fallback_standin_port=context.get_parameter_source("standin_port") in defaulted,
     )
-    logging.basicConfig(level=logging.WARNING)
+    _configure_logging(load_settings())
     try:
         asyncio.run(run_demo(options, click.echo))
     except (OSError, TimeoutError) as error:

@@ -4,18 +4,23 @@ Every request of a replica shares one event loop, so a stall (a long garbage col
 work on the loop) delays all of them at once. A timer due every `INTERVAL` seconds measures it:
 the time between when it was due and when it ran is the stall. Served on `/metrics` as
 `aibridge_event_loop_lag_seconds` (histogram) and `aibridge_event_loop_lag_max_seconds` (the
-longest since start); the soak benchmark reads the latter.
+longest since start); the soak benchmark reads the latter. Lag includes waiting behind other ready
+callbacks (deep at saturation) and CPU starvation, so each garbage collection's pause, the stall
+the GC tuning caused, is also timed: `aibridge_gc_pause_seconds`, `aibridge_gc_pause_max_seconds`
+and the CPU they took, `aibridge_gc_cpu_seconds_total`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import time
 from collections.abc import AsyncIterator
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Ten wake-ups a second: negligible work, and a stall of 100 ms or more is always seen.
 INTERVAL: Final = 0.1
@@ -40,6 +45,41 @@ class LoopLagMonitor:
             registry=registry,
         )
 
+        self.gc_pause = Histogram(
+            "aibridge_gc_pause_seconds",
+            "Each cyclic garbage collection's duration (the event loop is blocked meanwhile).",
+            buckets=_BUCKETS,
+            registry=registry,
+        )
+        self.gc_pause_max = Gauge(
+            "aibridge_gc_pause_max_seconds",
+            "The longest garbage collection since the process started.",
+            registry=registry,
+        )
+        # CPU time as well as wall time: on a busy host (or a CPU-throttled container) a collection
+        # can take far longer than the work it does; the CPU share tells the two apart.
+        self.gc_cpu = Counter(
+            "aibridge_gc_cpu_seconds",
+            "CPU time spent in cyclic garbage collections.",
+            registry=registry,
+        )
+        self.longest_gc = 0.0
+        self._gc_started = 0.0
+        self._gc_cpu_started = 0.0
+
+    def _on_gc(self, phase: str, _: dict[str, Any]) -> None:
+        # Called by the interpreter around every collection: keep it cheap.
+        now, cpu = time.perf_counter(), time.thread_time()
+        if phase == "start":
+            self._gc_started, self._gc_cpu_started = now, cpu
+            return
+        pause = now - self._gc_started
+        self.gc_pause.observe(pause)
+        self.gc_cpu.inc(max(0.0, cpu - self._gc_cpu_started))
+        if pause > self.longest_gc:
+            self.longest_gc = pause
+            self.gc_pause_max.set(pause)
+
     def observe(self, lag: float) -> None:
         """Record one sample (seconds late)."""
         self.lag.observe(lag)
@@ -58,9 +98,11 @@ class LoopLagMonitor:
     async def lifecycle(self, _: web.Application) -> AsyncIterator[None]:
         """An aiohttp `cleanup_ctx`: sample while the app runs."""
         task = asyncio.create_task(self.run(), name="event-loop-lag-monitor")
+        gc.callbacks.append(self._on_gc)
         try:
             yield
         finally:
+            gc.callbacks.remove(self._on_gc)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
