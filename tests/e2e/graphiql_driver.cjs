@@ -85,6 +85,13 @@ async function runQuery(page, options, report) {
   } else {
     await setEditor(page, headersEditor, JSON.stringify(options.headers, null, 2));
     await setEditor(page, queryEditor, options.query);
+    // GraphiQL takes the operation name from the editor after a debounce; pressing run before
+    // would send the opening query's name (`Dashboard`). The page's URL gets the new query (the
+    // page's onEditQuery) once GraphiQL has taken it in.
+    await page.waitForFunction(
+      (query) => new URLSearchParams(window.location.search).get('q') === query,
+      options.query,
+    );
   }
   await page.click('.graphiql-execute-button');
   // The result window holds JSON once the response arrived (nothing, or a spinner, before).
