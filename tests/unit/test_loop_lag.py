@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import httpx
@@ -48,8 +49,24 @@ async def test_a_blocked_loop_is_reported_as_lag() -> None:
                 if longest > 0.2:
                     break
                 await asyncio.sleep(0.05)  # between polls; bounded by the deadline
+            before_gc = metric(text, "aibridge_gc_pause_seconds_count")
+            gc.collect()  # a full collection while the app runs is timed
+            after = (await client.get("/metrics")).text
     finally:
         await started.runner.cleanup()
     # The timer was due at most one interval before the stall began.
     assert BLOCK_S - 0.1 - 0.01 <= longest < WITHIN_S
     assert metric(text, "aibridge_event_loop_lag_seconds_count") >= 1
+    assert metric(after, "aibridge_gc_pause_seconds_count") >= before_gc + 1
+    assert metric(after, "aibridge_gc_pause_max_seconds") > 0
+    assert "aibridge_gc_cpu_seconds_total" in after
+
+
+async def test_the_monitor_stops_with_the_app() -> None:
+    settings = Settings(upstream_url="http://127.0.0.1:9", port=0, graphiql=False)
+    callbacks = len(gc.callbacks)
+    started = await start_app(build_gateway(settings), "127.0.0.1", 0)
+    assert len(gc.callbacks) == callbacks + 1
+    await started.runner.cleanup()
+    assert len(gc.callbacks) == callbacks
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "event-loop-lag-monitor"]
