@@ -5,7 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install web-assets test lint typecheck pytest schema demo bench bench-standin soak clean \
+.PHONY: install web-assets test lint typecheck pytest schema proto demo bench bench-standin soak \
+	clean \
 	federation-tools supergraph
 
 install: $(STAMP)
@@ -42,6 +43,10 @@ test: lint typecheck pytest
 
 schema: $(STAMP)
 	$(BIN)/aibridge-graphql export-schema --output schema.graphql
+
+# The gRPC stubs under src/aibridge_graphql/grpc/gen (committed; tests/grpc_face checks drift).
+proto: $(STAMP)
+	$(BIN)/python -m aibridge_graphql.grpc.codegen
 
 # `make demo GATEWAY_PORT=9080 STANDIN_PORT=9081` picks the ports; by default 8080/8081, or free
 # ports (printed) when those are busy.

@@ -55,12 +55,9 @@ GC_SUM = "aibridge_gc_pause_seconds_sum"
 GC_COUNT = "aibridge_gc_pause_seconds_count"
 GC_CPU = "aibridge_gc_cpu_seconds_total"
 
-# ---- THE STAND-IN'S API ERA: the one place it is chosen. ------------------------------------
-# The views below need `/interceptions` and `/sessions`, the `sessions` era of the API. When the
-# stand-in gains `--api-era` (and its default becomes `ai-gateway`), put
-# ["--api-era", "sessions"] here.
-STANDIN_ERA_ARGS: list[str] = []
-# ----------------------------------------------------------------------------------------------
+# The stand-in's API era, chosen here only: the interceptions table needs `/interceptions`, which
+# only the `sessions` era has (the default `ai-gateway` era does not).
+STANDIN_ERA_ARGS: list[str] = ["--api-era", "sessions"]
 
 # The README's example queries ("Example queries"), verbatim.
 DASHBOARD = """query Dashboard {

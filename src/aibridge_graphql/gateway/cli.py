@@ -12,6 +12,7 @@ from click.core import ParameterSource
 from pydantic import ValidationError
 
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.standin.cli import era_option
 
 # Click's usage errors exit 2; invalid settings are usage errors too.
 USAGE_ERROR = 2
@@ -60,8 +61,14 @@ def _configure_logging(settings: Settings) -> None:
 @click.option(
     "--port", type=int, help="Port to listen on, 0 for any [env AIBRIDGE_PORT; default 8080]."
 )
-def serve(upstream: str | None, host: str | None, port: int | None) -> None:
-    """Serve the GraphQL gateway.
+@click.option(
+    "--grpc-port",
+    type=int,
+    help="gRPC port (aibridge.v1), 0 for any [env AIBRIDGE_GRPC_PORT; default 9090; "
+    "AIBRIDGE_GRPC_ENABLED=false turns it off].",
+)
+def serve(upstream: str | None, host: str | None, port: int | None, grpc_port: int | None) -> None:
+    """Serve the GraphQL gateway, and its gRPC face on --grpc-port.
 
     \b
     Endpoints:
@@ -71,19 +78,18 @@ def serve(upstream: str | None, host: str | None, port: int | None) -> None:
       GET  /readyz    readiness: the upstream answers
       GET  /metrics   Prometheus metrics
       GET  /          this list, as JSON
+      gRPC            aibridge.v1 services, reflection and health on --grpc-port
 
     Every other setting comes from AIBRIDGE_* environment variables (see the README).
     """
-    settings = load_settings(upstream_url=upstream, host=host, port=port)
+    settings = load_settings(upstream_url=upstream, host=host, port=port, grpc_port=grpc_port)
     _configure_logging(settings)
     from aibridge_graphql.gateway.serving import run_gateway
 
     try:
         asyncio.run(run_gateway(settings))
     except OSError as error:
-        raise click.ClickException(
-            f"cannot listen on {settings.host}:{settings.port}: {error}"
-        ) from None
+        raise click.ClickException(f"cannot listen on {settings.host}: {error}") from None
 
 
 def schema_sdl() -> str:
@@ -144,6 +150,7 @@ def export_schema(output: Path | None) -> None:
 )
 @click.option("--seed-value", type=int, default=1, show_default=True, help="The generator's seed.")
 @click.option("--admin-token", help="The owner's token (generated when omitted).")
+@era_option
 def demo(
     gateway_port: int,
     standin_port: int,
@@ -151,6 +158,7 @@ def demo(
     count: int,
     seed_value: int,
     admin_token: str | None,
+    api_era: str,
 ) -> None:
     """Start the seeded stand-in and the gateway, print GraphiQL's URL, tokens and a first query.
 
@@ -169,6 +177,7 @@ def demo(
         count=count,
         seed_value=seed_value,
         admin_token=admin_token,
+        api_era=api_era,
         fallback_gateway_port=context.get_parameter_source("gateway_port") in defaulted,
         fallback_standin_port=context.get_parameter_source("standin_port") in defaulted,
     )

@@ -40,6 +40,7 @@ class DemoOptions:
     count: int
     seed_value: int
     admin_token: str | None
+    api_era: str = "ai-gateway"
     # A busy port falls back to a free one (printed) unless the port was asked for explicitly.
     fallback_gateway_port: bool = False
     fallback_standin_port: bool = False
@@ -149,7 +150,7 @@ async def run_demo(options: DemoOptions, echo: Callable[[str], None]) -> None:
     tokens = prepare_database(options)
     notes: list[str] = []
     standin, note = await start_on_port(
-        lambda: create_standin(options.db),
+        lambda: create_standin(options.db, api_era=options.api_era),  # type: ignore[arg-type]
         "stand-in",
         options.standin_port,
         options.fallback_standin_port,

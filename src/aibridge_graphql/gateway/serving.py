@@ -16,6 +16,7 @@ from aibridge_graphql.gateway.graphiql import OfflineGraphiQL, offline_graphiql
 from aibridge_graphql.gateway.looplag import LoopLagMonitor
 from aibridge_graphql.gateway.observability import Observability
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream.client import UpstreamClient
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,24 @@ class Started:
         return f"http://{host}:{self.port}"
 
 
-def build_gateway(settings: Settings, graphiql: OfflineGraphiQL | None = None) -> web.Application:
+def build_gateway(
+    settings: Settings,
+    graphiql: OfflineGraphiQL | None = None,
+    *,
+    client: UpstreamClient | None = None,
+    observability: Observability | None = None,
+) -> web.Application:
     """The gateway app as `serve` and `demo` run it: GraphiQL from local assets when installed,
     and the event-loop lag monitor in `/metrics`."""
     graphiql = graphiql or offline_graphiql(settings)
-    observability = Observability(settings)
+    observability = observability or Observability(settings)
     monitor = LoopLagMonitor(observability.metrics.registry)
     app = create_app(
-        settings, ide_html=graphiql.ide_html, setup=[graphiql.setup], observability=observability
+        settings,
+        client=client,
+        observability=observability,
+        ide_html=graphiql.ide_html,
+        setup=[graphiql.setup],
     )
     app.cleanup_ctx.append(monitor.lifecycle)
     return app
@@ -48,7 +59,8 @@ def build_gateway(settings: Settings, graphiql: OfflineGraphiQL | None = None) -
 
 async def start_app(app: web.Application, host: str, port: int) -> Started:
     """Start `app` on `host:port` (0 picks a free port) and return where it listens."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # handler_cancellation: a request whose client hung up stops, and with it its upstream calls.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
@@ -94,15 +106,36 @@ async def wait_for_shutdown_signal() -> None:
 
 
 async def run_gateway(settings: Settings) -> None:
-    """Serve the gateway on `settings.host:port` until SIGINT/SIGTERM."""
+    """Serve the gateway on `settings.host:port` (and gRPC on `grpc_port`) until SIGINT/SIGTERM.
+
+    Both faces share one event loop, one pooled upstream client and one observability stack
+    (the gRPC metrics appear in the same `/metrics`).
+    """
+    from aibridge_graphql.grpc.server import GrpcServer, start_grpc
+
+    client = UpstreamClient(settings)
+    observability = Observability(settings)
+    grpc_server: GrpcServer | None = None
+    started: Started | None = None
     # CPython's default GC thresholds are kept on purpose: raising them (with gc.freeze) bought a
     # faster dashboard p95 but let RSS grow to ~600 MB under load, then froze the loop for seconds
     # when the collector finally ran (issue 7). With the defaults `make soak` keeps RSS flat at
     # ~100 MB; a gc.freeze() after start-up alone showed no clear gain there, so none is done.
-    started = await start_app(build_gateway(settings), settings.host, settings.port)
     try:
+        app = build_gateway(settings, client=client, observability=observability)
+        started = await start_app(app, settings.host, settings.port)
+        if settings.grpc_enabled:
+            grpc_server = await start_grpc(
+                settings, client, observability.metrics, observability.tracing
+            )
         # One line a script (or a test) can read to find the port when it asked for 0.
         print(f"Gateway listening on {started.base_url}/graphql", flush=True)
+        if grpc_server is not None:
+            print(f"gRPC listening on {grpc_server.address}", flush=True)
         await wait_for_shutdown_signal()
     finally:
-        await started.runner.cleanup()
+        if grpc_server is not None:
+            await grpc_server.stop()
+        if started is not None:
+            await started.runner.cleanup()
+        await client.aclose()
