@@ -58,6 +58,7 @@ GC_CPU = "aibridge_gc_cpu_seconds_total"
 # The stand-in's API era, chosen here only: the interceptions table needs `/interceptions`, which
 # only the `sessions` era has (the default `ai-gateway` era does not).
 STANDIN_ERA_ARGS: list[str] = ["--api-era", "sessions"]
+GRPC_ANY_PORT = ("--grpc-port", "0")
 
 # The README's example queries ("Example queries"), verbatim.
 DASHBOARD = """query Dashboard {
@@ -383,10 +384,12 @@ def run(args: argparse.Namespace) -> bool:
             standin = spawn("stand-in", standin_args, work / "standin.log", pinning.upstream, env)
             procs.append(standin)
             wait_ready(standin, f"{standin_url}{API}/models", auth)
-            gateway_url = f"http://127.0.0.1:{free_port()}"
+            gateway_port = str(free_port())
+            gateway_url = f"http://127.0.0.1:{gateway_port}"
             gateway = spawn(
                 "gateway",
-                [cli, "serve", "--upstream", standin_url, "--port", gateway_url.rsplit(":", 1)[1]],
+                # As deployed, gRPC face included (on any free port: 9090 may be taken).
+                [cli, "serve", "--upstream", standin_url, "--port", gateway_port, *GRPC_ANY_PORT],
                 work / "gateway.log",
                 pinning.gateway,
                 env,

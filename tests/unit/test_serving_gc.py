@@ -51,7 +51,8 @@ def default_gc() -> Iterator[tuple[int, int, int]]:
 async def test_serve_keeps_the_default_gc_thresholds(
     default_gc: tuple[int, int, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = Settings(upstream_url="http://127.0.0.1:9", port=0)  # the upstream is never called
+    # The upstream is never called; gRPC on any free port (9090 may be taken on a shared host).
+    settings = Settings(upstream_url="http://127.0.0.1:9", port=0, grpc_port=0)
     serving = asyncio.create_task(run_gateway(settings))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WITHIN_S
