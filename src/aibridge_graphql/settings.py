@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     apq_manifest: str | None = None
     apq_persisted_only: bool = False
 
+    # Negotiated prices (YAML or JSON) that win over genai-prices; validated at start
+    # (aibridge_graphql.pricing.load_prices_file).
+    prices_file: str | None = None
+
     # OpenTelemetry spans (needs the `[otel]` extra); exported per the OTEL_* variables.
     tracing: bool = False
 
