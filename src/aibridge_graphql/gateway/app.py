@@ -33,6 +33,7 @@ from aibridge_graphql.gateway.http_protocol import (
     parse_get,
     parse_post,
 )
+from aibridge_graphql.gateway.index import index_handler
 from aibridge_graphql.gateway.observability import Observability
 from aibridge_graphql.schema import ExtensionFactory, build_schema
 from aibridge_graphql.settings import Settings
@@ -276,6 +277,7 @@ def create_app(
     app.router.add_route("POST", "/graphql", view)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/", index_handler(settings.graphiql))
     observed.setup(app)
     for hook in setup:
         hook(app)
