@@ -1,4 +1,5 @@
-"""The aiohttp application: `/graphql` (GraphiQL in a browser), `/healthz`, `/readyz`, `/metrics`.
+"""The aiohttp application: `/graphql` (GraphiQL in a browser), `/usage.csv`, `/healthz`,
+`/readyz`, `/metrics`.
 
 Request ids, the access log, `/metrics`, tracing and persisted queries come from one
 `Observability` (gateway/observability.py), built from the settings unless given. Extension points
@@ -23,6 +24,8 @@ from strawberry.types import ExecutionResult
 from aibridge_graphql.gateway.context import GatewayContext, build_context
 from aibridge_graphql.gateway.errors import BAD_REQUEST, format_error
 from aibridge_graphql.gateway.observability import Observability
+from aibridge_graphql.gateway.usage_csv import usage_csv
+from aibridge_graphql.pricing import Pricer, pricer_from_settings
 from aibridge_graphql.schema import ExtensionFactory, build_schema
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
@@ -31,6 +34,7 @@ logger = logging.getLogger("aibridge_graphql.gateway")
 
 CLIENT_KEY = web.AppKey("aibridge_upstream_client", UpstreamClient)
 SETTINGS_KEY = web.AppKey("aibridge_settings", Settings)
+PRICER_KEY = web.AppKey("aibridge_pricer", Pricer)
 
 IdeHtmlHook = Callable[[str], str]
 SetupHook = Callable[[web.Application], None]
@@ -88,7 +92,11 @@ class GatewayView(GraphQLView[GatewayContext, None]):
         self, request: web.Request, response: web.StreamResponse
     ) -> GatewayContext:
         return build_context(
-            request, response, settings=self._settings, client=request.app[CLIENT_KEY]
+            request,
+            response,
+            settings=self._settings,
+            client=request.app[CLIENT_KEY],
+            pricer=request.app[PRICER_KEY],
         )
 
 
@@ -137,8 +145,12 @@ def create_app(
     ide_html: IdeHtmlHook | None = None,
     setup: Iterable[SetupHook] = (),
     observability: Observability | None = None,
+    pricer: Pricer | None = None,
 ) -> web.Application:
     """The gateway app; it creates (and closes) one pooled `UpstreamClient` unless given one.
+
+    `pricer` is the process's one `Pricer`; without it one is built from the settings here (a bad
+    prices file raises `PricesFileError`).
 
     `observability` (request ids, JSON access log, `/metrics`, tracing, APQ) is built from the
     settings unless given (tests pass one with their own tracer provider).
@@ -146,6 +158,7 @@ def create_app(
     observed = observability or Observability(settings)
     app = web.Application(middlewares=[observed.middleware, *middlewares])
     app[SETTINGS_KEY] = settings
+    app[PRICER_KEY] = pricer or pricer_from_settings(settings)
     app.cleanup_ctx.append(_client_lifecycle(settings, client))
     view = GatewayView(
         build_schema(
@@ -158,6 +171,7 @@ def create_app(
     app.router.add_route("POST", "/graphql", view)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/usage.csv", usage_csv)
     observed.setup(app)
     for hook in setup:
         hook(app)

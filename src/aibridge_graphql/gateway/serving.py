@@ -15,6 +15,7 @@ from aiohttp import web
 from aibridge_graphql.gateway.app import create_app
 from aibridge_graphql.gateway.graphiql import OfflineGraphiQL, offline_graphiql
 from aibridge_graphql.gateway.observability import Observability
+from aibridge_graphql.pricing import Pricer, pricer_from_settings
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
 
@@ -40,6 +41,7 @@ def build_gateway(
     *,
     client: UpstreamClient | None = None,
     observability: Observability | None = None,
+    pricer: Pricer | None = None,
 ) -> web.Application:
     """The gateway app as `serve` and `demo` run it: GraphiQL from local assets when installed."""
     graphiql = graphiql or offline_graphiql(settings)
@@ -47,6 +49,7 @@ def build_gateway(
         settings,
         client=client,
         observability=observability,
+        pricer=pricer,
         ide_html=graphiql.ide_html,
         setup=[graphiql.setup],
     )
@@ -112,7 +115,7 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-async def run_gateway(settings: Settings) -> None:
+async def run_gateway(settings: Settings, pricer: Pricer | None = None) -> None:
     """Serve the gateway on `settings.host:port` (and gRPC on `grpc_port`) until SIGINT/SIGTERM.
 
     Both faces share one event loop, one pooled upstream client and one observability stack
@@ -120,16 +123,17 @@ async def run_gateway(settings: Settings) -> None:
     """
     from aibridge_graphql.grpc.server import GrpcServer, start_grpc
 
+    pricer = pricer or pricer_from_settings(settings)
     client = UpstreamClient(settings)
     observability = Observability(settings)
     grpc_server: GrpcServer | None = None
     started: Started | None = None
     try:
-        app = build_gateway(settings, client=client, observability=observability)
+        app = build_gateway(settings, client=client, observability=observability, pricer=pricer)
         started = await start_app(app, settings.host, settings.port)
         if settings.grpc_enabled:
             grpc_server = await start_grpc(
-                settings, client, observability.metrics, observability.tracing
+                settings, client, observability.metrics, observability.tracing, pricer
             )
         tune_gc()
         # One line a script (or a test) can read to find the port when it asked for 0.

@@ -21,11 +21,13 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from aibridge_graphql.gateway.errors import ErrorCodes, log_errors
 from aibridge_graphql.schema.cost import UpstreamCallBudget
 from aibridge_graphql.schema.interception import Interception
+from aibridge_graphql.schema.money import SCALAR_MAP
 from aibridge_graphql.schema.query import Query
 from aibridge_graphql.schema.session import Session
 from aibridge_graphql.schema.thread import Thread
@@ -80,6 +82,7 @@ def build_schema(
         types=[User, Session, Interception, Thread],
         extensions=[*default_extensions(settings), *extra_extensions],
         federation_version=FEDERATION_VERSION,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )
 
 
