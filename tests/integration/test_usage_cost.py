@@ -184,7 +184,8 @@ async def test_totals_equal_the_rest_data_priced_independently(
     expected, tokens = await _truth(name, url, admin, Pricer())
     async with _gw(url, admin, name) as gw:
         usage = (await gw.data(USAGE, {"by": []}))["usage"]
-    assert usage["complete"] is True and usage["incompleteReason"] is None
+    assert usage["complete"] is True
+    assert usage["incompleteReason"] is None
     assert usage["source"] == ("INTERCEPTIONS" if name == "sessions" else "SESSIONS")
     assert usage["rows"] == [] or len(usage["rows"]) == 1
     totals = usage["totals"]
@@ -192,7 +193,8 @@ async def test_totals_equal_the_rest_data_priced_independently(
     assert int(totals["outputTokens"]) == tokens.output
     assert int(totals["cacheReadInputTokens"]) == tokens.cache_read
     assert int(totals["cacheWriteInputTokens"]) == tokens.cache_write
-    assert expected.micros is not None and expected.micros > 0
+    assert expected.micros is not None
+    assert expected.micros > 0
     assert totals["cost"]["micros"] == str(expected.micros)
     assert totals["cost"]["amount"] == f"{expected.decimal:f}"
     assert totals["cost"]["pricedUsages"] == expected.priced_usages
@@ -230,9 +232,12 @@ async def test_groups_sum_to_the_totals_and_show_the_unpriced_model(
     mystery = [r for r in rows if r["model"] == MYSTERY_MODEL]
     assert len(mystery) == 1
     row = mystery[0]
-    assert row["cost"]["micros"] is None and row["cost"]["amount"] is None
-    assert row["cost"]["reason"] == "UNKNOWN_MODEL" and row["cost"]["source"] is None
-    assert row["username"] == "mallory" and row["day"] == "2025-06-01"
+    assert row["cost"]["micros"] is None
+    assert row["cost"]["amount"] is None
+    assert row["cost"]["reason"] == "UNKNOWN_MODEL"
+    assert row["cost"]["source"] is None
+    assert row["username"] == "mallory"
+    assert row["day"] == "2025-06-01"
     assert all(r["cost"]["complete"] for r in rows if r is not row)
     # Rows come ordered by their dimension values, every dimension filled.
     assert all(r["username"] and r["model"] and r["provider"] and r["day"] for r in rows)
@@ -295,7 +300,8 @@ async def test_a_prices_file_changes_the_figures(
     async with _gw(url, admin, name, prices_file=str(prices)) as gw:
         totals = (await gw.data(USAGE, {"by": []}))["usage"]["totals"]
     assert totals["cost"]["source"] == "OVERRIDE"
-    assert totals["cost"]["complete"] is True and totals["cost"]["unpricedUsages"] == 0
+    assert totals["cost"]["complete"] is True
+    assert totals["cost"]["unpricedUsages"] == 0
     assert totals["cost"]["micros"] == totals["totalTokens"]
 
 
@@ -330,7 +336,8 @@ async def test_usage_csv_opens_as_the_query_rows(era: tuple[str, str], admin: st
     assert list(table[0])[:4] == ["user_id", "username", "model", "client"]
     assert len(table) == len(rows)
     for line, row in zip(table, rows, strict=True):
-        assert line["user_id"] == row["userId"] and line["username"] == row["username"]
+        assert line["user_id"] == row["userId"]
+        assert line["username"] == row["username"]
         assert line["model"] == row["model"]
         client = row["client"] or ""
         # A formula-looking cell is quoted with ' as Coder's export does.
@@ -354,8 +361,10 @@ async def test_usage_csv_errors_are_json_4xx(era: tuple[str, str], admin: str) -
             params={"startedAfter": "yesterday"},
             headers={"Coder-Session-Token": admin},
         )
-        assert bad_dim.status == 400 and "COLOR" in (await bad_dim.json())["message"]
-        assert anonymous.status == 401 and (await anonymous.json())["message"]
+        assert bad_dim.status == 400
+        assert "COLOR" in (await bad_dim.json())["message"]
+        assert anonymous.status == 401
+        assert (await anonymous.json())["message"]
         assert bad_time.status == 400
 
 
