@@ -58,19 +58,30 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
 
 @strawberry.enum(description="Who priced a cost.")
 class CostSource(Enum):
-    GATEWAY = "gateway"
-    OVERRIDE = "override"
-    CODER = "coder"
-    MIXED = "mixed"
+    GATEWAY = strawberry.enum_value("gateway", description="The gateway, with genai-prices.")
+    OVERRIDE = strawberry.enum_value("override", description="The prices file (negotiated).")
+    CODER = strawberry.enum_value("coder", description="Coder itself (`cost_micros`).")
+    MIXED = strawberry.enum_value("mixed", description="A sum of parts priced by several.")
 
 
 @strawberry.enum(description="Why usage could not be priced (it is unpriced, never free).")
 class UnpricedReason(Enum):
-    UNKNOWN_PROVIDER = "UNKNOWN_PROVIDER"
-    UNKNOWN_MODEL = "UNKNOWN_MODEL"
-    NO_TOKEN_PRICES = "NO_TOKEN_PRICES"  # noqa: S105 - a reason code, not a secret
-    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
-    INVALID_USAGE = "INVALID_USAGE"
+    UNKNOWN_PROVIDER = strawberry.enum_value(
+        "UNKNOWN_PROVIDER", description="No price list maps the provider."
+    )
+    UNKNOWN_MODEL = strawberry.enum_value(
+        "UNKNOWN_MODEL", description="The provider is known but the model is not."
+    )
+    NO_TOKEN_PRICES = strawberry.enum_value(
+        "NO_TOKEN_PRICES",
+        description="The model is priced in other units (requests, audio), not tokens.",
+    )
+    CURRENCY_MISMATCH = strawberry.enum_value(
+        "CURRENCY_MISMATCH", description="Priced in another currency than the rest of the sum."
+    )
+    INVALID_USAGE = strawberry.enum_value(
+        "INVALID_USAGE", description="Negative token counts: nothing sensible to price."
+    )
 
 
 @strawberry.type(description="Micro-units per token kind.")

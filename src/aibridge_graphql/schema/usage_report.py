@@ -47,18 +47,27 @@ GROUP_BY_DESCRIPTION = (
 
 @strawberry.enum(description="What usage can be grouped by.")
 class UsageDimension(Enum):
-    USER = "USER"
-    MODEL = "MODEL"
-    PROVIDER = "PROVIDER"
-    PROVIDER_NAME = "PROVIDER_NAME"
-    CLIENT = "CLIENT"
-    DAY = "DAY"
+    USER = strawberry.enum_value("USER", description="The initiating user (id and username).")
+    MODEL = strawberry.enum_value("MODEL", description="The model.")
+    PROVIDER = strawberry.enum_value(
+        "PROVIDER", description="The runtime provider type (`anthropic`, `openai`, ...)."
+    )
+    PROVIDER_NAME = strawberry.enum_value(
+        "PROVIDER_NAME",
+        description="The configured provider's name (interceptions only, not the sessions walk).",
+    )
+    CLIENT = strawberry.enum_value("CLIENT", description="The client, e.g. `Claude Code`.")
+    DAY = strawberry.enum_value("DAY", description="The UTC day the usage started.")
 
 
 @strawberry.enum(description="Which upstream source a usage report was read from.")
 class UsageSource(Enum):
-    INTERCEPTIONS = "interceptions"
-    SESSIONS = "sessions"
+    INTERCEPTIONS = strawberry.enum_value(
+        "interceptions", description="The `GET /interceptions` walk."
+    )
+    SESSIONS = strawberry.enum_value(
+        "sessions", description="`GET /sessions` and each session's `GET /sessions/{id}`."
+    )
 
 
 @strawberry.type(
@@ -181,7 +190,7 @@ async def resolve_usage(
     report = await aggregate_usage(
         loaders,
         (usage_filter or SessionFilter()).to_upstream(),
-        [Dimension(dim.value) for dim in group_by],
+        [Dimension(str(dim.value)) for dim in group_by],
         source=source_for(settings, loaders),
         max_calls=max_calls_of(max_upstream_calls, settings.upstream_call_budget),
     )
