@@ -59,16 +59,20 @@ async def test_the_28_alias_fan_out_is_refused_with_no_upstream_call() -> None:
 
 async def test_readme_views_pass_with_the_default_budget() -> None:
     blocks = re.findall(r"```graphql\n(.*?)```", README.read_text(), re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     fake = populated(sessions=25, threads=5)
     variables = {"id": "session-003", "after": None}
+    calls: list[int] = []
     async with gateway(fake) as gw:
         for block in blocks:
             fake.calls.clear()
             body = await gw.query(block, variables)
             assert "errors" not in body, body
-    # The last view (the table) made its three calls, well inside the budget.
-    assert len(fake.calls) == 3
+            calls.append(len(fake.calls))
+    # The third view (the table) made its three calls, well inside the budget; the usage
+    # query (the fourth) walked the interceptions in one page.
+    assert calls[2] == 3
+    assert calls[3] == 1
 
 
 async def test_the_estimate_follows_the_request_variables_not_a_cached_validation() -> None:

@@ -1,4 +1,5 @@
-"""The aiohttp application: `/graphql` (GraphiQL in a browser), `/healthz`, `/readyz`, `/metrics`.
+"""The aiohttp application: `/graphql` (GraphiQL in a browser), `/usage.csv`, `/healthz`,
+`/readyz`, `/metrics`.
 
 Request ids, the access log, `/metrics`, tracing and persisted queries come from one
 `Observability` (gateway/observability.py), built from the settings unless given. Extension points
@@ -35,6 +36,8 @@ from aibridge_graphql.gateway.http_protocol import (
 )
 from aibridge_graphql.gateway.index import index_handler
 from aibridge_graphql.gateway.observability import Observability
+from aibridge_graphql.gateway.usage_csv import usage_csv
+from aibridge_graphql.pricing import Pricer, pricer_from_settings
 from aibridge_graphql.schema import ExtensionFactory, build_schema
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
@@ -47,6 +50,7 @@ SETTINGS_KEY = web.AppKey("aibridge_settings", Settings)
 MEDIA_TYPE_KEY = web.RequestKey("aibridge_media_type", str)
 REQUEST_ERROR_KEY = web.RequestKey("aibridge_request_error", bool)
 _APQ_RETRY_CODES = frozenset({PERSISTED_QUERY_NOT_FOUND, PERSISTED_QUERY_NOT_SUPPORTED})
+PRICER_KEY = web.AppKey("aibridge_pricer", Pricer)
 
 IdeHtmlHook = Callable[[str], str]
 SetupHook = Callable[[web.Application], None]
@@ -162,7 +166,11 @@ class GatewayView(GraphQLView[GatewayContext, None]):
         self, request: web.Request, response: web.StreamResponse
     ) -> GatewayContext:
         return build_context(
-            request, response, settings=self._settings, client=request.app[CLIENT_KEY]
+            request,
+            response,
+            settings=self._settings,
+            client=request.app[CLIENT_KEY],
+            pricer=request.app[PRICER_KEY],
         )
 
 
@@ -255,8 +263,12 @@ def create_app(
     ide_html: IdeHtmlHook | None = None,
     setup: Iterable[SetupHook] = (),
     observability: Observability | None = None,
+    pricer: Pricer | None = None,
 ) -> web.Application:
     """The gateway app; it creates (and closes) one pooled `UpstreamClient` unless given one.
+
+    `pricer` is the process's one `Pricer`; without it one is built from the settings here (a bad
+    prices file raises `PricesFileError`).
 
     `observability` (request ids, JSON access log, `/metrics`, tracing, APQ) is built from the
     settings unless given (tests pass one with their own tracer provider).
@@ -265,6 +277,7 @@ def create_app(
     observed = observability or Observability(settings)
     app = web.Application(middlewares=[observed.middleware, *middlewares])
     app[SETTINGS_KEY] = settings
+    app[PRICER_KEY] = pricer or pricer_from_settings(settings)
     app.cleanup_ctx.append(_client_lifecycle(settings, client))
     view = GatewayView(
         build_schema(
@@ -278,6 +291,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/", index_handler(settings.graphiql))
+    app.router.add_get("/usage.csv", usage_csv)
     observed.setup(app)
     for hook in setup:
         hook(app)

@@ -85,9 +85,16 @@ def serve(upstream: str | None, host: str | None, port: int | None, grpc_port: i
     settings = load_settings(upstream_url=upstream, host=host, port=port, grpc_port=grpc_port)
     _configure_logging(settings)
     from aibridge_graphql.gateway.serving import run_gateway
+    from aibridge_graphql.pricing import PricesFileError, pricer_from_settings
 
     try:
-        asyncio.run(run_gateway(settings))
+        # Once, before listening: a bad prices file stops the gateway with its one line.
+        pricer = pricer_from_settings(settings)
+    except PricesFileError as error:
+        click.echo(f"Error: {error}", err=True)
+        raise SystemExit(USAGE_ERROR) from None
+    try:
+        asyncio.run(run_gateway(settings, pricer))
     except OSError as error:
         raise click.ClickException(f"cannot listen on {settings.host}: {error}") from None
 

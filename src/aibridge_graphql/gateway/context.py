@@ -12,6 +12,7 @@ from aiohttp import web
 
 from aibridge_graphql.gateway.budget import CallBudget
 from aibridge_graphql.gateway.loaders import Loaders
+from aibridge_graphql.pricing import Pricer
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
 from aibridge_graphql.upstream.deadline import Deadline
@@ -51,6 +52,7 @@ def build_context(
     *,
     settings: Settings,
     client: UpstreamClient,
+    pricer: Pricer | None = None,
 ) -> GatewayContext:
     """Read the caller's credentials and build fresh loaders for this request only."""
     credentials = Credentials.from_headers(request.headers)
@@ -60,6 +62,7 @@ def build_context(
         concurrency=settings.upstream_concurrency,
         deadline=Deadline.after(settings.request_deadline),
         budget=CallBudget(settings.upstream_call_budget),
+        pricer=pricer,
     )
     # aiohttp serves each request in a task of its own: when it ends (answered, or cancelled
     # because the client went away), upstream calls nobody awaits any more are cancelled.

@@ -16,6 +16,7 @@ Each call they send spends from the request's `CallBudget` (gateway/budget.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar, cast
@@ -28,6 +29,7 @@ from aibridge_graphql.gateway.budget import CallBudget
 from aibridge_graphql.gateway.errors import NotFound
 from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef
 from aibridge_graphql.gateway.scope import observe_batch
+from aibridge_graphql.pricing import Pricer
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
 from aibridge_graphql.upstream.deadline import Deadline, within
@@ -80,8 +82,11 @@ class Loaders:
         concurrency: int,
         deadline: Deadline | None = None,
         budget: CallBudget | None = None,
+        pricer: Pricer | None = None,
     ) -> None:
         self._client = client
+        # The process's pricer (built once at start); the library's prices when none is given.
+        self.pricer = pricer or default_pricer()
         self._credentials = credentials
         self.deadline = deadline
         # Every call the loaders send spends from it; de-duplicated loads never reach it.
@@ -395,6 +400,12 @@ class Loaders:
                 break
             after = page.threads[-1].id
         raise NotFound(f"Thread {ref.thread_id} not found in session {ref.session.session_id!r}.")
+
+
+@functools.cache
+def default_pricer() -> Pricer:
+    """One shared genai-prices pricer for loaders built without one (tests, tools)."""
+    return Pricer()
 
 
 def _observe(future: asyncio.Future[Any]) -> None:

@@ -15,6 +15,7 @@ from aibridge_graphql.gateway.app import create_app
 from aibridge_graphql.gateway.graphiql import OfflineGraphiQL, offline_graphiql
 from aibridge_graphql.gateway.looplag import LoopLagMonitor
 from aibridge_graphql.gateway.observability import Observability
+from aibridge_graphql.pricing import Pricer, pricer_from_settings
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
 
@@ -40,6 +41,7 @@ def build_gateway(
     *,
     client: UpstreamClient | None = None,
     observability: Observability | None = None,
+    pricer: Pricer | None = None,
 ) -> web.Application:
     """The gateway app as `serve` and `demo` run it: GraphiQL from local assets when installed,
     and the event-loop lag monitor in `/metrics`."""
@@ -50,6 +52,7 @@ def build_gateway(
         settings,
         client=client,
         observability=observability,
+        pricer=pricer,
         ide_html=graphiql.ide_html,
         setup=[graphiql.setup],
     )
@@ -105,7 +108,7 @@ async def wait_for_shutdown_signal() -> None:
             loop.remove_signal_handler(sig)
 
 
-async def run_gateway(settings: Settings) -> None:
+async def run_gateway(settings: Settings, pricer: Pricer | None = None) -> None:
     """Serve the gateway on `settings.host:port` (and gRPC on `grpc_port`) until SIGINT/SIGTERM.
 
     Both faces share one event loop, one pooled upstream client and one observability stack
@@ -113,6 +116,7 @@ async def run_gateway(settings: Settings) -> None:
     """
     from aibridge_graphql.grpc.server import GrpcServer, start_grpc
 
+    pricer = pricer or pricer_from_settings(settings)
     client = UpstreamClient(settings)
     observability = Observability(settings)
     grpc_server: GrpcServer | None = None
@@ -122,11 +126,11 @@ async def run_gateway(settings: Settings) -> None:
     # when the collector finally ran (issue 7). With the defaults `make soak` keeps RSS flat at
     # ~100 MB; a gc.freeze() after start-up alone showed no clear gain there, so none is done.
     try:
-        app = build_gateway(settings, client=client, observability=observability)
+        app = build_gateway(settings, client=client, observability=observability, pricer=pricer)
         started = await start_app(app, settings.host, settings.port)
         if settings.grpc_enabled:
             grpc_server = await start_grpc(
-                settings, client, observability.metrics, observability.tracing
+                settings, client, observability.metrics, observability.tracing, pricer
             )
         # One line a script (or a test) can read to find the port when it asked for 0.
         print(f"Gateway listening on {started.base_url}/graphql", flush=True)

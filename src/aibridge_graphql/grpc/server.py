@@ -28,6 +28,7 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
 from aibridge_graphql.grpc.interceptors import ObservingInterceptor
 from aibridge_graphql.grpc.services import CatalogService, Face, InterceptionService, SessionService
+from aibridge_graphql.pricing import Pricer
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
 
@@ -128,6 +129,7 @@ def build_server(
     client: UpstreamClient,
     metrics: GatewayMetrics,
     tracing: Tracing | None = None,
+    pricer: Pricer | None = None,
 ) -> tuple[grpc.aio.Server, UpstreamHealth]:
     """The server with the three services, health and reflection (not yet bound or started)."""
     server = grpc.aio.server(
@@ -135,7 +137,7 @@ def build_server(
         options=server_options(settings),
         maximum_concurrent_rpcs=None,
     )
-    face = Face(settings, client)
+    face = Face(settings, client, pricer)
     session_grpc.add_SessionServiceServicer_to_server(SessionService(face), server)
     interception_grpc.add_InterceptionServiceServicer_to_server(InterceptionService(face), server)
     catalog_grpc.add_CatalogServiceServicer_to_server(CatalogService(face), server)
@@ -152,9 +154,10 @@ async def start_grpc(
     client: UpstreamClient,
     metrics: GatewayMetrics,
     tracing: Tracing | None = None,
+    pricer: Pricer | None = None,
 ) -> GrpcServer:
     """Bind `settings.host:settings.grpc_port` (0: any) and start serving on the running loop."""
-    server, health_servicer = build_server(settings, client, metrics, tracing)
+    server, health_servicer = build_server(settings, client, metrics, tracing, pricer)
     host = settings.host
     bind = f"[{host}]:{settings.grpc_port}" if ":" in host else f"{host}:{settings.grpc_port}"
     try:

@@ -29,6 +29,7 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import (
 from aibridge_graphql.grpc.gen.aibridge.v1 import resources_pb2 as pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
+from aibridge_graphql.pricing import Pricer
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
@@ -54,9 +55,12 @@ def credentials_of(context: Context) -> Credentials | None:
 class Face:
     """What every service needs: the settings and the process's pooled upstream client."""
 
-    def __init__(self, settings: Settings, client: UpstreamClient) -> None:
+    def __init__(
+        self, settings: Settings, client: UpstreamClient, pricer: Pricer | None = None
+    ) -> None:
         self.settings = settings
         self.client = client
+        self.pricer = pricer
 
     def loaders(self, context: Context) -> Loaders:
         """Fresh loaders holding this call's credentials; they die with the call."""
@@ -71,6 +75,7 @@ class Face:
             concurrency=self.settings.upstream_concurrency,
             deadline=Deadline.after(seconds),
             budget=CallBudget(self.settings.upstream_call_budget),
+            pricer=self.pricer,
         )
 
     def size(self, value: int, upstream_max: int, field: str = "page_size") -> int:

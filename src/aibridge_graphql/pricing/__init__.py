@@ -13,7 +13,7 @@ from aibridge_graphql.pricing.money import (
     cache_write_1h_of,
 )
 from aibridge_graphql.pricing.overrides import PriceOverrides, PricesFileError, load_prices_file
-from aibridge_graphql.pricing.pricer import Pricer, Quote, pricer_from_settings
+from aibridge_graphql.pricing.pricer import Pricer, Quote, pricer_from_settings, remainder_tokens
 from aibridge_graphql.pricing.providers import Route, route
 from aibridge_graphql.pricing.rates import KindRates
 
@@ -33,5 +33,6 @@ __all__ = [
     "cache_write_1h_of",
     "load_prices_file",
     "pricer_from_settings",
+    "remainder_tokens",
     "route",
 ]

@@ -145,15 +145,28 @@ class Pricer:
         )
 
     def price_thread(self, thread: m.Thread) -> Cost:
-        """A thread: the sum of its actions, or its summed usage priced untiered if it has none."""
-        if thread.agentic_actions:
-            return Cost.sum(self.price_action(a, thread) for a in thread.agentic_actions)
+        """A thread: the sum of its actions plus its remainder (`price_remainder`)."""
+        actions = Cost.sum(self.price_action(a, thread) for a in thread.agentic_actions)
+        remainder = self.price_remainder(thread)
+        return actions if remainder is None else actions + remainder
+
+    def price_remainder(self, thread: m.Thread) -> Cost | None:
+        """The thread's tokens outside its actions, at the thread's model, untiered; None if none.
+
+        Coder makes an action only of an interception that called tools; the others (a loop's
+        final answer, a plain chat turn) count in the thread's `token_usage` alone, so pricing
+        only the actions would price those tokens at nothing.
+        """
+        tokens = remainder_tokens(thread)
+        if tokens.total == 0:
+            return None
+        in_actions = sum(cache_write_1h_of(a.token_usage) for a in thread.agentic_actions)
         return self.price(
-            TokenCounts.of(thread.token_usage),
+            tokens,
             provider=thread.provider,
             model=thread.model,
             at=thread.started_at,
-            cache_write_1h=cache_write_1h_of(thread.token_usage),
+            cache_write_1h=max(cache_write_1h_of(thread.token_usage) - in_actions, 0),
             aggregated=True,
         )
 
@@ -204,6 +217,18 @@ class Pricer:
             else datetime(bucket.year, bucket.month, bucket.day, tzinfo=UTC)
         )
         return KindRates.from_library(found.info.get_prices(when))
+
+
+def remainder_tokens(thread: m.Thread) -> TokenCounts:
+    """A thread's tokens minus its actions' (per kind, never below 0)."""
+    whole = TokenCounts.of(thread.token_usage)
+    parts = sum((TokenCounts.of(a.token_usage) for a in thread.agentic_actions), TokenCounts())
+    return TokenCounts(
+        max(whole.input - parts.input, 0),
+        max(whole.output - parts.output, 0),
+        max(whole.cache_read - parts.cache_read, 0),
+        max(whole.cache_write - parts.cache_write, 0),
+    )
 
 
 def _provider_keys(provider: str, provider_name: str | None, where: Route) -> tuple[str, ...]:

@@ -22,12 +22,14 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.federation.schema import FederationAny
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
 from aibridge_graphql.gateway.errors import ErrorCodes, log_errors
 from aibridge_graphql.schema.cost import UpstreamCallBudget
 from aibridge_graphql.schema.guards import representation_error, tolerate_unknown_fragments
 from aibridge_graphql.schema.interception import Interception
+from aibridge_graphql.schema.money import SCALAR_MAP
 from aibridge_graphql.schema.query import Query
 from aibridge_graphql.schema.session import Session
 from aibridge_graphql.schema.thread import Thread
@@ -102,6 +104,7 @@ def build_schema(
         types=[*_ENTITIES, Thread],
         extensions=[*default_extensions(settings), *extra_extensions],
         federation_version=FEDERATION_VERSION,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )
 
 

@@ -6,6 +6,9 @@ variables and their defaults resolved) and counts what the resolvers would send,
   `edges` once per item of the page (`first`, else `AIBRIDGE_DEFAULT_PAGE_SIZE`, at most
   `AIBRIDGE_MAX_PAGE_SIZE`); `session(sessionId:)`: 1; `models`, `clients`: 1 each (paged by
   1000 upstream; further pages are left to the run-time cap);
+- `usage`: its `maxUpstreamCalls` (default: the whole budget), the most its scan may make;
+- `Session.tokenUsage { cost }`: 1 per session (its threads' walk; past 200 threads, the
+  run-time cap counts the rest);
 - `Session.threads`: 1 per session (`first` or `last` items under it);
   `ThreadConnection.totalCount`: 1 under a `sessions` list filtered on more than
   `initiator`/`sessionId`, else free;
@@ -239,6 +242,15 @@ class _Estimator:
             case ("Query", "_entities"):
                 reps = self._list(field, "representations")
                 return sum(self._entity_cost(rep, sets) for rep in reps)
+            case ("Query", "usage"):
+                # The scan's allowance is its most: `maxUpstreamCalls`, else the whole budget.
+                value = self._arg(field, "maxUpstreamCalls")
+                if isinstance(value, int) and not isinstance(value, bool):
+                    return max(0, min(value, self._settings.upstream_call_budget))
+                return self._settings.upstream_call_budget
+            case ("Session", "tokenUsage"):
+                # A session's cost walks its threads: one call per 200 threads (one counted).
+                return 1 if self._selects(sets, child, "cost") else 0
             case ("Session", "threads"):
                 inner = replace(scope, page=self._page(field, "first", "last"))
                 return 1 + self.cost_on(sets, child, inner)
@@ -247,6 +259,14 @@ class _Estimator:
             case (connection, "nodes" | "edges") if connection in _CONNECTIONS:
                 return scope.page * self.cost_on(sets, child, scope)
         return self.cost_on(sets, child, scope)
+
+    def _selects(self, sets: list[SelectionSetNode], type_: GraphQLNamedType, name: str) -> bool:
+        if not isinstance(type_, GraphQLObjectType):
+            return False
+        fields: dict[str, list[FieldNode]] = {}
+        for selection_set in sets:
+            self._collect(selection_set, type_, fields, set())
+        return any(node.name.value == name for nodes in fields.values() for node in nodes)
 
     def _node_cost(self, global_id: object, sets: list[SelectionSetNode]) -> int:
         if not isinstance(global_id, str):

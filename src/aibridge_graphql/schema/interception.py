@@ -9,11 +9,13 @@ from strawberry.scalars import JSON
 
 from aibridge_graphql.gateway.refs import InterceptionRef
 from aibridge_graphql.schema.ids import decode_typed_global_id, encode_cursor, encode_global_id
+from aibridge_graphql.schema.money import Cost
 from aibridge_graphql.schema.node import Info, Node, json_value, loaders_of, resolver
 from aibridge_graphql.schema.pagination import PageInfo
 from aibridge_graphql.schema.usage import TokenUsage, ToolUsage, UserPrompt
 from aibridge_graphql.schema.user import User
 from aibridge_graphql.upstream import models as m
+from aibridge_graphql.usage import interception_cost
 
 
 @strawberry.federation.type(
@@ -40,6 +42,13 @@ class Interception(Node):
     token_usages: list[TokenUsage] = strawberry.field(description="Token usage, oldest first.")
     user_prompts: list[UserPrompt] = strawberry.field(description="User prompts, oldest first.")
     tool_usages: list[ToolUsage] = strawberry.field(description="Tool usages, oldest first.")
+    raw: strawberry.Private[m.Interception | None] = None
+
+    @resolver("What it cost: the sum of its token usages' costs (see `Cost`).")
+    def cost(self, info: Info) -> Cost | None:
+        if self.raw is None:  # pragma: no cover - from_model always sets it
+            return None
+        return Cost.of(interception_cost(loaders_of(info).pricer, self.raw))
 
     @classmethod
     def from_model(cls, raw: m.Interception) -> Interception:
@@ -56,9 +65,10 @@ class Interception(Node):
             started_at=raw.started_at,
             ended_at=raw.ended_at,
             metadata=json_value(raw.metadata),
-            token_usages=[TokenUsage.from_model(item) for item in raw.token_usages],
+            token_usages=[TokenUsage.from_model(item, raw) for item in raw.token_usages],
             user_prompts=[UserPrompt.from_model(item) for item in raw.user_prompts],
             tool_usages=[ToolUsage.from_model(item) for item in raw.tool_usages],
+            raw=raw,
         )
 
     @classmethod

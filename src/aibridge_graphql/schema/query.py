@@ -38,6 +38,13 @@ from aibridge_graphql.schema.session import (
     session_edge,
 )
 from aibridge_graphql.schema.thread import Thread
+from aibridge_graphql.schema.usage_report import (
+    USAGE_DESCRIPTION,
+    GroupBy,
+    MaxCalls,
+    Usage,
+    resolve_usage,
+)
 from aibridge_graphql.schema.user import User
 from aibridge_graphql.settings import Settings
 
@@ -234,6 +241,16 @@ class Query:
         return await interceptions_connection(
             loaders_of(info), info.context.settings, first, after, filter
         )
+
+    @resolver(USAGE_DESCRIPTION)
+    async def usage(
+        self,
+        info: Info,
+        group_by: GroupBy,
+        filter: SessionFilterArg = None,
+        max_upstream_calls: MaxCalls = None,
+    ) -> Usage | None:
+        return await resolve_usage(info, filter, group_by, max_upstream_calls)
 
     @resolver(
         "Every model seen, sorted, optionally by name prefix (`GET /models`, paged "

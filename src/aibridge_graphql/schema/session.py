@@ -88,7 +88,7 @@ class Session(Node):
             last_active_at=raw.last_active_at,
             last_prompt=raw.last_prompt,
             thread_count=raw.threads,
-            token_usage=TokenUsageSummary.from_session(raw.token_usage_summary),
+            token_usage=TokenUsageSummary.from_session(raw.token_usage_summary, raw.id),
             metadata=json_value(raw.metadata),
             raw=raw,
             exact=exact,

@@ -87,8 +87,8 @@ class Thread(Node):
             credential_hint=raw.credential_hint,
             started_at=raw.started_at,
             ended_at=raw.ended_at,
-            token_usage=TokenUsageSummary.from_threads(raw.token_usage),
-            agentic_actions=[AgenticAction.from_model(a) for a in raw.agentic_actions],
+            token_usage=TokenUsageSummary.of_thread(raw),
+            agentic_actions=[AgenticAction.from_model(a, raw) for a in raw.agentic_actions],
             parent=parent,
         )
 

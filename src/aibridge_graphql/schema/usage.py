@@ -7,13 +7,30 @@ it comes from share one upstream id.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import strawberry
 from strawberry.scalars import JSON
 
-from aibridge_graphql.schema.node import json_value
+from aibridge_graphql.gateway.loaders import Loaders
+from aibridge_graphql.pricing import Cost as CostValue
+from aibridge_graphql.schema.money import Cost
+from aibridge_graphql.schema.node import Info, json_value, loaders_of, resolver
 from aibridge_graphql.upstream import models as m
+from aibridge_graphql.usage import action_cost, session_cost, thread_cost, token_usage_cost
+
+# How a summary finds its cost: at once (a thread's, an action's) or by a walk (a session's).
+CostOf = Callable[[Loaders], CostValue | Awaitable[CostValue]]
+
+_SUMMARY_COST = (
+    "What these tokens cost (see `Cost`). A thread's is the sum of its actions' plus its tokens "
+    "outside them (interceptions without tool calls, at the thread's model); a session's is the "
+    "sum of all its threads' (`GET /sessions/{id}` pages of 200: one upstream call per 200 "
+    "threads, and it covers the whole session even after a filtered list). Null with an error "
+    "when that call fails."
+)
 
 
 @strawberry.type(
@@ -29,26 +46,50 @@ class TokenUsageSummary:
     cache_read_input_tokens: int = strawberry.field(description="Input tokens read from cache.")
     cache_write_input_tokens: int = strawberry.field(description="Input tokens written to cache.")
     metadata: JSON | None = strawberry.field(description="Summed numeric token metadata.")
+    cost_of: strawberry.Private[CostOf | None] = None
+
+    @resolver(_SUMMARY_COST)
+    async def cost(self, info: Info) -> Cost | None:
+        if self.cost_of is None:  # pragma: no cover - every constructor gives one
+            return None
+        value = self.cost_of(loaders_of(info))
+        return Cost.of(await value if inspect.isawaitable(value) else value)
 
     @classmethod
-    def from_session(cls, raw: m.SessionTokenUsageSummary) -> TokenUsageSummary:
+    def from_session(
+        cls, raw: m.SessionTokenUsageSummary, session_id: str | None = None
+    ) -> TokenUsageSummary:
+        """A session list item's summary; its cost walks the session's threads."""
+
+        def cost_of(loaders: Loaders) -> Awaitable[CostValue]:
+            return session_cost(loaders, session_id or "")
+
         return cls(
             input_tokens=raw.input_tokens,
             output_tokens=raw.output_tokens,
             cache_read_input_tokens=raw.cache_read_input_tokens,
             cache_write_input_tokens=raw.cache_write_input_tokens,
             metadata=None,
+            cost_of=cost_of if session_id is not None else None,
         )
 
     @classmethod
-    def from_threads(cls, raw: m.ThreadsTokenUsage) -> TokenUsageSummary:
+    def from_threads(
+        cls, raw: m.ThreadsTokenUsage, cost_of: CostOf | None = None
+    ) -> TokenUsageSummary:
         return cls(
             input_tokens=raw.input_tokens,
             output_tokens=raw.output_tokens,
             cache_read_input_tokens=raw.cache_read_input_tokens,
             cache_write_input_tokens=raw.cache_write_input_tokens,
             metadata=json_value(raw.metadata),
+            cost_of=cost_of,
         )
+
+    @classmethod
+    def of_thread(cls, raw: m.Thread) -> TokenUsageSummary:
+        """A thread's summary, priced as the thread."""
+        return cls.from_threads(raw.token_usage, lambda loaders: thread_cost(loaders.pricer, raw))
 
 
 @strawberry.type(description="One token usage record reported by the provider for a response.")
@@ -62,9 +103,22 @@ class TokenUsage:
     cache_write_input_tokens: int = strawberry.field(description="Input tokens written to cache.")
     metadata: JSON | None = strawberry.field(description="Provider-specific token metadata.")
     created_at: datetime = strawberry.field(description="When it was recorded.")
+    raw: strawberry.Private[m.TokenUsage | None] = None
+    interception: strawberry.Private[m.Interception | None] = None
+
+    @resolver(
+        "What this response's tokens cost, at the interception's provider, provider name and "
+        "model and the rates in force at `createdAt` (see `Cost`)."
+    )
+    def cost(self, info: Info) -> Cost | None:
+        if self.raw is None or self.interception is None:  # pragma: no cover
+            return None
+        return Cost.of(token_usage_cost(loaders_of(info).pricer, self.raw, self.interception))
 
     @classmethod
-    def from_model(cls, raw: m.TokenUsage) -> TokenUsage:
+    def from_model(
+        cls, raw: m.TokenUsage, interception: m.Interception | None = None
+    ) -> TokenUsage:
         return cls(
             token_usage_id=strawberry.ID(str(raw.id)),
             interception_id=strawberry.ID(str(raw.interception_id)),
@@ -75,6 +129,8 @@ class TokenUsage:
             cache_write_input_tokens=raw.cache_write_input_tokens,
             metadata=json_value(raw.metadata),
             created_at=raw.created_at,
+            raw=raw,
+            interception=interception,
         )
 
 
@@ -171,10 +227,18 @@ class AgenticAction:
     tool_calls: list[ToolCall] = strawberry.field(description="Its tool calls, oldest first.")
 
     @classmethod
-    def from_model(cls, raw: m.AgenticAction) -> AgenticAction:
+    def from_model(cls, raw: m.AgenticAction, thread: m.Thread | None = None) -> AgenticAction:
+        """An action of `thread` (priced at the thread's start time and provider)."""
+
+        def cost_of(loaders: Loaders) -> CostValue:
+            assert thread is not None
+            return action_cost(loaders.pricer, raw, thread)
+
         return cls(
             model=raw.model,
             thinking=[thought.text for thought in raw.thinking],
-            token_usage=TokenUsageSummary.from_threads(raw.token_usage),
+            token_usage=TokenUsageSummary.from_threads(
+                raw.token_usage, cost_of if thread is not None else None
+            ),
             tool_calls=[ToolCall.from_model(call) for call in raw.tool_calls],
         )
