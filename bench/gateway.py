@@ -599,11 +599,15 @@ def measure_all_with_grpc(
     return results, grpc_results
 
 
-def print_grpc_table(grpc_results: list[GrpcResult], results: list[Result]) -> None:
+def print_grpc_table(
+    grpc_results: list[GrpcResult],
+    results: list[Result],
+    heading: str = "The gRPC face, timed in the same interleaved run as the table above:",
+) -> None:
     """One row per view: gRPC calls and their upstream calls next to GraphQL's, and the p50/p95
     of the three sides from the same interleaved run."""
     print()
-    print("The gRPC face, timed in the same interleaved run as the table above:")
+    print(heading)
     print(
         f"{'view':<26} {'gRPC calls':>10} {'upstream gRPC/GraphQL':>21} "
         f"{'gRPC p50/p95 ms':>17} {'GraphQL p50/p95 ms':>19} {'REST p50/p95 ms':>17} "
@@ -654,6 +658,43 @@ def report_grpc(
         "once);\ntheir upstream calls are counted through the same counting proxy as GraphQL's."
     )
     return all(met for _, _, met in checks)
+
+
+def measure_far_with_grpc(
+    args: argparse.Namespace,
+    views: list[View],
+    twins: list[GrpcView],
+    counts: tuple[dict[str, int], dict[str, int]],
+    urls: tuple[str, int, str],
+    token: str,
+) -> tuple[list[Result], list[GrpcResult]]:
+    """`measure_far` with the gRPC face: every gRPC call, like every HTTP request, first pays
+    one emulated round trip. `urls`: the stand-in's, the gateway's port, its gRPC address."""
+    print(f"  and with a {args.client_rtt_ms:g} ms client round trip:", flush=True)
+    standin_url, gateway_port, gateway_grpc = urls
+    hooks = network_delay(args.client_rtt_ms)
+    auth = {"Coder-Session-Token": token}
+    with (
+        httpx.Client(base_url=standin_url, headers=auth, timeout=30, event_hooks=hooks) as rest,
+        httpx.Client(
+            base_url=f"http://127.0.0.1:{gateway_port}", headers=auth, timeout=30, event_hooks=hooks
+        ) as gateway_client,
+        GrpcClient(gateway_grpc, token, args.client_rtt_ms) as grpc_client,
+    ):
+        iterations = min(args.iterations, RTT_ITERATIONS)
+        sides = Sides(gateway_client, grpc_client, rest)
+        calls, grpc_calls = counts
+        return measure_all_with_grpc(views, twins, sides, calls, grpc_calls, iterations, warmup=2)
+
+
+def report_far_grpc(grpc_results: list[GrpcResult], results: list[Result], rtt_ms: float) -> None:
+    """The gRPC rows of the context table (a view's concurrent calls pay the round trip once)."""
+    print_grpc_table(
+        grpc_results,
+        results,
+        f"The gRPC face with the same {rtt_ms:g} ms round trip per call (a view's concurrent "
+        "calls pay it once):",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -838,16 +879,24 @@ def run(args: argparse.Namespace) -> bool:
                         args.iterations,
                         args.warmup,
                     )
-                    far = (
-                        measure_far(args, views, calls, standin_url, gateway_port, auth)
+                    far, far_grpc = (
+                        measure_far_with_grpc(
+                            args,
+                            views,
+                            twins,
+                            (calls, grpc_calls),
+                            (standin_url, gateway_port, gateway_grpc),
+                            admin_token,
+                        )
                         if args.client_rtt_ms > 0
-                        else []
+                        else ([], [])
                     )
             rss = rss_mb(gateway.popen.pid)
             ok = report(results, rss, pinning)
             ok = report_grpc(grpc_results, results, same) and ok
             if far:
                 report_far(far, args.client_rtt_ms)
+                report_far_grpc(far_grpc, far, args.client_rtt_ms)
             return ok
         finally:
             for proc in reversed(procs):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +30,8 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
 
 T = TypeVar("T")
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
 # What `serve --grpc-port 0` prints once the face listens.
 LISTENING = re.compile(r"gRPC listening on (\S+:\d+)")
 CALL_TIMEOUT_S = 30.0
@@ -219,13 +221,33 @@ def grpc_view(name: str, variables: dict[str, Any]) -> GrpcView:
 # The client: a grpc.aio channel on an event loop this (synchronous) bench drives call by call.
 
 
-class GrpcClient:
-    """A grpc.aio channel to one gateway's gRPC face, with the caller's token as metadata."""
+class NetworkDelay(grpc.aio.UnaryUnaryClientInterceptor):
+    """Makes every call pay one emulated network round trip first (calls made at once pay it
+    at once, as concurrent requests on one HTTP/2 connection do)."""
 
-    def __init__(self, address: str, token: str) -> None:
+    def __init__(self, rtt_ms: float) -> None:
+        self._seconds = rtt_ms / 1000
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Req], Awaitable[grpc.aio.UnaryUnaryCall[Req, Resp]]
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Req,
+    ) -> Resp | grpc.aio.UnaryUnaryCall[Req, Resp]:
+        await asyncio.sleep(self._seconds)  # the emulated round trip, not a wait for a server
+        return await continuation(client_call_details, request)
+
+
+class GrpcClient:
+    """A grpc.aio channel to one gateway's gRPC face, with the caller's token as metadata
+    (`rtt_ms`: every call first pays that emulated round trip)."""
+
+    def __init__(self, address: str, token: str, rtt_ms: float = 0.0) -> None:
         self._loop = asyncio.new_event_loop()
         # The channel binds to the loop it is created on.
-        self._channel = self._run(self._open(address))
+        self._channel = self._run(self._open(address, rtt_ms))
         self._stubs = Stubs(
             session_grpc.SessionServiceStub(self._channel),
             interception_grpc.InterceptionServiceStub(self._channel),
@@ -234,8 +256,9 @@ class GrpcClient:
         )
 
     @staticmethod
-    async def _open(address: str) -> grpc.aio.Channel:
-        channel = grpc.aio.insecure_channel(address)
+    async def _open(address: str, rtt_ms: float) -> grpc.aio.Channel:
+        interceptors = [NetworkDelay(rtt_ms)] if rtt_ms > 0 else None
+        channel = grpc.aio.insecure_channel(address, interceptors=interceptors)
         await asyncio.wait_for(channel.channel_ready(), CALL_TIMEOUT_S)
         return channel
 
