@@ -6,6 +6,8 @@ load client, which only waits while the gateway works; `--layout shared` for one
 realistic frontend views measures p50/p95 through the gateway and through a sequential REST client,
 interleaved iteration by iteration. Upstream calls per GraphQL query are counted by a second
 gateway process whose upstream is a counting proxy (so the timed gateway pays no proxy hop).
+The same views through the gateway's gRPC face (bench/grpc_face.py, a grpc.aio client in this
+process) are timed in the same interleaving and counted through the same proxy.
 Targets are printed as met or MISSED; nothing is hidden.
 """
 
@@ -33,6 +35,13 @@ import httpx
 from aiohttp import ClientSession, web
 
 from aibridge_graphql.standin.tokens import generate_token
+from bench.grpc_face import (
+    GrpcClient,
+    GrpcView,
+    graphql_digest,
+    grpc_address,
+    grpc_view,
+)
 
 API = "/api/v2/aibridge"
 RSS_TARGET_MB = 200.0
@@ -490,6 +499,205 @@ def report(results: list[Result], rss: float, pinning: Pinning) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
+# The gRPC face: the same views through `aibridge.v1`, timed beside GraphQL and REST.
+
+# `serve` flag for the gRPC face: any free port, read back from the `gRPC listening on` line.
+GRPC_ANY_PORT = ["--grpc-port", "0"]
+
+
+def alive(proc: Proc) -> Callable[[], bool]:
+    """True while the process runs (for `grpc_address`, which reads its log)."""
+    return lambda: proc.popen.poll() is None
+
+
+def count_grpc_calls(client: GrpcClient, proxy: CountingProxy, view: GrpcView) -> int:
+    """Upstream requests one execution of the view's gRPC calls makes (through the proxy)."""
+    before = len(proxy.calls)
+    client.answer(view)
+    return len(proxy.calls) - before
+
+
+def same_answers(
+    views: list[View], twins: list[GrpcView], graphql_client: httpx.Client, grpc: GrpcClient
+) -> dict[str, bool]:
+    """Per view: whether GraphQL and gRPC answered with the same ids, counts and names."""
+    return {
+        view.name: graphql_digest(view.name, graphql(graphql_client, view)) == grpc.answer(twin)
+        for view, twin in zip(views, twins, strict=True)
+    }
+
+
+@dataclass
+class Sides:
+    """The three clients timed against each other: GraphQL, gRPC, sequential REST."""
+
+    graphql: httpx.Client
+    grpc: GrpcClient
+    rest: httpx.Client
+
+
+@dataclass
+class GrpcResult:
+    """The gRPC measurements of one view."""
+
+    view: GrpcView
+    upstream_calls: int
+    grpc_ms: list[float]
+
+
+def measure_with_grpc(
+    view: View,
+    twin: GrpcView,
+    sides: Sides,
+    counted: tuple[int, int],
+    iterations: int,
+    warmup: int,
+) -> tuple[Result, GrpcResult]:
+    """`measure`, with the gRPC twin timed between the GraphQL query and the REST calls."""
+    for _ in range(warmup):
+        graphql(sides.graphql, view)
+        sides.grpc.timed(twin)
+        view.rest_calls(sides.rest)
+    gateway_ms: list[float] = []
+    grpc_ms: list[float] = []
+    rest_ms: list[float] = []
+    rest_calls = 0
+    # Interleaved, so drift (other load, CPU frequency) hits the three sides alike.
+    for _ in range(iterations):
+        start = time.perf_counter()
+        graphql(sides.graphql, view)
+        gateway_ms.append((time.perf_counter() - start) * 1000)
+        grpc_ms.append(sides.grpc.timed(twin))
+        start = time.perf_counter()
+        rest_calls = view.rest_calls(sides.rest)
+        rest_ms.append((time.perf_counter() - start) * 1000)
+    graphql_calls, grpc_calls = counted
+    return (
+        Result(view, graphql_calls, rest_calls, gateway_ms, rest_ms),
+        GrpcResult(twin, grpc_calls, grpc_ms),
+    )
+
+
+def measure_all_with_grpc(
+    views: list[View],
+    twins: list[GrpcView],
+    sides: Sides,
+    calls: dict[str, int],
+    grpc_calls: dict[str, int],
+    iterations: int,
+    warmup: int,
+) -> tuple[list[Result], list[GrpcResult]]:
+    """`measure_with_grpc` every view, announcing each."""
+    results: list[Result] = []
+    grpc_results: list[GrpcResult] = []
+    for view, twin in zip(views, twins, strict=True):
+        print(f"  measuring {view.name} (GraphQL, gRPC, REST)…", flush=True)
+        counted = (calls[view.name], grpc_calls[twin.name])
+        result, grpc_result = measure_with_grpc(view, twin, sides, counted, iterations, warmup)
+        results.append(result)
+        grpc_results.append(grpc_result)
+    return results, grpc_results
+
+
+def print_grpc_table(
+    grpc_results: list[GrpcResult],
+    results: list[Result],
+    heading: str = "The gRPC face, timed in the same interleaved run as the table above:",
+) -> None:
+    """One row per view: gRPC calls and their upstream calls next to GraphQL's, and the p50/p95
+    of the three sides from the same interleaved run."""
+    print()
+    print(heading)
+    print(
+        f"{'view':<26} {'gRPC calls':>10} {'upstream gRPC/GraphQL':>21} "
+        f"{'gRPC p50/p95 ms':>17} {'GraphQL p50/p95 ms':>19} {'REST p50/p95 ms':>17} "
+        f"{'REST/gRPC p50':>14}"
+    )
+    for g, r in zip(grpc_results, results, strict=True):
+        grpc = f"{statistics.median(g.grpc_ms):.2f}/{Result.p(g.grpc_ms, 0.95):.2f}"
+        gateway = f"{statistics.median(r.gateway_ms):.2f}/{Result.p(r.gateway_ms, 0.95):.2f}"
+        rest = f"{statistics.median(r.rest_ms):.2f}/{Result.p(r.rest_ms, 0.95):.2f}"
+        upstream = f"{g.upstream_calls}/{r.gateway_calls}"
+        ratio = statistics.median(r.rest_ms) / statistics.median(g.grpc_ms)
+        print(
+            f"{g.view.name:<26} {g.view.rpcs:>10} {upstream:>21} "
+            f"{grpc:>17} {gateway:>19} {rest:>17} {ratio:>13.2f}×"
+        )
+
+
+def report_grpc(
+    grpc_results: list[GrpcResult], results: list[Result], same: dict[str, bool]
+) -> bool:
+    """The gRPC table and its targets, each met or MISSED; True when all are met."""
+    print_grpc_table(grpc_results, results)
+    unequal = [
+        f"{g.view.name} {g.upstream_calls} vs {r.gateway_calls}"
+        for g, r in zip(grpc_results, results, strict=True)
+        if g.upstream_calls != r.gateway_calls
+    ]
+    differing = [name for name, equal in same.items() if not equal]
+    checks = [
+        (
+            "upstream calls per gRPC call equal GraphQL's for the same view",
+            "equal for all views" if not unequal else "differ: " + "; ".join(unequal),
+            not unequal,
+        ),
+        (
+            "gRPC answers carry the same ids, counts and names as GraphQL's",
+            "same for all views" if not differing else "differ: " + ", ".join(differing),
+            not differing,
+        ),
+    ]
+    print()
+    print("gRPC targets (from this run):")
+    for label, value, met in checks:
+        print(f"  [{'met' if met else 'MISSED'}] {label}: {value}")
+    print()
+    print(
+        "gRPC calls go over one grpc.aio channel from this process (a view's several calls at "
+        "once);\ntheir upstream calls are counted through the same counting proxy as GraphQL's."
+    )
+    return all(met for _, _, met in checks)
+
+
+def measure_far_with_grpc(
+    args: argparse.Namespace,
+    views: list[View],
+    twins: list[GrpcView],
+    counts: tuple[dict[str, int], dict[str, int]],
+    urls: tuple[str, int, str],
+    token: str,
+) -> tuple[list[Result], list[GrpcResult]]:
+    """`measure_far` with the gRPC face: every gRPC call, like every HTTP request, first pays
+    one emulated round trip. `urls`: the stand-in's, the gateway's port, its gRPC address."""
+    print(f"  and with a {args.client_rtt_ms:g} ms client round trip:", flush=True)
+    standin_url, gateway_port, gateway_grpc = urls
+    hooks = network_delay(args.client_rtt_ms)
+    auth = {"Coder-Session-Token": token}
+    with (
+        httpx.Client(base_url=standin_url, headers=auth, timeout=30, event_hooks=hooks) as rest,
+        httpx.Client(
+            base_url=f"http://127.0.0.1:{gateway_port}", headers=auth, timeout=30, event_hooks=hooks
+        ) as gateway_client,
+        GrpcClient(gateway_grpc, token, args.client_rtt_ms) as grpc_client,
+    ):
+        iterations = min(args.iterations, RTT_ITERATIONS)
+        sides = Sides(gateway_client, grpc_client, rest)
+        calls, grpc_calls = counts
+        return measure_all_with_grpc(views, twins, sides, calls, grpc_calls, iterations, warmup=2)
+
+
+def report_far_grpc(grpc_results: list[GrpcResult], results: list[Result], rtt_ms: float) -> None:
+    """The gRPC rows of the context table (a view's concurrent calls pay the round trip once)."""
+    print_grpc_table(
+        grpc_results,
+        results,
+        f"The gRPC face with the same {rtt_ms:g} ms round trip per call (a view's concurrent "
+        "calls pay it once):",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def measure_far(
@@ -608,23 +816,41 @@ def run(args: argparse.Namespace) -> bool:
             wait_ready(standin, f"{standin_url}{API}/models", auth)
             gateway = spawn(
                 "gateway",
-                [cli, "serve", "--upstream", standin_url, "--port", str(gateway_port)],
+                [
+                    cli,
+                    "serve",
+                    "--upstream",
+                    standin_url,
+                    "--port",
+                    str(gateway_port),
+                    *GRPC_ANY_PORT,
+                ],
                 work / "gateway.log",
                 pinning.gateway,
                 env,
             )
             procs.append(gateway)
             wait_ready(gateway, f"http://127.0.0.1:{gateway_port}/readyz")
+            gateway_grpc = grpc_address(gateway.log, alive(gateway), READY_TIMEOUT)
             with CountingProxy(standin_url).running() as proxy:
                 counting = spawn(
                     "counting gateway",
-                    [cli, "serve", "--upstream", proxy.url, "--port", str(counting_port)],
+                    [
+                        cli,
+                        "serve",
+                        "--upstream",
+                        proxy.url,
+                        "--port",
+                        str(counting_port),
+                        *GRPC_ANY_PORT,
+                    ],
                     work / "counting.log",
                     pinning.gateway,
                     env,
                 )
                 procs.append(counting)
                 wait_ready(counting, f"http://127.0.0.1:{counting_port}/readyz")
+                counting_grpc = grpc_address(counting.log, alive(counting), READY_TIMEOUT)
                 with (
                     httpx.Client(base_url=standin_url, headers=auth, timeout=30) as rest,
                     httpx.Client(
@@ -633,22 +859,44 @@ def run(args: argparse.Namespace) -> bool:
                     httpx.Client(
                         base_url=f"http://127.0.0.1:{counting_port}", headers=auth, timeout=30
                     ) as counting_client,
+                    GrpcClient(counting_grpc, admin_token) as counting_grpc_client,
+                    GrpcClient(gateway_grpc, admin_token) as grpc_client,
                 ):
                     views = pick_views(rest)
                     calls = {v.name: count_gateway_calls(counting_client, proxy, v) for v in views}
+                    twins = [grpc_view(v.name, v.variables) for v in views]
+                    grpc_calls = {
+                        t.name: count_grpc_calls(counting_grpc_client, proxy, t) for t in twins
+                    }
+                    same = same_answers(views, twins, counting_client, counting_grpc_client)
                     stop(counting)
-                    results = measure_all(
-                        views, gateway_client, rest, calls, args.iterations, args.warmup
+                    results, grpc_results = measure_all_with_grpc(
+                        views,
+                        twins,
+                        Sides(gateway_client, grpc_client, rest),
+                        calls,
+                        grpc_calls,
+                        args.iterations,
+                        args.warmup,
                     )
-                    far = (
-                        measure_far(args, views, calls, standin_url, gateway_port, auth)
+                    far, far_grpc = (
+                        measure_far_with_grpc(
+                            args,
+                            views,
+                            twins,
+                            (calls, grpc_calls),
+                            (standin_url, gateway_port, gateway_grpc),
+                            admin_token,
+                        )
                         if args.client_rtt_ms > 0
-                        else []
+                        else ([], [])
                     )
             rss = rss_mb(gateway.popen.pid)
             ok = report(results, rss, pinning)
+            ok = report_grpc(grpc_results, results, same) and ok
             if far:
                 report_far(far, args.client_rtt_ms)
+                report_far_grpc(far_grpc, far, args.client_rtt_ms)
             return ok
         finally:
             for proc in reversed(procs):
