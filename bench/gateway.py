@@ -668,7 +668,7 @@ def measure_far_with_grpc(
     urls: tuple[str, int, str],
     token: str,
 ) -> tuple[list[Result], list[GrpcResult]]:
-    """`measure_far` with the gRPC face: every gRPC call, like every HTTP request, first pays
+    """The views one emulated client round trip away, with the gRPC face: every gRPC call, like every HTTP request, first pays
     one emulated round trip. `urls`: the stand-in's, the gateway's port, its gRPC address."""
     print(f"  and with a {args.client_rtt_ms:g} ms client round trip:", flush=True)
     standin_url, gateway_port, gateway_grpc = urls
@@ -698,27 +698,6 @@ def report_far_grpc(grpc_results: list[GrpcResult], results: list[Result], rtt_m
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-def measure_far(
-    args: argparse.Namespace,
-    views: list[View],
-    calls: dict[str, int],
-    standin_url: str,
-    gateway_port: int,
-    auth: dict[str, str],
-) -> list[Result]:
-    """The same views with both clients one emulated round trip away (fewer iterations)."""
-    print(f"  and with a {args.client_rtt_ms:g} ms client round trip:", flush=True)
-    hooks = network_delay(args.client_rtt_ms)
-    with (
-        httpx.Client(base_url=standin_url, headers=auth, timeout=30, event_hooks=hooks) as rest,
-        httpx.Client(
-            base_url=f"http://127.0.0.1:{gateway_port}", headers=auth, timeout=30, event_hooks=hooks
-        ) as gateway_client,
-    ):
-        iterations = min(args.iterations, RTT_ITERATIONS)
-        return measure_all(views, gateway_client, rest, calls, iterations, warmup=2)
 
 
 def report_far(results: list[Result], rtt_ms: float) -> None:
