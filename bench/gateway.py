@@ -668,8 +668,9 @@ def measure_far_with_grpc(
     urls: tuple[str, int, str],
     token: str,
 ) -> tuple[list[Result], list[GrpcResult]]:
-    """The views one emulated client round trip away, with the gRPC face: every gRPC call, like every HTTP request, first pays
-    one emulated round trip. `urls`: the stand-in's, the gateway's port, its gRPC address."""
+    """The views with every client call (gRPC, like HTTP) first paying one emulated round trip.
+
+    `urls`: the stand-in's, the gateway's port, its gRPC address."""
     print(f"  and with a {args.client_rtt_ms:g} ms client round trip:", flush=True)
     standin_url, gateway_port, gateway_grpc = urls
     hooks = network_delay(args.client_rtt_ms)
