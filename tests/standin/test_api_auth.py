@@ -127,6 +127,27 @@ def test_wrong_secret_and_expired_key(small_url: str) -> None:
         assert get_json(client, "/models") == []
 
 
+@pytest.mark.parametrize(
+    ("token", "detail"),
+    [
+        # Go counts bytes and looks the raw id up: bytes that are not UTF-8 are just unknown.
+        (b"\xff" * 10 + b"-" + b"s" * 22, "API key is invalid."),
+        (OWNER_TOKEN.split("-")[0].encode() + b"-" + b"\xe9" * 22, "API key secret is invalid."),
+        (b"\xe9" * 9 + b"-" + b"s" * 22, "Invalid API key format: invalid API key ID length, "
+         "expected 10 got 9"),
+    ],
+)  # fmt: skip
+def test_token_bytes_that_are_not_utf8_are_counted_and_refused_as_go_does(
+    small_url: str, token: bytes, detail: str
+) -> None:
+    # Found while fuzzing the stand-in: the detail was Python's "'utf-8' codec can't
+    # encode characters ...", and an id passing the length check would reach SQLite.
+    headers = [(b"Coder-Session-Token", token)]
+    response = httpx.get(f"{small_url}{API}/models", headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"message": SIGNED_OUT, "detail": detail}
+
+
 def test_unknown_routes_and_methods(standin_url: str, tokens: dict[str, str]) -> None:
     with api_client(standin_url, tokens["admin"]) as client:
         for path in ("/nope", "/sessions/a/b", "/interceptions/x"):

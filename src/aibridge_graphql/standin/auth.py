@@ -72,16 +72,21 @@ def www_authenticate(request: web.Request, error: ApiError) -> str:
     )
 
 
+def _go_bytes(text: str) -> bytes:
+    """The bytes Go sees: aiohttp decodes header bytes that are not UTF-8 to surrogates."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def split_api_token(token: str) -> tuple[str, str]:
-    """httpmw.SplitAPIToken; ValueError carries Coder's error text."""
+    """httpmw.SplitAPIToken, counting bytes as Go does; ValueError carries Coder's error text."""
     parts = token.split("-")
     if len(parts) != 2:
         raise ValueError(f"incorrect amount of API key parts, expected 2 got {len(parts)}")
     key_id, secret = parts
-    if len(key_id.encode()) != 10:
-        raise ValueError(f"invalid API key ID length, expected 10 got {len(key_id.encode())}")
-    if len(secret.encode()) != 22:
-        raise ValueError(f"invalid API key secret length, expected 22 got {len(secret.encode())}")
+    if len(_go_bytes(key_id)) != 10:
+        raise ValueError(f"invalid API key ID length, expected 10 got {len(_go_bytes(key_id))}")
+    if len(_go_bytes(secret)) != 22:
+        raise ValueError(f"invalid API key secret length, expected 22 got {len(_go_bytes(secret))}")
     return key_id, secret
 
 
@@ -92,6 +97,14 @@ def go_time_string(micros: int) -> str:
     if fraction:
         text += "." + f"{fraction:06d}".rstrip("0")
     return text + " +0000 UTC"
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unauthorized(detail: str) -> ApiError:
@@ -106,6 +119,9 @@ def authenticate(conn: sqlite3.Connection, token: str, now_micros: int) -> Calle
         key_id, secret = split_api_token(token)
     except ValueError as exc:
         raise _unauthorized(f"Invalid API key format: {exc}") from None
+    if not _is_utf8(key_id):
+        # Not valid UTF-8 (raw header bytes), so no stored id can equal it.
+        raise _unauthorized("API key is invalid.")
     row = conn.execute(
         "SELECT k.secret, k.expires_at, u.id, u.username, u.role FROM api_keys AS k "
         "JOIN users AS u ON u.id = k.user_id WHERE k.id = ?",
@@ -114,7 +130,7 @@ def authenticate(conn: sqlite3.Connection, token: str, now_micros: int) -> Calle
     if row is None:
         raise _unauthorized("API key is invalid.")
     stored_secret, expires_at, user_id, username, role = row
-    if not hmac.compare_digest(str(stored_secret).encode(), secret.encode()):
+    if not hmac.compare_digest(str(stored_secret).encode(), _go_bytes(secret)):
         raise _unauthorized("API key secret is invalid.")
     if expires_at < now_micros:
         raise _unauthorized(f'API key expired at "{go_time_string(expires_at)}".')
