@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from aibridge_graphql import __version__
-from aibridge_graphql.gateway.cli import demo, export_schema, serve
+from aibridge_graphql.server.cli import demo, export_schema, serve
 from aibridge_graphql.standin.cli import standin
 
 

@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     apq_persisted_only: bool = False
 
     # Negotiated prices (YAML or JSON) that win over genai-prices; validated at start
-    # (aibridge_graphql.pricing.load_prices_file).
+    # (aibridge_graphql.core.pricing.load_prices_file).
     prices_file: str | None = None
 
     # OpenTelemetry spans (needs the `[otel]` extra); exported per the OTEL_* variables.

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
-from aibridge_graphql.gateway.app import create_app
+from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
 from support.node_tools import ensure_node_modules, require_executable, run_node_bin
 from support.servers import run_app_in_thread

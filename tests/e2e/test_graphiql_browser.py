@@ -18,13 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from aibridge_graphql.gateway.graphiql import (
+from aibridge_graphql.server.graphiql import (
     ASSETS,
     ASSETS_PREFIX,
     EXAMPLE_QUERY,
     offline_graphiql,
 )
-from aibridge_graphql.gateway.serving import build_gateway
+from aibridge_graphql.server.serving import build_gateway
 from aibridge_graphql.settings import Settings
 from support.node_tools import (
     REPO_ROOT,

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from aibridge_graphql.gateway.app import create_app
+from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import TOKEN_HEADER, UpstreamClient
 from federation.fed_processes import compose, install_node_modules, run_apollo_gateway

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from graphql import FieldDefinitionNode, ObjectTypeDefinitionNode, parse
 
-from aibridge_graphql.gateway.cli import schema_sdl
+from aibridge_graphql.server.cli import schema_sdl
 
 FRONTEND_DIR = Path(__file__).resolve().parent
 REPO_ROOT = FRONTEND_DIR.parents[1]

@@ -15,7 +15,7 @@ import pytest
 from frontend_schema import FRONTEND_DIR, current_schema
 from relay_build import compile_relay, operation_text
 
-from aibridge_graphql.gateway.serving import build_gateway
+from aibridge_graphql.server.serving import build_gateway
 from aibridge_graphql.settings import Settings
 from support.node_tools import ensure_node_modules
 from support.servers import run_app_in_thread

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from aibridge_graphql.gateway.metrics import GatewayMetrics
+from aibridge_graphql.core.metrics import GatewayMetrics
 from aibridge_graphql.grpc.server import GrpcServer, start_grpc
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import TOKEN_HEADER, UpstreamClient

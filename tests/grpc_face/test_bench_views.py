@@ -11,7 +11,7 @@ from aiohttp import web
 from bench.gateway import graphql, pick_views
 from bench.grpc_face import GrpcClient, graphql_digest, grpc_view
 
-from aibridge_graphql.gateway.serving import build_gateway
+from aibridge_graphql.server.serving import build_gateway
 from aibridge_graphql.upstream.client import UpstreamClient
 from grpc_face.grpc_support import RecordingTransport, RunningGrpc, UpstreamCall, face_settings
 from support.servers import run_app_in_thread

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from aibridge_graphql.gateway.app import create_app
+from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
 from support.node_tools import ensure_node_modules, require_executable
 from support.servers import run_app_in_thread

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aibridge_graphql.gateway.graphiql import ASSETS, find_assets_dir, page_integrity, sri_hash
+from aibridge_graphql.server.graphiql import ASSETS, find_assets_dir, page_integrity, sri_hash
 from aibridge_graphql.settings import Settings
 
 CLI = str(Path(sys.executable).parent / "aibridge-graphql")

@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway_helpers import faulty_proxy, rest_client, serve_gateway
 
-from aibridge_graphql.gateway.refs import SessionRef, ThreadRef
+from aibridge_graphql.core.refs import SessionRef, ThreadRef
 from aibridge_graphql.schema.ids import encode_cursor, encode_global_id
 from support.servers import run_app_in_thread
 

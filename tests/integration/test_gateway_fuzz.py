@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, nodes, queries
 
-from aibridge_graphql.gateway.app import create_app
+from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
 from support.servers import run_app_in_thread
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from gateway_helpers import Gateway, serve_gateway
 
-from aibridge_graphql.gateway.apq import sha256_hex
+from aibridge_graphql.server.apq import sha256_hex
 
 GRJ = "application/graphql-response+json"
 JSON = "application/json"

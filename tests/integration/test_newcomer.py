@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from aibridge_graphql.cli import main
-from aibridge_graphql.gateway.graphiql import EXAMPLE_QUERY, PLACEHOLDER_HEADERS, offline_graphiql
-from aibridge_graphql.gateway.serving import build_gateway
+from aibridge_graphql.server.graphiql import EXAMPLE_QUERY, PLACEHOLDER_HEADERS, offline_graphiql
+from aibridge_graphql.server.serving import build_gateway
 from aibridge_graphql.settings import Settings
 from support.servers import run_app_in_thread
 

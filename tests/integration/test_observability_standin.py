@@ -17,9 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
-from aibridge_graphql.gateway.app import create_app
-from aibridge_graphql.gateway.apq import sha256_hex
-from aibridge_graphql.gateway.observability import Observability
+from aibridge_graphql.server.app import create_app
+from aibridge_graphql.server.apq import sha256_hex
+from aibridge_graphql.server.observability import Observability
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from aibridge_graphql.gateway.app import create_app
+from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
 from support.node_tools import require_executable
 from support.servers import run_app_in_thread

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 from gateway_helpers import rest_json, serve_gateway
 
-from aibridge_graphql.gateway.cli import serve
-from aibridge_graphql.pricing import Cost, Pricer, TokenCounts, cache_write_1h_of
+from aibridge_graphql.core.pricing import Cost, Pricer, TokenCounts, cache_write_1h_of
+from aibridge_graphql.server.cli import serve
 from aibridge_graphql.standin.app import create_app
 from aibridge_graphql.standin.ingest import import_interceptions
 from aibridge_graphql.standin.seed import seed_database

@@ -143,7 +143,7 @@ def k8s_object(kind: str, name: str) -> dict[str, Any]:
 
 def gateway_get_routes() -> set[str]:
     """The GET paths the gateway app serves (from `create_app`, not from reading its source)."""
-    from aibridge_graphql.gateway.app import create_app
+    from aibridge_graphql.server.app import create_app
     from aibridge_graphql.settings import Settings
 
     app = create_app(Settings(upstream_url="http://upstream.invalid"))

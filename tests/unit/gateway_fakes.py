@@ -21,7 +21,7 @@ import httpx
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from aibridge_graphql.gateway.app import create_app
+from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
 

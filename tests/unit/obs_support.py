@@ -16,8 +16,8 @@ from multidict import CIMultiDict
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client.parser import text_string_to_metric_families
 
-from aibridge_graphql.gateway.app import SetupHook, create_app
-from aibridge_graphql.gateway.observability import Observability
+from aibridge_graphql.server.app import SetupHook, create_app
+from aibridge_graphql.server.observability import Observability
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
 

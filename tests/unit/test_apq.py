@@ -12,13 +12,13 @@ import pytest
 from obs_support import DASHBOARD, observed_gateway, sample
 from pydantic import ValidationError
 
-from aibridge_graphql.gateway.apq import (
+from aibridge_graphql.server.apq import (
     ManifestError,
     PersistedQueryStore,
     load_manifest,
     sha256_hex,
 )
-from aibridge_graphql.gateway.observability import Observability
+from aibridge_graphql.server.observability import Observability
 from aibridge_graphql.settings import Settings
 
 MODELS = "query Models { models }"

@@ -11,9 +11,9 @@ from uuid import UUID
 import pytest
 from gateway_fakes import FakeUpstream, gateway, populated
 
-from aibridge_graphql.gateway.budget import CallBudget, CallBudgetExceeded
-from aibridge_graphql.gateway.loaders import Loaders
-from aibridge_graphql.gateway.refs import ThreadRef
+from aibridge_graphql.core.budget import CallBudget, CallBudgetExceeded
+from aibridge_graphql.core.loaders import Loaders
+from aibridge_graphql.core.refs import ThreadRef
 from aibridge_graphql.schema.ids import decode_global_id, encode_global_id
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient

@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 from graphql import parse
 
-from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
+from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 from aibridge_graphql.schema import build_schema
 from aibridge_graphql.schema.cost import estimate_upstream_calls
 from aibridge_graphql.schema.ids import encode_global_id

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from strawberry.http.ides import get_graphql_ide_html
 
-from aibridge_graphql.gateway.graphiql import (
+from aibridge_graphql.server.graphiql import (
     ASSETS,
     CACHE_CONTROL,
     CDN_PREFIX,

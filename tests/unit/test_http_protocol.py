@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aibridge_graphql.gateway.http_protocol import (
+from aibridge_graphql.server.http_protocol import (
     APPLICATION_JSON,
     GRAPHQL_RESPONSE_JSON,
     RequestRejected,

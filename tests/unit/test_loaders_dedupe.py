@@ -9,9 +9,9 @@ from uuid import UUID
 import pytest
 from gateway_fakes import FakeUpstream, populated
 
-from aibridge_graphql.gateway.errors import NotFound
-from aibridge_graphql.gateway.loaders import Loaders
-from aibridge_graphql.gateway.refs import SessionRef
+from aibridge_graphql.core.errors import NotFound
+from aibridge_graphql.core.loaders import Loaders
+from aibridge_graphql.core.refs import SessionRef
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
 from aibridge_graphql.upstream.errors import UpstreamError

@@ -9,7 +9,7 @@ import time
 import httpx
 from aiohttp import web
 
-from aibridge_graphql.gateway.serving import build_gateway, start_app
+from aibridge_graphql.server.serving import build_gateway, start_app
 from aibridge_graphql.settings import Settings
 
 BLOCK_S = 0.4

@@ -8,7 +8,7 @@ import httpx
 from gateway_fakes import populated
 from obs_support import DASHBOARD, observed_gateway, sample
 
-from aibridge_graphql.gateway.metrics import OTHER, GatewayMetrics
+from aibridge_graphql.core.metrics import OTHER, GatewayMetrics
 from aibridge_graphql.upstream.observe import endpoint_template
 
 OPS = "aibridge_graphql_operation_duration_seconds_count"

@@ -7,8 +7,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from aibridge_graphql.gateway.errors import BadUserInput
-from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
+from aibridge_graphql.core.errors import BadUserInput
+from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 from aibridge_graphql.schema.ids import (
     cursor_uuid,
     decode_cursor,

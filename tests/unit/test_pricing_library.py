@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from genai_prices import Usage, calc_price
 
-from aibridge_graphql.pricing import Pricer, Route, TokenCounts, UnpricedReason, route
+from aibridge_graphql.core.pricing import Pricer, Route, TokenCounts, UnpricedReason, route
 from aibridge_graphql.standin import catalogue
 
 AT = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from types import SimpleNamespace
 
-from aibridge_graphql.pricing import Cost, KindMicros, KindRates, TokenCounts, UnpricedReason
-from aibridge_graphql.pricing.money import to_micros
+from aibridge_graphql.core.pricing import Cost, KindMicros, KindRates, TokenCounts, UnpricedReason
+from aibridge_graphql.core.pricing.money import to_micros
 
 
 def test_half_even_rounding_per_kind() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aibridge_graphql.pricing import (
+from aibridge_graphql.core.pricing import (
     Pricer,
     PricesFileError,
     TokenCounts,

@@ -9,7 +9,7 @@ from typing import Any
 
 from genai_prices import Usage, calc_price
 
-from aibridge_graphql.pricing import Cost, Pricer, TokenCounts, UnpricedReason
+from aibridge_graphql.core.pricing import Cost, Pricer, TokenCounts, UnpricedReason
 from aibridge_graphql.upstream import models as m
 
 AT = datetime(2026, 4, 2, 9, 30, tzinfo=UTC)

@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from obs_support import DASHBOARD, TOKEN, observed_gateway
 
-from aibridge_graphql.gateway.apq import sha256_hex
-from aibridge_graphql.gateway.jsonlog import QUIET_LOGGERS, configure_logging
-from aibridge_graphql.gateway.observability import accept_request_id
+from aibridge_graphql.core.scope import accept_request_id
+from aibridge_graphql.server.apq import sha256_hex
+from aibridge_graphql.server.jsonlog import QUIET_LOGGERS, configure_logging
 
 HEX_ID = 32
 

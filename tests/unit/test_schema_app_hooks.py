@@ -9,8 +9,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway_fakes import populated
 from strawberry.extensions import SchemaExtension
 
-from aibridge_graphql.gateway.app import create_app
-from aibridge_graphql.gateway.context import GatewayContext
+from aibridge_graphql.schema.context import GatewayContext
+from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from aibridge_graphql.cli import main
-from aibridge_graphql.gateway.cli import schema_sdl
+from aibridge_graphql.server.cli import schema_sdl
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 

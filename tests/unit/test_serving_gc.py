@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from aibridge_graphql.gateway.serving import run_gateway
+from aibridge_graphql.server.serving import run_gateway
 from aibridge_graphql.settings import Settings
 
 STARTED = "Gateway listening on "

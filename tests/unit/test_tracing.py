@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
-from aibridge_graphql.gateway.observability import load_tracing
+from aibridge_graphql.server.observability import load_tracing
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -114,7 +114,7 @@ def test_tracing_without_the_extra_installed_is_off_with_a_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A None entry in sys.modules makes the import fail as if the package were missing.
-    monkeypatch.setitem(sys.modules, "aibridge_graphql.gateway.tracing", None)
+    monkeypatch.setitem(sys.modules, "aibridge_graphql.core.tracing", None)
     assert load_tracing(settings(tracing=True), None) is None
     assert "install 'aibridge-graphql[otel]'" in caplog.text
 

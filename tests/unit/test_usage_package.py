@@ -10,10 +10,8 @@ import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from aibridge_graphql.pricing import Cost, Pricer, TokenCounts, UnpricedReason
-from aibridge_graphql.settings import Settings
-from aibridge_graphql.upstream import models as m
-from aibridge_graphql.usage import (
+from aibridge_graphql.core.pricing import Cost, Pricer, TokenCounts, UnpricedReason
+from aibridge_graphql.core.usage import (
     Dimension,
     GroupKey,
     Scanned,
@@ -25,6 +23,8 @@ from aibridge_graphql.usage import (
     source_for,
     thread_cost,
 )
+from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream import models as m
 
 AT = datetime(2025, 9, 1, tzinfo=UTC)
 
@@ -135,14 +135,14 @@ def test_the_source_follows_the_api_prefix_until_era_detection() -> None:
 def test_usage_imports_no_face_or_server() -> None:
     root = Path(__file__).resolve().parents[2] / "src" / "aibridge_graphql" / "usage"
     allowed = (
-        "aibridge_graphql.pricing",
+        "aibridge_graphql.core.pricing",
         "aibridge_graphql.upstream",
-        "aibridge_graphql.gateway.loaders",
-        "aibridge_graphql.gateway.refs",
-        "aibridge_graphql.gateway.errors",
-        "aibridge_graphql.gateway.budget",
+        "aibridge_graphql.core.loaders",
+        "aibridge_graphql.core.refs",
+        "aibridge_graphql.core.errors",
+        "aibridge_graphql.core.budget",
         "aibridge_graphql.settings",
-        "aibridge_graphql.usage",
+        "aibridge_graphql.core.usage",
     )
     for path in root.glob("*.py"):
         tree = ast.parse(path.read_text())

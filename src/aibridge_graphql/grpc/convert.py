@@ -15,7 +15,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from aibridge_graphql.gateway.errors import BadUserInput
+from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.grpc.gen.aibridge.v1 import (
     catalog_service_pb2 as catalog_pb,
 )

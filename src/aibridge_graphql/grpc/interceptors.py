@@ -25,16 +25,15 @@ from google.rpc import status_pb2
 from grpc_status import rpc_status
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from aibridge_graphql.gateway.metrics import GatewayMetrics
-from aibridge_graphql.gateway.observability import accept_request_id
-from aibridge_graphql.gateway.scope import CURRENT_SCOPE, RequestScope
+from aibridge_graphql.core.metrics import GatewayMetrics
+from aibridge_graphql.core.scope import CURRENT_SCOPE, RequestScope, accept_request_id
 from aibridge_graphql.grpc.status import code_name, deadline_status, status_for
 from aibridge_graphql.upstream.observe import CURRENT_OBSERVER, Attempt
 from aibridge_graphql.upstream.requests import UpstreamRequest
 
 if TYPE_CHECKING:
     # Only imported when tracing is on (the optional `[otel]` extra).
-    from aibridge_graphql.gateway.tracing import Tracing
+    from aibridge_graphql.core.tracing import Tracing
 
 logger = logging.getLogger("aibridge_graphql.grpc")
 access_logger = logging.getLogger("aibridge_graphql.access")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 from uuid import UUID
 
-from aibridge_graphql.gateway.errors import BadUserInput
+from aibridge_graphql.core.errors import BadUserInput
 
 T = TypeVar("T")
 

@@ -17,7 +17,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from aibridge_graphql.gateway.metrics import GatewayMetrics
+from aibridge_graphql.core.metrics import GatewayMetrics
+from aibridge_graphql.core.pricing import Pricer
 from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2 as catalog_pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2_grpc as catalog_grpc
 from aibridge_graphql.grpc.gen.aibridge.v1 import interception_service_pb2 as interception_pb
@@ -28,12 +29,11 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
 from aibridge_graphql.grpc.interceptors import ObservingInterceptor
 from aibridge_graphql.grpc.services import CatalogService, Face, InterceptionService, SessionService
-from aibridge_graphql.pricing import Pricer
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
 
 if TYPE_CHECKING:
-    from aibridge_graphql.gateway.tracing import Tracing
+    from aibridge_graphql.core.tracing import Tracing
 
 logger = logging.getLogger("aibridge_graphql.grpc")
 

@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 import grpc
 
-from aibridge_graphql.gateway.budget import CallBudget
-from aibridge_graphql.gateway.errors import BadUserInput
-from aibridge_graphql.gateway.loaders import LIST_LIMIT_MAX, THREADS_LIMIT_MAX, Loaders
+from aibridge_graphql.core.budget import CallBudget
+from aibridge_graphql.core.errors import BadUserInput
+from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, THREADS_LIMIT_MAX, Loaders
+from aibridge_graphql.core.pricing import Pricer
 from aibridge_graphql.grpc import convert, paging
 from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2 as catalog_pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2_grpc as catalog_grpc
@@ -29,7 +30,6 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import (
 from aibridge_graphql.grpc.gen.aibridge.v1 import resources_pb2 as pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
-from aibridge_graphql.pricing import Pricer
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient

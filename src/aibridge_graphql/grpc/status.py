@@ -17,7 +17,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from aibridge_graphql.gateway.errors import MASKED_MESSAGE, describe
+from aibridge_graphql.core.errors import MASKED_MESSAGE, describe
 
 logger = logging.getLogger("aibridge_graphql.grpc")
 

@@ -25,8 +25,8 @@ from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
-from aibridge_graphql.gateway.errors import ErrorCodes, log_errors
 from aibridge_graphql.schema.cost import UpstreamCallBudget
+from aibridge_graphql.schema.errors import ErrorCodes, log_errors
 from aibridge_graphql.schema.guards import representation_error, tolerate_unknown_fragments
 from aibridge_graphql.schema.interception import Interception
 from aibridge_graphql.schema.money import SCALAR_MAP

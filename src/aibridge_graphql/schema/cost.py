@@ -50,8 +50,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext
 
-from aibridge_graphql.gateway.errors import COST_ESTIMATED_TOO_EXPENSIVE, BadUserInput
-from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
+from aibridge_graphql.core.errors import COST_ESTIMATED_TOO_EXPENSIVE, BadUserInput
+from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 from aibridge_graphql.schema.ids import decode_global_id
 from aibridge_graphql.settings import Settings
 

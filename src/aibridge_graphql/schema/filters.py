@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import strawberry
 
-from aibridge_graphql.gateway.errors import BadUserInput
+from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.upstream import query as q
 
 # Names, ids and prefixes the AI Bridge API knows are short; 1 KiB leaves room for any real

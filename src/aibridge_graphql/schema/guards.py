@@ -24,7 +24,7 @@ from graphql import (
     visit,
 )
 
-from aibridge_graphql.gateway.errors import BadUserInput
+from aibridge_graphql.core.errors import BadUserInput
 
 
 class _SpreadCollector(Visitor):

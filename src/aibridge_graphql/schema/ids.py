@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import TypeVar, assert_never
 from uuid import UUID
 
-from aibridge_graphql.gateway.errors import BadUserInput
-from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
+from aibridge_graphql.core.errors import BadUserInput
+from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 
 # Our own IDs and cursors stay far below this (a session ID wraps a client session id, itself
 # capped at 1 KiB by the filters); longer input is refused before any decoding work.

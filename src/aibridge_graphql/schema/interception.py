@@ -7,7 +7,8 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from aibridge_graphql.gateway.refs import InterceptionRef
+from aibridge_graphql.core.refs import InterceptionRef
+from aibridge_graphql.core.usage import interception_cost
 from aibridge_graphql.schema.ids import decode_typed_global_id, encode_cursor, encode_global_id
 from aibridge_graphql.schema.money import Cost
 from aibridge_graphql.schema.node import Info, Node, json_value, loaders_of, resolver
@@ -15,7 +16,6 @@ from aibridge_graphql.schema.pagination import PageInfo
 from aibridge_graphql.schema.usage import TokenUsage, ToolUsage, UserPrompt
 from aibridge_graphql.schema.user import User
 from aibridge_graphql.upstream import models as m
-from aibridge_graphql.usage import interception_cost
 
 
 @strawberry.federation.type(

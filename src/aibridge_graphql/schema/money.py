@@ -14,8 +14,8 @@ from typing import NewType
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
-from aibridge_graphql.pricing import Cost as CostValue
-from aibridge_graphql.pricing import TokenCounts
+from aibridge_graphql.core.pricing import Cost as CostValue
+from aibridge_graphql.core.pricing import TokenCounts
 
 
 def _parse_integer(value: object) -> int:

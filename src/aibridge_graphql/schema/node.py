@@ -8,8 +8,8 @@ from typing import Any, TypeVar, cast
 import strawberry
 from strawberry.scalars import JSON
 
-from aibridge_graphql.gateway.context import GatewayContext
-from aibridge_graphql.gateway.loaders import Loaders
+from aibridge_graphql.core.loaders import Loaders
+from aibridge_graphql.schema.context import GatewayContext
 
 NODE_DESCRIPTION = (
     "An object with a global ID, refetchable with `node(id:)`. The AI Bridge REST API has no "

@@ -14,7 +14,7 @@ from typing import Annotated, Generic, TypeVar
 
 import strawberry
 
-from aibridge_graphql.gateway.errors import BadUserInput
+from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.schema.ids import decode_cursor
 from aibridge_graphql.settings import Settings
 

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import strawberry
 
-from aibridge_graphql.gateway.errors import BadUserInput
-from aibridge_graphql.gateway.loaders import LIST_LIMIT_MAX, Loaders
-from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
+from aibridge_graphql.core.errors import BadUserInput
+from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, Loaders
+from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 from aibridge_graphql.schema.filters import InterceptionFilter, SessionFilter, checked_text
 from aibridge_graphql.schema.ids import (
     cursor_offset,

@@ -10,9 +10,9 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types.nodes import SelectedField, Selection
 
-from aibridge_graphql.gateway.errors import BadUserInput
-from aibridge_graphql.gateway.loaders import THREADS_LIMIT_MAX, Loaders
-from aibridge_graphql.gateway.refs import SessionRef
+from aibridge_graphql.core.errors import BadUserInput
+from aibridge_graphql.core.loaders import THREADS_LIMIT_MAX, Loaders
+from aibridge_graphql.core.refs import SessionRef
 from aibridge_graphql.schema.ids import (
     cursor_uuid,
     decode_typed_global_id,

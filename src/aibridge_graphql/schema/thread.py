@@ -9,8 +9,8 @@ from uuid import UUID
 
 import strawberry
 
-from aibridge_graphql.gateway.loaders import THREADS_LIMIT_MAX, Loaders
-from aibridge_graphql.gateway.refs import SessionRef, ThreadRef
+from aibridge_graphql.core.loaders import THREADS_LIMIT_MAX, Loaders
+from aibridge_graphql.core.refs import SessionRef, ThreadRef
 from aibridge_graphql.schema.ids import cursor_uuid, encode_cursor, encode_global_id
 from aibridge_graphql.schema.node import Node, resolver
 from aibridge_graphql.schema.pagination import (

@@ -14,12 +14,12 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from aibridge_graphql.gateway.loaders import Loaders
-from aibridge_graphql.pricing import Cost as CostValue
+from aibridge_graphql.core.loaders import Loaders
+from aibridge_graphql.core.pricing import Cost as CostValue
+from aibridge_graphql.core.usage import action_cost, session_cost, thread_cost, token_usage_cost
 from aibridge_graphql.schema.money import Cost
 from aibridge_graphql.schema.node import Info, json_value, loaders_of, resolver
 from aibridge_graphql.upstream import models as m
-from aibridge_graphql.usage import action_cost, session_cost, thread_cost, token_usage_cost
 
 # How a summary finds its cost: at once (a thread's, an action's) or by a walk (a session's).
 CostOf = Callable[[Loaders], CostValue | Awaitable[CostValue]]

@@ -1,7 +1,7 @@
 """`Query.usage`: tokens and cost grouped by user, model, provider, client and day.
 
-The aggregation is protocol-neutral (aibridge_graphql.usage); this module maps its arguments and
-its report to GraphQL.
+The aggregation is protocol-neutral (aibridge_graphql.core.usage); this module maps its
+arguments and its report to GraphQL.
 """
 
 from __future__ import annotations
@@ -12,11 +12,17 @@ from typing import Annotated
 
 import strawberry
 
-from aibridge_graphql.gateway.errors import BadUserInput
+from aibridge_graphql.core.errors import BadUserInput
+from aibridge_graphql.core.usage import (
+    Dimension,
+    UsageReport,
+    UsageRow,
+    aggregate_usage,
+    source_for,
+)
 from aibridge_graphql.schema.filters import SessionFilter
 from aibridge_graphql.schema.money import BigInt, Cost
 from aibridge_graphql.schema.node import Info, loaders_of
-from aibridge_graphql.usage import Dimension, UsageReport, UsageRow, aggregate_usage, source_for
 
 USAGE_DESCRIPTION = (
     "Tokens and cost of the usage the filter selects, grouped by `groupBy` (an empty list gives "

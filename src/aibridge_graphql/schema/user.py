@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from aibridge_graphql.gateway.refs import UserRef
+from aibridge_graphql.core.refs import UserRef
 from aibridge_graphql.schema.filters import InterceptionFilter, SessionFilter
 from aibridge_graphql.schema.ids import decode_typed_global_id
 from aibridge_graphql.schema.node import Info, Node, loaders_of, resolver

@@ -24,7 +24,7 @@ from strawberry.http.ides import get_graphql_ide_html
 
 from aibridge_graphql.settings import Settings
 
-logger = logging.getLogger("aibridge_graphql.gateway.graphiql")
+logger = logging.getLogger("aibridge_graphql.server.graphiql")
 
 CDN_PREFIX: Final = "https://unpkg.com/"
 ASSETS_PREFIX: Final = "/graphiql-assets"

@@ -3,7 +3,7 @@
 No GraphQL, gRPC or HTTP here; the faces turn `Cost` into their own types.
 """
 
-from aibridge_graphql.pricing.money import (
+from aibridge_graphql.core.pricing.money import (
     DEFAULT_CURRENCY,
     Cost,
     KindMicros,
@@ -12,10 +12,19 @@ from aibridge_graphql.pricing.money import (
     UnpricedReason,
     cache_write_1h_of,
 )
-from aibridge_graphql.pricing.overrides import PriceOverrides, PricesFileError, load_prices_file
-from aibridge_graphql.pricing.pricer import Pricer, Quote, pricer_from_settings, remainder_tokens
-from aibridge_graphql.pricing.providers import Route, route
-from aibridge_graphql.pricing.rates import KindRates
+from aibridge_graphql.core.pricing.overrides import (
+    PriceOverrides,
+    PricesFileError,
+    load_prices_file,
+)
+from aibridge_graphql.core.pricing.pricer import (
+    Pricer,
+    Quote,
+    pricer_from_settings,
+    remainder_tokens,
+)
+from aibridge_graphql.core.pricing.providers import Route, route
+from aibridge_graphql.core.pricing.rates import KindRates
 
 __all__ = [
     "DEFAULT_CURRENCY",

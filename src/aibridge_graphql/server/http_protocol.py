@@ -21,6 +21,20 @@ APPLICATION_JSON: Final = "application/json"
 MAX_JSON_DEPTH: Final = 32
 
 _WILDCARDS: Final = frozenset({"*/*", "application/*"})
+# A request that is not GraphQL over HTTP (body not JSON, no query, ...).
+BAD_REQUEST: Final = "BAD_REQUEST"
+# Requests refused at the HTTP layer, before GraphQL sees them: code by status (else BAD_REQUEST).
+_HTTP_ERROR_CODES: Final = {
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def http_error_code(status: int) -> str:
+    """The `extensions.code` of a request refused with HTTP `status` before GraphQL ran."""
+    return _HTTP_ERROR_CODES.get(status, BAD_REQUEST)
 
 
 class RequestRejected(Exception):

@@ -16,7 +16,7 @@ from typing import Any
 from genai_prices.data_snapshot import get_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, TimeOfDateConstraint
 
-from aibridge_graphql.pricing.money import (
+from aibridge_graphql.core.pricing.money import (
     DEFAULT_CURRENCY,
     Cost,
     Source,
@@ -24,14 +24,14 @@ from aibridge_graphql.pricing.money import (
     UnpricedReason,
     cache_write_1h_of,
 )
-from aibridge_graphql.pricing.overrides import (
+from aibridge_graphql.core.pricing.overrides import (
     EMPTY_OVERRIDES,
     Candidates,
     PriceOverrides,
     load_prices_file,
 )
-from aibridge_graphql.pricing.providers import Route, route
-from aibridge_graphql.pricing.rates import KindRates
+from aibridge_graphql.core.pricing.providers import Route, route
+from aibridge_graphql.core.pricing.rates import KindRates
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream import models as m
 

@@ -1,39 +1,23 @@
-"""The per-request GraphQL context: settings, request id and fresh `Loaders` (with credentials
-and the request's deadline)."""
+"""Building the per-request GraphQL context from an aiohttp request: credentials, request id and
+fresh `Loaders` (with the request's deadline and call budget)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
-from aibridge_graphql.gateway.budget import CallBudget
-from aibridge_graphql.gateway.loaders import Loaders
-from aibridge_graphql.pricing import Pricer
+from aibridge_graphql.core.budget import CallBudget
+from aibridge_graphql.core.loaders import Loaders
+from aibridge_graphql.core.pricing import Pricer
+from aibridge_graphql.schema.context import GatewayContext
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
 from aibridge_graphql.upstream.deadline import Deadline
 
 # Where a request-id middleware stores the id (taken from or added as `X-Request-Id`).
 REQUEST_ID_KEY = web.RequestKey("aibridge_request_id", str)
-
-
-@dataclass(slots=True)
-class GatewayContext:
-    """What every resolver sees as `info.context`; lives exactly as long as one HTTP request.
-
-    The caller's credentials are held only by `loaders` (never logged, never cached beyond it).
-    """
-
-    request: web.Request
-    response: web.StreamResponse
-    settings: Settings
-    loaders: Loaders
-    request_id: str
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def request_id_of(request: web.Request) -> str:

@@ -25,11 +25,11 @@ from uuid import UUID
 from aiodataloader import DataLoader
 from pydantic import BaseModel
 
-from aibridge_graphql.gateway.budget import CallBudget
-from aibridge_graphql.gateway.errors import NotFound
-from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef
-from aibridge_graphql.gateway.scope import observe_batch
-from aibridge_graphql.pricing import Pricer
+from aibridge_graphql.core.budget import CallBudget
+from aibridge_graphql.core.errors import NotFound
+from aibridge_graphql.core.pricing import Pricer
+from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef
+from aibridge_graphql.core.scope import observe_batch
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
 from aibridge_graphql.upstream.deadline import Deadline, within

@@ -22,16 +22,21 @@ from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
-from aibridge_graphql.gateway.budget import CallBudgetExceeded
-from aibridge_graphql.gateway.errors import BadUserInput
-from aibridge_graphql.gateway.loaders import LIST_LIMIT_MAX, THREADS_LIMIT_MAX, Loaders
-from aibridge_graphql.gateway.refs import SessionRef
-from aibridge_graphql.pricing import Cost, TokenCounts, remainder_tokens
+from aibridge_graphql.core.budget import CallBudgetExceeded
+from aibridge_graphql.core.errors import BadUserInput
+from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, THREADS_LIMIT_MAX, Loaders
+from aibridge_graphql.core.pricing import Cost, TokenCounts, remainder_tokens
+from aibridge_graphql.core.refs import SessionRef
+from aibridge_graphql.core.usage.costs import (
+    action_cost,
+    coder_cost,
+    interception_cost,
+    remainder_cost,
+)
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.errors import DeadlineExceeded
 from aibridge_graphql.upstream.query import InterceptionFilter, SessionFilter
-from aibridge_graphql.usage.costs import action_cost, coder_cost, interception_cost, remainder_cost
 
 ScanSource = Literal["interceptions", "sessions"]
 StopReason = Literal["max_calls", "call_budget", "deadline"]

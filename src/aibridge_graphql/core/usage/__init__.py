@@ -4,7 +4,7 @@ Imports only pricing/, upstream/, the loaders, refs, errors and settings: no Gra
 aiohttp, so every face (GraphQL, gRPC, `/usage.csv`) answers from the same code.
 """
 
-from aibridge_graphql.usage.aggregate import (
+from aibridge_graphql.core.usage.aggregate import (
     Dimension,
     GroupKey,
     Scanned,
@@ -14,7 +14,7 @@ from aibridge_graphql.usage.aggregate import (
     aggregate_usage,
     source_for,
 )
-from aibridge_graphql.usage.costs import (
+from aibridge_graphql.core.usage.costs import (
     action_cost,
     coder_cost,
     interception_cost,
@@ -22,7 +22,7 @@ from aibridge_graphql.usage.costs import (
     thread_cost,
     token_usage_cost,
 )
-from aibridge_graphql.usage.export import escape_cell, render_csv
+from aibridge_graphql.core.usage.export import escape_cell, render_csv
 
 __all__ = [
     "Dimension",

@@ -11,28 +11,32 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
+from prometheus_client.exposition import choose_encoder
 from strawberry.extensions import SchemaExtension
 
-from aibridge_graphql.gateway.apq import PersistedQueries, PersistedQueryStore, load_manifest
-from aibridge_graphql.gateway.context import REQUEST_ID_KEY
-from aibridge_graphql.gateway.errors import format_error
-from aibridge_graphql.gateway.metrics import GatewayMetrics
-from aibridge_graphql.gateway.scope import CURRENT_SCOPE, REQUEST_ID_HEADER, RequestScope
+from aibridge_graphql.core.metrics import GatewayMetrics
+from aibridge_graphql.core.scope import (
+    CURRENT_SCOPE,
+    REQUEST_ID_HEADER,
+    RequestScope,
+    accept_request_id,
+)
+from aibridge_graphql.schema.errors import format_error
+from aibridge_graphql.server.apq import PersistedQueries, PersistedQueryStore, load_manifest
+from aibridge_graphql.server.context import REQUEST_ID_KEY
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.observe import CURRENT_OBSERVER
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
-    from aibridge_graphql.gateway.tracing import Tracing
+    from aibridge_graphql.core.tracing import Tracing
     from aibridge_graphql.schema import ExtensionFactory
 
 logger = logging.getLogger("aibridge_graphql.gateway")
@@ -41,18 +45,8 @@ access_logger = logging.getLogger("aibridge_graphql.access")
 METRICS_PATH: Final = "/metrics"
 # Probes are frequent and boring: logged at DEBUG.
 _QUIET_PATHS: Final = frozenset({"/healthz", "/readyz"})
-# Safe to echo into headers and logs: bounded, no spaces, quotes or control characters.
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _BAD_REQUEST: Final = "BAD_REQUEST"
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def accept_request_id(value: str | None) -> str:
-    """The caller's request id when it is safe (≤128 of `A-Z a-z 0-9 . _ : -`), else a new one."""
-    if value and _REQUEST_ID.fullmatch(value):
-        return value
-    return uuid.uuid4().hex
 
 
 def load_tracing(settings: Settings, provider: TracerProvider | None) -> Tracing | None:
@@ -60,7 +54,7 @@ def load_tracing(settings: Settings, provider: TracerProvider | None) -> Tracing
     if not settings.tracing:
         return None
     try:
-        from aibridge_graphql.gateway.tracing import Tracing, default_provider
+        from aibridge_graphql.core.tracing import Tracing, default_provider
 
         # The SDK and exporter are imported only when no provider is given.
         return Tracing(provider or default_provider())
@@ -116,6 +110,12 @@ class OperationObserver(SchemaExtension):
         return name, kind
 
 
+async def serve_metrics(metrics: GatewayMetrics, request: web.Request) -> web.Response:
+    """`GET /metrics`: the text format (or OpenMetrics when the scraper asks for it)."""
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return web.Response(body=encoder(metrics.registry), headers={"Content-Type": content_type})
+
+
 class Observability:
     """Metrics registry, optional tracing and APQ store of one app, with their hooks."""
 
@@ -140,7 +140,7 @@ class Observability:
 
     def setup(self, app: web.Application) -> None:
         """Add `GET /metrics`."""
-        app.router.add_get(METRICS_PATH, self.metrics.handle)
+        app.router.add_get(METRICS_PATH, functools.partial(serve_metrics, self.metrics))
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
-from aibridge_graphql.gateway.scope import current_request_id
+from aibridge_graphql.core.scope import current_request_id
 
 # What every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD: Final = frozenset(

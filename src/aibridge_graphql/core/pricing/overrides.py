@@ -29,8 +29,8 @@ from pydantic import (
     ValidationError,
 )
 
-from aibridge_graphql.pricing.money import DEFAULT_CURRENCY
-from aibridge_graphql.pricing.rates import KindRates
+from aibridge_graphql.core.pricing.money import DEFAULT_CURRENCY
+from aibridge_graphql.core.pricing.rates import KindRates
 
 
 class PricesFileError(ValueError):

@@ -7,21 +7,32 @@ as the upstream `CallObserver`; loaders, schema extensions and the JSON log form
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from aibridge_graphql.gateway.metrics import GatewayMetrics
+from aibridge_graphql.core.metrics import GatewayMetrics
 from aibridge_graphql.upstream.observe import Attempt, endpoint_template
 from aibridge_graphql.upstream.requests import UpstreamRequest
 
 if TYPE_CHECKING:
-    from aibridge_graphql.gateway.tracing import Tracing
+    from aibridge_graphql.core.tracing import Tracing
 
 REQUEST_ID_HEADER = "X-Request-Id"
+# Safe to echo into headers and logs: bounded, no spaces, quotes or control characters.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def accept_request_id(value: str | None) -> str:
+    """The caller's request id when it is safe (≤128 of `A-Z a-z 0-9 . _ : -`), else a new one."""
+    if value and _REQUEST_ID.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
 
 
 @dataclass(slots=True)

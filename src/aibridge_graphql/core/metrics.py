@@ -21,9 +21,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import choose_encoder
 
 MAX_OPERATION_NAMES: Final = 200
 OTHER: Final = "other"
@@ -119,8 +117,3 @@ class GatewayMetrics:
     def observe_batch(self, loader: str, size: int) -> None:
         """Record one data-loader batch of `size` keys."""
         self.batch_size.labels(loader).observe(size)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        """`GET /metrics`: the text format (or OpenMetrics when the scraper asks for it)."""
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        return web.Response(body=encoder(self.registry), headers={"Content-Type": content_type})

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import httpx
 from aiohttp import web
 
-from aibridge_graphql.gateway.app import create_app
-from aibridge_graphql.gateway.graphiql import OfflineGraphiQL, offline_graphiql
-from aibridge_graphql.gateway.looplag import LoopLagMonitor
-from aibridge_graphql.gateway.observability import Observability
-from aibridge_graphql.pricing import Pricer, pricer_from_settings
+from aibridge_graphql.core.pricing import Pricer, pricer_from_settings
+from aibridge_graphql.server.app import create_app
+from aibridge_graphql.server.graphiql import OfflineGraphiQL, offline_graphiql
+from aibridge_graphql.server.looplag import LoopLagMonitor
+from aibridge_graphql.server.observability import Observability
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
 

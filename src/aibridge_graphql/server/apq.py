@@ -26,8 +26,8 @@ from typing import Any, Final
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from aibridge_graphql.gateway.errors import BAD_USER_INPUT
-from aibridge_graphql.gateway.scope import CURRENT_SCOPE
+from aibridge_graphql.core.errors import BAD_USER_INPUT
+from aibridge_graphql.core.scope import CURRENT_SCOPE
 
 PERSISTED_QUERY_NOT_FOUND: Final = "PERSISTED_QUERY_NOT_FOUND"
 PERSISTED_QUERY_NOT_SUPPORTED: Final = "PERSISTED_QUERY_NOT_SUPPORTED"

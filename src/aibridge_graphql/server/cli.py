@@ -46,7 +46,7 @@ def _configure_logging(settings: Settings) -> None:
             "Error: invalid settings: log_level (AIBRIDGE_LOG_LEVEL): unknown level", err=True
         )
         raise SystemExit(USAGE_ERROR)
-    from aibridge_graphql.gateway.jsonlog import configure_logging
+    from aibridge_graphql.server.jsonlog import configure_logging
 
     configure_logging(level, settings.log_format)
 
@@ -84,8 +84,8 @@ def serve(upstream: str | None, host: str | None, port: int | None, grpc_port: i
     """
     settings = load_settings(upstream_url=upstream, host=host, port=port, grpc_port=grpc_port)
     _configure_logging(settings)
-    from aibridge_graphql.gateway.serving import run_gateway
-    from aibridge_graphql.pricing import PricesFileError, pricer_from_settings
+    from aibridge_graphql.core.pricing import PricesFileError, pricer_from_settings
+    from aibridge_graphql.server.serving import run_gateway
 
     try:
         # Once, before listening: a bad prices file stops the gateway with its one line.
@@ -171,7 +171,7 @@ def demo(
 
     Logs go to stderr as `serve` writes them (JSON lines with access lines; AIBRIDGE_LOG_*).
     """
-    from aibridge_graphql.gateway.demo import DemoOptions, run_demo
+    from aibridge_graphql.server.demo import DemoOptions, run_demo
 
     # A port given explicitly must be that port; a default one may fall back to a free one.
     context = click.get_current_context()

@@ -1,21 +1,17 @@
-"""Turn what goes wrong into GraphQL errors with a stable `extensions.code`.
+"""What goes wrong, as protocol-neutral codes: each face turns `describe(exc)` into its own shape.
 
-Resolvers let typed exceptions propagate (upstream errors from the client, `GatewayError`s of our
-own); `ErrorCodes` rewrites the finished result so every error carries a code and nothing internal
-(an upstream URL, a token, a traceback, an unexpected exception's text) reaches the client.
-Unexpected exceptions are logged with the request id, once, by `log_errors`.
+Loaders and resolvers let typed exceptions propagate (upstream errors from the client,
+`GatewayError`s of our own); `describe` gives each known one a safe message and extensions with a
+stable `code` (GraphQL's `extensions.code`, gRPC's `ErrorInfo.reason`). Anything it does not know
+is a bug: the faces mask it and log it with the request id.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from graphql import GraphQLError, GraphQLSyntaxError
-from strawberry.extensions import SchemaExtension
-
-from aibridge_graphql.gateway.budget import CallBudgetExceeded
+from aibridge_graphql.core.budget import CallBudgetExceeded
 from aibridge_graphql.upstream.errors import (
     DeadlineExceeded,
     UpstreamBadRequest,
@@ -28,8 +24,6 @@ from aibridge_graphql.upstream.errors import (
 )
 from aibridge_graphql.upstream.query import SearchValueError
 
-logger = logging.getLogger("aibridge_graphql.gateway")
-
 BAD_USER_INPUT = "BAD_USER_INPUT"
 UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"
@@ -40,27 +34,11 @@ DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 # `extensions.reason` of an UPSTREAM_UNAVAILABLE error whose upstream body was over the cap.
 RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
-GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
-GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
-BAD_REQUEST = "BAD_REQUEST"
 # Demand control: a document refused before it runs, and a call refused while it runs.
 COST_ESTIMATED_TOO_EXPENSIVE = "COST_ESTIMATED_TOO_EXPENSIVE"
 UPSTREAM_CALL_BUDGET_EXCEEDED = "UPSTREAM_CALL_BUDGET_EXCEEDED"
-# Requests refused at the HTTP layer, before GraphQL sees them: code by status (else BAD_REQUEST).
-_HTTP_ERROR_CODES = {
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-}
-
 MASKED_MESSAGE = "Internal server error"
 UNAVAILABLE_MESSAGE = "The AI Bridge API is unavailable; try again later."
-
-
-def http_error_code(status: int) -> str:
-    """The `extensions.code` of a request refused with HTTP `status` before GraphQL ran."""
-    return _HTTP_ERROR_CODES.get(status, BAD_REQUEST)
 
 
 class GatewayError(Exception):
@@ -143,80 +121,3 @@ def describe(exc: BaseException) -> tuple[str, dict[str, Any]] | None:
         # 5xx, timeouts, connection failures, unparseable bodies: no detail, it may hold internals.
         return UNAVAILABLE_MESSAGE, {"code": UPSTREAM_UNAVAILABLE}
     return None
-
-
-_LIMIT_MARKERS = ("exceeds maximum operation depth", "aliases found. Allowed", "tokens. Parsing")
-
-
-def _code_for_request_error(error: GraphQLError) -> str:
-    if any(marker in error.message for marker in _LIMIT_MARKERS):
-        return GRAPHQL_VALIDATION_FAILED
-    if isinstance(error, GraphQLSyntaxError):
-        return GRAPHQL_PARSE_FAILED
-    return GRAPHQL_VALIDATION_FAILED
-
-
-def _is_variable_error(error: GraphQLError) -> bool:
-    # graphql-core reports a bad variable value as a request error (no path) wrapping the
-    # scalar's own GraphQLError: it describes the caller's input, never our internals.
-    return error.path is None and isinstance(error.original_error, GraphQLError)
-
-
-def format_error(error: GraphQLError) -> GraphQLError:
-    """The client-facing copy of one error: coded, and masked when unexpected."""
-    original = error.original_error
-    if _is_variable_error(error):
-        message, extensions = error.message, {**(error.extensions or {}), "code": BAD_USER_INPUT}
-    elif original is None:
-        if error.extensions and "code" in error.extensions:
-            return error
-        # Parse and validation errors have no path; execution-time GraphQL errors do.
-        code = _code_for_request_error(error) if error.path is None else INTERNAL_SERVER_ERROR
-        message, extensions = error.message, {**(error.extensions or {}), "code": code}
-    else:
-        described = describe(original)
-        message, extensions = described or (MASKED_MESSAGE, {"code": INTERNAL_SERVER_ERROR})
-    return GraphQLError(
-        message,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        original_error=None,
-        extensions=extensions,
-    )
-
-
-def is_unexpected(error: GraphQLError) -> bool:
-    """True when the error comes from an exception we did not plan for (a bug)."""
-    return (
-        error.original_error is not None
-        and not _is_variable_error(error)
-        and describe(error.original_error) is None
-    )
-
-
-def log_errors(errors: Sequence[GraphQLError], request_id: str | None) -> None:
-    """Log unexpected errors with their traceback and the request id; expected ones briefly."""
-    for error in errors:
-        original = error.original_error
-        if original is not None and is_unexpected(error):
-            logger.error(
-                "unexpected error in %s (request %s)",
-                ".".join(str(p) for p in error.path or ()),
-                request_id,
-                exc_info=(type(original), original, original.__traceback__),
-            )
-        else:
-            logger.debug("graphql error (request %s): %s", request_id, error.message)
-
-
-class ErrorCodes(SchemaExtension):
-    """Rewrite the result's errors with `format_error` once the operation is done."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        errors = getattr(result, "errors", None)
-        if result is not None and errors:
-            result.errors = [format_error(error) for error in errors]

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from aibridge_graphql.gateway.budget import CallBudget
-from aibridge_graphql.gateway.errors import (
+from aibridge_graphql.core.budget import CallBudget
+from aibridge_graphql.core.errors import (
     BAD_USER_INPUT,
     DEADLINE_EXCEEDED,
     FORBIDDEN,
@@ -24,11 +24,11 @@ from aibridge_graphql.gateway.errors import (
     BadUserInput,
     describe,
 )
-from aibridge_graphql.gateway.loaders import Loaders
+from aibridge_graphql.core.loaders import Loaders
+from aibridge_graphql.core.usage import Dimension, aggregate_usage, render_csv, source_for
 from aibridge_graphql.upstream.client import Credentials
 from aibridge_graphql.upstream.deadline import Deadline
 from aibridge_graphql.upstream.query import SessionFilter
-from aibridge_graphql.usage import Dimension, aggregate_usage, render_csv, source_for
 
 logger = logging.getLogger("aibridge_graphql.gateway")
 
@@ -122,7 +122,7 @@ def _error(exc: BaseException) -> web.Response:
 
 async def usage_csv(request: web.Request) -> web.StreamResponse:
     """The handler (module docstring)."""
-    from aibridge_graphql.gateway.app import CLIENT_KEY, PRICER_KEY, SETTINGS_KEY
+    from aibridge_graphql.server.app import CLIENT_KEY, PRICER_KEY, SETTINGS_KEY
 
     settings = request.app[SETTINGS_KEY]
     loaders = Loaders(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from aibridge_graphql.gateway.graphiql import EXAMPLE_QUERY, PLACEHOLDER_HEADERS, offline_graphiql
-from aibridge_graphql.gateway.serving import (
+from aibridge_graphql.server.graphiql import EXAMPLE_QUERY, PLACEHOLDER_HEADERS, offline_graphiql
+from aibridge_graphql.server.serving import (
     Started,
     build_gateway,
     start_app,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 
-from aibridge_graphql.usage.aggregate import Dimension, UsageReport, UsageRow
+from aibridge_graphql.core.usage.aggregate import Dimension, UsageReport, UsageRow
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 

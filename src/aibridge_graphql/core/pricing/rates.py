@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from genai_prices.types import ModelPrice, TieredPrices
 
-from aibridge_graphql.pricing.money import KindMicros, TokenCounts, to_micros
+from aibridge_graphql.core.pricing.money import KindMicros, TokenCounts, to_micros
 
 Rate = Decimal | TieredPrices
 

@@ -23,22 +23,24 @@ from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
-from aibridge_graphql.gateway.apq import PERSISTED_QUERY_NOT_FOUND, PERSISTED_QUERY_NOT_SUPPORTED
-from aibridge_graphql.gateway.context import GatewayContext, build_context
-from aibridge_graphql.gateway.errors import format_error, http_error_code
-from aibridge_graphql.gateway.http_protocol import (
+from aibridge_graphql.core.pricing import Pricer, pricer_from_settings
+from aibridge_graphql.schema import ExtensionFactory, build_schema
+from aibridge_graphql.schema.context import GatewayContext
+from aibridge_graphql.schema.errors import format_error
+from aibridge_graphql.server.apq import PERSISTED_QUERY_NOT_FOUND, PERSISTED_QUERY_NOT_SUPPORTED
+from aibridge_graphql.server.context import build_context
+from aibridge_graphql.server.http_protocol import (
     APPLICATION_JSON,
     GRAPHQL_RESPONSE_JSON,
     RequestRejected,
+    http_error_code,
     negotiate,
     parse_get,
     parse_post,
 )
-from aibridge_graphql.gateway.index import index_handler
-from aibridge_graphql.gateway.observability import Observability
-from aibridge_graphql.gateway.usage_csv import usage_csv
-from aibridge_graphql.pricing import Pricer, pricer_from_settings
-from aibridge_graphql.schema import ExtensionFactory, build_schema
+from aibridge_graphql.server.index import index_handler
+from aibridge_graphql.server.observability import Observability
+from aibridge_graphql.server.usage_csv import usage_csv
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aibridge_graphql.gateway.errors import UPSTREAM_CALL_BUDGET_EXCEEDED, GatewayError
-from aibridge_graphql.gateway.loaders import THREADS_LIMIT_MAX, Loaders
-from aibridge_graphql.pricing import Cost, Pricer, TokenCounts
+from aibridge_graphql.core.errors import UPSTREAM_CALL_BUDGET_EXCEEDED, GatewayError
+from aibridge_graphql.core.loaders import THREADS_LIMIT_MAX, Loaders
+from aibridge_graphql.core.pricing import Cost, Pricer, TokenCounts
 from aibridge_graphql.upstream import models as m
 
 # A session of more than 200 x 50 threads is priced as far as this walk goes, then the

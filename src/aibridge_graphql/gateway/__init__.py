@@ -1,1 +1,0 @@
-"""The GraphQL gateway: aiohttp app, per-request context and loaders, error mapping."""
