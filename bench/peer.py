@@ -382,14 +382,20 @@ def tree_memory_mb(root: int, key: str) -> float:
 
 
 @contextmanager
-def rss_sampler(root: int, peaks: dict[int, float]) -> Iterator[None]:
-    """Sample the tree's summed RSS every 0.2 s while the block runs; keep the peak."""
+def sampler(root: int, peaks: dict[int, float], cpu_at: dict[int, float]) -> Iterator[None]:
+    """While the block runs: the tree's summed RSS every 0.2 s (the peak kept in `peaks`), and
+    its CPU seconds just after each wall-clock second begins (`cpu_at[second]`)."""
     stopping = threading.Event()
 
     def sample() -> None:
         while True:
+            now = time.time()
+            second = int(now)
+            if second not in cpu_at:
+                cpu_at[second] = tree_cpu_seconds(root)
             peaks[root] = max(peaks.get(root, 0.0), tree_memory_mb(root, "VmRSS"))
-            if stopping.wait(0.2):
+            # Wake at the next 0.2 s step or second boundary, whichever is first.
+            if stopping.wait(min(0.2, second + 1 - now + 0.001)):
                 return
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -407,25 +413,32 @@ def rss_sampler(root: int, peaks: dict[int, float]) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Point:
-    """One load run: good/bad responses, throughput, latency, CPU of the gateway tree."""
+    """One load run: good/bad responses, latency, and over its steady-state window (whole
+    seconds, the first and last dropped) the responses completed and the gateway's CPU."""
 
     good: int
     bad: int
-    seconds: float
     p50_ms: float
     p99_ms: float
-    cpu_s: float
+    seconds: float  # the window
+    responses: int  # completed in the window, checked good or not
+    cpu_s: float  # the gateway tree's CPU in the window
 
     @property
     def rps(self) -> float:
-        """Good responses per second (a bad body does not count)."""
-        return self.good / self.seconds
+        """Responses per second in the window; 0 when any body failed its check (the point is
+        then not a measurement of the view)."""
+        return self.responses / self.seconds if self.seconds and not self.bad else 0.0
+
+    @property
+    def core_share(self) -> float:
+        """Gateway CPU seconds per wall second: well under 1 at c16 means it was starved."""
+        return self.cpu_s / self.seconds if self.seconds else float("nan")
 
     @property
     def cpu_ms(self) -> float:
-        """Gateway CPU per response, ms."""
-        responses = self.good + self.bad
-        return self.cpu_s * 1000 / responses if responses else float("nan")
+        """Gateway CPU per response in the window, ms."""
+        return self.cpu_s * 1000 / self.responses if self.responses else float("nan")
 
 
 @dataclass(frozen=True)
@@ -443,7 +456,7 @@ def run_wrk(
     target: Target,
     token: str,
     connections: int,
-    seconds: float,
+    seconds: int,
     cpu: int | None,
     peaks: dict[int, float],
 ) -> Point:
@@ -453,7 +466,7 @@ def run_wrk(
         "wrk",
         "-t1",
         f"-c{connections}",
-        f"-d{seconds:g}s",
+        f"-d{max(1, seconds)}s",
         "--timeout",
         "10s",
         "-s",
@@ -465,25 +478,38 @@ def run_wrk(
         str(target.reference_file),
         token,
     ]
-    cpu_before = tree_cpu_seconds(target.pid) if target.pid else 0.0
+    cpu_at: dict[int, float] = {}
     if target.pid:
-        with rss_sampler(target.pid, peaks):
-            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        with sampler(target.pid, peaks, cpu_at):
+            done = subprocess.run(command, capture_output=True, text=True)
     else:
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    cpu_s = tree_cpu_seconds(target.pid) - cpu_before if target.pid else 0.0
+        done = subprocess.run(command, capture_output=True, text=True)
+    out = done.stdout
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     line = next((x for x in out.splitlines() if x.startswith("WRK ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no result:\n{out}")
     r = json.loads(line[4:])
+    per_second = {int(k): int(v) for k, v in r["per_second"].items()}
+    # The steady state: whole seconds after the first and before the last (wrk's ramp-up and the
+    # requests still in flight when it stops would otherwise bias CPU per response).
+    window = sorted(per_second)[1:-1] if len(per_second) > 2 else sorted(per_second)
+    if window and (not target.pid or (window[0] in cpu_at and window[-1] + 1 in cpu_at)):
+        seconds = float(len(window))
+        responses = sum(per_second.get(s, 0) for s in range(window[0], window[-1] + 1))
+        cpu_s = cpu_at[window[-1] + 1] - cpu_at[window[0]] if target.pid else 0.0
+    else:  # nothing completed, or too short a run for a window
+        seconds, responses, cpu_s = r["duration_us"] / 1e6, r["good"] + r["bad"], float("nan")
     return Point(
         good=r["good"],
         bad=r["bad"] + r["socket_errors"],
-        seconds=r["duration_us"] / 1e6,
+        seconds=seconds,
+        responses=responses,
+        cpu_s=cpu_s,
         # wrk reports 0 when nothing completed: that is no latency, not a fast one.
         p50_ms=r["p50_us"] / 1000 if r["good"] else float("nan"),
         p99_ms=r["p99_us"] / 1000 if r["good"] else float("nan"),
-        cpu_s=cpu_s,
     )
 
 
@@ -633,7 +659,8 @@ def print_results(results: list[ViewResult], concurrencies: list[int]) -> None:
     print()
     head = f"{'view':<16} {'gateway':<5} {'calls':>5}"
     for c in concurrencies:
-        head += f" | c{c:<2} {'req/s':>7} {'p50/p99 ms':>13} {'CPU ms/req':>10} {'bad':>4}"
+        head += f" | c{c:<2} {'req/s':>7} {'p50/p99 ms':>15} {'CPU ms/req':>10}"
+        head += f" {'core':>4} {'bad':>3}"
     print(head)
     for r in results:
         for side in ("ours", "peer"):
@@ -641,12 +668,15 @@ def print_results(results: list[ViewResult], concurrencies: list[int]) -> None:
             for c in concurrencies:
                 p = r.points[(side, c)]
                 lat = f"{p.p50_ms:.2f}/{p.p99_ms:.2f}"
-                row += f" |     {p.rps:>7.1f} {lat:>13} {p.cpu_ms:>10.2f} {p.bad:>4}"
+                row += (
+                    f" |     {p.rps:>7.1f} {lat:>15} {p.cpu_ms:>10.2f}"
+                    f" {p.core_share:>4.0%} {p.bad:>3}"
+                )
             print(row)
         ratios = f"{'':<16} {'o/p':<5} {'':>5}"
         for c in concurrencies:
             ratios += (
-                f" |     {r.ratio(c, 'rps'):>6.2f}x {'':>13} {r.ratio(c, 'cpu_ms'):>9.2f}x {'':>4}"
+                f" |     {r.ratio(c, 'rps'):>6.2f}x {'':>15} {r.ratio(c, 'cpu_ms'):>9.2f}x {'':>8}"
             )
         print(ratios)
 
@@ -711,10 +741,16 @@ def goal_lines(
 # ---------------------------------------------------------------------------------------------
 
 
+def load() -> str:
+    """The 1/5/15-minute load averages (the machine is shared: context for the numbers)."""
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.peer", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=10.0, help="wrk duration per point")
-    parser.add_argument("--warmup", type=float, default=2.0, help="wrk warm-up per view, seconds")
+    # wrk takes whole seconds.
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per point")
+    parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up per view, seconds")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--interceptions", type=int, default=2000, help="stand-in seed size")
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
@@ -828,7 +864,7 @@ def measure_and_report(
         views = build_views(rest)
         print(
             f"Seeded {args.interceptions} interceptions; {args.seconds:g} s per point after "
-            f"{args.warmup:g} s warm-up; {layout.describe()}."
+            f"{args.warmup:g} s warm-up; {layout.describe()}; load average {load()}."
         )
         for view in views:
             print(f"  {view.name}: expects {describe_expected(view)}")
@@ -892,6 +928,11 @@ def measure_and_report(
     for label, value, met in lines:
         print(f"  [{'MET' if met else 'MISSED'}] {label}: {value}")
     print(f"\nResponses failing the body check: {bad}.")
+    print(
+        "core: the gateway's CPU seconds per wall second in that run (100% = its core saturated);\n"
+        "well below that at c16 means other load on the machine took the core, so throughput and\n"
+        f"latency there measure the machine more than the gateway. Load average now: {load()}."
+    )
     return bad == 0 and all(met for _, _, met in lines)
 
 

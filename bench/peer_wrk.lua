@@ -21,6 +21,9 @@ local prepared
 
 function init(args)
   good, bad = 0, 0 -- globals: done() reads them per thread through thread:get()
+  -- Responses per wall-clock second (checked or not), so bench/peer.py can divide the gateway's
+  -- CPU over whole seconds of steady state by the responses completed in them.
+  per_second = {}
   expected = slurp(args[3])
   local headers = { ["Coder-Session-Token"] = args[4] }
   local body = nil
@@ -36,6 +39,8 @@ function request()
 end
 
 function response(status, headers, body)
+  local now = os.time()
+  per_second[now] = (per_second[now] or 0) + 1
   if status == 200 and body == expected then
     good = good + 1
   else
@@ -44,15 +49,22 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local g, b = 0, 0
+  local g, b, seconds = 0, 0, {}
   for _, thread in ipairs(threads) do
     g = g + thread:get("good")
     b = b + thread:get("bad")
+    for second, n in pairs(thread:get("per_second")) do
+      seconds[second] = (seconds[second] or 0) + n
+    end
+  end
+  local buckets = {}
+  for second, n in pairs(seconds) do
+    table.insert(buckets, string.format('"%d": %d', second, n))
   end
   local e = summary.errors
   io.write(string.format(
     'WRK {"good": %d, "bad": %d, "requests": %d, "duration_us": %d, "p50_us": %d, ' ..
-    '"p99_us": %d, "socket_errors": %d}\n',
+    '"p99_us": %d, "socket_errors": %d, "per_second": {%s}}\n',
     g, b, summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.timeout))
+    e.connect + e.read + e.write + e.timeout, table.concat(buckets, ", ")))
 end

@@ -160,14 +160,21 @@ class ReplayProtocol(asyncio.Protocol):
             self.transport.write(data)
 
 
-async def serve(upstream: str, host: str, port: int) -> None:
-    """Serve the replay of `upstream` on `host:port` until cancelled; prints the bound port."""
+async def start_replay(
+    upstream: str, host: str = "127.0.0.1", port: int = 0
+) -> tuple[asyncio.Server, Replay, int]:
+    """Start a replay of `upstream` on `host:port` (0: any free port); return it and its port."""
     if urllib.parse.urlsplit(upstream).scheme not in ("http", "https"):
-        raise SystemExit(f"--upstream must be an http(s) URL, not {upstream!r}")
+        raise ValueError(f"the upstream must be an http(s) URL, not {upstream!r}")
     replay = Replay(upstream.rstrip("/"))
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: ReplayProtocol(replay), host, port, backlog=1024)
-    bound = server.sockets[0].getsockname()[1]
+    return server, replay, int(server.sockets[0].getsockname()[1])
+
+
+async def serve(upstream: str, host: str, port: int) -> None:
+    """Serve the replay of `upstream` on `host:port` until cancelled; prints the bound port."""
+    server, _, bound = await start_replay(upstream, host, port)
     print(f"replay of {upstream} listening on http://{host}:{bound}", flush=True)
     async with server:
         await server.serve_forever()
