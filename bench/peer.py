@@ -496,15 +496,16 @@ def run_wrk(
     # requests still in flight when it stops would otherwise bias CPU per response).
     window = sorted(per_second)[1:-1] if len(per_second) > 2 else sorted(per_second)
     if window and (not target.pid or (window[0] in cpu_at and window[-1] + 1 in cpu_at)):
-        seconds = float(len(window))
+        window_s = float(window[-1] + 1 - window[0])
         responses = sum(per_second.get(s, 0) for s in range(window[0], window[-1] + 1))
         cpu_s = cpu_at[window[-1] + 1] - cpu_at[window[0]] if target.pid else 0.0
     else:  # nothing completed, or too short a run for a window
-        seconds, responses, cpu_s = r["duration_us"] / 1e6, r["good"] + r["bad"], float("nan")
+        window_s, responses = r["duration_us"] / 1e6, r["good"] + r["bad"]
+        cpu_s = float("nan")
     return Point(
         good=r["good"],
         bad=r["bad"] + r["socket_errors"],
-        seconds=seconds,
+        seconds=window_s,
         responses=responses,
         cpu_s=cpu_s,
         # wrk reports 0 when nothing completed: that is no latency, not a fast one.
