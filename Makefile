@@ -52,8 +52,8 @@ bench: $(STAMP)
 bench-standin: $(STAMP)
 	$(BIN)/python -m bench.standin
 
-# Our gateway next to GraphQL Mesh + Hive Gateway (issue 10), from bench/peer's lock file; needs
-# wrk (Debian: apt-get install -y wrk). BENCH_PEER_ARGS="--seconds 10" etc. (--help lists them).
+# Our gateway next to GraphQL Mesh + Hive Gateway (issue 10), from bench/peer's lock file.
+# BENCH_PEER_ARGS="--seconds 10" etc. (python -m bench.peer --help lists them).
 PEER_DIR   := bench/peer
 PEER_STAMP := $(PEER_DIR)/node_modules/.installed
 BENCH_PEER_ARGS ?=

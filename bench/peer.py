@@ -6,17 +6,19 @@ measured is the gateways. The peer is Hive Gateway 2.15 serving a supergraph tha
 composes from the stand-in's OpenAPI document (`bench/peer/mesh.config.ts`: `@resolveTo` nests a
 session's threads under sessions, and the caller's token is forwarded).
 
-Per view it counts upstream calls (at the replay), then drives each gateway with wrk at
-concurrency 1 and 16 for a fixed time; every response body must be the reference body, checked
+Per view it counts upstream calls (at the replay), then drives each gateway with a bounded async
+client (aiohttp) at concurrency 1 and 16 for a fixed time, letting every request in flight finish;
+every response body must be the reference body, checked
 beforehand against the REST API's own data (status 200, no `errors`, the expected items), or it
 counts as a failure. It reads gateway CPU (utime+stime over the process tree) and RSS from /proc,
 prints ours/peer ratios and MET/MISSED for each goal of the issue. Gateways share one core; the
-replay and wrk share the other.
+replay and the load client share the other.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -33,13 +35,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 from aibridge_graphql.standin.tokens import generate_token
 from bench.gateway import API, Proc, cli_path, free_port, seed, spawn, stop, wait_ready
 
 PEER_DIR = Path(__file__).parent / "peer"
-LUA = Path(__file__).parent / "peer_wrk.lua"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # The goals of issue 10.
 CPU_GOAL = 0.8
@@ -382,20 +384,14 @@ def tree_memory_mb(root: int, key: str) -> float:
 
 
 @contextmanager
-def sampler(root: int, peaks: dict[int, float], cpu_at: dict[int, float]) -> Iterator[None]:
-    """While the block runs: the tree's summed RSS every 0.2 s (the peak kept in `peaks`), and
-    its CPU seconds just after each wall-clock second begins (`cpu_at[second]`)."""
+def rss_sampler(root: int, peaks: dict[int, float]) -> Iterator[None]:
+    """Sample the tree's summed RSS every 0.2 s while the block runs; keep the peak."""
     stopping = threading.Event()
 
     def sample() -> None:
         while True:
-            now = time.time()
-            second = int(now)
-            if second not in cpu_at:
-                cpu_at[second] = tree_cpu_seconds(root)
             peaks[root] = max(peaks.get(root, 0.0), tree_memory_mb(root, "VmRSS"))
-            # Wake at the next 0.2 s step or second boundary, whichever is first.
-            if stopping.wait(min(0.2, second + 1 - now + 0.001)):
+            if stopping.wait(0.2):
                 return
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -408,27 +404,25 @@ def sampler(root: int, peaks: dict[int, float], cpu_at: dict[int, float]) -> Ite
 
 
 # ---------------------------------------------------------------------------------------------
-# Load: wrk with a body check.
+# Load: a bounded async client that checks every body and never abandons a request.
 
 
 @dataclass(frozen=True)
 class Point:
-    """One load run: good/bad responses, latency, and over its steady-state window (whole
-    seconds, the first and last dropped) the responses completed and the gateway's CPU."""
+    """One load run: responses (good/bad), latency, elapsed time and the gateway tree's CPU."""
 
     good: int
     bad: int
     p50_ms: float
     p99_ms: float
-    seconds: float  # the window
-    responses: int  # completed in the window, checked good or not
-    cpu_s: float  # the gateway tree's CPU in the window
+    seconds: float
+    cpu_s: float
 
     @property
     def rps(self) -> float:
-        """Responses per second in the window; 0 when any body failed its check (the point is
-        then not a measurement of the view)."""
-        return self.responses / self.seconds if self.seconds and not self.bad else 0.0
+        """Good responses per second; 0 when any body failed its check (then the point does not
+        measure the view)."""
+        return self.good / self.seconds if self.seconds and not self.bad else 0.0
 
     @property
     def core_share(self) -> float:
@@ -437,81 +431,91 @@ class Point:
 
     @property
     def cpu_ms(self) -> float:
-        """Gateway CPU per response in the window, ms."""
-        return self.cpu_s * 1000 / self.responses if self.responses else float("nan")
+        """Gateway CPU per response, ms."""
+        responses = self.good + self.bad
+        return self.cpu_s * 1000 / responses if responses else float("nan")
 
 
 @dataclass(frozen=True)
 class Target:
-    """What wrk drives: a URL, the request, the reference body, and whose CPU to read."""
+    """What the load drives: a URL, the request (a JSON body, or GET when None), the reference
+    body every response must equal, and whose CPU to read."""
 
     url: str
-    method: str
-    body_file: Path | None
-    reference_file: Path
+    body: bytes | None
+    reference: bytes
     pid: int | None
 
 
-def run_wrk(
-    target: Target,
-    token: str,
-    connections: int,
-    seconds: int,
-    cpu: int | None,
-    peaks: dict[int, float],
-) -> Point:
-    """wrk for `seconds` at `connections`, pinned to `cpu`; gateway CPU read around it."""
-    command = ["taskset", "-c", str(cpu)] if cpu is not None else []
-    command += [
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{max(1, seconds)}s",
-        "--timeout",
-        "10s",
-        "-s",
-        str(LUA),
-        target.url,
-        "--",
-        target.method,
-        str(target.body_file) if target.body_file else "-",
-        str(target.reference_file),
-        token,
-    ]
-    cpu_at: dict[int, float] = {}
-    if target.pid:
-        with sampler(target.pid, peaks, cpu_at):
-            done = subprocess.run(command, capture_output=True, text=True)
-    else:
-        done = subprocess.run(command, capture_output=True, text=True)
-    out = done.stdout
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    line = next((x for x in out.splitlines() if x.startswith("WRK ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk printed no result:\n{out}")
-    r = json.loads(line[4:])
-    per_second = {int(k): int(v) for k, v in r["per_second"].items()}
-    # The steady state: whole seconds after the first and before the last (wrk's ramp-up and the
-    # requests still in flight when it stops would otherwise bias CPU per response).
-    window = sorted(per_second)[1:-1] if len(per_second) > 2 else sorted(per_second)
-    if window and (not target.pid or (window[0] in cpu_at and window[-1] + 1 in cpu_at)):
-        window_s = float(window[-1] + 1 - window[0])
-        responses = sum(per_second.get(s, 0) for s in range(window[0], window[-1] + 1))
-        cpu_s = cpu_at[window[-1] + 1] - cpu_at[window[0]] if target.pid else 0.0
-    else:  # nothing completed, or too short a run for a window
-        window_s, responses = r["duration_us"] / 1e6, r["good"] + r["bad"]
-        cpu_s = float("nan")
+def _percentile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _drive(target: Target, token: str, connections: int, seconds: float) -> Point:
+    """`connections` workers send the request back to back until `seconds` have passed; each
+    finishes the request it has in flight, so the CPU read around the run belongs to exactly the
+    responses counted (wrk would abandon up to `connections` requests mid-way, which biases CPU
+    per response against a slow view)."""
+    headers = {"Coder-Session-Token": token}
+    if target.body is not None:
+        headers["Content-Type"] = "application/json"
+    latencies: list[float] = []
+    bad = 0
+    connector = aiohttp.TCPConnector(limit=connections, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one() -> None:
+            nonlocal bad
+            began = time.perf_counter()
+            if target.body is None:
+                response = await session.get(target.url, headers=headers)
+            else:
+                response = await session.post(target.url, data=target.body, headers=headers)
+            async with response:
+                body = await response.read()
+            if response.status == 200 and body == target.reference:
+                latencies.append((time.perf_counter() - began) * 1000)
+            else:
+                bad += 1
+
+        async def worker(stop_at: float) -> None:
+            nonlocal bad
+            while time.perf_counter() < stop_at:
+                try:
+                    await one()
+                except (aiohttp.ClientError, TimeoutError):
+                    bad += 1
+
+        await asyncio.gather(*(one() for _ in range(connections)))  # open the connections
+        latencies.clear()
+        bad = 0
+        cpu_before = tree_cpu_seconds(target.pid) if target.pid else 0.0
+        began = time.perf_counter()
+        await asyncio.gather(*(worker(began + seconds) for _ in range(connections)))
+        elapsed = time.perf_counter() - began
+        cpu_s = tree_cpu_seconds(target.pid) - cpu_before if target.pid else 0.0
+    latencies.sort()
     return Point(
-        good=r["good"],
-        bad=r["bad"] + r["socket_errors"],
-        seconds=window_s,
-        responses=responses,
-        cpu_s=cpu_s,
-        # wrk reports 0 when nothing completed: that is no latency, not a fast one.
-        p50_ms=r["p50_us"] / 1000 if r["good"] else float("nan"),
-        p99_ms=r["p99_us"] / 1000 if r["good"] else float("nan"),
+        len(latencies),
+        bad,
+        _percentile(latencies, 0.5),
+        _percentile(latencies, 0.99),
+        elapsed,
+        cpu_s,
     )
+
+
+def run_load(
+    target: Target, token: str, connections: int, seconds: float, peaks: dict[int, float]
+) -> Point:
+    """`_drive` the target, sampling the gateway's RSS meanwhile."""
+    if target.pid is None:
+        return asyncio.run(_drive(target, token, connections, seconds))
+    with rss_sampler(target.pid, peaks):
+        return asyncio.run(_drive(target, token, connections, seconds))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -579,7 +583,7 @@ def check_view(
 
 @dataclass(frozen=True)
 class Layout:
-    """Cores: the gateways on one, the replay, the stand-in and wrk on the other."""
+    """Cores: the gateways on one; the replay, the stand-in and the load client on the other."""
 
     gateways: int | None
     load: int | None
@@ -587,7 +591,7 @@ class Layout:
     def describe(self) -> str:
         if self.gateways is None:
             return "not pinned"
-        return f"gateways on cpu{self.gateways}; replay upstream and wrk on cpu{self.load}"
+        return f"gateways on cpu{self.gateways}; replay upstream and load client on cpu{self.load}"
 
 
 def choose_layout(enabled: bool) -> Layout:
@@ -749,9 +753,8 @@ def load() -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.peer", description=__doc__)
-    # wrk takes whole seconds.
-    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per point")
-    parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up per view, seconds")
+    parser.add_argument("--seconds", type=float, default=10.0, help="load duration per point")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up per view, seconds")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--interceptions", type=int, default=2000, help="stand-in seed size")
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
@@ -759,8 +762,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def preflight() -> None:
-    if shutil.which("wrk") is None:
-        sys.exit("wrk not found: apt-get install -y wrk (Debian)")
     for tool in ("mesh-compose", "hive-gateway"):
         if not (PEER_DIR / "node_modules/.bin" / tool).exists():
             sys.exit(f"{tool} missing: npm ci --prefix bench/peer (make bench-peer does it)")
@@ -880,29 +881,26 @@ def measure_and_report(
 
     def target(side: str, view: View) -> Target:
         c = checked[(view.name, side)]
-        body = work / f"{side}-{view.name.replace(' ', '-')}.request.json"
-        return Target(urls[side], "POST", body, c.reference, pids[side])
+        body = json.dumps(view.ours if side == "ours" else view.peer).encode()
+        return Target(urls[side], body, c.reference.read_bytes(), pids[side])
 
     results = []
     for view in views:
         points: dict[tuple[str, int], Point] = {}
         for side in ("ours", "peer"):
-            run_wrk(target(side, view), token, max(args.concurrency), args.warmup, layout.load, {})
+            run_load(target(side, view), token, max(args.concurrency), args.warmup, {})
         for c in args.concurrency:
             for side in ("ours", "peer"):
-                points[(side, c)] = run_wrk(
-                    target(side, view), token, c, args.seconds, layout.load, peaks
-                )
+                points[(side, c)] = run_load(target(side, view), token, c, args.seconds, peaks)
         calls = {side: checked[(view.name, side)].calls for side in ("ours", "peer")}
         results.append(ViewResult(view, calls, points))
         print(f"  {view.name} done", flush=True)
     low = min(args.concurrency)
-    direct = run_wrk(
-        Target(replay_url + API + "/models", "GET", None, direct_ref, None),
+    direct = run_load(
+        Target(replay_url + API + "/models", None, direct_ref.read_bytes(), None),
         token,
         low,
         args.seconds,
-        layout.load,
         {},
     )
     rss = {
