@@ -88,11 +88,20 @@ def sessions_request(
     )
 
 
+# RFC 3986 pchar minus unreserved (which `quote` always keeps): sub-delims, ":" and "@". Coder's
+# router matches the raw path and the handler does not decode it, so these must stay as the
+# client sent them or a session id holding them is "Session not found." upstream.
+_PCHAR_SAFE = "!$&'()*+,;=:@"
+
+
 def session_path(session_id: str) -> str:
-    """`/sessions/<id>` with the id percent-encoded as one path segment."""
+    """`/sessions/<id>`, encoding only what a path segment needs (`/?#%`, spaces, non-ASCII)."""
     if not session_id:
         raise ValueError("session id must not be empty")
-    return "/sessions/" + quote(session_id, safe="")
+    if session_id in (".", ".."):
+        # A dot segment would be resolved away by URL normalization and reach another route.
+        return "/sessions/" + session_id.replace(".", "%2E")
+    return "/sessions/" + quote(session_id, safe=_PCHAR_SAFE)
 
 
 def session_threads_request(
@@ -107,6 +116,11 @@ def session_threads_request(
         session_path(session_id),
         {"limit": limit, "after_id": _text(after_id), "before_id": _text(before_id)},
     )
+
+
+def providers_request() -> UpstreamRequest:
+    """`GET /providers` (AI Gateway era; not paginated)."""
+    return UpstreamRequest.make("/providers")
 
 
 def models_request(prefix: str | None, *, limit: int, offset: int | None = None) -> UpstreamRequest:
