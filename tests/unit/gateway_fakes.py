@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import quote, unquote
 
 import httpx
 from aiohttp import web
@@ -47,6 +48,13 @@ _MANAGEMENT = {
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 TOKENS = {"admin-token": "admin", "member-token": "member", "other-token": "other"}
 _Q_TERM = re.compile(r'(\w+):(?:"((?:[^"\\]|\\.)*)"|(\S+))')
+
+
+def chi_param(raw: str) -> str:
+    """A path parameter as Coder's router sees it: Go keeps `RawPath` (and chi routes on it,
+    undecoded) only when the raw path differs from Go's default encoding of the decoded one."""
+    decoded = unquote(raw)
+    return decoded if quote(decoded, safe="$&+,/:;=@") == raw else raw
 
 
 def ts(seconds: float) -> str:
@@ -214,13 +222,15 @@ class FakeUpstream:
     async def handle(self, request: httpx.Request) -> httpx.Response:
         # The raw (still-encoded) path, as Coder's router matches it.
         raw_path = request.url.raw_path.decode().partition("?")[0]
+        probe = request.headers.get("User-Agent") == PROBE_USER_AGENT
+        if probe:
+            self.probes.append(raw_path)
         prefix = self._prefix(raw_path)
         if prefix is None:
             return httpx.Response(404, json={"message": "Route not found."})
         path = raw_path.removeprefix(prefix)
         record = path + ("?" + request.url.query.decode() if request.url.query else "")
-        if request.headers.get("User-Agent") == PROBE_USER_AGENT:
-            self.probes.append(prefix + record)
+        if probe:
             return self._gate(path, request) or httpx.Response(200, json={})
         self.calls.append(record)
         token = request.headers.get("Coder-Session-Token")
@@ -263,7 +273,10 @@ class FakeUpstream:
         params = request.url.params
         visible = TOKENS[token] == "admin"
         handlers: list[tuple[str, Callable[[], httpx.Response]]] = [
-            ("/sessions/", lambda: self._threads(path.removeprefix("/sessions/"), params, visible)),
+            (
+                "/sessions/",
+                lambda: self._threads(chi_param(path.removeprefix("/sessions/")), params, visible),
+            ),
             ("/sessions", lambda: self._sessions(params, visible)),
             ("/interceptions", lambda: self._interceptions(params, visible)),
             ("/models", lambda: self._strings(self.models, params, visible)),

@@ -62,7 +62,7 @@ def test_sessions_request_uses_the_session_cursor() -> None:
         ("?q=1#x", "/sessions/%3Fq=1%23x"),
         ("sessión-✓", "/sessions/sessi%C3%B3n-%E2%9C%93"),
         ("claude:2025@host+x=y", "/sessions/claude:2025@host+x=y"),
-        ("!$&'()*,;~._-", "/sessions/!$&'()*,;~._-"),
+        ("!$&'()*+,;~._-", "/sessions/!$&'()*+,;~._-"),
         ("100%", "/sessions/100%25"),
         ("tab\tnl\n", "/sessions/tab%09nl%0A"),
         (".", "/sessions/%2E"),

@@ -89,8 +89,12 @@ def sessions_request(
 
 
 # RFC 3986 pchar minus unreserved (which `quote` always keeps): sub-delims, ":" and "@". Coder's
-# router matches the raw path and the handler does not decode it, so these must stay as the
-# client sent them or a session id holding them is "Session not found." upstream.
+# router (chi) routes on the raw path whenever it differs from Go's default encoding, and the
+# handler never decodes the id, so an encoded ":" ("%3A") is "Session not found." upstream.
+# These stay raw also because the production transport (aiohttp's yarl) would un-encode them
+# anyway: this way the request key, the metrics and the wire agree. Residual edge: an id that
+# mixes `!'()*` (Go escapes those) with characters that need encoding (a space) makes chi route
+# on the raw path and reach the handler still encoded; no client encoding avoids that.
 _PCHAR_SAFE = "!$&'()*+,;=:@"
 
 
