@@ -72,7 +72,8 @@ async def test_what_the_ai_gateway_lacks_is_unsupported_without_an_upstream_call
         assert error["extensions"]["code"] == "UPSTREAM_UNSUPPORTED"
         assert error["extensions"]["missing"] == "GET /interceptions"
         assert error["extensions"]["instead"] == "sessions"
-        assert "GET /interceptions" in error["message"] and "sessions" in error["message"]
+        assert "GET /interceptions" in error["message"]
+        assert "sessions" in error["message"]
     assert body["data"]["models"] == ["model-0000", "model-0001", "model-0002"]
     assert body["data"]["sessions"]["totalCount"] == 25
     assert not fake.calls_to("/interceptions")
