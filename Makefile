@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install web-assets test lint typecheck pytest schema demo bench bench-standin clean \
+.PHONY: install web-assets test lint typecheck pytest schema proto demo bench bench-standin clean \
 	federation-tools supergraph
 
 install: $(STAMP)
@@ -42,6 +42,10 @@ test: lint typecheck pytest
 
 schema: $(STAMP)
 	$(BIN)/aibridge-graphql export-schema --output schema.graphql
+
+# The gRPC stubs under src/aibridge_graphql/grpc/gen (committed; tests/grpc_face checks drift).
+proto: $(STAMP)
+	$(BIN)/python -m aibridge_graphql.grpc.codegen
 
 demo: $(STAMP)
 	$(BIN)/aibridge-graphql demo

@@ -597,6 +597,8 @@ def run(args: argparse.Namespace) -> bool:
                     str(standin_port),
                     "--db",
                     str(db),
+                    "--api-era",  # the views include the interceptions table
+                    "sessions",
                 ],
                 work / "standin.log",
                 pinning.upstream,

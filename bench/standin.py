@@ -216,7 +216,9 @@ def run(args: argparse.Namespace) -> bool:
         print(f"Generating {args.interceptions:,} interceptions…", flush=True)
         seconds = generate(db, args.interceptions, admin_token)
         port = free_port()
+        # The sessions era serves every endpoint measured here, /interceptions included.
         command = [cli_path(), "standin", "--port", str(port), "--db", str(db)]
+        command += ["--api-era", "sessions"]
         standin: Proc = spawn(
             "stand-in", command, Path(tmp) / "standin.log", None, dict(os.environ)
         )

@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     # None (`auto`): detect the prefix (upstream/capabilities.py); a path forces that prefix.
     api_base_path: str | None = None
     connect_timeout: float = Field(default=3.0, gt=0)
-    read_timeout: float = Field(default=15.0, gt=0)
+    # Per read of one attempt; the request deadline bounds the whole call anyway, so a longer
+    # read timeout than the deadline would never fire.
+    read_timeout: float = Field(default=10.0, gt=0)
     pool_timeout: float = Field(default=5.0, gt=0)
     max_connections: int = Field(default=100, ge=1)
     retries: int = Field(default=2, ge=0, le=10)
@@ -30,11 +32,28 @@ class Settings(BaseSettings):
     # Distinct upstream requests of one GraphQL request that may be in flight at once: enough to
     # overlap round trips, few enough that one query cannot monopolize the upstream.
     upstream_concurrency: int = Field(default=8, ge=1)
+    # The largest upstream body read (decoded), in bytes: 8 MiB is several times the largest page
+    # a real deployment serves, and 20 of them at once still fit a 500 MB process (README).
+    max_upstream_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # One deadline for each GraphQL request, shared by all its upstream calls, retries and
+    # backoff sleeps (seconds): fields not done by then are null with DEADLINE_EXCEEDED.
+    request_deadline: float = Field(default=10.0, gt=0, le=600)
 
     # Serving.
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     graphiql: bool = True
+    # The gRPC face (grpc/), on the same host and event loop: 0 picks a free port.
+    grpc_enabled: bool = True
+    grpc_port: int = Field(default=9090, ge=0, le=65535)
+    grpc_max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    grpc_max_concurrent_streams: int = Field(default=100, ge=1)
+    # Seconds: the server pings idle connections every keepalive_time and drops them when a ping
+    # is not answered within keepalive_timeout; clients pinging more often than
+    # keepalive_min_ping_interval are disconnected (too_many_pings).
+    grpc_keepalive_time: float = Field(default=60.0, gt=0)
+    grpc_keepalive_timeout: float = Field(default=20.0, gt=0)
+    grpc_keepalive_min_ping_interval: float = Field(default=30.0, gt=0)
     graphiql_assets_dir: str | None = None
 
     # Pagination and query limits.
@@ -43,6 +62,10 @@ class Settings(BaseSettings):
     max_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=2000, ge=1)
+    # Upstream calls one request may cause: documents estimated above it are refused before they
+    # run (schema/cost.py), and the loaders refuse calls beyond it (gateway/budget.py). 100 leaves
+    # the README's views (21, 2 and 3 calls) far inside and stops fan-out attacks (2,828).
+    upstream_call_budget: int = Field(default=100, ge=1)
 
     log_level: str = "INFO"
     # JSON lines (one object per record, with the request id) or plain text.
@@ -54,6 +77,10 @@ class Settings(BaseSettings):
     apq_cache_size: int = Field(default=1000, ge=1)
     apq_manifest: str | None = None
     apq_persisted_only: bool = False
+
+    # Negotiated prices (YAML or JSON) that win over genai-prices; validated at start
+    # (aibridge_graphql.pricing.load_prices_file).
+    prices_file: str | None = None
 
     # OpenTelemetry spans (needs the `[otel]` extra); exported per the OTEL_* variables.
     tracing: bool = False

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from aibridge_graphql.standin.app import create_app
+from aibridge_graphql.standin.eras import ApiEra
 from aibridge_graphql.standin.records import InterceptionRecord, UserRecord
 from aibridge_graphql.standin.records import insert_api_key as _insert_api_key
 from aibridge_graphql.standin.records import insert_interceptions as _insert_interceptions
@@ -102,9 +103,9 @@ def build_database(
 
 
 @contextlib.contextmanager
-def serve(path: Path) -> Iterator[str]:
+def serve(path: Path, api_era: ApiEra = "sessions") -> Iterator[str]:
     """Serve the stand-in over the database at `path`; yields the base URL."""
-    with run_app_in_thread(lambda: create_app(path)) as url:
+    with run_app_in_thread(lambda: create_app(path, api_era=api_era)) as url:
         yield url
 
 

@@ -85,7 +85,14 @@ RECORDS = [
                 (10, 1, 2, 3),
                 {
                     "cache_read_input": 5,
-                    "nested": {"x": 2, "y": 1.5, "s": "7", "deeper": {"k": 1}},
+                    "nested": {
+                        "x": 2,
+                        "y": 1.5,
+                        "s": "7",
+                        "f": "7.5",
+                        "z": "07",
+                        "deeper": {"k": 1},
+                    },
                     "flag": True,
                     "arr": [1, 2],
                     "none": None,
@@ -249,7 +256,8 @@ def test_threads_with_agentic_actions(owner: httpx.Client) -> None:
         "output_tokens": 6,
         "cache_read_input_tokens": 2,
         "cache_write_input_tokens": 3,
-        "metadata": {"cache_read_input": 12, "nested.deeper.k": 1, "nested.x": 5},
+        # "7" counts (Go decodes a quoted number into json.Number); "7.5" and "07" do not.
+        "metadata": {"cache_read_input": 12, "nested.deeper.k": 1, "nested.s": 7, "nested.x": 5},
     }
     (action,) = a["agentic_actions"]
     assert action["model"] == "m-b"
@@ -279,6 +287,7 @@ def test_threads_summary_numbers_come_from_the_session_row(owner: httpx.Client) 
         "metadata": {
             "cache_read_input": 112,
             "nested.deeper.k": 1,
+            "nested.s": 7,
             "nested.x": 5,
             "prompt_cached": 4,
         },

@@ -24,7 +24,9 @@ from aibridge_graphql.standin.tokens import TOKEN_PATTERN, read_tokens
 CLI = str(Path(sys.executable).parent / "aibridge-graphql")
 ADMIN_TOKEN = "AdminToken-0123456789abcdefghijkl"
 DEADLINE = 30.0
-LISTENING = re.compile(r"Stand-in listening on (http://127\.0\.0\.1:\d+)/api/v2/aibridge$")
+LISTENING = re.compile(
+    r"Stand-in listening on (http://127\.0\.0\.1:\d+)/api/v2/(ai-gateway|aibridge)$"
+)
 
 
 def run(*args: str, stdin: str | None = None) -> Result:
@@ -174,7 +176,8 @@ def _wait_for_url(lines: queue.Queue[str | None]) -> tuple[str, list[str]]:
 
 def test_serves_on_port_zero_and_stops(tmp_path: Path) -> None:
     db = tmp_path / "served.db"
-    args = ["standin", "--port", "0", "--db", str(db), "--seed", "40"]
+    # The sessions era: the round trip imports a `GET /interceptions` response.
+    args = ["standin", "--port", "0", "--db", str(db), "--seed", "40", "--api-era", "sessions"]
     process = subprocess.Popen(
         [CLI, *args, "--admin-token", ADMIN_TOKEN],
         stdout=subprocess.PIPE,
@@ -185,9 +188,10 @@ def test_serves_on_port_zero_and_stops(tmp_path: Path) -> None:
     threading.Thread(target=_read_lines, args=(process, lines), daemon=True).start()
     try:
         base, _ = _wait_for_url(lines)
-        banner = [lines.get(timeout=DEADLINE) for _ in range(2)]
-        assert banner[0] == f"Database: {db} (seeded now)"
-        assert banner[1] == f"Admin token (admin, owner): {ADMIN_TOKEN}"
+        banner = [lines.get(timeout=DEADLINE) for _ in range(3)]
+        assert banner[0] == "API era: sessions"
+        assert banner[1] == f"Database: {db} (seeded now)"
+        assert banner[2] == f"Admin token (admin, owner): {ADMIN_TOKEN}"
         headers = {"Coder-Session-Token": ADMIN_TOKEN}
         params = {"limit": "1000"}
         response = httpx.get(

@@ -124,7 +124,7 @@ def test_loads_a_response_document(conn: sqlite3.Connection) -> None:
     }
     user = conn.execute("SELECT username, email, role FROM users").fetchone()
     assert user == ("mia", f"mia@{IMPORTED_EMAIL_DOMAIN}", "member")
-    assert conn.execute("SELECT * FROM ai_providers").fetchall() == [("azure", "openai")]
+    assert conn.execute("SELECT * FROM ai_providers").fetchall() == [("azure", "openai", "", "")]
     row = conn.execute(
         """SELECT session_id, thread_root_id, thread_parent_id, started_at, ended_at, metadata
            FROM interceptions WHERE id = ?""",

@@ -132,7 +132,7 @@ def test_gateway_environment_is_valid_settings(
         settings = Settings()
         upstream = urlsplit(str(settings.upstream_url))
         assert (upstream.hostname, upstream.port) == ("standin", standin_port)
-        assert services[name]["expose"] == [str(settings.port)]
+        assert services[name]["expose"] == [str(settings.port), str(settings.grpc_port)]
 
 
 def test_gateway_healthcheck_probes_readiness(services: dict[str, Any]) -> None:

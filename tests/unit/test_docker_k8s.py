@@ -65,9 +65,11 @@ def test_probes_hit_real_routes_on_the_named_port() -> None:
     container = gateway_container()
     port_names = {port["name"] for port in container["ports"]}
     routes = gateway_get_routes()
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # Readiness asks the standard gRPC health service, SERVING exactly when /readyz is 200.
+    grpc_ports = [port for port in container["ports"] if port["name"] == "grpc"]
+    assert container["readinessProbe"]["grpc"]["port"] == grpc_ports[0]["containerPort"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+    for probe in ("livenessProbe", "startupProbe"):
         http_get = container[probe]["httpGet"]
         assert http_get["path"] in routes, probe
         assert http_get["port"] in port_names, probe
@@ -80,8 +82,9 @@ def test_configmap_is_valid_settings_and_matches_the_port(monkeypatch: pytest.Mo
         assert key.removeprefix("AIBRIDGE_").lower() in Settings.model_fields, key
         monkeypatch.setenv(key, value)
     settings = Settings()
-    (http,) = gateway_container()["ports"]
+    http, grpc = gateway_container()["ports"]
     assert http["containerPort"] == settings.port
+    assert grpc["containerPort"] == settings.grpc_port
     assert settings.host == "0.0.0.0"  # noqa: S104 (pods are reached by their IP)
     refs = [source["configMapRef"]["name"] for source in gateway_container()["envFrom"]]
     assert refs == [NAME]

@@ -11,6 +11,7 @@ import click
 from pydantic import ValidationError
 
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.standin.cli import era_option
 
 # Click's usage errors exit 2; invalid settings are usage errors too.
 USAGE_ERROR = 2
@@ -59,21 +60,26 @@ def _configure_logging(settings: Settings) -> None:
 @click.option(
     "--port", type=int, help="Port to listen on, 0 for any [env AIBRIDGE_PORT; default 8080]."
 )
-def serve(upstream: str | None, host: str | None, port: int | None) -> None:
-    """Serve the GraphQL gateway: POST/GET /graphql (GraphiQL in a browser), /healthz, /readyz.
+@click.option(
+    "--grpc-port",
+    type=int,
+    help="gRPC port (aibridge.v1), 0 for any [env AIBRIDGE_GRPC_PORT; default 9090; "
+    "AIBRIDGE_GRPC_ENABLED=false turns it off].",
+)
+def serve(upstream: str | None, host: str | None, port: int | None, grpc_port: int | None) -> None:
+    """Serve the GraphQL gateway: POST/GET /graphql (GraphiQL in a browser), /healthz, /readyz,
+    and the gRPC face (aibridge.v1 services, reflection, health) on --grpc-port.
 
     Every other setting comes from AIBRIDGE_* environment variables (see the README).
     """
-    settings = load_settings(upstream_url=upstream, host=host, port=port)
+    settings = load_settings(upstream_url=upstream, host=host, port=port, grpc_port=grpc_port)
     _configure_logging(settings)
     from aibridge_graphql.gateway.serving import run_gateway
 
     try:
         asyncio.run(run_gateway(settings))
     except OSError as error:
-        raise click.ClickException(
-            f"cannot listen on {settings.host}:{settings.port}: {error}"
-        ) from None
+        raise click.ClickException(f"cannot listen on {settings.host}: {error}") from None
 
 
 def schema_sdl() -> str:
@@ -122,6 +128,7 @@ def export_schema(output: Path | None) -> None:
 )
 @click.option("--seed-value", type=int, default=1, show_default=True, help="The generator's seed.")
 @click.option("--admin-token", help="The owner's token (generated when omitted).")
+@era_option
 def demo(
     gateway_port: int,
     standin_port: int,
@@ -129,6 +136,7 @@ def demo(
     count: int,
     seed_value: int,
     admin_token: str | None,
+    api_era: str,
 ) -> None:
     """Start the seeded stand-in and the gateway, print GraphiQL's URL, tokens and a first query."""
     from aibridge_graphql.gateway.demo import DemoOptions, run_demo
@@ -140,6 +148,7 @@ def demo(
         count=count,
         seed_value=seed_value,
         admin_token=admin_token,
+        api_era=api_era,
     )
     logging.basicConfig(level=logging.WARNING)
     try:

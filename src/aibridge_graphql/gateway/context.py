@@ -1,16 +1,20 @@
-"""The per-request GraphQL context: settings, request id and fresh `Loaders` (with credentials)."""
+"""The per-request GraphQL context: settings, request id and fresh `Loaders` (with credentials
+and the request's deadline)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from aibridge_graphql.gateway.budget import CallBudget
 from aibridge_graphql.gateway.loaders import Loaders
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
+from aibridge_graphql.upstream.deadline import Deadline
 
 # Where a request-id middleware stores the id (taken from or added as `X-Request-Id`).
 REQUEST_ID_KEY = web.RequestKey("aibridge_request_id", str)
@@ -50,7 +54,18 @@ def build_context(
 ) -> GatewayContext:
     """Read the caller's credentials and build fresh loaders for this request only."""
     credentials = Credentials.from_headers(request.headers)
-    loaders = Loaders(client, credentials, concurrency=settings.upstream_concurrency)
+    loaders = Loaders(
+        client,
+        credentials,
+        concurrency=settings.upstream_concurrency,
+        deadline=Deadline.after(settings.request_deadline),
+        budget=CallBudget(settings.upstream_call_budget),
+    )
+    # aiohttp serves each request in a task of its own: when it ends (answered, or cancelled
+    # because the client went away), upstream calls nobody awaits any more are cancelled.
+    task = asyncio.current_task()
+    if task is not None:
+        task.add_done_callback(lambda _: loaders.close())
     return GatewayContext(
         request=request,
         response=response,

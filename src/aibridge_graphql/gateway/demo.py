@@ -60,6 +60,7 @@ class DemoOptions:
     count: int
     seed_value: int
     admin_token: str | None
+    api_era: str = "ai-gateway"
 
 
 def prepare_database(options: DemoOptions) -> list[UserToken]:
@@ -129,7 +130,8 @@ async def run_demo(options: DemoOptions, echo: Callable[[str], None]) -> None:
     from aibridge_graphql.standin.app import create_app as create_standin
 
     tokens = prepare_database(options)
-    standin = await start_app(create_standin(options.db), HOST, options.standin_port)
+    standin_app = create_standin(options.db, api_era=options.api_era)  # type: ignore[arg-type]
+    standin = await start_app(standin_app, HOST, options.standin_port)
     gateway: Started | None = None
     try:
         settings = Settings(upstream_url=standin.base_url, host=HOST, port=options.gateway_port)

@@ -15,12 +15,15 @@ from typing import Any, ClassVar
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
+from aibridge_graphql.gateway.budget import CallBudgetExceeded
 from aibridge_graphql.upstream.errors import (
+    DeadlineExceeded,
     UpstreamBadRequest,
     UpstreamError,
     UpstreamForbidden,
     UpstreamHTTPError,
     UpstreamNotFound,
+    UpstreamResponseTooLarge,
     UpstreamUnauthorized,
 )
 from aibridge_graphql.upstream.query import SearchValueError
@@ -33,10 +36,17 @@ FORBIDDEN = "FORBIDDEN"
 NOT_FOUND = "NOT_FOUND"
 UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
 UPSTREAM_UNSUPPORTED = "UPSTREAM_UNSUPPORTED"
+# The request's deadline passed before the field's upstream call finished (retry or not).
+DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+# `extensions.reason` of an UPSTREAM_UNAVAILABLE error whose upstream body was over the cap.
+RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_REQUEST = "BAD_REQUEST"
+# Demand control: a document refused before it runs, and a call refused while it runs.
+COST_ESTIMATED_TOO_EXPENSIVE = "COST_ESTIMATED_TOO_EXPENSIVE"
+UPSTREAM_CALL_BUDGET_EXCEEDED = "UPSTREAM_CALL_BUDGET_EXCEEDED"
 
 MASKED_MESSAGE = "Internal server error"
 UNAVAILABLE_MESSAGE = "The AI Bridge API is unavailable; try again later."
@@ -99,6 +109,8 @@ def describe(exc: BaseException) -> tuple[str, dict[str, Any]] | None:
     """(safe message, extensions) for a known exception; None for an unexpected one."""
     if isinstance(exc, GatewayError):
         return exc.message, {"code": exc.code, **exc.extensions}
+    if isinstance(exc, CallBudgetExceeded):
+        return str(exc), {"code": UPSTREAM_CALL_BUDGET_EXCEEDED, "budget": exc.limit}
     if isinstance(exc, SearchValueError):
         detail = "The AI Bridge search syntax cannot express a value holding a double quote."
         validations = [{"field": exc.key, "detail": detail}]
@@ -121,6 +133,16 @@ def describe(exc: BaseException) -> tuple[str, dict[str, Any]] | None:
         # Another client error (e.g. 429): the upstream's own message, never its detail.
         code = "RATE_LIMITED" if exc.status == 429 else BAD_USER_INPUT
         return exc.message or "The AI Bridge API rejected the request.", {"code": code}
+    if isinstance(exc, DeadlineExceeded):
+        message = f"The request's deadline ({exc.seconds:g}s) passed before this field was loaded."
+        return message, {"code": DEADLINE_EXCEEDED}
+    if isinstance(exc, UpstreamResponseTooLarge):
+        message = "The AI Bridge API answered more data than the gateway accepts for one call."
+        return message, {
+            "code": UPSTREAM_UNAVAILABLE,
+            "reason": RESPONSE_TOO_LARGE,
+            "maxBytes": exc.max_bytes,
+        }
     if isinstance(exc, UpstreamError):
         # 5xx, timeouts, connection failures, unparseable bodies: no detail, it may hold internals.
         return UNAVAILABLE_MESSAGE, {"code": UPSTREAM_UNAVAILABLE}

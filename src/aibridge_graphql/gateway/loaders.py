@@ -7,13 +7,16 @@
 - by-id loaders (user, session, interception, thread) primed from every list response, falling
   back to one targeted list query when an entity was not seen yet (the API has no get-by-id for
   interceptions, users or single threads).
-The caller's credentials live here and die with the request.
+The caller's credentials live here and die with the request, and so does its `Deadline`: every
+upstream call (and the wait for a concurrency slot) runs under it. `close()` cancels the upstream
+calls still running, for a request that ended or was cancelled (its client went away).
+Each call they send spends from the request's `CallBudget` (gateway/budget.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 from uuid import UUID
@@ -22,13 +25,16 @@ from aiodataloader import DataLoader
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
+from aibridge_graphql.gateway.budget import CallBudget
 from aibridge_graphql.gateway.errors import NotFound, UpstreamUnsupported
 from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef
 from aibridge_graphql.gateway.scope import observe_batch
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.capabilities import Capabilities
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
-from aibridge_graphql.upstream.errors import UpstreamProtocolError
+from aibridge_graphql.upstream.deadline import Deadline, within
+from aibridge_graphql.upstream.errors import DeadlineExceeded, UpstreamProtocolError
+from aibridge_graphql.upstream.observe import report_deadline
 from aibridge_graphql.upstream.query import InterceptionFilter, SessionFilter
 from aibridge_graphql.upstream.requests import (
     UpstreamRequest,
@@ -53,15 +59,8 @@ _MAX_LOOKUP_PAGES = 50
 _PROVIDERS = TypeAdapter(list[m.Provider | str])
 
 
-async def _settle(awaitables: Iterable[Awaitable[V]]) -> list[V | Exception]:
-    """Await all; an `Exception` becomes that key's value, cancellation still propagates."""
-    results = await asyncio.gather(*awaitables, return_exceptions=True)
-    out: list[V | Exception] = []
-    for result in results:
-        if isinstance(result, BaseException) and not isinstance(result, Exception):
-            raise result
-        out.append(result)
-    return out
+class RequestCancelled(Exception):
+    """The value of a key whose upstream call `Loaders.close()` cancelled (nobody reads it)."""
 
 
 def _loader(
@@ -84,10 +83,17 @@ class Loaders:
         credentials: Credentials | None,
         *,
         concurrency: int,
+        deadline: Deadline | None = None,
+        budget: CallBudget | None = None,
     ) -> None:
         self._client = client
         self._credentials = credentials
+        self.deadline = deadline
+        # Every call the loaders send spends from it; de-duplicated loads never reach it.
+        self._budget = budget or CallBudget(None)
         self._slots = asyncio.Semaphore(concurrency)
+        # Every task running upstream work for this request, so that `close()` can cancel them.
+        self._tasks: set[asyncio.Task[Any]] = set()
         # List loads in flight: a by-id lookup waits for them before its own fallback call,
         # since the entity it wants may be in one of them.
         self._inflight: set[asyncio.Future[Any]] = set()
@@ -130,6 +136,34 @@ class Loaders:
             "thread", self._batch_each(self._find_thread)
         )
 
+    # -- lifetime -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Cancel the upstream work still running (the request is over or was cancelled)."""
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def _settle(self, awaitables: Iterable[Coroutine[Any, Any, V]]) -> list[V | Exception]:
+        """Await all; an `Exception` becomes that key's value, cancellation still propagates.
+
+        A call that `close()` cancelled resolves its key with `RequestCancelled`, so that nothing
+        waits for it forever.
+        """
+        tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+        self._tasks.update(tasks)
+        for task in tasks:
+            task.add_done_callback(self._tasks.discard)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        out: list[V | Exception] = []
+        for result in results:
+            if isinstance(result, asyncio.CancelledError):
+                out.append(RequestCancelled("the request was cancelled"))
+            elif isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result
+            else:
+                out.append(result)
+        return out
+
     # -- raw upstream calls -------------------------------------------------------------------
 
     async def capabilities(self) -> Capabilities:
@@ -141,10 +175,26 @@ class Loaders:
             )
         return found
 
+    async def _slot(self, request: UpstreamRequest) -> None:
+        """Take a concurrency slot, waiting no longer than the deadline."""
+        try:
+            async with within(self.deadline):
+                await self._slots.acquire()
+        except DeadlineExceeded as exc:
+            first = self.deadline.first_report() if self.deadline is not None else False
+            report_deadline(request, exc.seconds, first)
+            raise
+
     async def _fetch(self, request: UpstreamRequest, model_type: type[ModelT]) -> ModelT:
         await self.capabilities()
-        async with self._slots:
-            return await self._client.get_model(request, self._credentials, model_type)
+        self._budget.spend()
+        await self._slot(request)
+        try:
+            return await self._client.get_model(
+                request, self._credentials, model_type, deadline=self.deadline
+            )
+        finally:
+            self._slots.release()
 
     def _model_batch(
         self, model_type: type[ModelT], saw: Callable[[UpstreamRequest, ModelT], None]
@@ -156,14 +206,20 @@ class Loaders:
             return response
 
         async def batch(keys: list[UpstreamRequest]) -> list[ModelT | Exception]:
-            return await _settle(fetch_and_prime(key) for key in keys)
+            return await self._settle(fetch_and_prime(key) for key in keys)
 
         return batch
 
     async def _fetch_strings(self, request: UpstreamRequest) -> list[str]:
         await self.capabilities()
-        async with self._slots:
-            return await self._client.list_strings(request, self._credentials)
+        self._budget.spend()
+        await self._slot(request)
+        try:
+            return await self._client.list_strings(
+                request, self._credentials, deadline=self.deadline
+            )
+        finally:
+            self._slots.release()
 
     async def _fetch_providers(self, request: UpstreamRequest) -> list[m.Provider]:
         if (await self.capabilities()).providers is False:
@@ -173,8 +229,12 @@ class Loaders:
                 missing="GET /providers",
                 instead="sessions",
             )
-        async with self._slots:
-            raw = await self._client.get_json(request, self._credentials)
+        self._budget.spend()
+        await self._slot(request)
+        try:
+            raw = await self._client.get_json(request, self._credentials, deadline=self.deadline)
+        finally:
+            self._slots.release()
         try:
             items = _PROVIDERS.validate_python(raw)
         except PydanticValidationError:
@@ -182,14 +242,14 @@ class Loaders:
         return [m.Provider(name=item) if isinstance(item, str) else item for item in items]
 
     async def _strings_batch(self, keys: list[UpstreamRequest]) -> list[list[str] | Exception]:
-        return await _settle(self._fetch_strings(key) for key in keys)
+        return await self._settle(self._fetch_strings(key) for key in keys)
 
-    @staticmethod
     def _batch_each(
-        find: Callable[[K], Awaitable[V]],
+        self,
+        find: Callable[[K], Coroutine[Any, Any, V]],
     ) -> Callable[[list[K]], Awaitable[list[V | Exception]]]:
         async def batch(keys: list[K]) -> list[V | Exception]:
-            return await _settle(find(key) for key in keys)
+            return await self._settle(find(key) for key in keys)
 
         return batch
 

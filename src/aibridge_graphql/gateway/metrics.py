@@ -8,6 +8,9 @@ Series (all prefixed `aibridge_`):
 - `http_requests_in_flight`: HTTP requests being served (the scrape itself excluded);
 - `upstream_request_duration_seconds{endpoint, status}`: each upstream attempt, by path template
   (`/sessions/{session_id}`) and HTTP status (`error` when no response came);
+- `upstream_failures_total{endpoint, reason}`: upstream calls that failed for good (after retries):
+  `unreachable`, `timeout`, `http_5xx`, `too_large`, `bad_body`, `failed`, `deadline`;
+- `request_deadline_exceeded_total`: requests whose deadline cut some upstream work short;
 - `loader_batch_size{loader}`: keys per data-loader batch.
 Operation names come from clients, so distinct names are capped and a name that is not a GraphQL
 name of at most 128 characters is never a label; those count as `other`.
@@ -67,6 +70,17 @@ class GatewayMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.upstream_failures = Counter(
+            "aibridge_upstream_failures",
+            "Upstream calls that failed after their retries, by endpoint template and reason.",
+            ["endpoint", "reason"],
+            registry=self.registry,
+        )
+        self.deadline_exceeded = Counter(
+            "aibridge_request_deadline_exceeded",
+            "Requests whose deadline passed before all their upstream calls finished.",
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
             "aibridge_loader_batch_size",
             "Keys per data-loader batch.",
@@ -97,6 +111,10 @@ class GatewayMetrics:
         """Record one upstream attempt."""
         label = "error" if status is None else str(status)
         self.upstream.labels(endpoint, label).observe(seconds)
+
+    def observe_upstream_failure(self, endpoint: str, reason: str) -> None:
+        """Record one upstream call that failed for good."""
+        self.upstream_failures.labels(endpoint, reason).inc()
 
     def observe_batch(self, loader: str, size: int) -> None:
         """Record one data-loader batch of `size` keys."""

@@ -50,6 +50,14 @@ class RequestScope:
         finally:
             self.metrics.observe_upstream(endpoint, attempt.status, time.perf_counter() - started)
 
+    def failed(self, endpoint: str, reason: str) -> None:
+        """Count an upstream call that failed for good."""
+        self.metrics.observe_upstream_failure(endpoint, reason)
+
+    def deadline_exceeded(self) -> None:
+        """Count this request as cut short by its deadline."""
+        self.metrics.deadline_exceeded.inc()
+
 
 CURRENT_SCOPE: ContextVar[RequestScope | None] = ContextVar("aibridge_request_scope", default=None)
 

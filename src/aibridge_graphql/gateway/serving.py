@@ -14,7 +14,9 @@ from aiohttp import web
 
 from aibridge_graphql.gateway.app import create_app
 from aibridge_graphql.gateway.graphiql import OfflineGraphiQL, offline_graphiql
+from aibridge_graphql.gateway.observability import Observability
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream.client import UpstreamClient
 
 
 @dataclass(frozen=True)
@@ -32,15 +34,28 @@ class Started:
         return f"http://{host}:{self.port}"
 
 
-def build_gateway(settings: Settings, graphiql: OfflineGraphiQL | None = None) -> web.Application:
+def build_gateway(
+    settings: Settings,
+    graphiql: OfflineGraphiQL | None = None,
+    *,
+    client: UpstreamClient | None = None,
+    observability: Observability | None = None,
+) -> web.Application:
     """The gateway app as `serve` and `demo` run it: GraphiQL from local assets when installed."""
     graphiql = graphiql or offline_graphiql(settings)
-    return create_app(settings, ide_html=graphiql.ide_html, setup=[graphiql.setup])
+    return create_app(
+        settings,
+        client=client,
+        observability=observability,
+        ide_html=graphiql.ide_html,
+        setup=[graphiql.setup],
+    )
 
 
 async def start_app(app: web.Application, host: str, port: int) -> Started:
     """Start `app` on `host:port` (0 picks a free port) and return where it listens."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # handler_cancellation: a request whose client hung up stops, and with it its upstream calls.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
@@ -98,12 +113,33 @@ def tune_gc() -> None:
 
 
 async def run_gateway(settings: Settings) -> None:
-    """Serve the gateway on `settings.host:port` until SIGINT/SIGTERM."""
-    started = await start_app(build_gateway(settings), settings.host, settings.port)
-    tune_gc()
+    """Serve the gateway on `settings.host:port` (and gRPC on `grpc_port`) until SIGINT/SIGTERM.
+
+    Both faces share one event loop, one pooled upstream client and one observability stack
+    (the gRPC metrics appear in the same `/metrics`).
+    """
+    from aibridge_graphql.grpc.server import GrpcServer, start_grpc
+
+    client = UpstreamClient(settings)
+    observability = Observability(settings)
+    grpc_server: GrpcServer | None = None
+    started: Started | None = None
     try:
+        app = build_gateway(settings, client=client, observability=observability)
+        started = await start_app(app, settings.host, settings.port)
+        if settings.grpc_enabled:
+            grpc_server = await start_grpc(
+                settings, client, observability.metrics, observability.tracing
+            )
+        tune_gc()
         # One line a script (or a test) can read to find the port when it asked for 0.
         print(f"Gateway listening on {started.base_url}/graphql", flush=True)
+        if grpc_server is not None:
+            print(f"gRPC listening on {grpc_server.address}", flush=True)
         await wait_for_shutdown_signal()
     finally:
-        await started.runner.cleanup()
+        if grpc_server is not None:
+            await grpc_server.stop()
+        if started is not None:
+            await started.runner.cleanup()
+        await client.aclose()

@@ -24,6 +24,7 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 
 from aibridge_graphql.gateway.errors import ErrorCodes, log_errors
+from aibridge_graphql.schema.cost import UpstreamCallBudget
 from aibridge_graphql.schema.interception import Interception
 from aibridge_graphql.schema.query import Query
 from aibridge_graphql.schema.session import Session
@@ -50,7 +51,8 @@ class GatewaySchema(strawberry.federation.Schema):
 
 
 def default_extensions(settings: Settings) -> list[ExtensionFactory]:
-    """Limits, caches and error codes; a list so later layers (metrics, APQ) can add theirs.
+    """Limits, caches, the upstream-call budget and error codes; a list so later layers
+    (metrics, APQ) can add theirs.
 
     Validation rules are created once so the validation cache, keyed by the rule classes, hits.
     """
@@ -64,6 +66,8 @@ def default_extensions(settings: Settings) -> list[ExtensionFactory]:
         functools.partial(ParserCache, maxsize=_CACHE_SIZE),
         functools.partial(AddValidationRules, rules),
         functools.partial(ValidationCache, maxsize=_CACHE_SIZE),
+        # After validation: the estimate needs a valid document and the request's variables.
+        functools.partial(UpstreamCallBudget, settings=settings),
     ]
 
 

@@ -167,7 +167,15 @@ def _nodes(loaders: Loaders, ids: list[strawberry.ID]) -> list[Awaitable[Node]]:
     return [resolve_node(loaders, str(global_id)) for global_id in ids]
 
 
-@strawberry.type(description="The AI Bridge API as a graph. Every field forwards your Coder token.")
+@strawberry.type(
+    description=(
+        "The AI Bridge API as a graph. Every field forwards your Coder token. A request may make "
+        "a bounded number of upstream calls (the gateway's upstream-call budget): a document "
+        "whose estimate exceeds it is refused with COST_ESTIMATED_TOO_EXPENSIVE before it runs, "
+        "and a call beyond it fails its field with UPSTREAM_CALL_BUDGET_EXCEEDED. A list's items "
+        "multiply what is selected under them: each session's `threads` is one more call."
+    )
+)
 class Query:
     @resolver(
         f"Fetch any object by its global ID. {NODE_DESCRIPTION} Malformed IDs give "

@@ -1,4 +1,8 @@
-"""The stand-in's aiohttp application: Coder's AI Bridge management API under /api/v2/aibridge.
+"""The stand-in's aiohttp application: Coder's AI Bridge / AI Gateway management API.
+
+The sessions era serves /api/v2/aibridge; the AI Gateway era serves /api/v2/ai-gateway and the
+legacy alias /api/v2/aibridge, without `/interceptions` (that path falls to the LLM proxy data
+plane, as on a Coder of that era) and with `/providers` and the new fields (eras.py).
 
 Each request authenticates, parses its parameters and runs all of its queries in one read
 transaction on a worker thread (the event loop never touches SQLite), in the order Coder's
@@ -12,7 +16,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,8 +29,9 @@ from aibridge_graphql.standin.auth import (
     token_from_request,
     www_authenticate,
 )
+from aibridge_graphql.standin.eras import DEFAULT_API_ERA, ApiEra, Era, era
 from aibridge_graphql.standin.errors import ApiError, FieldError
-from aibridge_graphql.standin.goparse import go_quote
+from aibridge_graphql.standin.goparse import chi_path_param, go_quote
 from aibridge_graphql.standin.params import (
     INVALID_PARAMS,
     check_list_limit,
@@ -54,7 +58,9 @@ from aibridge_graphql.standin.store import (
     list_clients,
     list_interceptions,
     list_models,
+    list_providers,
     list_sessions,
+    network_logs,
     prepare_for_serving,
     search_where,
     session_cursor_position,
@@ -65,21 +71,18 @@ from aibridge_graphql.standin.threads import ThreadData, session_item, session_t
 
 API_PREFIX = "/api/v2/aibridge"
 POOL = web.AppKey("pool", ReadPool)
+ERA = web.AppKey("era", Era)
+PROVIDERS_SHAPE = web.AppKey("providers_shape", str)
 Query = MultiMapping[str]
 Json = Any
 T = TypeVar("T")
-Work = Callable[[sqlite3.Connection, Caller, Query], Json]
+Work = Callable[[sqlite3.Connection, Caller, Query, Era], Json]
+# `GET /providers` answers objects (after coder/coder PR #28966) or, as the generated docs
+# show, an array of names.
+PROVIDER_SHAPES = ("objects", "names")
+RESOURCE_NOT_FOUND = "Resource not found or you do not have access to this resource"
 
 log = logging.getLogger(__name__)
-
-# Route name → the message of an unexpected error on it (Coder's per-handler 500 messages).
-_INTERNAL_MESSAGES = {
-    "interceptions": "Internal error getting AI Bridge interceptions.",
-    "sessions": "Internal error getting AI Bridge sessions.",
-    "session": "Internal error fetching session threads.",
-    "models": "Internal error getting AI Bridge models.",
-    "clients": "Internal error getting AI Bridge clients.",
-}
 
 
 def _dumps(body: Json) -> str:
@@ -99,17 +102,26 @@ def _search(parse: Callable[[], T], message: str) -> T:
         raise ApiError(400, message, validations=validations) from None
 
 
+def _lookups(conn: sqlite3.Connection, caller: Caller, api: Era) -> DbLookups:
+    # Sessions era: provider_name resolves through authorization (only owners read providers);
+    # AI Gateway era (coder/coder PR #28966): a plain string match.
+    if api.ai_gateway:
+        return DbLookups(conn, provider_names="any")
+    return DbLookups(conn, can_read_providers=caller.role == "owner")
+
+
 def _endpoint(work: Work) -> Callable[[web.Request], Awaitable[web.Response]]:
     """A handler that authenticates, then runs `work` in one read transaction off the loop."""
 
     async def handler(request: web.Request) -> web.Response:
         token = token_from_request(request)
         query = request.query
+        api = request.app[ERA]
 
         def run(conn: sqlite3.Connection) -> str:
             caller = authenticate(conn, token, time.time_ns() // 1000)
             # Serialized on the worker too: a 1000-item page is megabytes of JSON.
-            return _dumps(work(conn, caller, query))
+            return _dumps(work(conn, caller, query, api))
 
         text = await request.app[POOL].run(run)
         return web.Response(text=text, content_type="application/json")
@@ -120,7 +132,7 @@ def _endpoint(work: Work) -> Callable[[web.Request], Awaitable[web.Response]]:
 # --- handlers ------------------------------------------------------------------------------
 
 
-def _interceptions(conn: sqlite3.Connection, caller: Caller, query: Query) -> Json:
+def _interceptions(conn: sqlite3.Connection, caller: Caller, query: Query, api: Era) -> Json:
     page = parse_pagination(query)
     if page.after_id is not None and page.offset:
         raise ApiError(
@@ -131,7 +143,7 @@ def _interceptions(conn: sqlite3.Connection, caller: Caller, query: Query) -> Js
     limit = check_list_limit(page)
     search = _search(
         lambda: parse_interceptions_query(
-            first_value(query, "q"), caller_id=caller.user_id, lookups=DbLookups(conn)
+            first_value(query, "q"), caller_id=caller.user_id, lookups=_lookups(conn, caller, api)
         ),
         "Invalid workspace search query.",  # sic: Coder's own (copy-pasted) message
     )
@@ -161,7 +173,7 @@ def _interceptions(conn: sqlite3.Connection, caller: Caller, query: Query) -> Js
     return {"count": count, "results": results}
 
 
-def _sessions(conn: sqlite3.Connection, caller: Caller, query: Query) -> Json:
+def _sessions(conn: sqlite3.Connection, caller: Caller, query: Query, api: Era) -> Json:
     page = parse_pagination(query)  # after_id is validated, then ignored
     after_session_id = first_value(query, "after_session_id")
     if after_session_id and page.offset:
@@ -173,7 +185,7 @@ def _sessions(conn: sqlite3.Connection, caller: Caller, query: Query) -> Json:
     limit = check_list_limit(page)
     search = _search(
         lambda: parse_sessions_query(
-            first_value(query, "q"), caller_id=caller.user_id, lookups=DbLookups(conn)
+            first_value(query, "q"), caller_id=caller.user_id, lookups=_lookups(conn, caller, api)
         ),
         "Invalid session search query.",
     )
@@ -192,8 +204,13 @@ def _sessions(conn: sqlite3.Connection, caller: Caller, query: Query) -> Json:
         cursor = (position, after_session_id)
     where = search_where(search, authorized=caller.authorized)
     count = count_sessions(conn, where)
-    sessions = list_sessions(conn, where, cursor=cursor, limit=limit, offset=page.offset)
-    return {"count": count, "sessions": [session_item(s) for s in sessions]}
+    sessions = list_sessions(
+        conn, where, cursor=cursor, limit=limit, offset=page.offset, network=api.ai_gateway
+    )
+    return {
+        "count": count,
+        "sessions": [session_item(s, ai_gateway=api.ai_gateway) for s in sessions],
+    }
 
 
 def _check_thread_cursor(
@@ -216,18 +233,19 @@ def _check_thread_cursor(
 
 
 def _session_threads(
-    conn: sqlite3.Connection, caller: Caller, query: Query, session_id: str
+    conn: sqlite3.Connection, caller: Caller, query: Query, api: Era, session_id: str
 ) -> Json:
     page = parse_thread_page(query)
     where = search_where(SessionSearch(session_id=session_id), authorized=caller.authorized)
-    found = list_sessions(conn, where, cursor=None, limit=1, offset=0)
+    found = list_sessions(conn, where, cursor=None, limit=1, offset=0, network=api.ai_gateway)
     if not found:
         raise ApiError(404, "Session not found.")
     _check_thread_cursor(conn, caller, "after_id", page.after_id, session_id)
     _check_thread_cursor(conn, caller, "before_id", page.before_id, session_id)
-    # Upstream's "all threads" query has limit 0, which its SQL turns into 50: the summary's
-    # metadata covers the first 50 threads only.
-    first_rows = thread_rows(conn, session_id)
+    # The sessions era's "all threads" query has limit 0, which its SQL turns into 50: the
+    # summary's metadata covers the first 50 threads only. The AI Gateway era lists them all
+    # (-1: no LIMIT in SQLite).
+    first_rows = thread_rows(conn, session_id, limit=-1 if api.ai_gateway else 0)
     rows = thread_rows(
         conn, session_id, after_id=page.after_id, before_id=page.before_id, limit=page.limit
     )
@@ -242,45 +260,93 @@ def _session_threads(
         tools=children_by_interception(conn, "tool_usages", page_ids),
         prompts=children_by_interception(conn, "user_prompts", page_ids),
         thoughts=children_by_interception(conn, "model_thoughts", page_ids),
+        ai_gateway=api.ai_gateway,
     )
     summary_metadata = [t["metadata"] for i in first_ids for t in tokens.get(i, [])]
-    return session_threads(found[0], data, summary_metadata)
+    session = found[0]
+    logs = network_logs(conn, session.session_id, session.initiator_id) if api.ai_gateway else []
+    return session_threads(session, data, summary_metadata, logs)
 
 
-def _models(conn: sqlite3.Connection, caller: Caller, query: Query) -> Json:
+def _models(conn: sqlite3.Connection, caller: Caller, query: Query, api: Era) -> Json:
     page = parse_pagination(query)
     limit = check_list_limit(page)
     prefix = _search(
-        lambda: parse_models_query(first_value(query, "q")),
-        "Invalid AI Bridge models search query.",
+        lambda: parse_models_query(first_value(query, "q")), api.search_message("models")
     )
     return list_models(conn, prefix, authorized=caller.authorized, limit=limit, offset=page.offset)
 
 
-def _clients(conn: sqlite3.Connection, caller: Caller, query: Query) -> Json:
+def _clients(conn: sqlite3.Connection, caller: Caller, query: Query, api: Era) -> Json:
     page = parse_pagination(query)
     limit = check_list_limit(page)
     prefix = _search(
-        lambda: parse_clients_query(first_value(query, "q")),
-        "Invalid AI Bridge clients search query.",
+        lambda: parse_clients_query(first_value(query, "q")), api.search_message("clients")
     )
     return list_clients(conn, prefix, authorized=caller.authorized, limit=limit, offset=page.offset)
 
 
-async def _session_handler(request: web.Request) -> web.Response:
-    session_id = request.match_info["session_id"]
+def _providers(shape: str) -> Work:
+    def work(conn: sqlite3.Connection, caller: Caller, query: Query, api: Era) -> Json:
+        # Owners and auditors read providers; for anyone else they do not exist.
+        if not caller.authorized:
+            raise ApiError(404, RESOURCE_NOT_FOUND)
+        rows = list_providers(conn)
+        if shape == "names":
+            return [row["name"] for row in rows]
+        return [
+            {
+                "name": row["name"],
+                "type": row["type"],
+                "display_name": row["display_name"] or row["name"],
+                "icon": row["icon"],
+            }
+            for row in rows
+        ]
 
-    def work(conn: sqlite3.Connection, caller: Caller, query: Query) -> Json:
-        return _session_threads(conn, caller, query, session_id)
+    return work
+
+
+def _raw_session_id(request: web.Request) -> str:
+    """The `{session_id}` segment as Coder's handler sees it: chi routes on the raw path
+    whenever it is not encoded the default way, and the handler does not decode it."""
+    raw_path = request.raw_path.split("?", 1)[0]
+    return chi_path_param(raw_path.rsplit("/sessions/", 1)[1])
+
+
+async def _session_handler(request: web.Request) -> web.Response:
+    session_id = _raw_session_id(request)
+
+    def work(conn: sqlite3.Connection, caller: Caller, query: Query, api: Era) -> Json:
+        return _session_threads(conn, caller, query, api, session_id)
 
     return await _endpoint(work)(request)
 
 
-async def _openapi(_: web.Request) -> web.Response:
-    document = resources.files("aibridge_graphql.standin").joinpath("openapi.json")
-    if not document.is_file():
-        raise ApiError(404, "Route not found.")
-    return web.Response(text=document.read_text(), content_type="application/json")
+async def _openapi(request: web.Request) -> web.Response:
+    from aibridge_graphql.standin.openapi import document_text
+
+    return web.Response(text=document_text(request.app[ERA]), content_type="application/json")
+
+
+# The data plane (LLM proxy) reads the provider API key a client sends, not Coder's session
+# token carriers. Its exact answer to a path it does not proxy is not confirmed (contract):
+# a plain-text 401 without a usable key, Go's plain-text 404 with one.
+async def _data_plane(request: web.Request) -> web.Response:
+    authorization = request.headers.get("Authorization", "")
+    key = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
+    key = key or request.headers.get("X-Api-Key", "").strip()
+
+    def known(conn: sqlite3.Connection) -> bool:
+        try:
+            authenticate(conn, key, time.time_ns() // 1000)
+        except ApiError:
+            return False
+        return True
+
+    if not key or not await request.app[POOL].run(known):
+        return web.Response(status=401, text="unauthorized\n", content_type="text/plain")
+    return web.Response(status=404, text="404 page not found\n", content_type="text/plain")
 
 
 # --- errors and wiring ---------------------------------------------------------------------
@@ -307,10 +373,25 @@ async def _coder_errors(
     except web.HTTPException:
         raise
     except Exception as exc:
-        route = request.match_info.route.name or ""
+        route = (request.match_info.route.name or "").split(".")[0]
         log.exception("stand-in request failed: %s %s", request.method, request.path)
-        message = _INTERNAL_MESSAGES.get(route, "An internal server error occurred.")
+        message = request.app[ERA].internal_message(route)
         return _json_response({"message": message, "detail": str(exc)}, 500)
+
+
+def _licence_gate(api: Era) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """RequireFeatureMW without the entitlement: every route under the prefixes is a 403,
+    before authentication."""
+
+    @web.middleware
+    async def gate(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if any(request.path == p or request.path.startswith(p + "/") for p in api.prefixes):
+            return _json_response({"message": api.premium_message}, 403)
+        return await handler(request)
+
+    return gate
 
 
 async def _read_pool(app: web.Application, path: Path) -> AsyncIterator[None]:
@@ -319,20 +400,44 @@ async def _read_pool(app: web.Application, path: Path) -> AsyncIterator[None]:
     app[POOL].close()
 
 
-def create_app(db_path: str | Path) -> web.Application:
-    """The stand-in application over the SQLite database at `db_path` (schema applied)."""
+def create_app(
+    db_path: str | Path,
+    *,
+    api_era: ApiEra = DEFAULT_API_ERA,
+    unlicensed: bool = False,
+    providers_shape: str = "objects",
+) -> web.Application:
+    """The stand-in application over the SQLite database at `db_path` (schema applied).
+
+    `api_era` picks the API served (eras.py); `unlicensed` answers Coder's premium 403
+    everywhere; `providers_shape` is "objects" or "names" (the two `GET /providers` shapes).
+    """
+    if providers_shape not in PROVIDER_SHAPES:
+        raise ValueError(f"providers_shape must be one of {PROVIDER_SHAPES}")
+    api = era(api_era)
     path = Path(db_path)
     prepare_for_serving(path)
-    app = web.Application(middlewares=[_coder_errors])
+    middlewares = [_licence_gate(api)] if unlicensed else []
+    app = web.Application(middlewares=[*middlewares, _coder_errors])
+    app[ERA] = api
+    app[PROVIDERS_SHAPE] = providers_shape
     app.cleanup_ctx.append(lambda a: _read_pool(a, path))
-    routes = (
-        ("interceptions", "/interceptions", _endpoint(_interceptions)),
+    routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
         ("sessions", "/sessions", _endpoint(_sessions)),
         ("session", "/sessions/{session_id}", _session_handler),
         ("models", "/models", _endpoint(_models)),
         ("clients", "/clients", _endpoint(_clients)),
         ("openapi", "/openapi.json", _openapi),
-    )
-    for name, route, handler in routes:
-        app.router.add_get(API_PREFIX + route, handler, name=name)
+    ]
+    if api.ai_gateway:
+        routes.append(("providers", "/providers", _endpoint(_providers(providers_shape))))
+    else:
+        routes.insert(0, ("interceptions", "/interceptions", _endpoint(_interceptions)))
+    for index, prefix in enumerate(api.prefixes):
+        for name, route, handler in routes:
+            app.router.add_get(prefix + route, handler, name=f"{name}.p{index}")
+    if api.ai_gateway:
+        # Everything else under a prefix is the LLM proxy data plane, `/interceptions` too.
+        for index, prefix in enumerate(api.prefixes):
+            app.router.add_route("*", prefix + "/{tail:.*}", _data_plane, name=f"data.p{index}")
     return app

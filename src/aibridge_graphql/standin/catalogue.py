@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Configured provider rows (name, type) and the runtime provider each one routes through.
-PROVIDERS: tuple[tuple[str, str], ...] = (
-    ("anthropic", "anthropic"),
-    ("openai", "openai"),
-    ("azure", "azure"),
-    ("bedrock", "bedrock"),
-    ("openrouter", "openrouter"),
-    ("copilot", "copilot"),
+# Configured provider rows (name, type, display_name, icon) and the runtime provider each one
+# routes through. Icons are paths of Coder's bundled static icons.
+PROVIDERS: tuple[tuple[str, str, str, str], ...] = (
+    ("anthropic", "anthropic", "Anthropic", "/icon/claude.svg"),
+    ("openai", "openai", "OpenAI", "/icon/openai.svg"),
+    ("azure", "azure", "Azure OpenAI", "/icon/azure.svg"),
+    ("bedrock", "bedrock", "AWS Bedrock", "/icon/aws.svg"),
+    ("openrouter", "openrouter", "OpenRouter", ""),
+    ("copilot", "copilot", "GitHub Copilot", "/icon/github.svg"),
 )
 RUNTIME_PROVIDER: dict[str, str] = {
     "anthropic": "anthropic",
@@ -131,3 +132,41 @@ THOUGHTS = (
 )
 
 AVATAR_BASE = "https://avatars.githubusercontent.com/u/"
+
+# Upstream failures recorded on an interception (AI Gateway era): (error_type, error_message)
+# per runtime provider, as the providers' APIs name them.
+UPSTREAM_ERRORS: dict[str, tuple[tuple[str, str], ...]] = {
+    "anthropic": (
+        ("rate_limit_error", "This request would exceed the rate limit for your organization."),
+        ("overloaded_error", "Overloaded"),
+        ("api_error", "Internal server error"),
+    ),
+    "openai": (
+        ("rate_limit_exceeded", "Rate limit reached for requests per min (RPM)."),
+        ("context_length_exceeded", "This model's maximum context length is 128000 tokens."),
+        ("server_error", "The server had an error while processing your request."),
+    ),
+    "copilot": (("rate_limited", "Sorry, you have been rate-limited."),),
+}
+# The firewall logs the LLM call itself, then the workspace's egress: (proto, method, detail,
+# allowed by this rule or None when blocked).
+LLM_HOSTS: dict[str, str] = {
+    "anthropic": "https://api.anthropic.com/v1/messages",
+    "openai": "https://api.openai.com/v1/responses",
+    "copilot": "https://api.githubcopilot.com/chat/completions",
+}
+EGRESS: tuple[tuple[str, str, str, str | None], ...] = (
+    ("http", "GET", "https://api.github.com/repos/coder/coder/pulls", "domain=api.github.com"),
+    ("http", "GET", "https://api.github.com/repos/coder/coder/contents/go.mod",
+     "domain=api.github.com"),
+    ("http", "GET", "https://registry.npmjs.org/lodash", "domain=registry.npmjs.org"),
+    ("http", "GET", "https://proxy.golang.org/github.com/google/uuid/@v/list",
+     "domain=proxy.golang.org"),
+    ("http", "GET", "https://pypi.org:443/simple/pyyaml/", "domain=pypi.org"),
+    ("http", "POST", "https://api.github.com/graphql", "domain=api.github.com"),
+    ("dns", "", "github.com", "domain=github.com"),
+    ("http", "POST", "https://pastebin.com/api/api_post.php", None),
+    ("http", "GET", "https://raw.githubusercontent.com/someone/dotfiles/main/install.sh", None),
+    ("http", "GET", "http://203.0.113.7:8080/payload", None),
+    ("dns", "", "telemetry.example.net", None),
+)  # fmt: skip

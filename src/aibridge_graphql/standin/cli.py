@@ -13,11 +13,31 @@ from typing import TextIO
 
 import click
 
+from aibridge_graphql.standin.eras import API_ERAS, DEFAULT_API_ERA, ApiEra, era
 from aibridge_graphql.standin.records import UserRecord, insert_api_key, insert_users
 from aibridge_graphql.standin.seed import ANCHOR, KEY_LIFETIME, seed_database
 from aibridge_graphql.standin.tokens import UserToken, generate_token, read_tokens, split_token
 
 API_PATH = "/api/v2/aibridge"
+ERA_HELP = (
+    "Which Coder API to serve: 'ai-gateway' (Coder since mid-2026: /api/v2/ai-gateway plus the "
+    "/api/v2/aibridge alias, no /interceptions, /providers and the new fields) or 'sessions' "
+    "(the earlier AI Bridge API under /api/v2/aibridge)."
+)
+UNLICENSED_HELP = "Answer every route with Coder's 403 'Premium feature' message."
+
+
+def era_option(function: Callable[..., None]) -> Callable[..., None]:
+    """The `--api-era` option (also used by `demo`)."""
+    return click.option(
+        "--api-era",
+        type=click.Choice(API_ERAS),
+        default=DEFAULT_API_ERA,
+        show_default=True,
+        help=ERA_HELP,
+    )(function)
+
+
 DEFAULT_DB = Path("aibridge-standin.db")
 _DB_HELP = "The stand-in's SQLite file (created when missing)."
 
@@ -78,12 +98,15 @@ def _add_owner(conn: sqlite3.Connection, token: str) -> None:
     insert_api_key(conn, record.id, token, ANCHOR + KEY_LIFETIME)
 
 
-def _banner(base_url: str, db: Path, seeded: bool, tokens: list[UserToken]) -> str:
+def _banner(base_url: str, db: Path, seeded: bool, tokens: list[UserToken], api_era: ApiEra) -> str:
     owner = next(t for t in tokens if t.role == "owner")
     state = "seeded now" if seeded else "existing"
+    prefixes = era(api_era).prefixes
+    also = f"; legacy alias {base_url}{prefixes[1]}" if len(prefixes) > 1 else ""
     return "\n".join(
         [
-            f"Stand-in listening on {base_url}{API_PATH}",
+            f"Stand-in listening on {base_url}{prefixes[0]}",
+            f"API era: {api_era}{also}",
             f"Database: {db} ({state})",
             f"Admin token ({owner.username}, owner): {owner.token}",
             f"Every user's token: aibridge-graphql standin tokens --db {db}",
@@ -91,13 +114,20 @@ def _banner(base_url: str, db: Path, seeded: bool, tokens: list[UserToken]) -> s
     )
 
 
-async def _serve(db: Path, host: str, port: int, banner: Callable[[str], str]) -> None:
+async def _serve(
+    db: Path,
+    host: str,
+    port: int,
+    banner: Callable[[str], str],
+    app_options: dict[str, object],
+) -> None:
     # A small runner of our own: the stand-in must not import the gateway's GraphQL stack.
     from aiohttp import web
 
     from aibridge_graphql.standin.app import create_app
 
-    runner = web.AppRunner(create_app(db), access_log=None, handle_signals=False)
+    app = create_app(db, **app_options)  # type: ignore[arg-type]
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
@@ -148,6 +178,14 @@ async def _wait_for_signal() -> None:
     help="The owner's token, shaped like Coder's (10-char id '-' 22-char secret); "
     "generated when omitted. Ignored when the database already has an owner.",
 )
+@era_option
+@click.option("--unlicensed", is_flag=True, help=UNLICENSED_HELP)
+@click.option(
+    "--providers-shape",
+    type=click.Choice(("objects", "names")),
+    default="objects",
+    hidden=True,  # for testing clients against both documented shapes of GET /providers
+)
 @click.pass_context
 def standin(
     ctx: click.Context,
@@ -157,8 +195,11 @@ def standin(
     count: int,
     seed_value: int,
     admin_token: str | None,
+    api_era: ApiEra,
+    unlicensed: bool,
+    providers_shape: str,
 ) -> None:
-    """Serve the AI Bridge REST API stand-in (/api/v2/aibridge) on a seeded SQLite database.
+    """Serve Coder's AI Gateway / AI Bridge REST API stand-in on a seeded SQLite database.
 
     Same --seed and --seed-value give the same data; every user's token is printed by
     `standin tokens`. This is a development server: tokens are stored readable.
@@ -168,8 +209,15 @@ def standin(
     with _database(db) as conn:
         seeded = prepare(conn, count, seed_value, admin_token)
         users = read_tokens(conn)
+    options: dict[str, object] = {
+        "api_era": api_era,
+        "unlicensed": unlicensed,
+        "providers_shape": providers_shape,
+    }
     try:
-        asyncio.run(_serve(db, host, port, lambda url: _banner(url, db, seeded, users)))
+        asyncio.run(
+            _serve(db, host, port, lambda url: _banner(url, db, seeded, users, api_era), options)
+        )
     except OSError as error:
         raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from None
 

@@ -9,6 +9,7 @@ stand-in's 400 bodies identical to Coder's.
 from __future__ import annotations
 
 import unicodedata
+from urllib.parse import unquote
 
 RFC3339NANO_LAYOUT = "2006-01-02T15:04:05.999999999Z07:00"
 
@@ -240,3 +241,29 @@ GO_ZERO_TIME_NS = _days_from_civil(1, 1, 1) * 86400 * _NS_PER_S
 def parse_rfc3339nano(value: str) -> int:
     """Go's time.Parse(time.RFC3339Nano, value) in ns since the epoch (UTC); raises GoTimeError."""
     return _RFC3339NanoParser(value).parse_ns()
+
+
+# Bytes net/url's escape(s, encodePath) leaves alone: unreserved characters plus the reserved
+# ones a path may carry ("$&+,/:;=@"); "?" and everything else is percent-encoded.
+_PATH_SAFE = frozenset(
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~$&+,/:;=@"
+)
+
+
+def go_escape_path(text: str) -> str:
+    """net/url's path escaping (upper-case hex), as `URL.EscapedPath` produces by default."""
+    return "".join(
+        chr(byte) if byte in _PATH_SAFE else f"%{byte:02X}"
+        for byte in text.encode("utf-8", "surrogatepass")
+    )
+
+
+def chi_path_param(raw: str) -> str:
+    """A path parameter as chi hands it to Coder's handler, which does not decode it.
+
+    Go keeps `URL.RawPath` only when the request's encoding differs from its default one; chi
+    then routes on the raw, still-encoded path. So a segment encoded the default way arrives
+    decoded, and one with any extra encoding (`%3A` for ":", say) arrives encoded, verbatim.
+    """
+    decoded = unquote(raw, errors="surrogateescape")
+    return decoded if go_escape_path(decoded) == raw else raw

@@ -198,7 +198,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
 
 def _semantic_errors(item: _Interception) -> list[tuple[str, str]]:
     """Rules beyond types: time order and children that point at their interception."""
-    problems = []
+    problems = _database_limits(item)
     if item.ended_at is not None and item.ended_at < item.started_at:
         problems.append(("ended_at", "must not be before started_at"))
     children: list[tuple[str, Sequence[_Child]]] = [
@@ -211,6 +211,36 @@ def _semantic_errors(item: _Interception) -> list[tuple[str, str]]:
             if row.interception_id != item.id:
                 detail = f"is {row.interception_id}, not the interception's id {item.id}"
                 problems.append((f"{name}.{position}.interception_id", detail))
+    return problems
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _database_limits(item: _Interception) -> list[tuple[str, str]]:
+    """Values Coder's PostgreSQL would refuse: integer columns outside int64 (bigint; SQLite
+    refuses them too) and strings holding NUL bytes (neither text nor jsonb stores U+0000), at
+    any depth of the record. Metadata numbers may be big: jsonb keeps arbitrary precision."""
+    problems: list[tuple[str, str]] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, bool):
+            return
+        if isinstance(value, int):
+            if "metadata" not in path.split(".") and not _INT64_MIN <= value <= _INT64_MAX:
+                problems.append((path, f"{value} is out of range for a 64-bit integer"))
+        elif isinstance(value, str):
+            if "\x00" in value:
+                problems.append((path, "contains a NUL byte (\\u0000), which PostgreSQL refuses"))
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                walk(key, f"{path}.(key)" if path else "(key)")
+                walk(inner, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list | tuple):
+            for position, inner in enumerate(value):
+                walk(inner, f"{path}.{position}")
+
+    walk(item.model_dump(mode="python"), "")
     return problems
 
 

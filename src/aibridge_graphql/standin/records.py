@@ -84,6 +84,22 @@ class ModelThoughtRecord:
 
 
 @dataclass(frozen=True)
+class BoundaryLogRecord:
+    """One network call the agent firewall logged in its session (a Coder boundary log)."""
+
+    id: str
+    session_id: str
+    sequence_number: int
+    captured_at: int
+    created_at: int
+    proto: str
+    method: str
+    detail: str
+    allowed: bool
+    matched_rule: str | None
+
+
+@dataclass(frozen=True)
 class InterceptionRecord:
     """One intercepted LLM request with its child rows."""
 
@@ -106,11 +122,18 @@ class InterceptionRecord:
     user_prompts: tuple[UserPromptRecord, ...] = ()
     tool_usages: tuple[ToolUsageRecord, ...] = ()
     model_thoughts: tuple[ModelThoughtRecord, ...] = ()
+    agent_firewall_session_id: str | None = None
+    agent_firewall_sequence_number: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    # Firewall logs written alongside this interception (its own call and what followed).
+    boundary_logs: tuple[BoundaryLogRecord, ...] = ()
 
     @property
     def session_id(self) -> str:
-        """The client's session id, or the interception's own id when the client sent none."""
-        return self.client_session_id or self.id
+        """The client's session id; else its thread root's id (a child belongs to the root's
+        session, as in Coder's TestAIBridgeListSessions); else its own id."""
+        return self.client_session_id or self.thread_root_id or self.id
 
 
 def _json(value: Metadata) -> str | None:
@@ -134,16 +157,20 @@ def insert_api_key(conn: sqlite3.Connection, user_id: str, token: str, expires_a
     )
 
 
-def insert_providers(conn: sqlite3.Connection, providers: Iterable[tuple[str, str]]) -> None:
-    """Insert configured providers as (name, type) pairs (no commit)."""
-    conn.executemany("INSERT INTO ai_providers (name, type) VALUES (?, ?)", list(providers))
+def insert_providers(conn: sqlite3.Connection, providers: Iterable[tuple[str, ...]]) -> None:
+    """Insert configured providers as (name, type[, display_name, icon]) tuples (no commit)."""
+    conn.executemany(
+        "INSERT INTO ai_providers (name, type, display_name, icon) VALUES (?, ?, ?, ?)",
+        [(*p, "", "")[:4] for p in providers],
+    )
 
 
 _INSERTS = {
     "interceptions": "INSERT INTO interceptions (id, api_key_id, initiator_id, provider, "
     "provider_name, model, client, metadata, started_at, ended_at, client_session_id, "
-    "thread_parent_id, thread_root_id, session_id, credential_kind, credential_hint) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "thread_parent_id, thread_root_id, session_id, credential_kind, credential_hint, "
+    "agent_firewall_session_id, agent_firewall_sequence_number, error_type, error_message) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "token_usages": "INSERT INTO token_usages (id, interception_id, provider_response_id, "
     "input_tokens, output_tokens, cache_read_input_tokens, cache_write_input_tokens, metadata, "
     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -154,6 +181,9 @@ _INSERTS = {
     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "model_thoughts": "INSERT INTO model_thoughts (interception_id, content, metadata, created_at) "
     "VALUES (?, ?, ?, ?)",
+    "boundary_logs": "INSERT INTO boundary_logs (id, session_id, sequence_number, captured_at, "
+    "created_at, proto, method, detail, allowed, matched_rule) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 }
 
 Row = tuple[Any, ...]
@@ -167,7 +197,8 @@ def _rows(batch: list[InterceptionRecord]) -> dict[str, list[Row]]:
             (r.id, r.api_key_id, r.initiator_id, r.provider, r.provider_name, r.model, r.client,
              _json(r.metadata), r.started_at, r.ended_at, r.client_session_id,
              r.thread_parent_id, r.thread_root_id, r.session_id, r.credential_kind,
-             r.credential_hint)
+             r.credential_hint, r.agent_firewall_session_id, r.agent_firewall_sequence_number,
+             r.error_type, r.error_message)
         )  # fmt: skip
         rows["token_usages"].extend(
             (t.id, r.id, t.provider_response_id, t.input_tokens, t.output_tokens,
@@ -187,6 +218,11 @@ def _rows(batch: list[InterceptionRecord]) -> dict[str, list[Row]]:
         rows["model_thoughts"].extend(
             (r.id, m.content, _json(m.metadata), m.created_at) for m in r.model_thoughts
         )
+        rows["boundary_logs"].extend(
+            (b.id, b.session_id, b.sequence_number, b.captured_at, b.created_at, b.proto,
+             b.method, b.detail, int(b.allowed), b.matched_rule)
+            for b in r.boundary_logs
+        )  # fmt: skip
     return rows
 
 

@@ -8,6 +8,7 @@ text go through `jsonOrEmptyMap`: NULL is `null`, invalid JSON or a non-object i
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -60,11 +61,22 @@ def sanitize_credential_hint(hint: str) -> str:
     return hint
 
 
-def _is_int64(value: Any) -> bool:
-    # json.Number.Int64: integers that fit in int64; floats (even 3.0) and 1e3 do not count.
-    return (
-        isinstance(value, int) and not isinstance(value, bool) and _INT64_MIN <= value <= _INT64_MAX
-    )
+# A JSON string Go's decoder accepts into a json.Number whose Int64() then succeeds: JSON's
+# integer grammar (no "+", no leading zeros), so "42" counts and "4.0", "+4", "042" do not.
+_JSON_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+
+
+def _int64_leaf(value: Any) -> int | None:
+    """db2sdk flattenAndSum: unmarshal into json.Number, then Int64(); None when skipped.
+
+    Integers that fit in int64 count, and so do numbers sent as quoted strings ("42");
+    floats (even 3.0), 1e3, bools and out-of-range values do not.
+    """
+    if isinstance(value, str) and _JSON_INTEGER.fullmatch(value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if _INT64_MIN <= value <= _INT64_MAX else None
+    return None
 
 
 def _flatten_and_sum(sums: dict[str, int], prefix: str, obj: Mapping[str, Any]) -> None:
@@ -72,8 +84,8 @@ def _flatten_and_sum(sums: dict[str, int], prefix: str, obj: Mapping[str, Any]) 
         name = f"{prefix}.{key}" if prefix else key
         if isinstance(value, dict):
             _flatten_and_sum(sums, name, value)
-        elif _is_int64(value):
-            sums[name] = sums.get(name, 0) + value
+        elif (number := _int64_leaf(value)) is not None:
+            sums[name] = sums.get(name, 0) + number
 
 
 def aggregate_token_metadata(texts: Iterable[str | None]) -> dict[str, int]:

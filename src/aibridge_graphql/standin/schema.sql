@@ -20,10 +20,13 @@ CREATE TABLE IF NOT EXISTS api_keys (
     expires_at  INTEGER NOT NULL
 );
 
--- Configured providers (`provider_name` filter validates against this table).
+-- Configured providers (the sessions era's `provider_name` filter validates against this table;
+-- `GET /providers` lists it in the AI Gateway era).
 CREATE TABLE IF NOT EXISTS ai_providers (
-    name  TEXT PRIMARY KEY,
-    type  TEXT NOT NULL
+    name          TEXT PRIMARY KEY,
+    type          TEXT NOT NULL,
+    display_name  TEXT NOT NULL DEFAULT '',
+    icon          TEXT NOT NULL DEFAULT ''
 );
 
 CREATE TABLE IF NOT EXISTS interceptions (
@@ -40,10 +43,15 @@ CREATE TABLE IF NOT EXISTS interceptions (
     client_session_id  TEXT,
     thread_parent_id   TEXT,
     thread_root_id     TEXT,
-    -- COALESCE(client_session_id, id): written by the loader, as Coder's recorder does.
+    -- COALESCE(client_session_id, thread_root_id, id): written by the loader.
     session_id         TEXT NOT NULL,
     credential_kind    TEXT NOT NULL DEFAULT 'centralized',
-    credential_hint    TEXT NOT NULL DEFAULT ''
+    credential_hint    TEXT NOT NULL DEFAULT '',
+    -- AI Gateway era: the agent firewall correlation and the upstream error of the request.
+    agent_firewall_session_id       TEXT,
+    agent_firewall_sequence_number  INTEGER,
+    error_type                      TEXT,
+    error_message                   TEXT
 );
 
 CREATE TABLE IF NOT EXISTS token_usages (
@@ -88,6 +96,22 @@ CREATE TABLE IF NOT EXISTS model_thoughts (
     created_at       INTEGER NOT NULL
 );
 
+-- The agent firewall's network call log (Coder's boundary logs). `session_id` is the firewall's
+-- session, which interceptions point at; an interception owns the calls logged after its own
+-- sequence number and before the next interception's in the same firewall session.
+CREATE TABLE IF NOT EXISTS boundary_logs (
+    id               TEXT PRIMARY KEY,
+    session_id       TEXT NOT NULL,
+    sequence_number  INTEGER NOT NULL,
+    captured_at      INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL,
+    proto            TEXT NOT NULL,
+    method           TEXT NOT NULL,
+    detail           TEXT NOT NULL,
+    allowed          INTEGER NOT NULL,
+    matched_rule     TEXT
+);
+
 -- Indexes. Every list query filters `ended_at IS NOT NULL` (in-flight rows are never served), so
 -- the interception indexes are partial on it: smaller, and each one also covers the count.
 -- Interceptions list: newest first, alone or narrowed by one equality filter; the trailing
@@ -123,3 +147,10 @@ CREATE INDEX IF NOT EXISTS ix_tool_usages_interception
     ON tool_usages (interception_id, created_at);
 CREATE INDEX IF NOT EXISTS ix_model_thoughts_interception
     ON model_thoughts (interception_id, created_at);
+
+-- Network calls: a firewall session's logs in sequence order, and the interceptions marking it.
+CREATE INDEX IF NOT EXISTS ix_boundary_logs_session
+    ON boundary_logs (session_id, sequence_number);
+CREATE INDEX IF NOT EXISTS ix_interceptions_firewall
+    ON interceptions (agent_firewall_session_id, agent_firewall_sequence_number)
+    WHERE agent_firewall_session_id IS NOT NULL;

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from aibridge_graphql.standin import catalogue as cat
 from aibridge_graphql.standin.records import (
+    BoundaryLogRecord,
     InterceptionRecord,
     Metadata,
     ModelThoughtRecord,
@@ -71,8 +72,19 @@ class SeedUser:
         return self.token.split("-", 1)[0]
 
 
-def seed_database(conn: sqlite3.Connection, count: int, seed_value: int, admin_token: str) -> None:
-    """Insert users, their tokens, providers and `count` interceptions (no commit)."""
+def seed_database(
+    conn: sqlite3.Connection,
+    count: int,
+    seed_value: int,
+    admin_token: str,
+    *,
+    awkward_session_ids: bool = True,
+) -> None:
+    """Insert users, their tokens, providers and `count` interceptions (no commit).
+
+    `awkward_session_ids` gives some sessions client ids holding `:`, `@`, `+`, `=` and spaces
+    (for clients that must encode them in a path); off, those sessions keep plain ids.
+    """
     rng = random.Random(seed_value)
     users = make_users(rng, admin_token)
     if not conn.in_transaction:  # one transaction even on an autocommit connection
@@ -81,7 +93,8 @@ def seed_database(conn: sqlite3.Connection, count: int, seed_value: int, admin_t
     for user in users:
         insert_api_key(conn, user.record.id, user.token, ANCHOR + KEY_LIFETIME)
     insert_providers(conn, cat.PROVIDERS)
-    insert_interceptions(conn, generate_interceptions(rng, users, count))
+    extras = Extras(seed_value, awkward_session_ids=awkward_session_ids)
+    insert_interceptions(conn, generate_interceptions(rng, users, count, extras))
 
 
 def make_users(rng: random.Random, admin_token: str) -> list[SeedUser]:
@@ -96,13 +109,16 @@ def make_users(rng: random.Random, admin_token: str) -> list[SeedUser]:
 
 
 def generate_interceptions(
-    rng: random.Random, users: list[SeedUser], count: int
+    rng: random.Random, users: list[SeedUser], count: int, extras: Extras | None = None
 ) -> Iterator[InterceptionRecord]:
     """Exactly `count` interceptions, session by session."""
     produced = 0
     index = 0
     while produced < count:
-        for record in _session(rng, users, index)[: count - produced]:
+        records = _session(rng, users, index)
+        if extras is not None:
+            records = extras.apply(index, records)
+        for record in records[: count - produced]:
             yield record
             produced += 1
         index += 1
@@ -363,3 +379,166 @@ def _thoughts(rng: random.Random, model: str, at: int) -> tuple[ModelThoughtReco
         return ()
     picks = rng.sample(cat.THOUGHTS, _between(rng, 1, 2))
     return tuple(ModelThoughtRecord(text, None, at + i * SECOND) for i, text in enumerate(picks))
+
+
+class Extras:
+    """What the AI Gateway era added, drawn from a per-session RNG of its own.
+
+    The main generator's stream is left exactly as it was, so the same seed value keeps giving
+    the same sessions, prompts and tokens; this only decorates them: agentic loops of clients
+    that send no session id, agent firewall network calls, upstream errors on thread roots, and
+    client session ids that need percent-encoding in a path.
+    """
+
+    def __init__(self, seed_value: int, *, awkward_session_ids: bool = True) -> None:
+        self._seed_value = seed_value
+        self._awkward = awkward_session_ids
+
+    def apply(self, index: int, records: list[InterceptionRecord]) -> list[InterceptionRecord]:
+        """The session's records with the extras of session number `index`."""
+        # A str seed is hashed with SHA-512 by `random`: stable across runs and platforms.
+        rng = random.Random(f"{self._seed_value}/extras/{index}")
+        in_flight = records[-1].ended_at is None
+        root = records[0]
+        if root.client_session_id is None and not in_flight and rng.random() < 0.5:
+            records = _loop_without_session_id(rng, root)
+        elif root.client_session_id is not None and self._awkward and rng.random() < 0.12:
+            awkward = _awkward_session_id(rng, root.client or "")
+            records = [replace(r, client_session_id=awkward) for r in records]
+        records = [_with_error(rng, r) if r.thread_root_id is None else r for r in records]
+        if root.client is not None and rng.random() < 0.3:
+            records = _with_firewall(rng, records)
+        return records
+
+
+def _loop_without_session_id(
+    rng: random.Random, root: InterceptionRecord
+) -> list[InterceptionRecord]:
+    """A root that led to continuations although the client sent no session id: in Coder those
+    belong to the root's session (its id), not to sessions of their own."""
+    records = [_with_client_call(rng, root)]
+    clock = root.ended_at or root.started_at
+    steps = _between(rng, 1, 3)
+    for step in range(steps):
+        started = clock + _between(rng, 50 * 1000, 3 * SECOND)
+        ended = started + _between(rng, 1500 * 1000, 60 * SECOND)
+        child_id = _uuid(rng)
+        usage = _token_usage(rng, root.provider, _response_id(rng, root.provider), started)
+        child = replace(
+            root,
+            id=child_id,
+            started_at=started,
+            ended_at=ended,
+            thread_parent_id=records[-1].id,
+            thread_root_id=root.id,
+            token_usages=(usage,),
+            user_prompts=(),
+            tool_usages=(),
+            model_thoughts=(),
+        )
+        # Every parent made the tool call its continuation answers.
+        records.append(_with_client_call(rng, child) if step < steps - 1 else child)
+        clock = ended
+    return records
+
+
+def _with_client_call(rng: random.Random, record: InterceptionRecord) -> InterceptionRecord:
+    if record.tool_usages:
+        return record
+    tool = rng.choice(("read_file", "edit_file", "terminal", "grep"))
+    at = record.ended_at or record.started_at
+    response_id = record.token_usages[-1].provider_response_id if record.token_usages else ""
+    call = ToolUsageRecord(
+        id=_uuid(rng),
+        provider_response_id=response_id,
+        provider_tool_call_id="call_" + _alnum(rng, 22),
+        server_url=None,
+        tool=tool,
+        input=_tool_input(rng, tool),
+        injected=False,
+        invocation_error=None,
+        metadata={},
+        created_at=at,
+    )
+    return replace(record, tool_usages=(call,))
+
+
+def _awkward_session_id(rng: random.Random, client: str) -> str:
+    """A client session id with characters a path segment may carry raw (`:@+=`) or must
+    percent-encode (space)."""
+    slug = (client.split()[0] if client else "script").lower()
+    tag = f"{rng.getrandbits(32):08x}"
+    forms = (
+        f"{slug}:{tag}@ws-{rng.choice(cat.SYMBOLS).lower()} +{_between(rng, 1, 9)}=retry",
+        f"{slug}:{tag}@{rng.choice(('dev', 'ci', 'laptop'))}",
+        f"run {tag} + attempt={_between(rng, 1, 5)}",
+        f"ses_{_alnum(rng, 12)}==",
+    )
+    return forms[_between(rng, 0, len(forms) - 1)]
+
+
+def _with_error(rng: random.Random, record: InterceptionRecord) -> InterceptionRecord:
+    """Some thread roots failed upstream; the API shows the root's error on the thread."""
+    errors = cat.UPSTREAM_ERRORS.get(record.provider, ())
+    if not errors or rng.random() >= 0.08:
+        return record
+    error_type, error_message = rng.choice(errors)
+    return replace(record, error_type=error_type, error_message=error_message)
+
+
+def _with_firewall(
+    rng: random.Random, records: list[InterceptionRecord]
+) -> list[InterceptionRecord]:
+    """The workspace ran behind the agent firewall: each interception marks its own LLM call's
+    sequence number, and the egress logged after it (some of it blocked) is its window."""
+    firewall_id = _uuid(rng)
+    sequence = _between(rng, 0, 40)
+    locked_down = rng.random() < 0.3
+    decorated = []
+    for record in records:
+        mark = sequence
+        calls = _between(rng, 0, 6)
+        end = record.ended_at or record.started_at + SECOND
+        times = _spread(rng, record.started_at, end, calls + 1)
+        llm = cat.LLM_HOSTS.get(record.provider, cat.LLM_HOSTS["openai"])
+        host = llm.split("/")[2]
+        logs = [_boundary_log(rng, firewall_id, mark, times[0], ("http", "POST", llm, host))]
+        for offset in range(1, calls + 1):
+            blocked = rng.random() < (0.5 if locked_down else 0.1)
+            pool = [e for e in cat.EGRESS if (e[3] is None) == blocked]
+            entry = rng.choice(pool)
+            logs.append(_boundary_log(rng, firewall_id, mark + offset, times[offset], entry))
+        sequence = mark + calls + 1
+        decorated.append(
+            replace(
+                record,
+                agent_firewall_session_id=firewall_id,
+                agent_firewall_sequence_number=mark,
+                boundary_logs=tuple(logs),
+            )
+        )
+    return decorated
+
+
+def _boundary_log(
+    rng: random.Random,
+    firewall_id: str,
+    sequence: int,
+    at: int,
+    entry: tuple[str, str, str, str | None],
+) -> BoundaryLogRecord:
+    proto, method, detail, rule = entry
+    if rule is not None and "=" not in rule:
+        rule = f"domain={rule}"
+    return BoundaryLogRecord(
+        id=_uuid(rng),
+        session_id=firewall_id,
+        sequence_number=sequence,
+        captured_at=at,
+        created_at=at + _between(rng, 5 * 1000, 500 * 1000),
+        proto=proto,
+        method=method,
+        detail=detail,
+        allowed=rule is not None,
+        matched_rule=rule,
+    )

@@ -12,7 +12,7 @@ import queue
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,8 +34,35 @@ def open_database(path: str | Path) -> sqlite3.Connection:
     # Coder has no foreign keys from the child tables to interceptions.
     conn.execute("PRAGMA foreign_keys = OFF")
     conn.execute("PRAGMA synchronous = NORMAL")
+    _add_missing_columns(conn)
     conn.executescript(SCHEMA_SQL)
     return conn
+
+
+# Columns added since the first schema: a database written by an older stand-in gains them
+# (NULL or the default) before the schema's indexes, which use some of them, are created.
+_ADDED_COLUMNS = {
+    "ai_providers": (
+        ("display_name", "TEXT NOT NULL DEFAULT ''"),
+        ("icon", "TEXT NOT NULL DEFAULT ''"),
+    ),
+    "interceptions": (
+        ("agent_firewall_session_id", "TEXT"),
+        ("agent_firewall_sequence_number", "INTEGER"),
+        ("error_type", "TEXT"),
+        ("error_message", "TEXT"),
+    ),
+}
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+        if not present:
+            continue  # a new database: the schema creates the table whole
+        for name, declaration in columns:
+            if name not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
 
 def prepare_for_serving(path: str | Path) -> None:
@@ -94,10 +121,23 @@ class ReadPool:
 
 
 class DbLookups:
-    """The search parser's lookups (search.Lookups) over one connection."""
+    """The search parser's lookups (search.Lookups) over one connection.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    `provider_names`: "authorized" resolves `provider_name` through the caller's authorization
+    (the sessions era: only an owner may read providers, so an auditor's lookup fails);
+    "any" accepts every name (the AI Gateway era matches it as a plain string).
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        provider_names: str = "authorized",
+        can_read_providers: bool = True,
+    ) -> None:
         self._conn = conn
+        self._provider_names = provider_names
+        self._can_read_providers = can_read_providers
 
     def user_id_by_username(self, username: str) -> str | None:
         """GetUserByEmailOrUsername: usernames match case-insensitively."""
@@ -107,7 +147,11 @@ class DbLookups:
         return None if row is None else str(row[0])
 
     def provider_name_exists(self, name: str) -> bool:
-        """Whether a configured provider has this name."""
+        """Whether a configured provider the caller may read has this name."""
+        if self._provider_names == "any":
+            return True
+        if not self._can_read_providers:
+            return False
         return (
             self._conn.execute("SELECT 1 FROM ai_providers WHERE name = ?", (name,)).fetchone()
             is not None
@@ -242,6 +286,8 @@ class SessionSummary:
     cache_write_input_tokens: int
     last_prompt: str
     last_active_at: int
+    # (total, blocked) network calls; None when the firewall was not in use (or not asked for).
+    network_calls: tuple[int, int] | None = None
 
 
 def count_sessions(conn: sqlite3.Connection, where: Where) -> int:
@@ -297,11 +343,19 @@ def list_sessions(
     cursor: tuple[int, str] | None,
     limit: int,
     offset: int,
+    network: bool = False,
 ) -> list[SessionSummary]:
-    """A page of sessions, most recently active first, each with its lateral aggregates."""
+    """A page of sessions, most recently active first, each with its lateral aggregates
+    (and, when `network`, its agent firewall call counts)."""
     params = (*where.params, *(cursor or ()), limit, offset)
     rows = conn.execute(_sessions_sql(where, cursor=cursor is not None), params).fetchall()
-    return [_summarize(conn, row) for row in rows]
+    summaries = [_summarize(conn, row) for row in rows]
+    if network:
+        summaries = [
+            replace(s, network_calls=network_counts(conn, s.session_id, s.initiator_id))
+            for s in summaries
+        ]
+    return summaries
 
 
 _SESSION_MEMBERS = (
@@ -351,6 +405,58 @@ def _summarize(conn: sqlite3.Connection, row: Row) -> SessionSummary:
         last_prompt="" if last_prompt is None else last_prompt[0],
         last_active_at=row["last_active_at"],
     )
+
+
+# --- agent firewall network calls ----------------------------------------------------------
+
+# The firewall windows of a session's ended interceptions: each owns its firewall session's
+# logs after its own sequence number (its LLM call, excluded) and before the next marked
+# interception of that firewall session, whichever AI session that one belongs to.
+_WINDOWS = (
+    "WITH w AS (SELECT i.agent_firewall_session_id AS fw, "
+    "i.agent_firewall_sequence_number AS lo, "
+    "(SELECT MIN(j.agent_firewall_sequence_number) FROM interceptions AS j "
+    "WHERE j.agent_firewall_session_id = i.agent_firewall_session_id "
+    "AND j.agent_firewall_sequence_number > i.agent_firewall_sequence_number) AS hi "
+    "FROM interceptions AS i WHERE i.session_id = ? AND i.initiator_id = ? "
+    "AND i.ended_at IS NOT NULL AND i.agent_firewall_session_id IS NOT NULL) "
+)
+_IN_WINDOW = (
+    "FROM boundary_logs AS b WHERE EXISTS (SELECT 1 FROM w WHERE b.session_id = w.fw "
+    "AND b.sequence_number > w.lo AND (w.hi IS NULL OR b.sequence_number < w.hi))"
+)
+
+
+def network_counts(
+    conn: sqlite3.Connection, session_id: str, initiator_id: str
+) -> tuple[int, int] | None:
+    """(total, blocked) calls in the session's windows; None when no interception of it was
+    behind the firewall."""
+    marked = conn.execute(
+        "SELECT 1 FROM interceptions WHERE session_id = ? AND initiator_id = ? "
+        "AND ended_at IS NOT NULL AND agent_firewall_session_id IS NOT NULL LIMIT 1",
+        (session_id, initiator_id),
+    ).fetchone()
+    if marked is None:
+        return None
+    row = conn.execute(
+        _WINDOWS + "SELECT COUNT(*), COALESCE(SUM(NOT b.allowed), 0) " + _IN_WINDOW,
+        (session_id, initiator_id),
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def network_logs(conn: sqlite3.Connection, session_id: str, initiator_id: str) -> list[Row]:
+    """Every call in the session's windows, oldest first."""
+    sql = _WINDOWS + "SELECT b.* " + _IN_WINDOW + " ORDER BY b.captured_at, b.sequence_number, b.id"
+    return conn.execute(sql, (session_id, initiator_id)).fetchall()
+
+
+def list_providers(conn: sqlite3.Connection) -> list[Row]:
+    """Configured providers by name."""
+    return conn.execute(
+        "SELECT name, type, display_name, icon FROM ai_providers ORDER BY name"
+    ).fetchall()
 
 
 # --- session threads -----------------------------------------------------------------------

@@ -8,6 +8,10 @@ Retries (idempotent GETs only): connection failures (connect errors and connect 
 dropped or garbled response, read/write errors) and 502/503/504, with exponential backoff and
 jitter, up to `settings.retries` extra attempts. A read timeout is not retried: the upstream is
 slow, not gone, and retrying would multiply the wait; it maps to `UpstreamUnavailable` at once.
+
+Bounds: bodies are streamed and read up to `settings.max_upstream_body_bytes` (the connection is
+dropped as soon as a body passes it, or at once when its Content-Length does), and a call given a
+`Deadline` runs every attempt and backoff sleep under it, never starting a retry that cannot finish.
 """
 
 from __future__ import annotations
@@ -30,13 +34,16 @@ from pydantic import ValidationError as PydanticValidationError
 
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.capabilities import CapabilityDetector
+from aibridge_graphql.upstream.deadline import Deadline, within
 from aibridge_graphql.upstream.errors import (
+    DeadlineExceeded,
     UpstreamHTTPError,
     UpstreamProtocolError,
+    UpstreamResponseTooLarge,
     UpstreamUnavailable,
     error_for_status,
 )
-from aibridge_graphql.upstream.observe import observed_attempt
+from aibridge_graphql.upstream.observe import observed_attempt, report_deadline, report_failure
 from aibridge_graphql.upstream.requests import UpstreamRequest
 
 logger = logging.getLogger(__name__)
@@ -61,6 +68,8 @@ _JSON = TypeAdapter(Any)
 # Idle pooled connections are dropped after this long (httpx's default), before a typical
 # server-side idle timeout closes them under a request.
 _KEEPALIVE_EXPIRY = 5.0
+# The least time worth starting a retry with (a loopback answer takes ~1 ms, a WAN one ~100).
+_MIN_ATTEMPT_SECONDS = 0.1
 
 OnResponse = Callable[[UpstreamRequest, "int | None", float], None]
 
@@ -119,6 +128,20 @@ def pooled_transport(settings: Settings) -> httpx.AsyncBaseTransport:
         )
 
     return AiohttpTransport(client=session)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """An attempt's status and body (None: not read, a retried status or an oversized error)."""
+
+    status: int
+    content: bytes | None
+
+
+def _time_for_another(deadline: Deadline | None, delay: float) -> bool:
+    # A retry that cannot even start before the deadline would only turn a real failure into
+    # DEADLINE_EXCEEDED; leave it some time to answer too.
+    return deadline is None or deadline.remaining() > delay + _MIN_ATTEMPT_SECONDS
 
 
 def _backoff(base: float, attempt: int) -> float:
@@ -188,91 +211,192 @@ class UpstreamClient:
         if self._on_response is not None:
             self._on_response(request, status, time.perf_counter() - started)
 
+    async def _read_capped(self, response: httpx.Response) -> bytes:
+        """The (decoded) body, read chunk by chunk; past the cap it stops reading at once.
+
+        The caller closes the response: aiohttp then drops the connection, since the body was
+        not read to its end, so the rest is never received.
+        """
+        cap = self._settings.max_upstream_body_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise UpstreamResponseTooLarge(cap)
+        # Chunks, joined once at the end: a growing buffer would be reallocated (copied) as it
+        # grows, and its freed large blocks stay in the process's heap (RSS) afterwards.
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                # Free them now: the error's traceback keeps this frame (and would keep the
+                # chunks) alive for as long as the error lives, until a GC pass at the earliest.
+                chunks.clear()
+                raise UpstreamResponseTooLarge(cap)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _attempt(self, request: UpstreamRequest, headers: dict[str, str]) -> _Answer:
+        """One GET, its body read under the cap (not at all for a status that is retried)."""
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            # The current observer (metrics, tracing) may add headers per attempt.
+            with observed_attempt(request, headers) as sent:
+                built = self._http.build_request(
+                    "GET", request.path, params=request.params, headers=sent.headers
+                )
+                response = await self._http.send(built, stream=True)
+                try:
+                    status = sent.status = response.status_code
+                    if status in RETRY_STATUSES:
+                        return _Answer(status, None)
+                    try:
+                        return _Answer(status, await self._read_capped(response))
+                    except UpstreamResponseTooLarge:
+                        if 200 <= status < 300:
+                            raise
+                        return _Answer(status, None)  # an error body: its status says enough
+                finally:
+                    await response.aclose()
+        finally:
+            self._observe(request, status, started)
+
     async def _send(
-        self, request: UpstreamRequest, headers: dict[str, str], *, retries: int
-    ) -> httpx.Response:
+        self,
+        request: UpstreamRequest,
+        headers: dict[str, str],
+        *,
+        retries: int,
+        deadline: Deadline | None,
+    ) -> _Answer:
         attempt = 0
         while True:
-            started = time.perf_counter()
             try:
-                # The current observer (metrics, tracing) may add headers per attempt.
-                with observed_attempt(request, headers) as sent:
-                    response = await self._http.get(
-                        request.path, params=request.params, headers=sent.headers
-                    )
-                    sent.status = response.status_code
+                async with within(deadline):
+                    answer = await self._attempt(request, headers)
             except _RETRY_EXCEPTIONS as exc:
-                self._observe(request, None, started)
-                if attempt >= retries:
-                    raise UpstreamUnavailable(
-                        f"upstream unreachable ({type(exc).__name__})"
-                    ) from None
-                failure = type(exc).__name__
+                failure = UpstreamUnavailable(
+                    f"upstream unreachable ({type(exc).__name__})", kind="unreachable"
+                )
             except httpx.TimeoutException as exc:
-                self._observe(request, None, started)
-                raise UpstreamUnavailable(f"upstream timed out ({type(exc).__name__})") from None
+                # Slow, not gone: retrying would multiply the wait.
+                raise UpstreamUnavailable(
+                    f"upstream timed out ({type(exc).__name__})", kind="timeout"
+                ) from None
             except _TRANSPORT_ERRORS as exc:
-                self._observe(request, None, started)
                 raise UpstreamUnavailable(
                     f"upstream request failed ({type(exc).__name__})"
                 ) from None
             else:
-                self._observe(request, response.status_code, started)
-                if response.status_code not in RETRY_STATUSES or attempt >= retries:
-                    return response
-                await response.aclose()
-                failure = f"HTTP {response.status_code}"
-            logger.debug("retrying upstream %s after %s", request.path, failure)
-            await asyncio.sleep(_backoff(self._settings.retry_backoff, attempt))
+                if answer.status not in RETRY_STATUSES:
+                    return answer
+                failure = UpstreamUnavailable(
+                    f"upstream answered HTTP {answer.status}", status=answer.status, kind="http_5xx"
+                )
+            delay = _backoff(self._settings.retry_backoff, attempt)
+            if attempt >= retries or not _time_for_another(deadline, delay):
+                raise failure
+            logger.debug("retrying upstream %s after %s", request.path, failure.reason)
+            async with within(deadline):
+                await asyncio.sleep(delay)
             attempt += 1
 
-    async def _content(self, request: UpstreamRequest, credentials: Credentials | None) -> bytes:
-        """The body of a 2xx answer; any other status raises its typed `UpstreamError`."""
-        response = await self._send(
-            request, self._headers(credentials), retries=self._settings.retries
-        )
-        status = response.status_code
-        if 200 <= status < 300:
-            return response.content
-        if status in RETRY_STATUSES:
-            raise UpstreamUnavailable(f"upstream answered HTTP {status}", status=status)
+    async def _content(
+        self, request: UpstreamRequest, credentials: Credentials | None, deadline: Deadline | None
+    ) -> bytes:
+        """The body of a 2xx answer; any other status raises its typed `UpstreamError`.
+
+        Failures an operator should see (not the caller's mistakes) are reported once per call.
+        """
         try:
-            body: Any = response.json()
-        except ValueError:
+            answer = await self._send(
+                request,
+                self._headers(credentials),
+                retries=self._settings.retries,
+                deadline=deadline,
+            )
+        except UpstreamUnavailable as exc:
+            report_failure(request, exc.kind, exc.reason)
+            raise
+        except DeadlineExceeded as exc:
+            first = deadline.first_report() if deadline is not None else False
+            report_deadline(request, exc.seconds, first)
+            raise
+        status = answer.status
+        if 200 <= status < 300 and answer.content is not None:
+            return answer.content
+        try:
+            body: Any = _JSON.validate_json(answer.content) if answer.content else None
+        except PydanticValidationError:
             body = None
         error = error_for_status(status, body)
-        logger.debug("upstream %s answered %s", request.path, status)
+        if status >= 500:
+            report_failure(request, "http_5xx", f"HTTP {status}")
+        else:
+            # The caller's mistake (bad input, no access): not an operator's concern.
+            logger.debug("upstream %s answered %s", request.path, status)
         raise error
 
-    async def get_json(self, request: UpstreamRequest, credentials: Credentials | None) -> Any:
+    def _parsed(
+        self,
+        request: UpstreamRequest,
+        content: bytes,
+        parse: Callable[[bytes], V],
+        what: str,
+    ) -> V:
+        try:
+            return _parsed(request, content, parse, what)
+        except UpstreamProtocolError:
+            report_failure(request, "bad_body", what)
+            raise
+
+    async def get_json(
+        self,
+        request: UpstreamRequest,
+        credentials: Credentials | None,
+        *,
+        deadline: Deadline | None = None,
+    ) -> Any:
         """GET the request and return the decoded JSON body; raises the typed `UpstreamError`s."""
-        return _parsed(
-            request, await self._content(request, credentials), _JSON.validate_json, "JSON"
-        )
+        content = await self._content(request, credentials, deadline)
+        return self._parsed(request, content, _JSON.validate_json, "JSON")
 
     async def get_model(
-        self, request: UpstreamRequest, credentials: Credentials | None, model_type: type[T]
+        self,
+        request: UpstreamRequest,
+        credentials: Credentials | None,
+        model_type: type[T],
+        *,
+        deadline: Deadline | None = None,
     ) -> T:
         """GET and parse into `model_type`; a body of another shape is `UpstreamProtocolError`."""
-        content = await self._content(request, credentials)
+        content = await self._content(request, credentials, deadline)
         # Straight from bytes: pydantic-core parses and validates in one pass.
-        return _parsed(
+        return self._parsed(
             request, content, model_type.model_validate_json, f"a valid {model_type.__name__}"
         )
 
     async def list_strings(
-        self, request: UpstreamRequest, credentials: Credentials | None
+        self,
+        request: UpstreamRequest,
+        credentials: Credentials | None,
+        *,
+        deadline: Deadline | None = None,
     ) -> list[str]:
         """`GET /models` or `GET /clients`: a JSON array of strings."""
-        content = await self._content(request, credentials)
-        return _parsed(request, content, _STRINGS.validate_json, "a list of strings")
+        content = await self._content(request, credentials, deadline)
+        return self._parsed(request, content, _STRINGS.validate_json, "a list of strings")
 
     async def ping(self) -> bool:
         """Readiness: any answer below 500 to an unauthenticated `GET /models` means reachable."""
         request = UpstreamRequest.make("/models")
         started = time.perf_counter()
+        headers = {"Accept": "application/json"}
+        built = self._http.build_request("GET", request.path, headers=headers)
         try:
-            response = await self._http.get(request.path, headers={"Accept": "application/json"})
+            # The status is the answer: the body is never read (nor its size trusted).
+            response = await self._http.send(built, stream=True)
+            await response.aclose()
         except _TRANSPORT_ERRORS:
             self._observe(request, None, started)
             return False

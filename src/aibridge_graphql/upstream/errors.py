@@ -14,15 +14,36 @@ class UpstreamError(Exception):
 
 
 class UpstreamUnavailable(UpstreamError):
-    """Connection failure, timeout, or 5xx after the retries are exhausted."""
+    """Connection failure, timeout, or 5xx after the retries are exhausted.
 
-    def __init__(self, reason: str, status: int | None = None) -> None:
+    `kind` is a bounded label for operators (`unreachable`, `timeout`, `http_5xx`, `failed`,
+    `too_large`): the metric label and log reason, never text from the upstream.
+    """
+
+    def __init__(self, reason: str, status: int | None = None, *, kind: str = "failed") -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.kind = kind
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.reason!r}, status={self.status!r})"
+
+
+class UpstreamResponseTooLarge(UpstreamUnavailable):
+    """The body passed `max_bytes` while streaming (or its Content-Length said it would)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"upstream body over {max_bytes} bytes", kind="too_large")
+        self.max_bytes = max_bytes
+
+
+class DeadlineExceeded(UpstreamError):
+    """The request's deadline passed before this upstream call (with its retries) finished."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"request deadline of {seconds:g}s passed")
+        self.seconds = seconds
 
 
 class UpstreamProtocolError(UpstreamError):

@@ -1,0 +1,314 @@
+"""Upstream models to `aibridge.v1` messages, and request filters to the upstream's `q` filters.
+
+Era-dependent fields (thread `error_type`, session `network_calls`...) are read with `getattr`
+from the upstream model's extras or attributes, so they are set when the upstream sends them and
+unset otherwise, whichever version of `upstream/models.py` is installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from aibridge_graphql.gateway.errors import BadUserInput
+from aibridge_graphql.grpc.gen.aibridge.v1 import (
+    catalog_service_pb2 as catalog_pb,
+)
+from aibridge_graphql.grpc.gen.aibridge.v1 import (
+    interception_service_pb2 as interception_pb,
+)
+from aibridge_graphql.grpc.gen.aibridge.v1 import resources_pb2 as pb
+from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
+from aibridge_graphql.upstream import models as m
+from aibridge_graphql.upstream import query as q
+from aibridge_graphql.upstream.errors import UpstreamProtocolError
+
+# Session fields that cost upstream calls: returned only when the read_mask names them.
+THREAD_FIELDS = frozenset({"threads", "threads_next_page_token"})
+SESSION_FIELDS = frozenset(field.name for field in pb.Session.DESCRIPTOR.fields)
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    """A protobuf Timestamp of an aware datetime (None stays None)."""
+    if value is None:
+        return None
+    out = Timestamp()
+    out.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
+    return out
+
+
+def struct(value: Mapping[str, Any] | None) -> Struct | None:
+    """A protobuf Struct of a JSON object (None stays None)."""
+    if value is None:
+        return None
+    out = Struct()
+    out.update(dict(value))
+    return out
+
+
+def _extra(model: object, name: str) -> Any:
+    """A field the upstream may send in one era only: an attribute or a pydantic extra."""
+    value = getattr(model, name, None)
+    if value is None:
+        extras = getattr(model, "model_extra", None) or {}
+        value = extras.get(name)
+    return value
+
+
+def user(raw: m.MinimalUser) -> pb.User:
+    """The initiator message."""
+    return pb.User(id=str(raw.id), username=raw.username, name=raw.name, avatar_url=raw.avatar_url)
+
+
+def usage_summary(raw: m.SessionTokenUsageSummary | m.ThreadsTokenUsage) -> pb.TokenUsageSummary:
+    """Token counts (with metadata when the upstream sums it)."""
+    return pb.TokenUsageSummary(
+        input_tokens=raw.input_tokens,
+        output_tokens=raw.output_tokens,
+        cache_read_input_tokens=raw.cache_read_input_tokens,
+        cache_write_input_tokens=raw.cache_write_input_tokens,
+        metadata=struct(getattr(raw, "metadata", None)),
+    )
+
+
+def _network_calls(raw: object) -> pb.NetworkCalls | None:
+    value = _extra(raw, "network_calls")
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return pb.NetworkCalls(
+            total=int(value.get("total", 0)), blocked=int(value.get("blocked", 0))
+        )
+    return pb.NetworkCalls(total=int(value.total), blocked=int(value.blocked))
+
+
+def session(raw: m.Session) -> pb.Session:
+    """A `GET /sessions` item (without threads)."""
+    return pb.Session(
+        session_id=raw.id,
+        initiator=user(raw.initiator),
+        providers=list(raw.providers),
+        models=list(raw.models),
+        client=raw.client,
+        metadata=struct(raw.metadata),
+        start_time=timestamp(raw.started_at),
+        end_time=timestamp(raw.ended_at),
+        last_active_time=timestamp(raw.last_active_at),
+        last_prompt=raw.last_prompt,
+        thread_count=raw.threads,
+        token_usage=usage_summary(raw.token_usage_summary),
+        network_calls=_network_calls(raw),
+    )
+
+
+def _tool_call(raw: m.ToolCall) -> pb.ToolCall:
+    return pb.ToolCall(
+        id=str(raw.id),
+        interception_id=str(raw.interception_id),
+        provider_response_id=raw.provider_response_id,
+        server_url=raw.server_url,
+        tool=raw.tool,
+        injected=raw.injected,
+        input=raw.input,
+        metadata=struct(raw.metadata),
+        create_time=timestamp(raw.created_at),
+    )
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def thread(raw: m.Thread) -> pb.Thread:
+    """A thread of `GET /sessions/{id}`."""
+    sequence = _extra(raw, "agent_firewall_sequence_number")
+    return pb.Thread(
+        thread_id=str(raw.id),
+        prompt=raw.prompt,
+        model=raw.model,
+        provider=raw.provider,
+        credential_kind=raw.credential_kind,
+        credential_hint=raw.credential_hint,
+        start_time=timestamp(raw.started_at),
+        end_time=timestamp(raw.ended_at),
+        token_usage=usage_summary(raw.token_usage),
+        agentic_actions=[
+            pb.AgenticAction(
+                model=action.model,
+                token_usage=usage_summary(action.token_usage),
+                thinking=[pb.ModelThought(text=t.text) for t in action.thinking],
+                tool_calls=[_tool_call(call) for call in action.tool_calls],
+            )
+            for action in raw.agentic_actions
+        ],
+        error_type=_optional_str(_extra(raw, "error_type")),
+        error_message=_optional_str(_extra(raw, "error_message")),
+        agent_firewall_session_id=_optional_str(_extra(raw, "agent_firewall_session_id")),
+        agent_firewall_sequence_number=None if sequence is None else int(sequence),
+    )
+
+
+def interception(raw: m.Interception) -> pb.Interception:
+    """An item of `GET /interceptions`."""
+    return pb.Interception(
+        id=str(raw.id),
+        api_key_id=raw.api_key_id,
+        initiator=user(raw.initiator),
+        provider=raw.provider,
+        provider_name=raw.provider_name,
+        model=raw.model,
+        client=raw.client,
+        metadata=struct(raw.metadata),
+        start_time=timestamp(raw.started_at),
+        end_time=timestamp(raw.ended_at),
+        token_usages=[
+            pb.TokenUsage(
+                id=str(t.id),
+                provider_response_id=t.provider_response_id,
+                input_tokens=t.input_tokens,
+                output_tokens=t.output_tokens,
+                cache_read_input_tokens=t.cache_read_input_tokens,
+                cache_write_input_tokens=t.cache_write_input_tokens,
+                metadata=struct(t.metadata),
+                create_time=timestamp(t.created_at),
+            )
+            for t in raw.token_usages
+        ],
+        user_prompts=[
+            pb.UserPrompt(
+                id=str(p.id),
+                provider_response_id=p.provider_response_id,
+                prompt=p.prompt,
+                metadata=struct(p.metadata),
+                create_time=timestamp(p.created_at),
+            )
+            for p in raw.user_prompts
+        ],
+        tool_usages=[
+            pb.ToolUsage(
+                id=str(t.id),
+                provider_response_id=t.provider_response_id,
+                server_url=t.server_url,
+                tool=t.tool,
+                input=t.input,
+                injected=t.injected,
+                invocation_error=t.invocation_error,
+                metadata=struct(t.metadata),
+                create_time=timestamp(t.created_at),
+            )
+            for t in raw.tool_usages
+        ],
+    )
+
+
+def provider(raw: object) -> catalog_pb.Provider:
+    """A `GET /providers` item: a bare name (older servers) or `{name, type, display_name...}`."""
+    if isinstance(raw, str):
+        return catalog_pb.Provider(name=raw)
+    if isinstance(raw, Mapping):
+        return catalog_pb.Provider(
+            name=str(raw.get("name", "")),
+            type=str(raw.get("type", "") or ""),
+            display_name=str(raw.get("display_name", "") or ""),
+            icon=str(raw.get("icon", "") or ""),
+        )
+    raise UpstreamProtocolError("upstream /providers: an item is neither a name nor an object")
+
+
+# -- filters -----------------------------------------------------------------------------------
+
+
+def _time(message: Any, name: str) -> datetime | None:
+    if not message.HasField(name):
+        return None
+    value: datetime = getattr(message, name).ToDatetime(tzinfo=UTC)
+    return value
+
+
+def _text(message: Any, name: str) -> str | None:
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def session_filter(message: session_pb.SessionFilter) -> q.SessionFilter:
+    """The upstream filter of a ListSessions request."""
+    return q.SessionFilter(
+        initiator=_text(message, "initiator"),
+        provider=_text(message, "provider"),
+        provider_name=_text(message, "provider_name"),
+        model=_text(message, "model"),
+        client=_text(message, "client"),
+        session_id=_text(message, "session_id"),
+        started_after=_time(message, "started_after"),
+        started_before=_time(message, "started_before"),
+    )
+
+
+def selects_whole_sessions(search: q.SessionFilter) -> bool:
+    """True when only whole-session keys are set, so aggregates are exact and cursors work."""
+    return all(
+        value is None
+        for value in (
+            search.provider,
+            search.provider_name,
+            search.model,
+            search.client,
+            search.started_after,
+            search.started_before,
+        )
+    )
+
+
+def interception_filter(message: interception_pb.InterceptionFilter) -> q.InterceptionFilter:
+    """The upstream filter of a ListInterceptions request."""
+    return q.InterceptionFilter(
+        initiator=_text(message, "initiator"),
+        provider=_text(message, "provider"),
+        provider_name=_text(message, "provider_name"),
+        model=_text(message, "model"),
+        client=_text(message, "client"),
+        started_after=_time(message, "started_after"),
+        started_before=_time(message, "started_before"),
+    )
+
+
+# -- read masks (AIP-157) ----------------------------------------------------------------------
+
+
+def read_mask(mask: FieldMask, has_mask: bool) -> FieldMask | None:
+    """The validated mask (None: every field but the threads); unknown paths are an error."""
+    if not has_mask or not mask.paths:
+        return None
+    if not mask.IsValidForDescriptor(pb.Session.DESCRIPTOR):
+        bad = [path for path in mask.paths if path.split(".")[0] not in SESSION_FIELDS]
+        raise BadUserInput(
+            f"read_mask names unknown Session fields: {', '.join(bad) or mask.paths}.",
+            extensions={
+                "validations": [
+                    {"field": "read_mask", "detail": f"unknown path {path!r}"}
+                    for path in (bad or list(mask.paths))
+                ]
+            },
+        )
+    return mask
+
+
+def wants_threads(mask: FieldMask | None) -> bool:
+    """True when the mask names the threads (the only Session field that costs calls)."""
+    return mask is not None and any(path.split(".")[0] == "threads" for path in mask.paths)
+
+
+def masked(message: pb.Session, mask: FieldMask | None) -> pb.Session:
+    """The session with only the mask's fields (unset mask: everything already built)."""
+    if mask is None:
+        return message
+    out = pb.Session()
+    if wants_threads(mask):
+        # The token that continues the threads is part of the threads' view.
+        mask = FieldMask(paths=[*mask.paths, "threads_next_page_token"])
+    mask.MergeMessage(message, out)
+    return out

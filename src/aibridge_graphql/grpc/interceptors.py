@@ -1,0 +1,262 @@
+"""The server interceptor of the gRPC face: request id, deadline, metrics, tracing, status mapping.
+
+For every unary call it:
+- takes the caller's `x-request-id` metadata when safe (else a new id) and sends it back in the
+  initial metadata; the id goes upstream as `X-Request-Id`, as for GraphQL requests;
+- sets the same `RequestScope` the HTTP middleware sets, so upstream calls are counted in the
+  shared `/metrics` registry and traced as children of the RPC's span;
+- bounds the handler by the caller's deadline; when it passes, or the caller cancels, the
+  upstream attempts still running for the call are cancelled (`CallObserver`);
+- maps exceptions to `google.rpc.Status` (grpc/status.py) and counts the call per method and code.
+Streaming methods (the health service's Watch) pass through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import grpc
+from google.rpc import status_pb2
+from grpc_status import rpc_status
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from aibridge_graphql.gateway.metrics import GatewayMetrics
+from aibridge_graphql.gateway.observability import accept_request_id
+from aibridge_graphql.gateway.scope import CURRENT_SCOPE, RequestScope
+from aibridge_graphql.grpc.status import code_name, deadline_status, status_for
+from aibridge_graphql.upstream.observe import CURRENT_OBSERVER, Attempt
+from aibridge_graphql.upstream.requests import UpstreamRequest
+
+if TYPE_CHECKING:
+    # Only imported when tracing is on (the optional `[otel]` extra).
+    from aibridge_graphql.gateway.tracing import Tracing
+
+logger = logging.getLogger("aibridge_graphql.grpc")
+access_logger = logging.getLogger("aibridge_graphql.access")
+
+REQUEST_ID_METADATA: Final = "x-request-id"
+_LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_QUIET_SERVICES: Final = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
+class GrpcMetrics:
+    """gRPC series in the app's registry (served by the aiohttp app's `/metrics`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.handled = Counter(
+            "aibridge_grpc_server_handled",
+            "gRPC calls by full method name and status code.",
+            ["method", "code"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "aibridge_grpc_server_handling_seconds",
+            "gRPC call latency by full method name and status code.",
+            ["method", "code"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, method: str, code: str, seconds: float) -> None:
+        """Record one finished call (method names come from the server's own table)."""
+        self.handled.labels(method, code).inc()
+        self.duration.labels(method, code).observe(seconds)
+
+
+def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    return {
+        key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)
+    }
+
+
+class CallObserver:
+    """The call's upstream observer: the scope's (request id, metrics, spans), and it keeps the
+    tasks running upstream attempts so the call can cancel them when it ends early.
+
+    The loaders run upstream requests in their own batch tasks (aiodataloader), which the
+    cancellation of the RPC's task does not reach; `cancel_upstream` does.
+    """
+
+    def __init__(self, scope: RequestScope) -> None:
+        self._scope = scope
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @contextmanager
+    def observe(self, request: UpstreamRequest, attempt: Attempt) -> Iterator[None]:
+        """Delegate to the scope, remembering the task making the attempt."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            with self._scope.observe(request, attempt):
+                yield
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    def failed(self, endpoint: str, reason: str) -> None:
+        """Count an upstream call that failed for good (the scope's counter)."""
+        self._scope.failed(endpoint, reason)
+
+    def deadline_exceeded(self) -> None:
+        """Count this call as cut short by its deadline."""
+        self._scope.deadline_exceeded()
+
+    def cancel_upstream(self) -> None:
+        """Cancel the upstream attempts still running for this call."""
+        for task in list(self._tasks):
+            task.cancel()
+
+
+class ObservingInterceptor(grpc.aio.ServerInterceptor):
+    """See the module docstring."""
+
+    def __init__(
+        self, metrics: GatewayMetrics, tracing: Tracing | None, known_methods: frozenset[str]
+    ) -> None:
+        self._metrics = metrics
+        self._grpc_metrics = GrpcMetrics(metrics.registry)
+        self._tracing = tracing
+        self._known = known_methods
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method
+        # A label is never a client-chosen string: unknown methods have no handler at all.
+        label = method if method in self._known else "other"
+        # grpc.aio handlers are coroutine functions; the stubs type them as the sync API's.
+        behavior = cast(Behavior, handler.unary_unary)
+
+        async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            return await self._call(behavior, request, context, method, label)
+
+        return grpc.unary_unary_rpc_method_handler(
+            observed,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    async def _call(
+        self,
+        behavior: Behavior,
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+        method: str,
+        label: str,
+    ) -> Any:
+        metadata = _metadata(context)
+        request_id = accept_request_id(metadata.get(REQUEST_ID_METADATA))
+        await context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
+        scope = RequestScope(
+            request_id=request_id,
+            metrics=self._metrics,
+            tracing=self._tracing,
+            trace_headers={k: metadata[k] for k in ("traceparent", "tracestate") if k in metadata},
+        )
+        observer = CallObserver(scope)
+        scope_token = CURRENT_SCOPE.set(scope)
+        observer_token = CURRENT_OBSERVER.set(observer)
+        started = time.perf_counter()
+        code = "UNKNOWN"
+        finished = False
+
+        def finish() -> None:
+            # Before an abort: grpc.aio sends the status at once, and the caller (a test, a
+            # scraper) may look at /metrics before this task resumes.
+            nonlocal finished
+            finished = True
+            self._finish(method, label, code, time.perf_counter() - started)
+
+        span_context = (
+            self._tracing.operation(scope.trace_headers, request_id)
+            if self._tracing is not None
+            else nullcontext()
+        )
+        try:
+            with span_context as span:
+                if span is not None:
+                    _name_span(span, method)
+                status: status_pb2.Status | None = None
+                try:
+                    async with asyncio.timeout(context.time_remaining()) as bound:
+                        response = await behavior(request, context)
+                    code = "OK"
+                except asyncio.CancelledError:
+                    # The caller cancelled (or its deadline passed first on grpc's side).
+                    code = "CANCELLED"
+                    observer.cancel_upstream()
+                    raise
+                except TimeoutError:
+                    if not bound.expired():
+                        status = status_for(TimeoutError(), request_id, method)
+                    else:
+                        observer.cancel_upstream()
+                        status = deadline_status()
+                except Exception as exc:
+                    if isinstance(exc, grpc.aio.AbortError):
+                        code = _context_code(context)
+                        raise
+                    status = status_for(exc, request_id, method)
+                if status is not None:
+                    code = code_name(status)
+                    if span is not None:
+                        _fail_span(span, code)
+                    finish()
+                    await context.abort_with_status(rpc_status.to_status(status))
+                return response
+        finally:
+            if not finished:
+                finish()
+            CURRENT_OBSERVER.reset(observer_token)
+            CURRENT_SCOPE.reset(scope_token)
+
+    def _finish(self, method: str, label: str, code: str, seconds: float) -> None:
+        self._grpc_metrics.observe(label, code, seconds)
+        level = logging.DEBUG if method.startswith(_QUIET_SERVICES) else logging.INFO
+        access_logger.log(
+            level,
+            "grpc %s %s",
+            method,
+            code,
+            extra={
+                "rpc_method": method,
+                "grpc_code": code,
+                "duration_ms": round(seconds * 1000, 3),
+            },
+        )
+
+
+def _context_code(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
+
+def _name_span(span: Any, method: str) -> None:
+    # OpenTelemetry's RPC conventions: name `package.Service/Method`, rpc.* attributes.
+    service, _, name = method.lstrip("/").partition("/")
+    span.update_name(method.lstrip("/"))
+    span.set_attribute("rpc.system", "grpc")
+    span.set_attribute("rpc.service", service)
+    span.set_attribute("rpc.method", name)
+
+
+def _fail_span(span: Any, code: str) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_attribute("rpc.grpc.status_code", code)
+    span.set_status(Status(StatusCode.ERROR, code))

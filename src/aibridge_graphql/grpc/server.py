@@ -1,0 +1,169 @@
+"""The gRPC server of the face: services, reflection, health, limits, on the serving loop.
+
+`start_grpc(...)` binds `settings.host:settings.grpc_port` (0: any free port) on the running
+event loop — the same one the aiohttp app runs on — and returns a `GrpcServer` to stop later.
+Health: the standard `grpc.health.v1.Health`; `Check` pings the upstream (as `/readyz` does) and
+answers SERVING only when it is reachable, for the whole server ("") and each service; before
+the first Check, Watch streams see UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from aibridge_graphql.gateway.metrics import GatewayMetrics
+from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2 as catalog_pb
+from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2_grpc as catalog_grpc
+from aibridge_graphql.grpc.gen.aibridge.v1 import interception_service_pb2 as interception_pb
+from aibridge_graphql.grpc.gen.aibridge.v1 import (
+    interception_service_pb2_grpc as interception_grpc,
+)
+from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
+from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
+from aibridge_graphql.grpc.interceptors import ObservingInterceptor
+from aibridge_graphql.grpc.services import CatalogService, Face, InterceptionService, SessionService
+from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream.client import UpstreamClient
+
+if TYPE_CHECKING:
+    from aibridge_graphql.gateway.tracing import Tracing
+
+logger = logging.getLogger("aibridge_graphql.grpc")
+
+SERVICE_NAMES = (
+    session_pb.DESCRIPTOR.services_by_name["SessionService"].full_name,
+    interception_pb.DESCRIPTOR.services_by_name["InterceptionService"].full_name,
+    catalog_pb.DESCRIPTOR.services_by_name["CatalogService"].full_name,
+)
+_MS = 1000
+
+
+def server_options(settings: Settings) -> list[tuple[str, Any]]:
+    """Channel arguments: message size, concurrent streams, keepalive and its enforcement."""
+    return [
+        ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
+        ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
+        ("grpc.max_concurrent_streams", settings.grpc_max_concurrent_streams),
+        # The server pings idle connections, and drops them when a ping goes unanswered.
+        ("grpc.keepalive_time_ms", int(settings.grpc_keepalive_time * _MS)),
+        ("grpc.keepalive_timeout_ms", int(settings.grpc_keepalive_timeout * _MS)),
+        # Enforcement: clients pinging more often than this get GOAWAY (too_many_pings) after
+        # `max_ping_strikes` strikes; pings without calls are refused.
+        (
+            "grpc.http2.min_recv_ping_interval_without_data_ms",
+            int(settings.grpc_keepalive_min_ping_interval * _MS),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_permit_without_calls", 0),
+        # A port already in use must fail the start, not be shared silently.
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+class UpstreamHealth(health.aio.HealthServicer):
+    """The standard health service; each `Check` asks the upstream first (like `/readyz`)."""
+
+    def __init__(self, client: UpstreamClient) -> None:
+        super().__init__()
+        self._client = client
+
+    async def refresh(self) -> bool:
+        """Ping the upstream and publish the result for "" and every service."""
+        try:
+            ready = await self._client.ping()
+        except Exception:  # a failing probe means "not ready", whatever the reason
+            logger.warning("gRPC health probe failed", exc_info=True)
+            ready = False
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if ready
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICE_NAMES):
+            await self.set(name, status)
+        return ready
+
+    async def Check(self, request: Any, context: Any) -> Any:
+        await self.refresh()
+        return await super().Check(request, context)
+
+
+@dataclass
+class GrpcServer:
+    """A started gRPC server and the port it listens on."""
+
+    server: grpc.aio.Server
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        """`host:port` as gRPC clients take it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking calls; running ones get `grace` seconds."""
+        await self.server.stop(grace)
+
+
+def _known_methods() -> frozenset[str]:
+    methods = set()
+    for module in (session_pb, interception_pb, catalog_pb):
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                methods.add(f"/{service.full_name}/{method.name}")
+    methods.add("/grpc.health.v1.Health/Check")
+    return frozenset(methods)
+
+
+def build_server(
+    settings: Settings,
+    client: UpstreamClient,
+    metrics: GatewayMetrics,
+    tracing: Tracing | None = None,
+) -> tuple[grpc.aio.Server, UpstreamHealth]:
+    """The server with the three services, health and reflection (not yet bound or started)."""
+    server = grpc.aio.server(
+        interceptors=[ObservingInterceptor(metrics, tracing, _known_methods())],
+        options=server_options(settings),
+        maximum_concurrent_rpcs=None,
+    )
+    face = Face(settings, client)
+    session_grpc.add_SessionServiceServicer_to_server(SessionService(face), server)
+    interception_grpc.add_InterceptionServiceServicer_to_server(InterceptionService(face), server)
+    catalog_grpc.add_CatalogServiceServicer_to_server(CatalogService(face), server)
+    health_servicer = UpstreamHealth(client)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    return server, health_servicer
+
+
+async def start_grpc(
+    settings: Settings,
+    client: UpstreamClient,
+    metrics: GatewayMetrics,
+    tracing: Tracing | None = None,
+) -> GrpcServer:
+    """Bind `settings.host:settings.grpc_port` (0: any) and start serving on the running loop."""
+    server, health_servicer = build_server(settings, client, metrics, tracing)
+    host = settings.host
+    bind = f"[{host}]:{settings.grpc_port}" if ":" in host else f"{host}:{settings.grpc_port}"
+    try:
+        port = server.add_insecure_port(bind)
+    except RuntimeError as error:
+        raise OSError(f"cannot listen on {bind}: {error}") from None
+    # No upstream call at start: Watch streams see UNKNOWN ("not probed yet") until a Check
+    # asks the upstream; each Check refreshes the status.
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.UNKNOWN)
+    await server.start()
+    return GrpcServer(server, host, port)

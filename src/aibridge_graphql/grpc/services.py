@@ -1,0 +1,312 @@
+"""The `aibridge.v1` services: each call builds its own `Loaders` with the caller's credentials.
+
+Calls go through the same loader methods, with the same limits, as the GraphQL face's
+resolvers for the same view, so a call costs the upstream what the GraphQL query costs:
+ListSessions 1 (+1 per session when read_mask names `threads`: the dashboard's 1 + N),
+GetSession 1 (+1 concurrent for threads), ListSessionThreads 2 concurrent, ListInterceptions 1,
+ListModels/ListClients 1 per 1000 names. Errors propagate as exceptions; the interceptor
+(grpc/interceptors.py) turns them into `google.rpc.Status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import grpc
+
+from aibridge_graphql.gateway.budget import CallBudget
+from aibridge_graphql.gateway.errors import BadUserInput
+from aibridge_graphql.gateway.loaders import LIST_LIMIT_MAX, THREADS_LIMIT_MAX, Loaders
+from aibridge_graphql.grpc import convert, paging
+from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2 as catalog_pb
+from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2_grpc as catalog_grpc
+from aibridge_graphql.grpc.gen.aibridge.v1 import interception_service_pb2 as interception_pb
+from aibridge_graphql.grpc.gen.aibridge.v1 import (
+    interception_service_pb2_grpc as interception_grpc,
+)
+from aibridge_graphql.grpc.gen.aibridge.v1 import resources_pb2 as pb
+from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
+from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
+from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream import models as m
+from aibridge_graphql.upstream.client import Credentials, UpstreamClient
+from aibridge_graphql.upstream.deadline import Deadline
+from aibridge_graphql.upstream.errors import UpstreamProtocolError
+from aibridge_graphql.upstream.requests import UpstreamRequest
+
+Context = grpc.aio.ServicerContext[Any, Any]
+T = TypeVar("T")
+# The dashboard's threads per session when the request leaves thread_page_size at 0.
+DEFAULT_DASHBOARD_THREADS = 3
+
+
+def credentials_of(context: Context) -> Credentials | None:
+    """`coder-session-token` or `authorization: Bearer …` metadata, as the GraphQL face reads
+    the same HTTP headers (binary `-bin` metadata is never a credential)."""
+    metadata = {
+        key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)
+    }
+    return Credentials.from_headers(metadata)
+
+
+class Face:
+    """What every service needs: the settings and the process's pooled upstream client."""
+
+    def __init__(self, settings: Settings, client: UpstreamClient) -> None:
+        self.settings = settings
+        self.client = client
+
+    def loaders(self, context: Context) -> Loaders:
+        """Fresh loaders holding this call's credentials; they die with the call."""
+        # The caller's deadline when it is sooner than the gateway's own per-request deadline.
+        remaining = context.time_remaining()
+        seconds = self.settings.request_deadline
+        if remaining is not None:
+            seconds = min(seconds, remaining)
+        return Loaders(
+            self.client,
+            credentials_of(context),
+            concurrency=self.settings.upstream_concurrency,
+            deadline=Deadline.after(seconds),
+            budget=CallBudget(self.settings.upstream_call_budget),
+        )
+
+    def size(self, value: int, upstream_max: int, field: str = "page_size") -> int:
+        """A page size within the setting and the upstream's cap (as GraphQL's `first`)."""
+        maximum = min(self.settings.max_page_size, upstream_max - 1)
+        return paging.page_size(
+            value,
+            default=min(self.settings.default_page_size, maximum),
+            maximum=maximum,
+            field=field,
+        )
+
+
+async def _gather(*awaitables: Awaitable[T]) -> list[T]:
+    """All results; the first failure is raised once every awaitable has settled."""
+    results = await asyncio.gather(*awaitables, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return list(results)  # type: ignore[arg-type]
+
+
+def _threads_token(session_id: str, threads: list[m.Thread], has_next: bool) -> str:
+    if not has_next or not threads:
+        return ""
+    return paging.encode_token("threads", str(threads[-1].id), paging.fingerprint(session_id))
+
+
+class SessionService(session_grpc.SessionServiceServicer):
+    """`aibridge.v1.SessionService`."""
+
+    def __init__(self, face: Face) -> None:
+        self._face = face
+
+    async def _with_threads(
+        self, loaders: Loaders, raw: m.Session, window: paging.Window
+    ) -> pb.Session:
+        page = await loaders.threads_page(raw.id, limit=window.limit)
+        cut = paging.cut(page.threads, window)
+        message = convert.session(raw)
+        message.threads.extend(convert.thread(t) for t in cut.items)
+        message.threads_next_page_token = _threads_token(raw.id, list(cut.items), cut.has_next)
+        return message
+
+    async def ListSessions(
+        self, request: session_pb.ListSessionsRequest, context: Context
+    ) -> session_pb.ListSessionsResponse:
+        face = self._face
+        mask = convert.read_mask(request.read_mask, request.HasField("read_mask"))
+        search = convert.session_filter(request.filter)
+        whole = convert.selects_whole_sessions(search)
+        # A filter on interceptions pages by offset: Coder places its session cursor by the
+        # whole session's activity but orders by the filtered one (see GraphQL's `sessions`).
+        kind = "sessions" if whole else "filtered_sessions"
+        bound = paging.fingerprint(kind, search)
+        size = face.size(request.page_size, LIST_LIMIT_MAX)
+        after = paging.decode_token(kind, request.page_token, bound)
+        window = paging.Window(size, after)
+        thread_window = (
+            paging.Window(
+                face.size(
+                    request.thread_page_size or DEFAULT_DASHBOARD_THREADS,
+                    THREADS_LIMIT_MAX,
+                    "thread_page_size",
+                ),
+                None,
+            )
+            if convert.wants_threads(mask)
+            else None
+        )
+        offset = 0 if whole else paging.cursor_offset(after)
+        loaders = face.loaders(context)
+        response = await loaders.sessions_page(
+            search,
+            limit=window.limit,
+            after_session_id=after if whole else None,
+            offset=offset,
+            whole_sessions=whole,
+        )
+        cut = paging.cut(response.sessions, window)
+        if thread_window is None:
+            sessions = [convert.session(raw) for raw in cut.items]
+        else:
+            sessions = await _gather(
+                *(self._with_threads(loaders, raw, thread_window) for raw in cut.items)
+            )
+        token = ""
+        if cut.has_next and cut.items:
+            last = cut.items[-1].id if whole else str(offset + len(cut.items))
+            token = paging.encode_token(kind, last, bound)
+        return session_pb.ListSessionsResponse(
+            sessions=[convert.masked(s, mask) for s in sessions],
+            next_page_token=token,
+            total_size=response.count,
+        )
+
+    async def GetSession(
+        self, request: session_pb.GetSessionRequest, context: Context
+    ) -> session_pb.GetSessionResponse:
+        face = self._face
+        if not request.session_id:
+            # Coder reads an empty `session_id` filter as none: it would return any session.
+            raise _required("session_id")
+        mask = convert.read_mask(request.read_mask, request.HasField("read_mask"))
+        initiator = request.initiator if request.HasField("initiator") else None
+        loaders = face.loaders(context)
+        if not convert.wants_threads(mask):
+            raw = await loaders.find_session(request.session_id, initiator)
+            return session_pb.GetSessionResponse(session=convert.masked(convert.session(raw), mask))
+        window = paging.Window(
+            face.size(request.thread_page_size, THREADS_LIMIT_MAX, "thread_page_size"), None
+        )
+        # Both calls at once, as GraphQL's `session(sessionId:) { threads }` prefetches.
+        loaders.prefetch_threads(request.session_id, limit=window.limit, after_id=None)
+        raw = await loaders.find_session(request.session_id, initiator)
+        message = await self._with_threads(loaders, raw, window)
+        return session_pb.GetSessionResponse(session=convert.masked(message, mask))
+
+    async def ListSessionThreads(
+        self, request: session_pb.ListSessionThreadsRequest, context: Context
+    ) -> session_pb.ListSessionThreadsResponse:
+        face = self._face
+        if not request.session_id:
+            raise _required("session_id")
+        size = face.size(request.page_size, THREADS_LIMIT_MAX)
+        bound = paging.fingerprint(request.session_id)
+        after = paging.cursor_uuid(paging.decode_token("threads", request.page_token, bound))
+        window = paging.Window(size, str(after) if after else None)
+        initiator = request.initiator if request.HasField("initiator") else None
+        loaders = face.loaders(context)
+        page, raw = await _gather(
+            loaders.threads_page(request.session_id, limit=window.limit, after_id=after),
+            loaders.find_session(request.session_id, initiator),
+        )
+        assert isinstance(page, m.SessionThreadsResponse)
+        assert isinstance(raw, m.Session)
+        cut = paging.cut(page.threads, window)
+        return session_pb.ListSessionThreadsResponse(
+            threads=[convert.thread(t) for t in cut.items],
+            next_page_token=_threads_token(request.session_id, list(cut.items), cut.has_next),
+            total_size=raw.threads,
+        )
+
+
+class InterceptionService(interception_grpc.InterceptionServiceServicer):
+    """`aibridge.v1.InterceptionService`."""
+
+    def __init__(self, face: Face) -> None:
+        self._face = face
+
+    async def ListInterceptions(
+        self, request: interception_pb.ListInterceptionsRequest, context: Context
+    ) -> interception_pb.ListInterceptionsResponse:
+        face = self._face
+        search = convert.interception_filter(request.filter)
+        bound = paging.fingerprint("interceptions", search)
+        size = face.size(request.page_size, LIST_LIMIT_MAX)
+        after = paging.cursor_uuid(paging.decode_token("interceptions", request.page_token, bound))
+        window = paging.Window(size, str(after) if after else None)
+        response = await face.loaders(context).interceptions_page(
+            search, limit=window.limit, after_id=after
+        )
+        cut = paging.cut(response.results, window)
+        token = ""
+        if cut.has_next and cut.items:
+            token = paging.encode_token("interceptions", str(cut.items[-1].id), bound)
+        return interception_pb.ListInterceptionsResponse(
+            interceptions=[convert.interception(raw) for raw in cut.items],
+            next_page_token=token,
+            total_size=response.count,
+        )
+
+
+def _slice(
+    kind: str, names: list[Any], page_size: int, page_token: str, bound: str
+) -> tuple[list[Any], str]:
+    """A page of an in-memory list (the upstream lists names whole), by offset token."""
+    offset = paging.cursor_offset(paging.decode_token(kind, page_token, bound))
+    page = names[offset : offset + page_size]
+    end = offset + len(page)
+    token = paging.encode_token(kind, str(end), bound) if end < len(names) else ""
+    return page, token
+
+
+class CatalogService(catalog_grpc.CatalogServiceServicer):
+    """`aibridge.v1.CatalogService`."""
+
+    def __init__(self, face: Face) -> None:
+        self._face = face
+
+    async def _names(
+        self, kind: str, page_size: int, page_token: str, prefix: str, context: Context
+    ) -> tuple[list[str], str, int]:
+        size = self._face.size(page_size, LIST_LIMIT_MAX + 1)
+        bound = paging.fingerprint(kind, prefix)
+        names = await self._face.loaders(context).strings(kind, prefix or None)
+        page, token = _slice(kind, names, size, page_token, bound)
+        return page, token, len(names)
+
+    async def ListModels(
+        self, request: catalog_pb.ListModelsRequest, context: Context
+    ) -> catalog_pb.ListModelsResponse:
+        page, token, total = await self._names(
+            "models", request.page_size, request.page_token, request.prefix, context
+        )
+        return catalog_pb.ListModelsResponse(models=page, next_page_token=token, total_size=total)
+
+    async def ListClients(
+        self, request: catalog_pb.ListClientsRequest, context: Context
+    ) -> catalog_pb.ListClientsResponse:
+        page, token, total = await self._names(
+            "clients", request.page_size, request.page_token, request.prefix, context
+        )
+        return catalog_pb.ListClientsResponse(clients=page, next_page_token=token, total_size=total)
+
+    async def ListProviders(
+        self, request: catalog_pb.ListProvidersRequest, context: Context
+    ) -> catalog_pb.ListProvidersResponse:
+        face = self._face
+        size = face.size(request.page_size, LIST_LIMIT_MAX + 1)
+        # MOVE TO core/: the loaders have no providers resource yet (the AI Gateway era's
+        # `GET /providers`, strings or objects); one direct call through the pooled client.
+        body = await face.client.get_json(
+            UpstreamRequest.make("/providers"), credentials_of(context)
+        )
+        if not isinstance(body, list):
+            raise UpstreamProtocolError("upstream /providers: body is not a list")
+        providers = [convert.provider(item) for item in body]
+        page, token = _slice("providers", providers, size, request.page_token, paging.fingerprint())
+        return catalog_pb.ListProvidersResponse(
+            providers=page, next_page_token=token, total_size=len(providers)
+        )
+
+
+def _required(field: str) -> BadUserInput:
+    return BadUserInput(
+        f"`{field}` must not be empty.",
+        extensions={"validations": [{"field": field, "detail": "must not be empty"}]},
+    )

@@ -1,0 +1,360 @@
+"""Demand control: estimate a document's upstream calls before it runs, refuse it over budget.
+
+The estimate walks the selected operation (fragments, inline fragments, `@skip`/`@include`,
+variables and their defaults resolved) and counts what the resolvers would send, an upper bound:
+- `sessions`/`interceptions` (on `Query` or `User`): 1, and everything under their `nodes` or
+  `edges` once per item of the page (`first`, else `AIBRIDGE_DEFAULT_PAGE_SIZE`, at most
+  `AIBRIDGE_MAX_PAGE_SIZE`); `session(sessionId:)`: 1; `models`, `clients`: 1 each (paged by
+  1000 upstream; further pages are left to the run-time cap);
+- `Session.threads`: 1 per session (`first` or `last` items under it); the session-detail
+  network fields (`networkCallLogs`, `networkTopDomains`, `networkDomainCount`): 1 per session
+  together, 0 when `threads` is also selected (they share its call); `providers`: 1;
+  `ThreadConnection.totalCount`: 1 under a `sessions` list filtered on more than
+  `initiator`/`sessionId`, else free;
+- `node(id:)`, each `nodes(ids:)` item and each `_entities` representation: 1 (2 for a Thread ID:
+  its page and its session), plus what is selected on that object's type;
+- everything else (`agenticActions`, `initiator`, `pageInfo`, ...) comes with its parent: free.
+On an abstract type the costliest possible object type counts. Aliases count separately although
+identical sub-requests de-duplicate at run time, and so do entities primed by a list: the estimate
+never undercounts by that. Walks that the data decides (models/clients past 1000 names, backward
+thread pages past 200, by-id fallbacks) count as one call each; the loaders' `CallBudget` stops
+any excess at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    NamedTypeNode,
+    SelectionSetNode,
+    Undefined,
+    get_named_type,
+    is_abstract_type,
+    value_from_ast_untyped,
+)
+from graphql.utilities import get_operation_ast
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
+from strawberry.types import ExecutionContext
+
+from aibridge_graphql.gateway.errors import COST_ESTIMATED_TOO_EXPENSIVE, BadUserInput
+from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
+from aibridge_graphql.schema.ids import decode_global_id
+from aibridge_graphql.settings import Settings
+
+_CONNECTIONS = frozenset({"SessionConnection", "InterceptionConnection", "ThreadConnection"})
+# Session filter keys that select whole sessions (exact aggregates, see `SessionFilter`).
+_WHOLE_SESSION_KEYS = frozenset({"initiator", "sessionId"})
+# What one ID lookup costs, by the type its global ID names (see `resolve_node`).
+_REF_COST: dict[type[object], tuple[str, int]] = {
+    UserRef: ("User", 1),
+    SessionRef: ("Session", 1),
+    InterceptionRef: ("Interception", 1),
+    ThreadRef: ("Thread", 2),
+}
+# Types `_entities` resolves through the loaders (`resolve_reference`), one call each.
+_ENTITY_TYPES = frozenset({"User", "Session", "Interception"})
+_MAX_NODES = 100  # `nodes(ids:)` rejects longer lists without calling upstream
+# Session fields read from its `GET /sessions/{id}` (one call for all of them and `threads`).
+_NETWORK_FIELDS = frozenset({"networkCallLogs", "networkTopDomains", "networkDomainCount"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """What the enclosing fields decide for the ones below."""
+
+    page: int = 1  # items of the enclosing connection's page
+    exact: bool = True  # sessions here carry whole-session aggregates
+
+
+class _Estimator:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: dict[str, Any],
+        settings: Settings,
+    ) -> None:
+        self._schema = schema
+        self._fragments = fragments
+        self._variables = variables
+        self._settings = settings
+
+    # -- arguments ----------------------------------------------------------------------------
+
+    def _arg(self, field: FieldNode, name: str) -> Any:
+        for argument in field.arguments or ():
+            if argument.name.value == name:
+                value = value_from_ast_untyped(argument.value, self._variables)
+                return None if value is Undefined else value
+        return None
+
+    def _page(self, field: FieldNode, *names: str) -> int:
+        """The page size the resolver will use: the first size argument given, or the default."""
+        for name in names:
+            value = self._arg(field, name)
+            if value is None:
+                continue
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, int) and not isinstance(value, bool):
+                # Out of range is refused by the resolver; clamping keeps an upper bound.
+                return max(0, min(value, self._settings.max_page_size))
+            break  # not an Int: variable coercion refuses the request before any call
+        return self._settings.default_page_size
+
+    def _whole_sessions(self, field: FieldNode) -> bool:
+        value = self._arg(field, "filter")
+        if not isinstance(value, Mapping):
+            return True
+        return all(v is None for k, v in value.items() if k not in _WHOLE_SESSION_KEYS)
+
+    def _list(self, field: FieldNode, name: str) -> list[Any]:
+        value = self._arg(field, name)
+        if value is None:
+            return []
+        # GraphQL input coercion makes a single value a one-item list.
+        return list(value) if isinstance(value, list) else [value]
+
+    # -- selections ---------------------------------------------------------------------------
+
+    def _included(self, node: FieldNode | FragmentSpreadNode | InlineFragmentNode) -> bool:
+        for directive in node.directives or ():
+            name = directive.name.value
+            if name not in ("skip", "include"):
+                continue
+            condition = next(
+                (
+                    value_from_ast_untyped(a.value, self._variables)
+                    for a in directive.arguments or ()
+                    if a.name.value == "if"
+                ),
+                None,
+            )
+            if (name == "skip" and condition is True) or (name == "include" and condition is False):
+                return False
+        return True
+
+    def _applies(self, condition: NamedTypeNode | None, type_: GraphQLObjectType) -> bool:
+        if condition is None:
+            return True
+        named = self._schema.get_type(condition.name.value)
+        if named is type_:
+            return True
+        return is_abstract_type(named) and self._schema.is_sub_type(named, type_)
+
+    def _collect(
+        self,
+        selection_set: SelectionSetNode,
+        type_: GraphQLObjectType,
+        out: dict[str, list[FieldNode]],
+        seen: set[str],
+    ) -> None:
+        """Fields by response key, as execution merges them (graphql-core's `collect_fields`)."""
+        for selection in selection_set.selections:
+            if not self._included(selection):  # type: ignore[arg-type]
+                continue
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                out.setdefault(key, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                if self._applies(selection.type_condition, type_):
+                    self._collect(selection.selection_set, type_, out, seen)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self._fragments.get(name)
+                if name in seen or fragment is None:
+                    continue
+                seen.add(name)
+                if self._applies(fragment.type_condition, type_):
+                    self._collect(fragment.selection_set, type_, out, seen)
+
+    def cost_on(
+        self, sets: list[SelectionSetNode], type_: GraphQLNamedType | None, scope: _Scope
+    ) -> int:
+        """Calls made by `sets` selected on one value of `type_`."""
+        if not sets:
+            return 0
+        if isinstance(type_, GraphQLObjectType):
+            return self._object_cost(sets, type_, scope)
+        if type_ is not None and is_abstract_type(type_):
+            possible = self._schema.get_possible_types(type_)
+            return max((self._object_cost(sets, t, scope) for t in possible), default=0)
+        return 0
+
+    def _object_cost(
+        self, sets: list[SelectionSetNode], type_: GraphQLObjectType, scope: _Scope
+    ) -> int:
+        fields: dict[str, list[FieldNode]] = {}
+        seen: set[str] = set()
+        for selection_set in sets:
+            self._collect(selection_set, type_, fields, seen)
+        total = 0
+        names = {nodes[0].name.value for nodes in fields.values()}
+        for nodes in fields.values():
+            field = nodes[0]
+            definition = type_.fields.get(field.name.value)
+            if definition is None:  # `__typename` and introspection: no upstream call
+                continue
+            subsets = [node.selection_set for node in nodes if node.selection_set]
+            child = get_named_type(definition.type)
+            total += self._field_cost(type_.name, field, subsets, child, scope)
+        if type_.name == "Session" and "threads" not in names and names & _NETWORK_FIELDS:
+            total += 1  # the session-detail call; with `threads` selected it shares theirs
+        return total
+
+    # -- the resolvers' costs -----------------------------------------------------------------
+
+    def _field_cost(
+        self,
+        parent: str,
+        field: FieldNode,
+        sets: list[SelectionSetNode],
+        child: GraphQLNamedType,
+        scope: _Scope,
+    ) -> int:
+        name = field.name.value
+        match parent, name:
+            case ("Query" | "User", "sessions"):
+                inner = _Scope(page=self._page(field, "first"), exact=self._whole_sessions(field))
+                return 1 + self.cost_on(sets, child, inner)
+            case ("Query" | "User", "interceptions"):
+                return 1 + self.cost_on(sets, child, _Scope(page=self._page(field, "first")))
+            case ("Query", "session"):
+                return 1 + self.cost_on(sets, child, _Scope())
+            case ("Query", "models" | "clients" | "providers"):
+                return 1
+            case ("Query", "node"):
+                return self._node_cost(self._arg(field, "id"), sets)
+            case ("Query", "nodes"):
+                ids = self._list(field, "ids")
+                if len(ids) > _MAX_NODES:
+                    return 0
+                return sum(self._node_cost(global_id, sets) for global_id in ids)
+            case ("Query", "_entities"):
+                reps = self._list(field, "representations")
+                return sum(self._entity_cost(rep, sets) for rep in reps)
+            case ("Session", "threads"):
+                inner = replace(scope, page=self._page(field, "first", "last"))
+                return 1 + self.cost_on(sets, child, inner)
+            case ("ThreadConnection", "totalCount"):
+                return 0 if scope.exact else 1
+            case (connection, "nodes" | "edges") if connection in _CONNECTIONS:
+                return scope.page * self.cost_on(sets, child, scope)
+        return self.cost_on(sets, child, scope)
+
+    def _node_cost(self, global_id: object, sets: list[SelectionSetNode]) -> int:
+        if not isinstance(global_id, str):
+            return 0  # refused by input coercion
+        try:
+            ref = decode_global_id(global_id)
+        except BadUserInput:
+            return 0  # refused by the resolver before any call
+        type_name, base = _REF_COST[type(ref)]
+        return base + self.cost_on(sets, self._schema.get_type(type_name), _Scope())
+
+    def _entity_cost(self, representation: object, sets: list[SelectionSetNode]) -> int:
+        if not isinstance(representation, Mapping):
+            return 0
+        type_name = representation.get("__typename")
+        if type_name not in _ENTITY_TYPES:
+            return 0  # no loader behind it: refused without an upstream call
+        return 1 + self.cost_on(sets, self._schema.get_type(str(type_name)), _Scope())
+
+
+def _variables_with_defaults(
+    document: DocumentNode, operation_name: str | None, variables: Mapping[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    operation = get_operation_ast(document, operation_name)
+    values: dict[str, Any] = {}
+    if operation is not None:
+        for definition in operation.variable_definitions or ():
+            if definition.default_value is not None:
+                default = value_from_ast_untyped(definition.default_value)
+                values[definition.variable.name.value] = default
+    values.update(variables)
+    return operation, values
+
+
+def estimate_upstream_calls(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    *,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    settings: Settings,
+) -> int:
+    """An upper bound of the upstream calls the operation would make (module docstring)."""
+    operation, values = _variables_with_defaults(
+        document, operation_name, variables if isinstance(variables, Mapping) else {}
+    )
+    if operation is None:
+        return 0  # execution reports the missing or ambiguous operation itself
+    root = schema.get_root_type(operation.operation)
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    estimator = _Estimator(schema, fragments, values, settings)
+    return estimator.cost_on([operation.selection_set], root, _Scope())
+
+
+class UpstreamCallBudget(SchemaExtension):
+    """Refuse a valid document whose estimate exceeds `settings.upstream_call_budget`.
+
+    Variables change the estimate, so it cannot be a (cached) validation rule; it runs in the
+    validation step, on the validation result, and its error is one more validation error: no
+    data, no execution, no upstream call, the same HTTP status.
+    """
+
+    def __init__(self, *, settings: Settings) -> None:
+        super().__init__()
+        self._settings = settings
+
+    def on_validate(self) -> Iterator[None]:
+        # Strawberry decides on the errors before the hooks' after-yield parts run, so this works
+        # before the yield: on the result `ValidationCache` (listed earlier) left, else on its own.
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None:
+            context.pre_execution_errors = validate_document(
+                context.schema._schema, document, context.validation_rules
+            )
+        if document is not None and not context.pre_execution_errors:
+            self._check(context, document)
+        yield
+
+    def _check(self, context: ExecutionContext, document: DocumentNode) -> None:
+        estimate = estimate_upstream_calls(
+            context.schema._schema,
+            document,
+            operation_name=context.operation_name,
+            variables=context.variables,
+            settings=self._settings,
+        )
+        budget = self._settings.upstream_call_budget
+        if estimate > budget:
+            message = (
+                f"This query could make up to {estimate} upstream calls; the budget is {budget} "
+                "per request. Ask for smaller pages or fewer nested lists, or split the query."
+            )
+            extensions = {
+                "code": COST_ESTIMATED_TOO_EXPENSIVE,
+                "estimate": estimate,
+                "budget": budget,
+            }
+            # A new list: the one there may be the validation cache's own.
+            context.pre_execution_errors = [GraphQLError(message, extensions=extensions)]

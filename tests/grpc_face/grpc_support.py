@@ -1,0 +1,111 @@
+"""The gRPC face on loopback for tests: `start_grpc` on its own event loop in a thread.
+
+Records every upstream request (path and query, token) through the client's `on_response`
+hook, so tests can count upstream calls per gRPC call and check whose token each carried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+
+from aibridge_graphql.gateway.metrics import GatewayMetrics
+from aibridge_graphql.grpc.server import GrpcServer, start_grpc
+from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream.client import TOKEN_HEADER, UpstreamClient
+
+_START_TIMEOUT_S = 15.0
+
+
+def face_settings(standin_url: str, **overrides: object) -> Settings:
+    """Settings of a face on 127.0.0.1, any free port, before the stand-in."""
+    return Settings(
+        upstream_url=standin_url,
+        host="127.0.0.1",
+        grpc_port=0,
+        retries=0,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    """One upstream request: its path with query string, and the token it carried."""
+
+    target: str
+    token: str | None
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """A real HTTP transport that records every upstream request."""
+
+    def __init__(self, calls: list[UpstreamCall]) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self._calls = calls
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._calls.append(
+            UpstreamCall(request.url.raw_path.decode(), request.headers.get(TOKEN_HEADER))
+        )
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@dataclass
+class RunningGrpc:
+    """A gRPC face serving in a thread: its address, metrics and the upstream calls it made."""
+
+    address: str
+    metrics: GatewayMetrics
+    calls: list[UpstreamCall] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def run_grpc_in_thread(settings: Settings) -> Iterator[RunningGrpc]:
+    """Serve the gRPC face for `settings` (grpc_port 0 gives a free port) until the block ends."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    state: dict[str, object] = {}
+    calls: list[UpstreamCall] = []
+    metrics = GatewayMetrics()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        client = UpstreamClient(settings, transport=RecordingTransport(calls))
+        server: GrpcServer | None = None
+        try:
+            server = await start_grpc(settings, client, metrics)
+            state["address"] = server.address
+            ready.set()
+            await stop.wait()
+        finally:
+            if server is not None:
+                await server.stop(0)
+            await client.aclose()
+
+    def target() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(serve())
+        except BaseException as exc:  # surfaced to the caller below
+            state["error"] = exc
+        finally:
+            ready.set()
+            loop.close()
+
+    thread = threading.Thread(target=target, name="grpc-test-server", daemon=True)
+    thread.start()
+    if not ready.wait(_START_TIMEOUT_S) or "address" not in state:
+        raise RuntimeError(f"gRPC server did not start: {state.get('error')!r}")
+    try:
+        yield RunningGrpc(str(state["address"]), metrics, calls)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(_START_TIMEOUT_S)

@@ -1,0 +1,85 @@
+"""The gRPC contract: `buf lint` (STANDARD), `buf breaking` against the committed baseline,
+the committed stubs equal to what `make proto` generates, and the face's imports."""
+
+from __future__ import annotations
+
+import ast
+import filecmp
+from pathlib import Path
+
+import pytest
+
+from aibridge_graphql.grpc import codegen
+from support.node_tools import REPO_ROOT, ensure_node_modules, run_node_bin
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROTO = REPO_ROOT / "proto"
+BASELINE = "baseline/aibridge-v1.json"
+FACE = REPO_ROOT / "src" / "aibridge_graphql" / "grpc"
+
+
+@pytest.fixture(scope="module")
+def node_modules() -> Path:
+    return ensure_node_modules(PACKAGE_DIR)
+
+
+def test_buf_lint_standard(node_modules: Path) -> None:
+    result = run_node_bin(node_modules, "buf", "lint", cwd=PROTO)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_buf_breaking_against_baseline(node_modules: Path) -> None:
+    result = run_node_bin(node_modules, "buf", "breaking", "--against", BASELINE, cwd=PROTO)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_buf_breaking_catches_a_removed_field(node_modules: Path, tmp_path: Path) -> None:
+    # The check can fail: a copy of the module without a field is a breaking change.
+    copy = tmp_path / "proto"
+    (copy / "aibridge" / "v1").mkdir(parents=True)
+    (copy / "buf.yaml").write_text((PROTO / "buf.yaml").read_text())
+    for source in (PROTO / "aibridge" / "v1").glob("*.proto"):
+        text = source.read_text()
+        if source.name == "resources.proto":
+            text = text.replace("  int64 thread_count = 11;\n", "")
+        (copy / "aibridge" / "v1" / source.name).write_text(text)
+    result = run_node_bin(
+        node_modules, "buf", "breaking", "--against", str(PROTO / BASELINE), cwd=copy
+    )
+    assert result.returncode != 0
+    assert "thread_count" in result.stdout + result.stderr
+
+
+def test_committed_stubs_match_the_protos(tmp_path: Path) -> None:
+    codegen.generate(tmp_path)
+    generated = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    committed = sorted(
+        p.relative_to(codegen.GEN_DIR)
+        for p in codegen.GEN_DIR.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    )
+    assert generated == committed, "run `make proto`"
+    drifted = [
+        str(p) for p in generated if not filecmp.cmp(tmp_path / p, codegen.GEN_DIR / p, False)
+    ]
+    assert not drifted, f"stale stubs {drifted}: run `make proto`"
+
+
+FORBIDDEN = ("aibridge_graphql.schema", "strawberry", "graphql", "aiohttp")
+
+
+def test_the_face_imports_no_other_face_nor_http_framework() -> None:
+    offenders = []
+    for path in FACE.rglob("*.py"):
+        if "gen" in path.relative_to(FACE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN):
+                    offenders.append(f"{path.relative_to(FACE)}: {name}")
+    assert not offenders
