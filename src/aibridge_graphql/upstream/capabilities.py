@@ -179,6 +179,9 @@ class CapabilityDetector:
             if baseline is None:
                 return replace(self._current, status="unreachable", reason=None)
             if baseline.status == 404:
+                if forced:
+                    # The operator named this prefix: trust it, knowing nothing of its routes.
+                    return Capabilities(status="ok", base_path=prefix, forced=True)
                 continue
             found = Capabilities(status="ok", base_path=prefix, forced=forced)
             if baseline.status == 403:
