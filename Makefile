@@ -5,7 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install web-assets test lint typecheck pytest schema proto demo bench bench-standin clean \
+.PHONY: install web-assets test lint typecheck pytest schema proto demo bench bench-standin soak \
+	clean \
 	federation-tools supergraph
 
 install: $(STAMP)
@@ -47,14 +48,22 @@ schema: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python -m aibridge_graphql.grpc.codegen
 
+# `make demo GATEWAY_PORT=9080 STANDIN_PORT=9081` picks the ports; by default 8080/8081, or free
+# ports (printed) when those are busy.
 demo: $(STAMP)
-	$(BIN)/aibridge-graphql demo
+	$(BIN)/aibridge-graphql demo $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT)) \
+		$(if $(STANDIN_PORT),--standin-port $(STANDIN_PORT))
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.gateway
 
 bench-standin: $(STAMP)
 	$(BIN)/python -m bench.standin
+
+# Minutes of the README's views at saturation: gateway RSS, p50/p99, open fds, event-loop stalls.
+SOAK_MINUTES ?= 10
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 # Apollo Federation 2: compose running subgraphs (NAME=URL pairs, each answering `_service { sdl }`)
 # into $(SUPERGRAPH) with @apollo/composition, from tests/federation's lock file (the tools the

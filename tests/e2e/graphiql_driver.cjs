@@ -2,9 +2,11 @@
 // developer would: open the page, put the token in the Headers pane, write the query, press run,
 // read the result from the result window. Run by tests/e2e/test_graphiql_browser.py with
 // NODE_PATH=tests/frontend/node_modules and one JSON argument:
-//   {url, chromium, headers: {...}, query, screenshot, probe}
+//   {url, chromium, headers: {...}, query, screenshot, probe, keepDefaults}
 // It prints one JSON line:
-//   {result, resultText, blocked, requests, headersSent, consoleErrors, probe}.
+//   {result, resultText, blocked, requests, headersSent, consoleErrors, probe, opened}.
+// With keepDefaults it types nothing: it runs what the page opens on, reported as `opened`
+// ({query, headers}: the editors' text, which holds the test's own token).
 // Every request that does not go to 127.0.0.1 is aborted and listed in `blocked`.
 'use strict';
 
@@ -36,6 +38,11 @@ async function setEditor(page, selector, text) {
   await page.$eval(selector, (node, value) => node.CodeMirror.setValue(value), text);
 }
 
+async function getEditor(page, selector) {
+  await page.waitForSelector(selector, { state: 'visible', timeout: TIMEOUT_MS });
+  return page.$eval(selector, (node) => node.CodeMirror.getValue());
+}
+
 // A page whose requests are all recorded, and aborted (and listed) unless to loopback.
 async function openPage(browser, options, report) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
@@ -62,16 +69,30 @@ async function openPage(browser, options, report) {
 }
 
 // What a developer does: headers pane, query editor, run button, then read the result window.
-async function runQuery(page, options) {
+async function runQuery(page, options, report) {
   await page.goto(options.url, { waitUntil: 'load' });
   await page.waitForSelector('.graphiql-execute-button');
   await page.click('.graphiql-editor-tools button[data-name="headers"]');
-  await setEditor(
-    page,
-    'section.graphiql-editor-tool[aria-label="Headers"] .graphiql-editor:not(.hidden) .CodeMirror',
-    JSON.stringify(options.headers, null, 2),
-  );
-  await setEditor(page, '.graphiql-query-editor .CodeMirror', options.query);
+  const headersEditor =
+    'section.graphiql-editor-tool[aria-label="Headers"] .graphiql-editor:not(.hidden) .CodeMirror';
+  const queryEditor = '.graphiql-query-editor .CodeMirror';
+  if (options.keepDefaults) {
+    // As a newcomer opens it: what the page shows before anything is typed, then run as is.
+    report.opened = {
+      query: await getEditor(page, queryEditor),
+      headers: await getEditor(page, headersEditor),
+    };
+  } else {
+    await setEditor(page, headersEditor, JSON.stringify(options.headers, null, 2));
+    await setEditor(page, queryEditor, options.query);
+    // GraphiQL takes the operation name from the editor after a debounce; pressing run before
+    // would send the opening query's name (`Dashboard`). The page's URL gets the new query (the
+    // page's onEditQuery) once GraphiQL has taken it in.
+    await page.waitForFunction(
+      (query) => new URLSearchParams(window.location.search).get('q') === query,
+      options.query,
+    );
+  }
   await page.click('.graphiql-execute-button');
   // The result window holds JSON once the response arrived (nothing, or a spinner, before).
   const handle = await page.waitForFunction(() => {
@@ -105,7 +126,7 @@ async function run(options) {
   const report = { blocked: [], requests: [], headersSent: [], consoleErrors: [] };
   try {
     const page = await openPage(browser, options, report);
-    report.result = await runQuery(page, options);
+    report.result = await runQuery(page, options, report);
     // What is rendered on screen, not only the editor's model.
     report.resultText = await page.innerText('.result-window');
     await page.screenshot({ path: options.screenshot });

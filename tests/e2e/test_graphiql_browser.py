@@ -18,7 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from aibridge_graphql.gateway.graphiql import ASSETS, ASSETS_PREFIX, offline_graphiql
+from aibridge_graphql.gateway.graphiql import (
+    ASSETS,
+    ASSETS_PREFIX,
+    EXAMPLE_QUERY,
+    offline_graphiql,
+)
 from aibridge_graphql.gateway.serving import build_gateway
 from aibridge_graphql.settings import Settings
 from support.node_tools import (
@@ -32,6 +37,7 @@ from support.servers import run_app_in_thread
 CHROMIUM = Path("/usr/bin/chromium")
 DRIVER = Path(__file__).with_name("graphiql_driver.cjs")
 SCREENSHOT = REPO_ROOT / "artifacts" / "graphiql-e2e.png"
+OPENED_SCREENSHOT = REPO_ROOT / "artifacts" / "graphiql-e2e-opened.png"
 DRIVER_TIMEOUT_S = 120.0
 # Fetched by the page after the query: it must be blocked (so `blocked == []` means something).
 PROBE_URL = "https://unpkg.com/graphiql@3.8.3/graphiql.min.css"
@@ -69,12 +75,30 @@ def gateway_url(standin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def demo_gateway_url(standin_url: str, tokens: dict[str, str]) -> Iterator[str]:
+    """A gateway whose GraphiQL has the admin token in its Headers pane, as the demo builds it."""
+    settings = Settings(upstream_url=standin_url)
+    headers = json.dumps({"Coder-Session-Token": tokens["admin"]})
+    graphiql = offline_graphiql(settings, default_headers=headers)
+    with run_app_in_thread(lambda: build_gateway(settings, graphiql)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def admin_token(tokens: dict[str, str]) -> str:
     """The stand-in owner's token: it sees every user's sessions."""
     return tokens["admin"]
 
 
-def drive_graphiql(chromium: Path, url: str, token: str, home: Path) -> dict[str, Any]:
+def drive_graphiql(
+    chromium: Path,
+    url: str,
+    token: str,
+    home: Path,
+    *,
+    keep_defaults: bool = False,
+    screenshot: Path = SCREENSHOT,
+) -> dict[str, Any]:
     """Run the browser driver; its JSON report (see graphiql_driver.cjs)."""
     node = require_executable("node", "install Node.js 20+")
     node_modules = ensure_node_modules(REPO_ROOT / "tests" / "frontend")
@@ -83,8 +107,9 @@ def drive_graphiql(chromium: Path, url: str, token: str, home: Path) -> dict[str
         "chromium": str(chromium),
         "headers": {"Coder-Session-Token": token},
         "query": QUERY,
-        "screenshot": str(SCREENSHOT),
+        "screenshot": str(screenshot),
         "probe": PROBE_URL,
+        "keepDefaults": keep_defaults,
     }
     result = subprocess.run(
         [node, str(DRIVER), json.dumps(options)],
@@ -145,3 +170,27 @@ def test_graphiql_runs_a_query_offline_in_headless_chromium(
     # Shown on screen, not only held by the editor.
     assert f'"totalCount": {expected["count"]}' in report["resultText"]
     assert SCREENSHOT.read_bytes().startswith(b"\x89PNG")
+
+
+def test_graphiql_opens_on_the_dashboard_with_the_token_and_runs_it_as_is(
+    chromium: Path, demo_gateway_url: str, standin_url: str, admin_token: str, tmp_path: Path
+) -> None:
+    OPENED_SCREENSHOT.parent.mkdir(exist_ok=True)
+    report = drive_graphiql(
+        chromium,
+        f"{demo_gateway_url}/graphql",
+        admin_token,
+        tmp_path,
+        keep_defaults=True,
+        screenshot=OPENED_SCREENSHOT,
+    )
+    assert report["opened"]["query"] == EXAMPLE_QUERY
+    assert json.loads(report["opened"]["headers"]) == {"Coder-Session-Token": admin_token}
+    assert report["blocked"] == []
+    assert report["consoleErrors"] == []
+    assert "coder-session-token" in report["headersSent"][-1]
+    result = report["result"]
+    assert "errors" not in result, result
+    expected = rest_sessions(standin_url, admin_token)
+    assert result["data"]["sessions"]["totalCount"] == expected["count"]
+    assert len(result["data"]["sessions"]["nodes"]) == 20

@@ -203,6 +203,13 @@ def test_entities_cost_one_per_representation_plus_their_selection() -> None:
     assert estimate(literal) == 1
 
 
+def test_malformed_representations_cost_nothing() -> None:
+    # Found by the fuzzer: a `__typename` that is not a string (unhashable) crashed the estimate.
+    query = "query($r: [_Any!]!) { _entities(representations: $r) { __typename } }"
+    reps: list[object] = [{"__typename": []}, {"__typename": {"a": 1}}, [None, [None]], 5, "x"]
+    assert estimate(query, {"r": reps}) == 0
+
+
 def test_free_fields_and_introspection_cost_nothing() -> None:
     assert estimate("{ __typename _service { sdl } }") == 0
     assert estimate("{ __schema { types { name } } }") == 0

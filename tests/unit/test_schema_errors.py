@@ -226,22 +226,35 @@ async def test_an_empty_session_id_is_bad_user_input_without_a_call() -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "kwargs", "says"),
+    ("method", "kwargs", "says", "status", "code"),
     [
-        ("POST", {"data": "garbage", "headers": {"Content-Type": "application/json"}}, "JSON"),
-        ("POST", {"json": {"variables": {}}}, "No GraphQL query"),
-        ("GET", {"params": {"query": "mutation { x }"}}, "mutations are not allowed"),
+        (
+            "POST",
+            {"data": "garbage", "headers": {"Content-Type": "application/json"}},
+            "JSON",
+            400,
+            "BAD_REQUEST",
+        ),
+        ("POST", {"json": {"variables": {}}}, "No GraphQL query", 400, "BAD_REQUEST"),
+        # GraphQL over HTTP: a mutation over GET is 405 Method Not Allowed.
+        (
+            "GET",
+            {"params": {"query": "mutation { x }"}},
+            "mutations are not allowed",
+            405,
+            "METHOD_NOT_ALLOWED",
+        ),
     ],
 )
-async def test_a_request_that_is_not_graphql_gets_a_graphql_shaped_400(
-    method: str, kwargs: dict[str, Any], says: str
+async def test_a_request_that_is_not_graphql_gets_a_graphql_shaped_4xx(
+    method: str, kwargs: dict[str, Any], says: str, status: int, code: str
 ) -> None:
     fake = populated()
     async with gateway(fake) as gw:
         response = await gw.http.request(method, "/graphql", **kwargs)
         body = await response.json()
-    assert response.status == 400
+    assert response.status == status
     [error] = body["errors"]
-    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert error["extensions"]["code"] == code
     assert says in error["message"]
     assert fake.calls == []

@@ -10,18 +10,30 @@ as the GraphiQL assets).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from strawberry.aiohttp.views import GraphQLView
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
+from aibridge_graphql.gateway.apq import PERSISTED_QUERY_NOT_FOUND, PERSISTED_QUERY_NOT_SUPPORTED
 from aibridge_graphql.gateway.context import GatewayContext, build_context
-from aibridge_graphql.gateway.errors import BAD_REQUEST, format_error
+from aibridge_graphql.gateway.errors import format_error, http_error_code
+from aibridge_graphql.gateway.http_protocol import (
+    APPLICATION_JSON,
+    GRAPHQL_RESPONSE_JSON,
+    RequestRejected,
+    negotiate,
+    parse_get,
+    parse_post,
+)
+from aibridge_graphql.gateway.index import index_handler
 from aibridge_graphql.gateway.observability import Observability
 from aibridge_graphql.schema import ExtensionFactory, build_schema
 from aibridge_graphql.settings import Settings
@@ -31,13 +43,23 @@ logger = logging.getLogger("aibridge_graphql.gateway")
 
 CLIENT_KEY = web.AppKey("aibridge_upstream_client", UpstreamClient)
 SETTINGS_KEY = web.AppKey("aibridge_settings", Settings)
+# The response media type chosen from `Accept`, and whether the result was a request error.
+MEDIA_TYPE_KEY = web.RequestKey("aibridge_media_type", str)
+REQUEST_ERROR_KEY = web.RequestKey("aibridge_request_error", bool)
+_APQ_RETRY_CODES = frozenset({PERSISTED_QUERY_NOT_FOUND, PERSISTED_QUERY_NOT_SUPPORTED})
 
 IdeHtmlHook = Callable[[str], str]
 SetupHook = Callable[[web.Application], None]
 
 
 class GatewayView(GraphQLView[GatewayContext, None]):
-    """Strawberry's aiohttp view with a per-request `GatewayContext`."""
+    """Strawberry's aiohttp view with a per-request `GatewayContext`, speaking GraphQL over HTTP.
+
+    `Accept` picks `application/json` (the default: every well-formed request answers 200, errors
+    included) or `application/graphql-response+json` (a request error, i.e. one raised before
+    execution, answers 400 with no `data`). A request that is not GraphQL over HTTP at all gets
+    a 4xx with a GraphQL-shaped body (`{"errors": [{"message", "extensions": {"code"}}]}`).
+    """
 
     def __init__(
         self,
@@ -55,13 +77,59 @@ class GatewayView(GraphQLView[GatewayContext, None]):
         self._ide_html = ide_html
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
-        # A request that is not GraphQL over HTTP at all (body not JSON, no query, a mutation
-        # over GET) gets Strawberry's status with a GraphQL-shaped body, not bare text.
+        accepted = negotiate(request.headers.get(hdrs.ACCEPT))
+        media = accepted or APPLICATION_JSON
+        request[MEDIA_TYPE_KEY] = media
         try:
-            return await self.run(request=request)
+            if accepted is None and not self.should_render_graphql_ide(
+                self.request_adapter_class(request)
+            ):
+                raise RequestRejected(
+                    406, f"Accept must allow {GRAPHQL_RESPONSE_JSON} or {APPLICATION_JSON}."
+                )
+            response = await self.run(request=request)
+        except RequestRejected as exc:
+            return _error_response(exc.status, exc.message, media, exc.headers)
         except HTTPException as exc:
-            error = {"message": exc.reason, "extensions": {"code": BAD_REQUEST}}
-            return web.json_response({"errors": [error]}, status=exc.status_code)
+            return _error_response(exc.status_code, exc.reason, media)
+        if isinstance(response, web.Response) and response.content_type == APPLICATION_JSON:
+            response.content_type = media
+            if media == GRAPHQL_RESPONSE_JSON and request.get(REQUEST_ERROR_KEY):
+                response.set_status(400)
+        return response
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        # Strawberry's parser lets non-objects, non-UTF-8 bodies and non-string operation names
+        # through to places that crash; ours type-checks everything first.
+        if request.method == "GET":
+            return parse_get(request.query_params)  # type: ignore[arg-type]
+        try:
+            body = await request.get_body()
+        except web.HTTPRequestEntityTooLarge:
+            limit = request.request.client_max_size  # type: ignore[attr-defined]
+            raise RequestRejected(413, f"The request body exceeds {limit} bytes.") from None
+        return parse_post(request.content_type, body)
+
+    async def execute_single(
+        self,
+        request: web.Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: web.Response,
+        context: GatewayContext,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        try:
+            return await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        except HTTPException as exc:
+            if isinstance(exc.__cause__, InvalidOperationTypeError):
+                # The spec's answer to a mutation over GET: 405, and say which method works.
+                raise RequestRejected(405, exc.reason, headers={hdrs.ALLOW: "POST"}) from None
+            raise
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # A GET with only a persisted-query hash (APQ) has no `query` but is an operation, even
@@ -82,7 +150,13 @@ class GatewayView(GraphQLView[GatewayContext, None]):
         # `ErrorCodes`; `format_error` is idempotent, so format every result here too.
         if result.errors:
             result.errors = [format_error(error) for error in result.errors]
-        return await super().process_result(request, result)
+        response = await super().process_result(request, result)
+        if _is_request_error(result):
+            request[REQUEST_ERROR_KEY] = True
+            if request.get(MEDIA_TYPE_KEY) == GRAPHQL_RESPONSE_JSON:
+                # The spec: a request error (nothing executed) has no `data` entry.
+                response.pop("data", None)
+        return response
 
     async def get_context(
         self, request: web.Request, response: web.StreamResponse
@@ -90,6 +164,50 @@ class GatewayView(GraphQLView[GatewayContext, None]):
         return build_context(
             request, response, settings=self._settings, client=request.app[CLIENT_KEY]
         )
+
+
+def _is_request_error(result: ExecutionResult) -> bool:
+    """True when the operation never ran (parse, validation, variables): no data, no paths.
+
+    Persisted-query misses stay 200: Apollo's link reads them from a successful response.
+    """
+    if result.data is not None or not result.errors:
+        return False
+    for error in result.errors:
+        code = (error.extensions or {}).get("code")
+        if error.path is not None or code in _APQ_RETRY_CODES:
+            return False
+    return True
+
+
+def _error_response(
+    status: int, message: str, media: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A GraphQL-shaped error body for a request refused before GraphQL handled it."""
+    error = {"message": message, "extensions": {"code": http_error_code(status)}}
+    return web.json_response(
+        {"errors": [error]}, status=status, content_type=media, headers=headers
+    )
+
+
+class _ClientHTTPErrorsAtInfo(logging.Filter):
+    """aiohttp logs a request it cannot parse (a URL over 8 KB, a bad header) as ERROR with a
+    traceback, before any handler runs: a client's mistake. This turns such a record into one
+    INFO line naming only the error class (the raw line may hold a query string)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and record.levelno > logging.INFO:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "malformed HTTP request refused (%s)", (type(exc).__name__,)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _demote_client_http_errors() -> None:
+    server_logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _ClientHTTPErrorsAtInfo) for f in server_logger.filters):
+        server_logger.addFilter(_ClientHTTPErrorsAtInfo())
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -165,6 +283,7 @@ def create_app(
     `observability` (request ids, JSON access log, `/metrics`, tracing, APQ) is built from the
     settings unless given (tests pass one with their own tracer provider).
     """
+    _demote_client_http_errors()
     observed = observability or Observability(settings)
     app = web.Application(middlewares=[observed.middleware, *middlewares])
     app[SETTINGS_KEY] = settings
@@ -180,6 +299,7 @@ def create_app(
     app.router.add_route("POST", "/graphql", view)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/", index_handler(settings.graphiql))
     observed.setup(app)
     for hook in setup:
         hook(app)

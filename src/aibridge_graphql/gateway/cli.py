@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from pydantic import ValidationError
 
 from aibridge_graphql.settings import Settings
@@ -67,8 +68,17 @@ def _configure_logging(settings: Settings) -> None:
     "AIBRIDGE_GRPC_ENABLED=false turns it off].",
 )
 def serve(upstream: str | None, host: str | None, port: int | None, grpc_port: int | None) -> None:
-    """Serve the GraphQL gateway: POST/GET /graphql (GraphiQL in a browser), /healthz, /readyz,
-    and the gRPC face (aibridge.v1 services, reflection, health) on --grpc-port.
+    """Serve the GraphQL gateway, and its gRPC face on --grpc-port.
+
+    \b
+    Endpoints:
+      POST /graphql   GraphQL over HTTP (also GET /graphql?query=...)
+      GET  /graphql   GraphiQL, in a browser
+      GET  /healthz   liveness: the process answers
+      GET  /readyz    readiness: the upstream answers
+      GET  /metrics   Prometheus metrics
+      GET  /          this list, as JSON
+      gRPC            aibridge.v1 services, reflection and health on --grpc-port
 
     Every other setting comes from AIBRIDGE_* environment variables (see the README).
     """
@@ -109,8 +119,20 @@ def export_schema(output: Path | None) -> None:
 
 
 @click.command()
-@click.option("--gateway-port", type=int, default=8080, show_default=True, help="0 for any.")
-@click.option("--standin-port", type=int, default=8081, show_default=True, help="0 for any.")
+@click.option(
+    "--gateway-port",
+    type=int,
+    default=8080,
+    show_default=True,
+    help="0 for any; the default falls back to a free port when busy.",
+)
+@click.option(
+    "--standin-port",
+    type=int,
+    default=8081,
+    show_default=True,
+    help="0 for any; the default falls back to a free port when busy.",
+)
 @click.option(
     "--db",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -138,8 +160,15 @@ def demo(
     admin_token: str | None,
     api_era: str,
 ) -> None:
-    """Start the seeded stand-in and the gateway, print GraphiQL's URL, tokens and a first query."""
+    """Start the seeded stand-in and the gateway, print GraphiQL's URL, tokens and a first query.
+
+    Logs go to stderr as `serve` writes them (JSON lines with access lines; AIBRIDGE_LOG_*).
+    """
     from aibridge_graphql.gateway.demo import DemoOptions, run_demo
+
+    # A port given explicitly must be that port; a default one may fall back to a free one.
+    context = click.get_current_context()
+    defaulted = {ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP}
 
     options = DemoOptions(
         gateway_port=gateway_port,
@@ -149,8 +178,10 @@ def demo(
         seed_value=seed_value,
         admin_token=admin_token,
         api_era=api_era,
+        fallback_gateway_port=context.get_parameter_source("gateway_port") in defaulted,
+        fallback_standin_port=context.get_parameter_source("standin_port") in defaulted,
     )
-    logging.basicConfig(level=logging.WARNING)
+    _configure_logging(load_settings())
     try:
         asyncio.run(run_demo(options, click.echo))
     except (OSError, TimeoutError) as error:

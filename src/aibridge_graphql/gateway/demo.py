@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aibridge_graphql.gateway.graphiql import offline_graphiql
+from aiohttp import web
+
+from aibridge_graphql.gateway.graphiql import EXAMPLE_QUERY, PLACEHOLDER_HEADERS, offline_graphiql
 from aibridge_graphql.gateway.serving import (
     Started,
     build_gateway,
@@ -21,31 +24,8 @@ from aibridge_graphql.standin.tokens import UserToken, read_tokens
 HOST = "127.0.0.1"
 API_PATH = "/api/v2/aibridge"
 
-FIRST_QUERY = """\
-query Dashboard {
-  sessions(first: 20) {
-    totalCount
-    pageInfo { hasNextPage endCursor }
-    nodes {
-      sessionId
-      client
-      initiator { username }
-      models
-      lastActiveAt
-      lastPrompt
-      threadCount
-      tokenUsage { inputTokens outputTokens }
-      threads(first: 3) {
-        nodes {
-          threadId
-          model
-          prompt
-          agenticActions { model toolCalls { tool injected } }
-        }
-      }
-    }
-  }
-}"""
+# The README's dashboard query, also what GraphiQL opens on.
+FIRST_QUERY = EXAMPLE_QUERY.rstrip("\n")
 
 _ROLE_NOTE = {"owner": "sees everything", "auditor": "sees everything", "member": "sees nothing"}
 
@@ -61,6 +41,13 @@ class DemoOptions:
     seed_value: int
     admin_token: str | None
     api_era: str = "ai-gateway"
+    # A busy port falls back to a free one (printed) unless the port was asked for explicitly.
+    fallback_gateway_port: bool = False
+    fallback_standin_port: bool = False
+
+
+class PortBusyError(OSError):
+    """A port asked for explicitly is taken."""
 
 
 def prepare_database(options: DemoOptions) -> list[UserToken]:
@@ -85,8 +72,38 @@ def _count_interceptions(db: Path) -> int:
         conn.close()
 
 
+async def start_on_port(
+    factory: Callable[[], web.Application], what: str, port: int, fallback: bool
+) -> tuple[Started, str | None]:
+    """Start `factory()` on `port`; when it is busy and `fallback`, on a free port instead.
+
+    Returns the started app and, after a fallback, a line saying so. A fresh app is built for the
+    second try: an aiohttp app that was started once cannot start again.
+    """
+    try:
+        return await start_app(factory(), HOST, port), None
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        if not fallback or port == 0:
+            option = "--gateway-port" if what == "gateway" else "--standin-port"
+            variable = "GATEWAY_PORT" if what == "gateway" else "STANDIN_PORT"
+            raise PortBusyError(
+                error.errno,
+                f"port {port} for the {what} is busy: pick another with {option} "
+                f"(make demo {variable}=…), or 0 for any free port",
+            ) from None
+    started = await start_app(factory(), HOST, 0)
+    return started, f"Port {port} is busy: the {what} listens on {started.port} instead."
+
+
 def render_banner(
-    gateway: Started, standin: Started, options: DemoOptions, tokens: list[UserToken], local: bool
+    gateway: Started,
+    standin: Started,
+    options: DemoOptions,
+    tokens: list[UserToken],
+    local: bool,
+    notes: list[str] | None = None,
 ) -> str:
     """What the demo prints once both servers answer."""
     owner = next((t for t in tokens if t.role == "owner"), None)
@@ -97,6 +114,7 @@ def render_banner(
     lines = [
         "",
         "aibridge-graphql demo",
+        *(f"  {note}" for note in notes or []),
         f"  GraphiQL:  {gateway.base_url}/graphql   ({assets})",
         f"  Stand-in:  {standin.base_url}{API_PATH}   "
         f"({options.db}, {_count_interceptions(options.db)} interceptions)",
@@ -105,7 +123,7 @@ def render_banner(
     if owner is not None:
         lines += [
             f"Admin token ({owner.username}, owner, sees everything): {owner.token}",
-            "Paste this into GraphiQL's Headers pane:",
+            "GraphiQL opens with it in its Headers pane; for curl or another client:",
             f"  {owner.headers_json}",
             "",
         ]
@@ -116,7 +134,7 @@ def render_banner(
             lines.append(f"  {user.username} ({user.role}, {note}):  {user.headers_json}")
         lines.append("")
     lines += [
-        "A first query to try (a sessions dashboard):",
+        "A first query to try (a sessions dashboard; GraphiQL opens on it):",
         "",
         FIRST_QUERY,
         "",
@@ -130,17 +148,32 @@ async def run_demo(options: DemoOptions, echo: Callable[[str], None]) -> None:
     from aibridge_graphql.standin.app import create_app as create_standin
 
     tokens = prepare_database(options)
-    standin_app = create_standin(options.db, api_era=options.api_era)  # type: ignore[arg-type]
-    standin = await start_app(standin_app, HOST, options.standin_port)
+    notes: list[str] = []
+    standin, note = await start_on_port(
+        lambda: create_standin(options.db, api_era=options.api_era),  # type: ignore[arg-type]
+        "stand-in",
+        options.standin_port,
+        options.fallback_standin_port,
+    )
+    notes += [note] if note else []
     gateway: Started | None = None
     try:
         settings = Settings(upstream_url=standin.base_url, host=HOST, port=options.gateway_port)
-        graphiql = offline_graphiql(settings)
-        gateway = await start_app(build_gateway(settings, graphiql), HOST, settings.port)
+        owner = next((t for t in tokens if t.role == "owner"), None)
+        # The admin token in GraphiQL's Headers pane, as the banner prints it (a loopback demo).
+        headers = owner.headers_json if owner else PLACEHOLDER_HEADERS
+        graphiql = offline_graphiql(settings, default_headers=headers)
+        gateway, note = await start_on_port(
+            lambda: build_gateway(settings, graphiql),
+            "gateway",
+            settings.port,
+            options.fallback_gateway_port,
+        )
+        notes += [note] if note else []
         auth = {"Coder-Session-Token": tokens[0].token} if tokens else {}
         await wait_until_ok(f"{standin.base_url}{API_PATH}/models", headers=auth)
         await wait_until_ok(f"{gateway.base_url}/readyz")
-        echo(render_banner(gateway, standin, options, tokens, graphiql.enabled))
+        echo(render_banner(gateway, standin, options, tokens, graphiql.enabled, notes))
         await wait_for_shutdown_signal()
     finally:
         if gateway is not None:

@@ -47,9 +47,21 @@ BAD_REQUEST = "BAD_REQUEST"
 # Demand control: a document refused before it runs, and a call refused while it runs.
 COST_ESTIMATED_TOO_EXPENSIVE = "COST_ESTIMATED_TOO_EXPENSIVE"
 UPSTREAM_CALL_BUDGET_EXCEEDED = "UPSTREAM_CALL_BUDGET_EXCEEDED"
+# Requests refused at the HTTP layer, before GraphQL sees them: code by status (else BAD_REQUEST).
+_HTTP_ERROR_CODES = {
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
 
 MASKED_MESSAGE = "Internal server error"
 UNAVAILABLE_MESSAGE = "The AI Bridge API is unavailable; try again later."
+
+
+def http_error_code(status: int) -> str:
+    """The `extensions.code` of a request refused with HTTP `status` before GraphQL ran."""
+    return _HTTP_ERROR_CODES.get(status, BAD_REQUEST)
 
 
 class GatewayError(Exception):

@@ -3,12 +3,15 @@
 Strawberry's page loads react, react-dom, js-cookie, graphiql and the explorer plugin from a CDN
 with SRI hashes. `npm ci --prefix web` installs byte-identical copies (the hashes match), so the
 page keeps its `integrity` attributes and only the URLs change. Without the files, the CDN is used.
+The page opens on the README's dashboard query, with the token header in its Headers pane (the
+demo's admin token, or a placeholder to replace), instead of Strawberry's welcome text.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -62,6 +65,27 @@ ASSETS: Final[tuple[Asset, ...]] = (
     Asset("@graphiql/plugin-explorer", "1.0.2", "dist/index.umd.js", _JS),
 )
 _BY_NAME: Final = {asset.name: asset for asset in ASSETS}
+
+# The README's dashboard query ("Example queries"); the demo prints it too.
+EXAMPLE_QUERY: Final = """\
+query Dashboard {
+  sessions(first: 20) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      sessionId client models lastActiveAt lastPrompt threadCount
+      initiator { username }
+      tokenUsage { inputTokens outputTokens }
+      threads(first: 3) { nodes { threadId model prompt } }
+    }
+  }
+}
+"""
+# What `serve` shows in the Headers pane: where the caller's token goes.
+PLACEHOLDER_HEADERS: Final = json.dumps({"Coder-Session-Token": "<your Coder session token>"})
+
+_EXAMPLE_QUERY_JS: Final = re.compile(r"const EXAMPLE_QUERY = `[^`]*`;")
+_HEADERS_STATE_JS: Final = "React.useState(parameters.headers)"
 
 _TAG: Final = re.compile(r"<(?:script|link)\b[^>]*>", re.IGNORECASE)
 _URL: Final = re.compile(r'(?:src|href)="' + re.escape(CDN_PREFIX) + r'([^"]+)"')
@@ -135,6 +159,30 @@ def rewrite_graphiql_html(html: str, assets_prefix: str = ASSETS_PREFIX) -> str:
     return html
 
 
+def _js_string(text: str) -> str:
+    # A JSON string is a JS string literal; `</` would end the inline <script> early.
+    return json.dumps(text).replace("</", "<\\/")
+
+
+def with_defaults(html: str, query: str, headers: str) -> str:
+    """Open Strawberry's GraphiQL page on `query`, with `headers` (JSON text) in its Headers pane.
+
+    A `?query=`-style shared URL (`q`, `headers` parameters) still wins. When the page's script no
+    longer has the expected shape (another Strawberry), the page is left as it is, and logged.
+    """
+    if not _EXAMPLE_QUERY_JS.search(html) or _HEADERS_STATE_JS not in html:
+        logger.warning("Strawberry's GraphiQL page changed shape; it opens on its own defaults")
+        return html
+    defaults = (
+        f"const EXAMPLE_QUERY = {_js_string(query)};\n"
+        f"      const DEFAULT_HEADERS = {_js_string(headers)};"
+    )
+    html = _EXAMPLE_QUERY_JS.sub(lambda _: defaults, html, count=1)
+    return html.replace(
+        _HEADERS_STATE_JS, "React.useState(parameters.headers || DEFAULT_HEADERS)", 1
+    )
+
+
 def _asset_handler(node_modules: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def serve_asset(request: web.Request) -> web.StreamResponse:
         # An allow-list lookup: anything else, `..` included, is simply not found.
@@ -173,6 +221,8 @@ class OfflineGraphiQL:
 
     assets_dir: Path | None
     assets_prefix: str = ASSETS_PREFIX
+    default_query: str = EXAMPLE_QUERY
+    default_headers: str = PLACEHOLDER_HEADERS
 
     @property
     def enabled(self) -> bool:
@@ -180,7 +230,8 @@ class OfflineGraphiQL:
         return self.assets_dir is not None
 
     def ide_html(self, html: str) -> str:
-        """The GraphiQL page, pointing at the local assets when they are installed."""
+        """The GraphiQL page on the example query, at the local assets when they are installed."""
+        html = with_defaults(html, self.default_query, self.default_headers)
         return rewrite_graphiql_html(html, self.assets_prefix) if self.enabled else html
 
     def setup(self, app: web.Application) -> None:
@@ -189,9 +240,14 @@ class OfflineGraphiQL:
             _add_route(app, self.assets_dir, self.assets_prefix)
 
 
-def offline_graphiql(settings: Settings) -> OfflineGraphiQL:
-    """Find the installed assets (or not) once, for `create_app(ide_html=…, setup=[…])`."""
+def offline_graphiql(
+    settings: Settings, *, default_headers: str = PLACEHOLDER_HEADERS
+) -> OfflineGraphiQL:
+    """Find the installed assets (or not) once, for `create_app(ide_html=…, setup=[…])`.
+
+    `default_headers` (JSON text) fills the Headers pane: the demo passes its admin token.
+    """
     assets_dir = find_assets_dir(settings) if settings.graphiql else None
     if settings.graphiql and assets_dir is None:
         logger.info("GraphiQL assets not installed (make install with npm); loading from the CDN")
-    return OfflineGraphiQL(assets_dir)
+    return OfflineGraphiQL(assets_dir, default_headers=default_headers)

@@ -21,10 +21,12 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
-from strawberry.types import ExecutionContext
+from strawberry.federation.schema import FederationAny
+from strawberry.types import ExecutionContext, Info
 
 from aibridge_graphql.gateway.errors import ErrorCodes, log_errors
 from aibridge_graphql.schema.cost import UpstreamCallBudget
+from aibridge_graphql.schema.guards import representation_error, tolerate_unknown_fragments
 from aibridge_graphql.schema.interception import Interception
 from aibridge_graphql.schema.query import Query
 from aibridge_graphql.schema.session import Session
@@ -40,8 +42,27 @@ _CACHE_SIZE = 256
 ExtensionFactory = type[SchemaExtension] | Callable[[], SchemaExtension]
 
 
+_ENTITIES: Final = (User, Session, Interception)
+_ENTITY_NAMES: Final = frozenset(
+    entity.__strawberry_definition__.name  # type: ignore[union-attr]
+    for entity in _ENTITIES
+)
+
+
 class GatewaySchema(strawberry.federation.Schema):
     """The federation schema, logging unexpected errors once with the request id."""
+
+    def entities_resolver(
+        self, info: Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """Strawberry's `_entities`, after refusing malformed representations one by one."""
+        problems = [representation_error(item, _ENTITY_NAMES) for item in representations]
+        # Strawberry pops `__typename` from what it is given: hand it copies.
+        pairs = zip(representations, problems, strict=True)
+        valid = [FederationAny(dict(item)) for item, problem in pairs if problem is None]  # type: ignore[call-overload]
+        resolved = iter(super().entities_resolver(info, valid))
+        # Strawberry's own resolver puts exceptions in the list the same way (one null each).
+        return [next(resolved) if problem is None else problem for problem in problems]  # type: ignore[misc]
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -60,6 +81,7 @@ def default_extensions(settings: Settings) -> list[ExtensionFactory]:
         *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
+    rules = [tolerate_unknown_fragments(rule) for rule in rules]  # type: ignore[arg-type]
     return [
         ErrorCodes,
         functools.partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
@@ -77,7 +99,7 @@ def build_schema(
     """The gateway schema with `settings`' limits plus any extra extensions (run after ours)."""
     return GatewaySchema(
         query=Query,
-        types=[User, Session, Interception, Thread],
+        types=[*_ENTITIES, Thread],
         extensions=[*default_extensions(settings), *extra_extensions],
         federation_version=FEDERATION_VERSION,
     )

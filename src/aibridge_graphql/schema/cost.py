@@ -269,7 +269,7 @@ class _Estimator:
         if not isinstance(representation, Mapping):
             return 0
         type_name = representation.get("__typename")
-        if type_name not in _ENTITY_TYPES:
+        if not isinstance(type_name, str) or type_name not in _ENTITY_TYPES:
             return 0  # no loader behind it: refused without an upstream call
         return 1 + self.cost_on(sets, self._schema.get_type(str(type_name)), _Scope())
 

@@ -6,13 +6,35 @@ from datetime import UTC, datetime
 
 import strawberry
 
+from aibridge_graphql.gateway.errors import BadUserInput
 from aibridge_graphql.upstream import query as q
+
+# Names, ids and prefixes the AI Bridge API knows are short; 1 KiB leaves room for any real
+# one while keeping the upstream URL bounded (a 64 KB prefix broke the upstream client's URL).
+MAX_TEXT_LENGTH = 1024
 
 _INITIATOR = "A user: Coder user UUID, username, or `me` for the caller."
 _DATES = (
     "Dates are inclusive bounds on each interception's start time (RFC 3339; a time without an "
     "offset is taken as UTC)."
 )
+
+
+def checked_text(name: str, value: str | None) -> str | None:
+    """`value` when it is a string the upstream can take; `BadUserInput` otherwise.
+
+    NUL is refused too: Coder's PostgreSQL cannot store or compare it, so it fails upstream.
+    """
+    if value is None:
+        return None
+    if len(value) > MAX_TEXT_LENGTH:
+        raise BadUserInput(
+            f"`{name}` takes at most {MAX_TEXT_LENGTH} characters (got {len(value)}).",
+            extensions={"field": name},
+        )
+    if "\x00" in value:
+        raise BadUserInput(f"`{name}` must not contain NUL characters.", extensions={"field": name})
+    return value
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -45,11 +67,11 @@ class InterceptionFilter:
 
     def to_upstream(self) -> q.InterceptionFilter:
         return q.InterceptionFilter(
-            initiator=self.initiator,
-            provider=self.provider,
-            provider_name=self.provider_name,
-            model=self.model,
-            client=self.client,
+            initiator=checked_text("filter.initiator", self.initiator),
+            provider=checked_text("filter.provider", self.provider),
+            provider_name=checked_text("filter.providerName", self.provider_name),
+            model=checked_text("filter.model", self.model),
+            client=checked_text("filter.client", self.client),
             started_after=_utc(self.started_after),
             started_before=_utc(self.started_before),
         )
@@ -84,12 +106,12 @@ class SessionFilter:
 
     def to_upstream(self) -> q.SessionFilter:
         return q.SessionFilter(
-            initiator=self.initiator,
-            provider=self.provider,
-            provider_name=self.provider_name,
-            model=self.model,
-            client=self.client,
-            session_id=self.session_id,
+            initiator=checked_text("filter.initiator", self.initiator),
+            provider=checked_text("filter.provider", self.provider),
+            provider_name=checked_text("filter.providerName", self.provider_name),
+            model=checked_text("filter.model", self.model),
+            client=checked_text("filter.client", self.client),
+            session_id=checked_text("filter.sessionId", self.session_id),
             started_after=_utc(self.started_after),
             started_before=_utc(self.started_before),
         )

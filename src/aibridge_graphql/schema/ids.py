@@ -10,12 +10,34 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from datetime import datetime
 from typing import TypeVar, assert_never
 from uuid import UUID
 
 from aibridge_graphql.gateway.errors import BadUserInput
 from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
+
+# Our own IDs and cursors stay far below this (a session ID wraps a client session id, itself
+# capped at 1 KiB by the filters); longer input is refused before any decoding work.
+MAX_ID_LENGTH = 2048
+# Offsets are int32 upstream (Coder's SQL), written in ASCII digits only: `str.isdigit` also
+# accepts `²` and other digits `int()` refuses.
+MAX_OFFSET = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]{1,10}")
+_ECHO = 80
+
+
+def shown(value: str) -> str:
+    """`value` as an error message quotes it: repr, cut to a readable length."""
+    return repr(value) if len(value) <= _ECHO else repr(value[:_ECHO]) + f"... ({len(value)} chars)"
+
+
+def _check_length(value: str, what: str) -> None:
+    if len(value) > MAX_ID_LENGTH:
+        raise BadUserInput(
+            f"Malformed {what}: longer than {MAX_ID_LENGTH} characters ({len(value)})."
+        )
 
 
 def _encode(parts: list[str]) -> str:
@@ -25,13 +47,14 @@ def _encode(parts: list[str]) -> str:
 
 def _decode(value: str, what: str) -> list[str]:
     """Decode a typed tuple; any malformation is the caller's input error, never a 500."""
+    _check_length(value, what)
     try:
         padded = value + "=" * (-len(value) % 4)
         parts = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode())
     except (ValueError, UnicodeError, binascii.Error) as exc:
-        raise BadUserInput(f"Malformed {what}: {value!r}.") from exc
+        raise BadUserInput(f"Malformed {what}: {shown(value)}.") from exc
     if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
-        raise BadUserInput(f"Malformed {what}: {value!r}.")
+        raise BadUserInput(f"Malformed {what}: {shown(value)}.")
     return parts
 
 
@@ -72,6 +95,7 @@ def _uuid(value: str, what: str) -> UUID:
 
 def decode_global_id(value: str) -> AnyRef:
     """Parse a Node ID; malformed or unknown-type IDs raise `BadUserInput`."""
+    _check_length(value, "node ID")
     try:
         return UserRef(UUID(value))
     except ValueError:
@@ -91,7 +115,7 @@ def decode_global_id(value: str) -> AnyRef:
     if kind == "Thread" and len(rest) == 3 and rest[1]:
         session = SessionRef(session_id=rest[1], initiator_id=_uuid(rest[0], "node ID"))
         return ThreadRef(session=session, thread_id=_uuid(rest[2], "node ID"))
-    raise BadUserInput(f"Malformed node ID: {value!r}.")
+    raise BadUserInput(f"Malformed node ID: {shown(value)}.")
 
 
 def decode_typed_global_id(value: str, expected: type[_RefT]) -> _RefT:
@@ -99,7 +123,7 @@ def decode_typed_global_id(value: str, expected: type[_RefT]) -> _RefT:
     ref = decode_global_id(value)
     if not isinstance(ref, expected):
         name = expected.__name__.removesuffix("Ref")
-        raise BadUserInput(f"The ID {value!r} is not an ID of type {name}.")
+        raise BadUserInput(f"The ID {shown(value)} is not an ID of type {name}.")
     return ref
 
 
@@ -116,10 +140,10 @@ def decode_cursor(kind: str, cursor: str) -> str:
     """The upstream cursor value inside a cursor of `kind`; `BadUserInput` otherwise."""
     parts = _decode(cursor, "cursor")
     if len(parts) != 2 or parts[0] != f"{kind}Cursor":
-        raise BadUserInput(f"The cursor {cursor!r} is not a cursor of this {kind} connection.")
+        raise BadUserInput(f"The cursor {shown(cursor)} is not a cursor of this {kind} connection.")
     if not parts[1]:
         # Coder reads an empty cursor as none: it would silently restart from the first page.
-        raise BadUserInput(f"Malformed cursor: {cursor!r}.")
+        raise BadUserInput(f"Malformed cursor: {shown(cursor)}.")
     return parts[1]
 
 
@@ -143,6 +167,6 @@ def cursor_offset(value: str | None) -> int:
     """The upstream `offset` a decoded offset cursor value names (0 for no cursor)."""
     if value is None:
         return 0
-    if not value.isdigit() or int(value) < 1:
-        raise BadUserInput(f"Malformed cursor value: {value!r}.")
+    if not _DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_OFFSET:
+        raise BadUserInput(f"Malformed cursor value: {shown(value)}.")
     return int(value)

@@ -11,7 +11,7 @@ import strawberry
 from aibridge_graphql.gateway.errors import BadUserInput
 from aibridge_graphql.gateway.loaders import LIST_LIMIT_MAX, Loaders
 from aibridge_graphql.gateway.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
-from aibridge_graphql.schema.filters import InterceptionFilter, SessionFilter
+from aibridge_graphql.schema.filters import InterceptionFilter, SessionFilter, checked_text
 from aibridge_graphql.schema.ids import (
     cursor_offset,
     cursor_uuid,
@@ -226,6 +226,8 @@ class Query:
         if not session_id:
             # Coder reads an empty `session_id` filter as none: it would return any session.
             raise BadUserInput("`sessionId` must not be empty.")
+        checked_text("sessionId", session_id)
+        checked_text("initiator", initiator)
         prefetch_threads(info, session_id)
         raw = await loaders_of(info).find_session(session_id, initiator)
         return Session.from_model(raw, exact=True)
@@ -251,14 +253,14 @@ class Query:
         "by 1000 until exhausted)." + _PARTIAL
     )
     async def models(self, info: Info, prefix: Prefix = None) -> list[str] | None:
-        return await loaders_of(info).strings("models", prefix)
+        return await loaders_of(info).strings("models", checked_text("prefix", prefix))
 
     @resolver(
         "Every client seen (`Unknown` for none), optionally by name prefix "
         "(`GET /clients`, paged by 1000 until exhausted)." + _PARTIAL
     )
     async def clients(self, info: Info, prefix: Prefix = None) -> list[str] | None:
-        return await loaders_of(info).strings("clients", prefix)
+        return await loaders_of(info).strings("clients", checked_text("prefix", prefix))
 
     @resolver(
         "The LLM providers configured in the AI Gateway (`GET /providers`, owners and "

@@ -47,6 +47,7 @@ from aibridge_graphql.standin.search import (
     parse_models_query,
     parse_sessions_query,
 )
+from aibridge_graphql.standin.spend_api import SPEND_PATHS, add_spend_routes
 from aibridge_graphql.standin.store import (
     DbLookups,
     ReadPool,
@@ -387,7 +388,9 @@ def _licence_gate(api: Era) -> Callable[..., Awaitable[web.StreamResponse]]:
     async def gate(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if any(request.path == p or request.path.startswith(p + "/") for p in api.prefixes):
+        prefixed = any(request.path == p or request.path.startswith(p + "/") for p in api.prefixes)
+        # The AI Gateway era's spend and budget routes (spend_api.py) are premium too.
+        if prefixed or (api.ai_gateway and SPEND_PATHS.match(request.path)):
             return _json_response({"message": api.premium_message}, 403)
         return await handler(request)
 
@@ -437,6 +440,7 @@ def create_app(
         for name, route, handler in routes:
             app.router.add_get(prefix + route, handler, name=f"{name}.p{index}")
     if api.ai_gateway:
+        add_spend_routes(app, path, POOL)
         # Everything else under a prefix is the LLM proxy data plane, `/interceptions` too.
         for index, prefix in enumerate(api.prefixes):
             app.router.add_route("*", prefix + "/{tail:.*}", _data_plane, name=f"data.p{index}")

@@ -13,6 +13,7 @@ import json
 from importlib import resources
 from typing import Any
 
+from aibridge_graphql.standin import spend_openapi
 from aibridge_graphql.standin.eras import Era
 
 Json = Any
@@ -170,6 +171,11 @@ def _ai_gateway_document() -> Json:
     providers["responses"]["404"]["description"] = "The caller may not read providers."
     del providers["responses"]["400"]
     paths["/ai-gateway/providers"] = {"get": providers}
+    # Coder's enterprise spend and budget routes (spend_api.py, spend_openapi.py).
+    schemas.update(spend_openapi.SCHEMAS)
+    error = {"application/json": {"schema": _ref("codersdk.Response")}}
+    paths.update(spend_openapi.paths(error))
+    doc["tags"].append({"name": "Enterprise", "description": "AI spend and budgets."})
     doc["paths"] = paths
     return doc
 

@@ -1,0 +1,584 @@
+"""Coder's AI spend and budget endpoints (enterprise, AI Gateway era) for the stand-in.
+
+Routes (enterprise/coderd/aibridge.go): a user's spend status, a group's budget, a user's budget
+override, an organization's groups' spend and its CSV spend export. Reads run on the app's read
+pool; the budget writes go through one writer connection of their own.
+
+Authorization, as far as Coder's was found (README, "stand-in differences"): owners and
+organization admins read and write everything; auditors read but do not write or export;
+members read only their own spend. What a caller may not read is "not found".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from aibridge_graphql.standin.auth import Caller, authenticate, token_from_request
+from aibridge_graphql.standin.errors import ApiError, FieldError
+from aibridge_graphql.standin.goparse import GoTimeError, go_quote, parse_go_uuid, parse_rfc3339nano
+from aibridge_graphql.standin.params import uuid_error
+from aibridge_graphql.standin.render import timestamp
+from aibridge_graphql.standin.spend_data import ORG_ADMIN_ROLE, prepare_spend
+from aibridge_graphql.standin.spend_store import (
+    Period,
+    export_rows,
+    groups_spend,
+    monthly_period,
+    spend_clock,
+    user_spend,
+)
+from aibridge_graphql.standin.store import ReadPool
+
+T = TypeVar("T")
+Json = Any
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+RESOURCE_NOT_FOUND = "Resource not found or you do not have access to this resource"
+FORBIDDEN = "Forbidden."
+FORBIDDEN_DETAIL = (
+    "You don't have permission to view this content. If you believe this is a mistake, please "
+    "contact your administrator or try signing in with different credentials."
+)
+# codersdk.MaxAISpendLimitMicros: its value was not found; one billion dollars stands in.
+MAX_SPEND_LIMIT_MICROS = 1_000_000_000_000_000
+MAX_GROUP_IDS = 100
+MAX_EXPORT_PERIOD = 31 * 86_400 * 1_000_000
+# --ai-gateway-retention: Coder's default was not confirmed; 60 days (Go: "1440h0m0s").
+RETENTION_MICROS = 60 * 86_400 * 1_000_000
+RETENTION_TEXT = "1440h0m0s"
+RFC3339NANO = "2006-01-02T15:04:05.999999999Z07:00"
+# Token carriers are not query parameters of the endpoint (ErrorExcessParams skips them here).
+_AUTH_PARAMS = frozenset({"coder_session_token", "access_token"})
+EXPORT_COLUMNS = (
+    "user_id", "username", "group_id", "group_name", "organization_id", "organization_name",
+    "model", "provider", "provider_name", "input_tokens", "output_tokens", "cache_read_tokens",
+    "cache_write_tokens", "cost_micros", "period_start", "period_end",
+)  # fmt: skip
+_FORMULA_PREFIXES = "=+-@\t\r"
+SPEND_PATHS = re.compile(
+    r"^/api/v2/(users/[^/]+/ai/(spend|budget/override)|groups/[^/]+/ai/budget"
+    r"|organizations/[^/]+/(groups/ai/spend|ai/spend/export))/?$"
+)
+
+
+def escape_cell(value: str) -> str:
+    """escapeCSVCell: a leading formula character gets a `'` so spreadsheets show text."""
+    return "'" + value if value and value[0] in _FORMULA_PREFIXES else value
+
+
+class Writer:
+    """One read-write connection used from one worker thread, a transaction per call."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA busy_timeout = 10000")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="standin-spend")
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in one IMMEDIATE transaction off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._tx, work)
+
+    def _tx(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(self._conn)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+        return result
+
+    def close(self) -> None:
+        """Stop the worker and close the connection."""
+        self._executor.shutdown(wait=True)
+        self._conn.close()
+
+
+WRITER = web.AppKey("spend_writer", Writer)
+CLOCK = web.AppKey("spend_clock", int)
+
+
+# --- who may do what ---------------------------------------------------------------------
+
+
+def _org_admin(conn: sqlite3.Connection, caller: Caller) -> bool:
+    rows = conn.execute(
+        "SELECT roles FROM organization_members WHERE user_id = ?", (caller.user_id,)
+    ).fetchall()
+    return any(ORG_ADMIN_ROLE in str(row[0]).split() for row in rows)
+
+
+def _reads_all(conn: sqlite3.Connection, caller: Caller) -> bool:
+    return caller.role in ("owner", "auditor") or _org_admin(conn, caller)
+
+
+def _writes(conn: sqlite3.Connection, caller: Caller) -> bool:
+    return caller.role == "owner" or _org_admin(conn, caller)
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, RESOURCE_NOT_FOUND)
+
+
+# --- path parameters ---------------------------------------------------------------------
+
+
+def _user_param(conn: sqlite3.Connection, caller: Caller, value: str) -> sqlite3.Row:
+    """httpmw.ExtractUserParam: `me`, a user id or a username; unreadable users are 404."""
+    if value == "me":
+        value = caller.user_id
+    parsed = parse_go_uuid(value)
+    row: sqlite3.Row | None
+    if parsed is not None:
+        row = conn.execute("SELECT id, username FROM users WHERE id = ?", (parsed,)).fetchone()
+    else:
+        row = conn.execute(
+            "SELECT id, username FROM users WHERE lower(username) = lower(?)", (value,)
+        ).fetchone()
+    if row is None:
+        raise _not_found()
+    if row[0] != caller.user_id and not _reads_all(conn, caller):
+        raise _not_found()
+    return row
+
+
+def _uuid_param(value: str) -> str:
+    parsed = parse_go_uuid(value)
+    if parsed is None:
+        raise ApiError(400, f"Invalid UUID {go_quote(value)}.", uuid_error(value))
+    return parsed
+
+
+def _group_param(conn: sqlite3.Connection, caller: Caller, value: str) -> str:
+    """httpmw.ExtractGroupParam: a group id; groups members may not read are 404 (stand-in:
+    members read no group)."""
+    group_id = _uuid_param(value)
+    found = conn.execute("SELECT 1 FROM ai_groups WHERE id = ?", (group_id,)).fetchone()
+    if found is None or not _reads_all(conn, caller):
+        raise _not_found()
+    return group_id
+
+
+def _organization_param(conn: sqlite3.Connection, caller: Caller, value: str) -> str:
+    """httpmw.ExtractOrganizationParam: an id or a name; only its members (and owners and
+    auditors) read it."""
+    parsed = parse_go_uuid(value)
+    row = conn.execute(
+        "SELECT id FROM organizations WHERE id = ? OR lower(name) = lower(?)",
+        (parsed or "", value),
+    ).fetchone()
+    if row is None:
+        raise _not_found()
+    member = conn.execute(
+        "SELECT 1 FROM organization_members WHERE organization_id = ? AND user_id = ?",
+        (row[0], caller.user_id),
+    ).fetchone()
+    if member is None and caller.role not in ("owner", "auditor"):
+        raise _not_found()
+    return str(row[0])
+
+
+# --- bodies and query parameters -----------------------------------------------------------
+
+
+async def _read_body(request: web.Request) -> dict[str, Any]:
+    """httpapi.Read: a JSON object, else Coder's 400."""
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, "Request body must be valid JSON.", str(exc)) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be valid JSON.", "the body is not a JSON object")
+    return body
+
+
+def _validation(field: str, tag: str, value: object) -> ApiError:
+    detail = f'Validation failed for tag "{tag}" with value: "{value}"'
+    return ApiError(400, "Validation failed.", validations=[FieldError(field, detail)])
+
+
+def _int64_field(body: dict[str, Any], field: str) -> int:
+    value = body.get(field, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
+        raise ApiError(
+            400,
+            "Request body must be valid JSON.",
+            f"json: cannot unmarshal {type(value).__name__} into Go struct field {field} of "
+            "type int64",
+        )
+    return value
+
+
+def _spend_limit(body: dict[str, Any]) -> int:
+    limit = _int64_field(body, "spend_limit_micros")
+    if limit < 0:
+        raise _validation("spend_limit_micros", "gte", limit)
+    if limit > MAX_SPEND_LIMIT_MICROS:
+        raise ApiError(
+            400,
+            "Invalid AI spend limit.",
+            validations=[
+                FieldError("spend_limit_micros", f"Must not exceed {MAX_SPEND_LIMIT_MICROS}.")
+            ],
+        )
+    return limit
+
+
+def _excess(query: Any, allowed: set[str]) -> list[FieldError]:
+    return [
+        FieldError(key, f"Query param {go_quote(key)} is not a valid query param")
+        for key in dict.fromkeys(query.keys())
+        if key not in allowed and key not in _AUTH_PARAMS
+    ]
+
+
+def _group_ids(query: Any) -> list[str]:
+    errors: list[FieldError] = []
+    raw = query.get("group_ids", "")
+    ids: list[str] = []
+    if not raw:
+        detail = 'Query param "group_ids" is required and cannot be empty'
+        errors.append(FieldError("group_ids", detail))
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        parsed = parse_go_uuid(part.strip())
+        if parsed is None:
+            errors.append(FieldError("group_ids", 'Query param "group_ids" must be a valid uuid'))
+            break
+        ids.append(parsed)
+    errors += _excess(query, {"group_ids"})
+    if errors:
+        raise ApiError(400, "Query parameters have invalid values.", validations=errors)
+    if len(ids) > MAX_GROUP_IDS:
+        raise ApiError(400, f"group_ids has {len(ids)} entries, maximum is {MAX_GROUP_IDS}.")
+    return ids
+
+
+def _export_period(query: Any, now: int) -> tuple[int, int]:
+    """aiSpendExportPeriod: the requested [start, end), or the current month in retention."""
+    has_start, has_end = "period_start" in query, "period_end" in query
+    retention_start = now - RETENTION_MICROS
+    if not has_start and not has_end:
+        period = monthly_period(now)
+        return max(period.start, retention_start), period.end
+    if has_start != has_end:
+        raise ApiError(
+            400, 'Query parameters "period_start" and "period_end" must be provided together.'
+        )
+    errors: list[FieldError] = []
+    bounds = []
+    for key in ("period_start", "period_end"):
+        try:
+            bounds.append(parse_rfc3339nano(query[key]) // 1000)
+        except GoTimeError as exc:
+            detail = (
+                f"Query param {go_quote(key)} must be a valid date format ({RFC3339NANO}): {exc}"
+            )
+            errors.append(FieldError(key, detail))
+    errors += _excess(query, {"period_start", "period_end"})
+    if errors:
+        raise ApiError(400, "Query parameters have invalid values.", validations=errors)
+    start, end = bounds
+    if start >= end:
+        raise ApiError(400, 'Query parameter "period_start" must be before "period_end".')
+    if end - start > MAX_EXPORT_PERIOD:
+        raise ApiError(400, "Query period must not exceed 31 days.")
+    if start < retention_start:
+        raise ApiError(
+            400,
+            'Query parameter "period_start" is older than the configured AI Gateway data '
+            f"retention window ({RETENTION_TEXT}).",
+        )
+    return start, end
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def _window(period: Period) -> Json:
+    return {"period_start": timestamp(period.start), "period_end": timestamp(period.end)}
+
+
+def _budget_json(row: sqlite3.Row | tuple[Any, ...]) -> Json:
+    group_id, limit, created, updated = row
+    return {
+        "group_id": group_id,
+        "spend_limit_micros": limit,
+        "created_at": timestamp(created),
+        "updated_at": timestamp(updated),
+    }
+
+
+def _override_json(row: sqlite3.Row | tuple[Any, ...]) -> Json:
+    user_id, group_id, limit, created, updated = row
+    return {
+        "user_id": user_id,
+        "group_id": group_id,
+        "spend_limit_micros": limit,
+        "created_at": timestamp(created),
+        "updated_at": timestamp(updated),
+    }
+
+
+def _json(body: Json) -> web.Response:
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return web.Response(text=text, content_type="application/json")
+
+
+def _now() -> int:
+    return time.time_ns() // 1000
+
+
+# --- handlers ------------------------------------------------------------------------------
+
+
+class _Routes:
+    """The handlers, bound to the app's read pool key."""
+
+    def __init__(self, pool: web.AppKey[ReadPool]) -> None:
+        self._pool = pool
+
+    async def _read(
+        self, request: web.Request, work: Callable[[sqlite3.Connection, Caller], T]
+    ) -> T:
+        token = token_from_request(request)
+
+        def run(conn: sqlite3.Connection) -> T:
+            return work(conn, authenticate(conn, token, _now()))
+
+        return await request.app[self._pool].run(run)
+
+    async def _write(
+        self, request: web.Request, work: Callable[[sqlite3.Connection, Caller], T]
+    ) -> T:
+        token = token_from_request(request)
+
+        def run(conn: sqlite3.Connection) -> T:
+            return work(conn, authenticate(conn, token, _now()))
+
+        return await request.app[WRITER].run(run)
+
+    async def user_spend(self, request: web.Request) -> web.Response:
+        period = monthly_period(request.app[CLOCK])
+
+        def work(conn: sqlite3.Connection, caller: Caller) -> Json:
+            user = _user_param(conn, caller, request.match_info["user"])
+            return user_spend(conn, str(user[0]), period) | _window(period)
+
+        return _json(await self._read(request, work))
+
+    async def get_group_budget(self, request: web.Request) -> web.Response:
+        def work(conn: sqlite3.Connection, caller: Caller) -> Json:
+            group_id = _group_param(conn, caller, request.match_info["group"])
+            row = conn.execute(
+                "SELECT * FROM group_ai_budgets WHERE group_id = ?", (group_id,)
+            ).fetchone()
+            if row is None:
+                raise _not_found()
+            return _budget_json(tuple(row))
+
+        return _json(await self._read(request, work))
+
+    async def put_group_budget(self, request: web.Request) -> web.Response:
+        body = await _read_body(request)
+
+        def work(conn: sqlite3.Connection, caller: Caller) -> Json:
+            group_id = _group_param(conn, caller, request.match_info["group"])
+            limit = _spend_limit(body)
+            if not _writes(conn, caller):
+                raise _not_found()  # dbauthz's refusal is a 404 in Coder's handler
+            now = _now()
+            row = conn.execute(
+                "INSERT INTO group_ai_budgets VALUES (?, ?, ?, ?) ON CONFLICT (group_id) DO "
+                "UPDATE SET spend_limit_micros = excluded.spend_limit_micros, "
+                "updated_at = excluded.updated_at RETURNING *",
+                (group_id, limit, now, now),
+            ).fetchone()
+            return _budget_json(tuple(row))
+
+        return _json(await self._write(request, work))
+
+    async def delete_group_budget(self, request: web.Request) -> web.Response:
+        def work(conn: sqlite3.Connection, caller: Caller) -> None:
+            group_id = _group_param(conn, caller, request.match_info["group"])
+            if not _writes(conn, caller):
+                raise _not_found()
+            deleted = conn.execute(
+                "DELETE FROM group_ai_budgets WHERE group_id = ? RETURNING group_id", (group_id,)
+            ).fetchone()
+            if deleted is None:
+                raise _not_found()
+
+        await self._write(request, work)
+        return web.Response(status=204)
+
+    async def get_override(self, request: web.Request) -> web.Response:
+        def work(conn: sqlite3.Connection, caller: Caller) -> Json:
+            user = _user_param(conn, caller, request.match_info["user"])
+            if not _reads_all(conn, caller):
+                raise _not_found()  # not confirmed that members read their own override
+            row = conn.execute(
+                "SELECT * FROM user_ai_budget_overrides WHERE user_id = ?", (user[0],)
+            ).fetchone()
+            if row is None:
+                raise _not_found()
+            return _override_json(tuple(row))
+
+        return _json(await self._read(request, work))
+
+    async def put_override(self, request: web.Request) -> web.Response:
+        body = await _read_body(request)
+
+        def work(conn: sqlite3.Connection, caller: Caller) -> Json:
+            user = _user_param(conn, caller, request.match_info["user"])
+            raw_group = body.get("group_id", "")
+            group_id = parse_go_uuid(raw_group) if isinstance(raw_group, str) else None
+            if group_id is None:
+                detail = f"invalid UUID {go_quote(str(raw_group))}"
+                raise ApiError(400, "Request body must be valid JSON.", detail)
+            if group_id == "00000000-0000-0000-0000-000000000000":
+                raise _validation("group_id", "required", group_id)
+            limit = _spend_limit(body)
+            group = conn.execute(
+                "SELECT organization_id FROM ai_groups WHERE id = ?", (group_id,)
+            ).fetchone()
+            if group is None or not _writes(conn, caller):
+                raise _not_found()
+            member = conn.execute(
+                "SELECT 1 FROM group_members WHERE group_id = ? AND user_id = ? UNION "
+                "SELECT 1 FROM organization_members WHERE organization_id = ? AND user_id = ?",
+                (group_id, user[0], group_id, user[0]),
+            ).fetchone()
+            if member is None:
+                raise ApiError(
+                    400,
+                    "User is not a member of the referenced group.",
+                    validations=[FieldError("group_id", "user must be a member of this group")],
+                )
+            now = _now()
+            row = conn.execute(
+                "INSERT INTO user_ai_budget_overrides VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET group_id = excluded.group_id, "
+                "spend_limit_micros = excluded.spend_limit_micros, "
+                "updated_at = excluded.updated_at RETURNING *",
+                (user[0], group_id, limit, now, now),
+            ).fetchone()
+            return _override_json(tuple(row))
+
+        return _json(await self._write(request, work))
+
+    async def delete_override(self, request: web.Request) -> web.Response:
+        def work(conn: sqlite3.Connection, caller: Caller) -> None:
+            user = _user_param(conn, caller, request.match_info["user"])
+            if not _reads_all(conn, caller):
+                raise _not_found()
+            found = conn.execute(
+                "SELECT 1 FROM user_ai_budget_overrides WHERE user_id = ?", (user[0],)
+            ).fetchone()
+            if found is None or not _writes(conn, caller):
+                raise _not_found()
+            conn.execute("DELETE FROM user_ai_budget_overrides WHERE user_id = ?", (user[0],))
+
+        await self._write(request, work)
+        return web.Response(status=204)
+
+    async def groups_spend(self, request: web.Request) -> web.Response:
+        period = monthly_period(request.app[CLOCK])
+
+        def work(conn: sqlite3.Connection, caller: Caller) -> Json:
+            org_id = _organization_param(conn, caller, request.match_info["organization"])
+            ids = _group_ids(request.query)
+            # Unreadable groups are silently omitted: members read none (stand-in choice).
+            readable = ids if _reads_all(conn, caller) else []
+            return _window(period) | {"groups": groups_spend(conn, org_id, readable, period)}
+
+        return _json(await self._read(request, work))
+
+    async def export(self, request: web.Request) -> web.Response:
+        now = request.app[CLOCK]
+
+        def work(conn: sqlite3.Connection, caller: Caller) -> tuple[str, str]:
+            org_id = _organization_param(conn, caller, request.match_info["organization"])
+            if not (caller.role == "owner" or _org_admin(conn, caller)):
+                raise ApiError(403, FORBIDDEN, FORBIDDEN_DETAIL)
+            start, end = _export_period(request.query, now)
+            name = conn.execute("SELECT name FROM organizations WHERE id = ?", (org_id,))
+            org_name = str(name.fetchone()[0])
+            out = io.StringIO()
+            # Go's encoding/csv: quotes only where needed, "\n" line ends.
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(EXPORT_COLUMNS)
+            bounds = [timestamp(start - start % 1_000_000), timestamp(end - end % 1_000_000)]
+            for row in export_rows(conn, org_id, start, end):
+                writer.writerow(
+                    [
+                        row["user_id"],
+                        escape_cell(row["username"]),
+                        row["group_id"],
+                        escape_cell(row["group_name"]),
+                        row["organization_id"],
+                        escape_cell(row["organization_name"]),
+                        escape_cell(row["model"]),
+                        escape_cell(row["provider"]),
+                        escape_cell(row["provider_name"]),
+                        *(row[k] for k in ("input_tokens", "output_tokens")),
+                        *(row[k] for k in ("cache_read_tokens", "cache_write_tokens")),
+                        row["cost_micros"],
+                        *bounds,
+                    ]
+                )
+            day = "%Y-%m-%d"
+            first, last = (time.strftime(day, time.gmtime(t // 1_000_000)) for t in (start, end))
+            filename = f"ai-spend-export-{org_name}-{first}-to-{last}.csv"
+            return out.getvalue(), filename
+
+        text, filename = await self._read(request, work)
+        response = web.Response(text=text, content_type="text/csv", charset="utf-8")
+        response.headers["Content-Disposition"] = f"attachment; filename={go_quote(filename)}"
+        return response
+
+
+async def _writer(app: web.Application, path: Path) -> AsyncIterator[None]:
+    app[WRITER] = Writer(path)
+    yield
+    app[WRITER].close()
+
+
+def add_spend_routes(app: web.Application, path: Path, pool: web.AppKey[ReadPool]) -> None:
+    """Prepare the spend tables of the database at `path` and add the spend routes."""
+    prepare_spend(path)
+    with sqlite3.connect(path) as conn:
+        app[CLOCK] = spend_clock(conn)
+    conn.close()
+    app.cleanup_ctx.append(lambda a: _writer(a, path))
+    routes = _Routes(pool)
+    user, group, org = (
+        "/api/v2/users/{user}",
+        "/api/v2/groups/{group}",
+        "/api/v2/organizations/{organization}",
+    )
+    app.router.add_get(f"{user}/ai/spend", routes.user_spend, name="spend.user")
+    app.router.add_get(f"{group}/ai/budget", routes.get_group_budget, name="spend.group_get")
+    app.router.add_put(f"{group}/ai/budget", routes.put_group_budget, name="spend.group_put")
+    app.router.add_delete(f"{group}/ai/budget", routes.delete_group_budget, name="spend.group_del")
+    app.router.add_get(f"{user}/ai/budget/override", routes.get_override, name="spend.ovr_get")
+    app.router.add_put(f"{user}/ai/budget/override", routes.put_override, name="spend.ovr_put")
+    app.router.add_delete(
+        f"{user}/ai/budget/override", routes.delete_override, name="spend.ovr_del"
+    )
+    app.router.add_get(f"{org}/groups/ai/spend", routes.groups_spend, name="spend.groups")
+    app.router.add_get(f"{org}/ai/spend/export", routes.export, name="spend.export")
