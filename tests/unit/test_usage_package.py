@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from aibridge_graphql.pricing import Cost, Pricer, TokenCounts, UnpricedReason
-from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.usage import (
     Dimension,
@@ -125,11 +124,18 @@ def test_csv_keeps_unpriced_empty_and_money_exact() -> None:
     assert table[1]["day"] == "2025-09-01"
 
 
-def test_the_source_follows_the_api_prefix_until_era_detection() -> None:
-    sessions_era = Settings.model_construct(api_base_path="/api/v2/aibridge")
-    gateway_era = Settings.model_construct(api_base_path="/api/v2/ai-gateway/")
-    assert source_for(sessions_era, object()) == "interceptions"  # type: ignore[arg-type]
-    assert source_for(gateway_era, object()) == "sessions"  # type: ignore[arg-type]
+async def test_the_source_is_the_cheapest_the_upstream_offers() -> None:
+    class Detected:
+        def __init__(self, interceptions: bool | None) -> None:
+            self.interceptions = interceptions
+
+        async def capabilities(self) -> Detected:
+            return self
+
+    assert await source_for(Detected(True)) == "interceptions"  # type: ignore[arg-type]
+    assert await source_for(Detected(False)) == "sessions"  # type: ignore[arg-type]
+    # Routes unknown (e.g. behind a proxy): the walk that works in both eras.
+    assert await source_for(Detected(None)) == "sessions"  # type: ignore[arg-type]
 
 
 def test_usage_imports_no_face_or_server() -> None:

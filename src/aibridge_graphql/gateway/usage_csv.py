@@ -140,7 +140,7 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
             loaders,
             search,
             group_by,
-            source=source_for(settings, loaders),
+            source=await source_for(loaders),
             max_calls=_max_calls(request, settings.upstream_call_budget),
         )
     except Exception as exc:  # known failures become JSON; anything else is a bug (500)
