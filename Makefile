@@ -6,8 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install web-assets test lint typecheck pytest schema proto demo bench bench-standin soak \
-	clean \
-	federation-tools supergraph
+	clean federation-tools supergraph peer-tools bench-peer
 
 install: $(STAMP)
 
@@ -64,6 +63,20 @@ bench-standin: $(STAMP)
 SOAK_MINUTES ?= 10
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
+
+# Our gateway next to GraphQL Mesh + Hive Gateway (issue 10), from bench/peer's lock file.
+# BENCH_PEER_ARGS="--seconds 10" etc. (python -m bench.peer --help lists them).
+PEER_DIR   := bench/peer
+PEER_STAMP := $(PEER_DIR)/node_modules/.installed
+BENCH_PEER_ARGS ?=
+
+peer-tools:
+	@if [ ! -f $(PEER_STAMP) ] || [ $(PEER_DIR)/package-lock.json -nt $(PEER_STAMP) ]; then \
+		npm ci --prefix $(PEER_DIR) --no-audit --no-fund --loglevel=error && touch $(PEER_STAMP); \
+	fi
+
+bench-peer: $(STAMP) peer-tools
+	$(BIN)/python -m bench.peer $(BENCH_PEER_ARGS)
 
 # Apollo Federation 2: compose running subgraphs (NAME=URL pairs, each answering `_service { sdl }`)
 # into $(SUPERGRAPH) with @apollo/composition, from tests/federation's lock file (the tools the

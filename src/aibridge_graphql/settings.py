@@ -7,6 +7,10 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Coder's AI Bridge API prefixes: today's, and the legacy alias older releases only have.
+PREFERRED_API_BASE_PATH = "/api/v2/ai-gateway"
+LEGACY_API_BASE_PATH = "/api/v2/aibridge"
+
 
 class Settings(BaseSettings):
     """Every knob of the gateway; validated once at start."""
@@ -15,7 +19,8 @@ class Settings(BaseSettings):
 
     # Upstream: the Coder deployment URL as the coder CLI takes it; the API path is derived.
     upstream_url: AnyHttpUrl = Field(default=AnyHttpUrl("http://127.0.0.1:8081"))
-    api_base_path: str = "/api/v2/aibridge"
+    # None (`auto`): detect the prefix (upstream/capabilities.py); a path forces that prefix.
+    api_base_path: str | None = None
     connect_timeout: float = Field(default=3.0, gt=0)
     # Per read of one attempt; the request deadline bounds the whole call anyway, so a longer
     # read timeout than the deadline would never fire.
@@ -82,8 +87,10 @@ class Settings(BaseSettings):
 
     @field_validator("api_base_path")
     @classmethod
-    def _normalize_base_path(cls, value: str) -> str:
-        return "/" + value.strip("/")
+    def _normalize_base_path(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in ("", "auto"):
+            return None
+        return "/" + value.strip().strip("/")
 
     @model_validator(mode="after")
     def _persisted_only_needs_a_manifest(self) -> Settings:
@@ -93,5 +100,5 @@ class Settings(BaseSettings):
 
     @property
     def api_base_url(self) -> str:
-        """The absolute URL of the AI Bridge API root, e.g. `https://coder.example.com/api/v2/aibridge`."""
-        return str(self.upstream_url).rstrip("/") + self.api_base_path
+        """The AI Bridge API root before detection: the forced prefix, else today's prefix."""
+        return str(self.upstream_url).rstrip("/") + (self.api_base_path or PREFERRED_API_BASE_PATH)

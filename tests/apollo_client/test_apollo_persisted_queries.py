@@ -98,7 +98,7 @@ def test_apollo_clients_persisted_queries_link_works(
 ) -> None:
     upstream_url, seen = upstream
     sent: list[tuple[str, bool, bool]] = []
-    settings = Settings(upstream_url=upstream_url, retries=0)
+    settings = Settings(upstream_url=upstream_url, api_base_path="/api/v2/aibridge", retries=0)
     seen.clear()
     with run_app_in_thread(lambda: create_app(settings, middlewares=[recorder(sent)])) as url:
         results = run_client(f"{url}/graphql", method)
@@ -127,7 +127,11 @@ def test_a_manifest_from_apollos_tools_is_the_allow_list(
     upstream_url, _ = upstream
     sent: list[tuple[str, bool, bool]] = []
     settings = Settings(
-        upstream_url=upstream_url, retries=0, apq_manifest=str(manifest), apq_persisted_only=True
+        upstream_url=upstream_url,
+        api_base_path="/api/v2/aibridge",  # the capturing upstream serves only /models there
+        retries=0,
+        apq_manifest=str(manifest),
+        apq_persisted_only=True,
     )
     with run_app_in_thread(lambda: create_app(settings, middlewares=[recorder(sent)])) as url:
         results = run_client(f"{url}/graphql", f"manifest={manifest}")

@@ -17,6 +17,7 @@ import httpx
 from aibridge_graphql.core.metrics import GatewayMetrics
 from aibridge_graphql.grpc.server import GrpcServer, start_grpc
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream.capabilities import PROBE_USER_AGENT
 from aibridge_graphql.upstream.client import TOKEN_HEADER, UpstreamClient
 
 _START_TIMEOUT_S = 15.0
@@ -42,16 +43,18 @@ class UpstreamCall:
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):
-    """A real HTTP transport that records every upstream request."""
+    """A real HTTP transport that records every upstream request but the era probes."""
 
     def __init__(self, calls: list[UpstreamCall]) -> None:
         self._inner = httpx.AsyncHTTPTransport()
         self._calls = calls
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self._calls.append(
-            UpstreamCall(request.url.raw_path.decode(), request.headers.get(TOKEN_HEADER))
-        )
+        # The capability probes are the process's, not a call's (no token; once, then cached).
+        if request.headers.get("User-Agent") != PROBE_USER_AGENT:
+            self._calls.append(
+                UpstreamCall(request.url.raw_path.decode(), request.headers.get(TOKEN_HEADER))
+            )
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:

@@ -21,6 +21,8 @@ import pytest
 from aiohttp import web
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2 as catalog_pb
+from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2_grpc as catalog_grpc
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
 from grpc_face.grpc_support import face_settings, run_grpc_in_thread
@@ -134,6 +136,9 @@ def slow_upstream() -> Any:
     arrived = threading.Event()
 
     async def sessions(request: web.Request) -> web.Response:
+        if "Coder-Session-Token" not in request.headers:
+            # The gateway's era probe (no credentials): Coder's JSON 401, at once.
+            return web.json_response({"message": "You must be logged in."}, status=401)
         arrived.set()
         # Up to 30 s, watching the connection: the gateway abandoning the call closes it.
         for _ in range(600):
@@ -160,6 +165,12 @@ def test_the_callers_deadline_cancels_the_upstream_call(slow_upstream: Any) -> N
         run_grpc_in_thread(settings) as face,
         grpc.insecure_channel(face.address) as channel,
     ):
+        # The era detection runs once per process, before the first call goes upstream: done
+        # here, so that the 0.5 s below are the call's own, however slow the machine is.
+        with pytest.raises(grpc.RpcError):
+            catalog_grpc.CatalogServiceStub(channel).ListModels(
+                catalog_pb.ListModelsRequest(), metadata=(("coder-session-token", "t"),), timeout=30
+            )
         with pytest.raises(grpc.RpcError) as error:
             session_grpc.SessionServiceStub(channel).ListSessions(
                 session_pb.ListSessionsRequest(),

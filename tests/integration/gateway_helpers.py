@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream.capabilities import PROBE_USER_AGENT
 from aibridge_graphql.upstream.client import UpstreamClient, pooled_transport
 
 API = "/api/v2/aibridge"
@@ -27,9 +28,14 @@ class CountingTransport(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self._inner = inner
         self.calls: list[str] = []
+        self.probes: list[str] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         query = request.url.query.decode()
+        if request.headers.get("User-Agent") == PROBE_USER_AGENT:
+            # Capability probes (start-up, /readyz) are not the calls a query makes.
+            self.probes.append(request.url.path)
+            return await self._inner.handle_async_request(request)
         self.calls.append(request.url.path.removeprefix(API) + (f"?{query}" if query else ""))
         return await self._inner.handle_async_request(request)
 

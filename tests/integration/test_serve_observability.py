@@ -91,6 +91,8 @@ def test_serve_logs_json_and_exports_spans_over_otlp(
         "AIBRIDGE_LOG_FORMAT": "json",
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector,
         "OTEL_SERVICE_NAME": "aibridge-test",
+        # The double serves only `/models`: named, its prefix is used without detection.
+        "AIBRIDGE_API_BASE_PATH": "/api/v2/aibridge",
     }
     process = subprocess.Popen(
         [CLI, "serve", "--upstream", upstream],

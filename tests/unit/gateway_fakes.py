@@ -4,6 +4,13 @@ It speaks the contract's shapes and cursor rules (including the `before_id` quir
 test builds, counts every request, and can be told to fail a path with a status or an exception.
 The real stand-in is used by the integration tests; this fake makes edge cases cheap (sessions
 with hundreds of threads, 403/5xx/timeouts, exact call counts).
+
+`era` switches the API it speaks (CONTRACT-AI-GATEWAY.md): `sessions` serves only
+`/api/v2/aibridge` with `GET /interceptions`; `ai-gateway` serves both prefixes, `GET /providers`
+and no `/interceptions`. Whatever is not a management route falls through to a data-plane
+stand-in answering as Coder's LLM proxy does (a plain-text 400 without an API key).
+`unlicensed` answers Coder's licence 403 on every route, before authentication. Capability
+probes (their User-Agent) are recorded in `probes`, not `calls`, and never fail on purpose.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote, unquote
 
 import httpx
 from aiohttp import web
@@ -23,12 +31,30 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream.capabilities import PROBE_USER_AGENT
 from aibridge_graphql.upstream.client import UpstreamClient
 
 BASE = "/api/v2/aibridge"
+GATEWAY_BASE = "/api/v2/ai-gateway"
+Era = Literal["sessions", "ai-gateway"]
+PREMIUM = {
+    "sessions": "AI Bridge is a Premium feature. Contact sales!",
+    "ai-gateway": "AI Gateway is a Premium feature. Contact sales!",
+}
+_MANAGEMENT = {
+    "sessions": ("/sessions", "/interceptions", "/models", "/clients"),
+    "ai-gateway": ("/sessions", "/models", "/clients", "/providers"),
+}
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 TOKENS = {"admin-token": "admin", "member-token": "member", "other-token": "other"}
 _Q_TERM = re.compile(r'(\w+):(?:"((?:[^"\\]|\\.)*)"|(\S+))')
+
+
+def chi_param(raw: str) -> str:
+    """A path parameter as Coder's router sees it: Go keeps `RawPath` (and chi routes on it,
+    undecoded) only when the raw path differs from Go's default encoding of the decoded one."""
+    decoded = unquote(raw)
+    return decoded if quote(decoded, safe="$&+,/:;=@") == raw else raw
 
 
 def ts(seconds: float) -> str:
@@ -122,6 +148,21 @@ class FakeSession:
     owner: dict[str, Any]
     threads: list[dict[str, Any]]
     last_active: float
+    # AI Gateway era: the agent firewall's logs (None: not in use, fields omitted).
+    network: list[dict[str, Any]] | None = None
+
+    def network_fields(self, *, detail: bool) -> dict[str, Any]:
+        """The session's network fields as Coder sends them (none without the firewall)."""
+        if self.network is None:
+            return {}
+        blocked = sum(1 for call in self.network if not call["allowed"])
+        out: dict[str, Any] = {"network_calls": {"total": len(self.network), "blocked": blocked}}
+        if detail:
+            domains = sorted({call["detail"].split("/")[2] for call in self.network})
+            out["network_call_logs"] = self.network[:1000]
+            out["network_top_domains"] = [{"domain": domains[0], "count": len(self.network)}]
+            out["network_domain_count"] = len(domains)
+        return out
 
     def item(self) -> dict[str, Any]:
         return {
@@ -139,6 +180,7 @@ class FakeSession:
             },
             "last_prompt": "last",
             "last_active_at": ts(self.last_active),
+            **self.network_fields(detail=False),
         }
 
 
@@ -152,9 +194,14 @@ class FakeUpstream:
     sessions: list[FakeSession] = field(default_factory=list)
     interceptions: list[dict[str, Any]] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+    era: Era = "sessions"
+    unlicensed: bool = False
+    # `GET /providers`: objects (after coder/coder#28966) or bare names (the generated docs).
+    provider_names_only: bool = False
     failures: dict[str, Failure] = field(default_factory=dict)
     delay: float = 0.0
     calls: list[str] = field(default_factory=list)
+    probes: list[str] = field(default_factory=list)
     tokens_seen: list[str | None] = field(default_factory=list)
     headers_seen: list[dict[str, str]] = field(default_factory=list)
     in_flight: int = 0
@@ -166,9 +213,26 @@ class FakeUpstream:
     def calls_to(self, prefix: str) -> list[str]:
         return [call for call in self.calls if call.startswith(prefix)]
 
+    def _prefix(self, path: str) -> str | None:
+        for prefix in (BASE, GATEWAY_BASE):
+            if path.startswith(prefix + "/"):
+                return None if prefix == GATEWAY_BASE and self.era == "sessions" else prefix
+        return None
+
     async def handle(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path.removeprefix(BASE)
-        self.calls.append(path + ("?" + request.url.query.decode() if request.url.query else ""))
+        # The raw (still-encoded) path, as Coder's router matches it.
+        raw_path = request.url.raw_path.decode().partition("?")[0]
+        probe = request.headers.get("User-Agent") == PROBE_USER_AGENT
+        if probe:
+            self.probes.append(raw_path)
+        prefix = self._prefix(raw_path)
+        if prefix is None:
+            return httpx.Response(404, json={"message": "Route not found."})
+        path = raw_path.removeprefix(prefix)
+        record = path + ("?" + request.url.query.decode() if request.url.query else "")
+        if probe:
+            return self._gate(path, request) or httpx.Response(200, json={})
+        self.calls.append(record)
         token = request.headers.get("Coder-Session-Token")
         self.tokens_seen.append(token)
         self.headers_seen.append(dict(request.headers))
@@ -181,7 +245,24 @@ class FakeUpstream:
         finally:
             self.in_flight -= 1
 
+    def _gate(self, path: str, request: httpx.Request) -> httpx.Response | None:
+        """The licence check, the data plane and authentication, in Coder's order."""
+        if self.unlicensed:
+            return httpx.Response(403, json={"message": PREMIUM[self.era]})
+        if not path.startswith(_MANAGEMENT[self.era]):
+            # The LLM proxy reads `Authorization`/`X-Api-Key` only, and answers plain text.
+            if not (request.headers.get("Authorization") or request.headers.get("X-Api-Key")):
+                return httpx.Response(400, text="no authentication key provided\n")
+            return httpx.Response(404, text="404 page not found\n")
+        if request.headers.get("Coder-Session-Token") not in TOKENS:
+            return httpx.Response(401, json={"message": "You are signed out."})
+        return None
+
     def _route(self, path: str, request: httpx.Request, token: str | None) -> httpx.Response:
+        if self.unlicensed or not path.startswith(_MANAGEMENT[self.era]):
+            gate = self._gate(path, request)
+            assert gate is not None
+            return gate
         for prefix, failure in self.failures.items():
             if path.startswith(prefix):
                 if isinstance(failure, Exception):
@@ -192,11 +273,15 @@ class FakeUpstream:
         params = request.url.params
         visible = TOKENS[token] == "admin"
         handlers: list[tuple[str, Callable[[], httpx.Response]]] = [
-            ("/sessions/", lambda: self._threads(path.removeprefix("/sessions/"), params, visible)),
+            (
+                "/sessions/",
+                lambda: self._threads(chi_param(path.removeprefix("/sessions/")), params, visible),
+            ),
             ("/sessions", lambda: self._sessions(params, visible)),
             ("/interceptions", lambda: self._interceptions(params, visible)),
             ("/models", lambda: self._strings(self.models, params, visible)),
             ("/clients", lambda: self._strings(["Claude Code", "Codex"], params, visible)),
+            ("/providers", lambda: self._providers(visible)),
         ]
         for prefix, handler in handlers:
             if path.startswith(prefix):
@@ -229,6 +314,31 @@ class FakeUpstream:
             200, json={"count": count, "sessions": [s.item() for s in rows[:limit]]}
         )
 
+    def _providers(self, visible: bool) -> httpx.Response:
+        if not visible:
+            return httpx.Response(
+                404,
+                json={"message": "Resource not found or you do not have access to this resource"},
+            )
+        objects = [
+            {
+                "name": "anthropic",
+                "type": "anthropic",
+                "display_name": "Anthropic",
+                "icon": "/icon/claude.svg",
+            },
+            {"name": "bedrock", "type": "anthropic", "display_name": "AWS Bedrock", "icon": ""},
+            {
+                "name": "openai",
+                "type": "openai",
+                "display_name": "OpenAI",
+                "icon": "/icon/openai.svg",
+            },
+        ]
+        if self.provider_names_only:
+            return httpx.Response(200, json=[p["name"] for p in objects])
+        return httpx.Response(200, json=objects)
+
     def _threads(self, session_id: str, params: httpx.QueryParams, visible: bool) -> httpx.Response:
         found = [s for s in self.sessions if s.session_id == session_id and visible]
         if not found:
@@ -247,6 +357,7 @@ class FakeUpstream:
         body = {k: v for k, v in session.item().items() if k not in ("threads", "last_prompt")}
         body["token_usage_summary"] = usage(len(session.threads))
         body["threads"] = threads[:limit]
+        body.update(session.network_fields(detail=True))
         return httpx.Response(200, json=body)
 
     def _interceptions(self, params: httpx.QueryParams, visible: bool) -> httpx.Response:
@@ -280,21 +391,62 @@ class FakeUpstream:
         return httpx.Response(200, json=rows[offset : offset + limit])
 
 
-def populated(sessions: int = 25, threads: int = 5, interceptions: int = 30) -> FakeUpstream:
-    """A fake with `sessions` sessions of `threads` threads each, by two users."""
+def network_calls(session_id: str, count: int) -> list[dict[str, Any]]:
+    """`count` agent-firewall logs; every third one blocked."""
+    firewall_session = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{session_id}/firewall"))
+    return [
+        {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{session_id}/net/{n}")),
+            "session_id": firewall_session,
+            "sequence_number": n,
+            "captured_at": ts(n),
+            "created_at": ts(n + 0.1),
+            "proto": "https",
+            "method": "GET",
+            "detail": f"https://{'pypi.org' if n % 2 else 'github.com'}/path/{n}",
+            "allowed": n % 3 != 2,
+            "matched_rule": None if n % 3 != 2 else "deny-all",
+        }
+        for n in range(count)
+    ]
+
+
+def populated(
+    sessions: int = 25, threads: int = 5, interceptions: int = 30, *, era: Era = "sessions"
+) -> FakeUpstream:
+    """A fake with `sessions` sessions of `threads` threads each, by two users.
+
+    In the `ai-gateway` era even sessions have firewall network calls and every second thread
+    of a session ended with an error; the sessions era has neither (nor interceptions there).
+    """
     alice, bob = user("alice"), user("bob")
-    fake = FakeUpstream(models=[f"model-{i:04d}" for i in range(3)])
+    fake = FakeUpstream(models=[f"model-{i:04d}" for i in range(3)], era=era)
     for index in range(sessions):
         session_id = f"session-{index:03d}"
+        rows = [thread(session_id, t) for t in range(threads)]
+        network = None
+        if era == "ai-gateway":
+            network = network_calls(session_id, 3 + index) if index % 2 == 0 else None
+            for t, row in enumerate(rows):
+                if network is not None:
+                    row["agent_firewall_session_id"] = network[0]["session_id"]
+                    row["agent_firewall_sequence_number"] = t
+                if t % 2 == 1:
+                    row["error_type"] = "upstream_error"
+                    row["error_message"] = f"overloaded {t}"
         fake.sessions.append(
             FakeSession(
                 session_id=session_id,
                 owner=alice if index % 2 == 0 else bob,
-                threads=[thread(session_id, t) for t in range(threads)],
+                threads=rows,
                 last_active=float(index),
+                network=network,
             )
         )
-    fake.interceptions = [interception(alice if i % 2 else bob, i) for i in range(interceptions)]
+    if era == "sessions":
+        fake.interceptions = [
+            interception(alice if i % 2 else bob, i) for i in range(interceptions)
+        ]
     return fake
 
 

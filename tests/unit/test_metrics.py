@@ -9,6 +9,7 @@ from gateway_fakes import populated
 from obs_support import DASHBOARD, observed_gateway, sample
 
 from aibridge_graphql.core.metrics import OTHER, GatewayMetrics
+from aibridge_graphql.upstream.capabilities import PROBE_USER_AGENT
 from aibridge_graphql.upstream.observe import endpoint_template
 
 OPS = "aibridge_graphql_operation_duration_seconds_count"
@@ -61,6 +62,8 @@ async def test_requests_in_flight_are_gauged() -> None:
     entered, release = asyncio.Event(), asyncio.Event()
 
     async def held(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("User-Agent") == PROBE_USER_AGENT:
+            return await fake.handle(request)  # the start-up probes are not what is held
         entered.set()
         await release.wait()
         return await fake.handle(request)

@@ -39,7 +39,7 @@ async def serve() -> AsyncIterator[Serve]:
 
     async def start(handler: Handler) -> str:
         app = web.Application()
-        app.router.add_get("/api/v2/aibridge/models", handler)
+        app.router.add_get("/api/v2/ai-gateway/models", handler)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)

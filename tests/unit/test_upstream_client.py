@@ -69,7 +69,7 @@ async def test_sends_the_token_header_and_nothing_of_the_caller_else() -> None:
     assert body == ["gpt-4"]
     (sent,) = recorder.seen
     assert sent.url.host == "upstream.test"
-    assert sent.url.path == "/api/v2/aibridge/models"
+    assert sent.url.path == "/api/v2/ai-gateway/models"
     assert dict(sent.url.params) == {"limit": "5", "q": 'model:"gpt"'}
     assert sent.headers["Coder-Session-Token"] == TOKEN
     assert sent.headers["host"] == "upstream.test:9000"
@@ -246,7 +246,7 @@ async def test_ping(answer: Handler, ready: bool) -> None:
     async with client_for(recorder) as client:
         assert await client.ping() is ready
     (sent,) = recorder.seen
-    assert sent.url.path == "/api/v2/aibridge/models"
+    assert sent.url.path == "/api/v2/ai-gateway/models"
     assert "coder-session-token" not in sent.headers
 
 
@@ -268,7 +268,7 @@ async def test_pool_uses_settings() -> None:
     )
     async with UpstreamClient(settings) as client:
         http = client.http
-        assert str(http.base_url) == "https://coder.example.com/api/v2/aibridge/"
+        assert str(http.base_url) == "https://coder.example.com/api/v2/ai-gateway/"
         assert http.timeout == httpx.Timeout(connect=1.5, read=7, write=7, pool=2)
         assert http.follow_redirects is False
         assert http.trust_env is False

@@ -58,8 +58,15 @@ def test_sessions_request_uses_the_session_cursor() -> None:
         ("plain", "/sessions/plain"),
         ("with space", "/sessions/with%20space"),
         ("a/b/../c", "/sessions/a%2Fb%2F..%2Fc"),
-        ("?q=1#x", "/sessions/%3Fq%3D1%23x"),
+        # `=` is a sub-delim: legal raw in a segment, and Coder matches the raw path.
+        ("?q=1#x", "/sessions/%3Fq=1%23x"),
         ("sessión-✓", "/sessions/sessi%C3%B3n-%E2%9C%93"),
+        ("claude:2025@host+x=y", "/sessions/claude:2025@host+x=y"),
+        ("!$&'()*+,;~._-", "/sessions/!$&'()*+,;~._-"),
+        ("100%", "/sessions/100%25"),
+        ("tab\tnl\n", "/sessions/tab%09nl%0A"),
+        (".", "/sessions/%2E"),
+        ("..", "/sessions/%2E%2E"),
     ],
 )
 def test_session_id_is_one_encoded_path_segment(session_id: str, path: str) -> None:

@@ -29,6 +29,7 @@ UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"
 NOT_FOUND = "NOT_FOUND"
 UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+UPSTREAM_UNSUPPORTED = "UPSTREAM_UNSUPPORTED"
 # The request's deadline passed before the field's upstream call finished (retry or not).
 DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 # `extensions.reason` of an UPSTREAM_UNAVAILABLE error whose upstream body was over the cap.
@@ -62,6 +63,21 @@ class NotFound(GatewayError):
     """The entity asked for does not exist or is not visible to the caller."""
 
     code = NOT_FOUND
+
+
+class UpstreamUnsupported(GatewayError):
+    """The upstream (its Coder release) does not serve what the request needs.
+
+    A domain error, not a GraphQL one: every face maps it (GraphQL: `UPSTREAM_UNSUPPORTED`).
+    """
+
+    code = UPSTREAM_UNSUPPORTED
+
+    def __init__(self, message: str, *, missing: str, instead: str | None = None) -> None:
+        extensions = {"missing": missing, **({"instead": instead} if instead else {})}
+        super().__init__(message, extensions=extensions)
+        self.missing = missing
+        self.instead = instead
 
 
 def _validations(error: UpstreamHTTPError) -> list[dict[str, str]]:

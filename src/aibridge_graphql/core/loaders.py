@@ -23,17 +23,20 @@ from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from aiodataloader import DataLoader
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from aibridge_graphql.core.budget import CallBudget
-from aibridge_graphql.core.errors import NotFound
+from aibridge_graphql.core.errors import NotFound, UpstreamUnsupported
 from aibridge_graphql.core.pricing import Pricer
 from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef
 from aibridge_graphql.core.scope import observe_batch
+from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream import models as m
+from aibridge_graphql.upstream.capabilities import Capabilities
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
 from aibridge_graphql.upstream.deadline import Deadline, within
-from aibridge_graphql.upstream.errors import DeadlineExceeded
+from aibridge_graphql.upstream.errors import DeadlineExceeded, UpstreamProtocolError
 from aibridge_graphql.upstream.observe import report_deadline
 from aibridge_graphql.upstream.query import InterceptionFilter, SessionFilter
 from aibridge_graphql.upstream.requests import (
@@ -41,6 +44,7 @@ from aibridge_graphql.upstream.requests import (
     clients_request,
     interceptions_request,
     models_request,
+    providers_request,
     session_threads_request,
     sessions_request,
 )
@@ -54,6 +58,8 @@ LIST_LIMIT_MAX = 1000
 THREADS_LIMIT_MAX = 200
 # Bounds on the fallback walks, so a lookup can never loop without end.
 _MAX_LOOKUP_PAGES = 50
+# `GET /providers` answers bare names (generated docs) or objects (after coder/coder#28966).
+_PROVIDERS = TypeAdapter(list[m.Provider | str])
 
 
 class RequestCancelled(Exception):
@@ -117,6 +123,11 @@ class Loaders:
         self.clients: DataLoader[UpstreamRequest, list[str]] = _loader(
             "clients", self._strings_batch
         )
+        self.providers: DataLoader[UpstreamRequest, list[m.Provider]] = _loader(
+            "providers", self._batch_each(self._fetch_providers)
+        )
+        # The first session-detail load of each session id: the network fields read it.
+        self._details: dict[str, asyncio.Future[m.SessionThreadsResponse]] = {}
 
         self.user: DataLoader[UUID, m.MinimalUser] = _loader(
             "user", self._batch_each(self._find_user)
@@ -129,6 +140,31 @@ class Loaders:
         )
         self.thread: DataLoader[ThreadRef, m.Thread] = _loader(
             "thread", self._batch_each(self._find_thread)
+        )
+
+    @classmethod
+    def for_request(
+        cls,
+        client: UpstreamClient,
+        credentials: Credentials | None,
+        settings: Settings,
+        *,
+        pricer: Pricer | None = None,
+        within_seconds: float | None = None,
+    ) -> Loaders:
+        """Fresh loaders for one request or call, whatever the face: the caller's credentials,
+        the settings' concurrency and call budget, and one deadline (`request_deadline`, or
+        `within_seconds` when the caller's own is sooner)."""
+        seconds = settings.request_deadline
+        if within_seconds is not None:
+            seconds = min(seconds, within_seconds)
+        return cls(
+            client,
+            credentials,
+            concurrency=settings.upstream_concurrency,
+            deadline=Deadline.after(seconds),
+            budget=CallBudget(settings.upstream_call_budget),
+            pricer=pricer,
         )
 
     # -- lifetime -----------------------------------------------------------------------------
@@ -161,6 +197,15 @@ class Loaders:
 
     # -- raw upstream calls -------------------------------------------------------------------
 
+    async def capabilities(self) -> Capabilities:
+        """What the upstream serves (detected once per process, re-checked when stale)."""
+        found = await self._client.capabilities.ensure()
+        if found.status == "no-api":
+            raise UpstreamUnsupported(
+                found.reason or "The upstream serves no AI Bridge API.", missing="the AI Bridge API"
+            )
+        return found
+
     async def _slot(self, request: UpstreamRequest) -> None:
         """Take a concurrency slot, waiting no longer than the deadline."""
         try:
@@ -172,6 +217,7 @@ class Loaders:
             raise
 
     async def _fetch(self, request: UpstreamRequest, model_type: type[ModelT]) -> ModelT:
+        await self.capabilities()
         self._budget.spend()
         await self._slot(request)
         try:
@@ -196,6 +242,7 @@ class Loaders:
         return batch
 
     async def _fetch_strings(self, request: UpstreamRequest) -> list[str]:
+        await self.capabilities()
         self._budget.spend()
         await self._slot(request)
         try:
@@ -204,6 +251,26 @@ class Loaders:
             )
         finally:
             self._slots.release()
+
+    async def _fetch_providers(self, request: UpstreamRequest) -> list[m.Provider]:
+        if (await self.capabilities()).providers is False:
+            raise UpstreamUnsupported(
+                "This Coder release has no `GET /providers` (added with the AI Gateway API); "
+                "the providers in use are listed on each session (`Session.providers`).",
+                missing="GET /providers",
+                instead="sessions",
+            )
+        self._budget.spend()
+        await self._slot(request)
+        try:
+            raw = await self._client.get_json(request, self._credentials, deadline=self.deadline)
+        finally:
+            self._slots.release()
+        try:
+            items = _PROVIDERS.validate_python(raw)
+        except PydanticValidationError:
+            raise UpstreamProtocolError("upstream /providers: not a provider list") from None
+        return [m.Provider(name=item) if isinstance(item, str) else item for item in items]
 
     async def _strings_batch(self, keys: list[UpstreamRequest]) -> list[list[str] | Exception]:
         return await self._settle(self._fetch_strings(key) for key in keys)
@@ -284,7 +351,14 @@ class Loaders:
     async def interceptions_page(
         self, interception_filter: InterceptionFilter, *, limit: int, after_id: UUID | None = None
     ) -> m.ListInterceptionsResponse:
-        """One page of `GET /interceptions`."""
+        """One page of `GET /interceptions`; `UpstreamUnsupported` on a Coder without it."""
+        if (await self.capabilities()).interceptions is False:
+            raise UpstreamUnsupported(
+                "This Coder release has no `GET /interceptions` (removed with the AI Gateway "
+                "API in mid-2026): query `sessions` and their `threads` instead.",
+                missing="GET /interceptions",
+                instead="sessions",
+            )
         request = interceptions_request(
             interception_filter, limit=limit, after_id=str(after_id) if after_id else None
         )
@@ -318,7 +392,26 @@ class Loaders:
             after_id=str(after_id) if after_id else None,
             before_id=str(before_id) if before_id else None,
         )
-        return self._track(self.session_threads.load(request))
+        future = self._track(self.session_threads.load(request))
+        self._details.setdefault(session_id, future)
+        return future
+
+    async def session_detail(self, session_id: str) -> m.SessionThreadsResponse:
+        """The session-level part of `GET /sessions/{id}` (network calls...), from any load of it.
+
+        Every page of the endpoint carries the same session header, so a threads page this
+        request loads anyway serves; the one yield lets sibling `threads` fields of the same
+        tick start theirs first. Only without one does it load a page of one thread.
+        """
+        if session_id not in self._details:
+            await asyncio.sleep(0)
+        if session_id not in self._details:
+            self._threads_future(session_id, 1, None, None)
+        return await self._details[session_id]
+
+    async def provider_list(self) -> list[m.Provider]:
+        """`GET /providers`, as objects whichever shape the upstream answers."""
+        return await self.providers.load(providers_request())
 
     async def strings(self, kind: str, prefix: str | None) -> list[str]:
         """Every model (`kind="models"`) or client name, paging by `offset` until exhausted."""

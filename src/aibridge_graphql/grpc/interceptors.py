@@ -5,8 +5,8 @@ For every unary call it:
   initial metadata; the id goes upstream as `X-Request-Id`, as for GraphQL requests;
 - sets the same `RequestScope` the HTTP middleware sets, so upstream calls are counted in the
   shared `/metrics` registry and traced as children of the RPC's span;
-- bounds the handler by the caller's deadline; when it passes, or the caller cancels, the
-  upstream attempts still running for the call are cancelled (`CallObserver`);
+- bounds the handler by the caller's deadline (the call's loaders cancel their upstream work
+  when the call's task ends: answered, timed out or cancelled);
 - maps exceptions to `google.rpc.Status` (grpc/status.py) and counts the call per method and code.
 Streaming methods (the health service's Watch) pass through untouched.
 """
@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import grpc
@@ -28,8 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from aibridge_graphql.core.metrics import GatewayMetrics
 from aibridge_graphql.core.scope import CURRENT_SCOPE, RequestScope, accept_request_id
 from aibridge_graphql.grpc.status import code_name, deadline_status, status_for
-from aibridge_graphql.upstream.observe import CURRENT_OBSERVER, Attempt
-from aibridge_graphql.upstream.requests import UpstreamRequest
+from aibridge_graphql.upstream.observe import CURRENT_OBSERVER
 
 if TYPE_CHECKING:
     # Only imported when tracing is on (the optional `[otel]` extra).
@@ -73,45 +72,6 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
     return {
         key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)
     }
-
-
-class CallObserver:
-    """The call's upstream observer: the scope's (request id, metrics, spans), and it keeps the
-    tasks running upstream attempts so the call can cancel them when it ends early.
-
-    The loaders run upstream requests in their own batch tasks (aiodataloader), which the
-    cancellation of the RPC's task does not reach; `cancel_upstream` does.
-    """
-
-    def __init__(self, scope: RequestScope) -> None:
-        self._scope = scope
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    @contextmanager
-    def observe(self, request: UpstreamRequest, attempt: Attempt) -> Iterator[None]:
-        """Delegate to the scope, remembering the task making the attempt."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            with self._scope.observe(request, attempt):
-                yield
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
-
-    def failed(self, endpoint: str, reason: str) -> None:
-        """Count an upstream call that failed for good (the scope's counter)."""
-        self._scope.failed(endpoint, reason)
-
-    def deadline_exceeded(self) -> None:
-        """Count this call as cut short by its deadline."""
-        self._scope.deadline_exceeded()
-
-    def cancel_upstream(self) -> None:
-        """Cancel the upstream attempts still running for this call."""
-        for task in list(self._tasks):
-            task.cancel()
 
 
 class ObservingInterceptor(grpc.aio.ServerInterceptor):
@@ -167,9 +127,8 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
             tracing=self._tracing,
             trace_headers={k: metadata[k] for k in ("traceparent", "tracestate") if k in metadata},
         )
-        observer = CallObserver(scope)
         scope_token = CURRENT_SCOPE.set(scope)
-        observer_token = CURRENT_OBSERVER.set(observer)
+        observer_token = CURRENT_OBSERVER.set(scope)
         started = time.perf_counter()
         code = "UNKNOWN"
         finished = False
@@ -198,13 +157,11 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
                 except asyncio.CancelledError:
                     # The caller cancelled (or its deadline passed first on grpc's side).
                     code = "CANCELLED"
-                    observer.cancel_upstream()
                     raise
                 except TimeoutError:
                     if not bound.expired():
                         status = status_for(TimeoutError(), request_id, method)
                     else:
-                        observer.cancel_upstream()
                         status = deadline_status()
                 except Exception as exc:
                     if isinstance(exc, grpc.aio.AbortError):

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 import grpc
 
-from aibridge_graphql.core.budget import CallBudget
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, THREADS_LIMIT_MAX, Loaders
 from aibridge_graphql.core.pricing import Pricer
@@ -33,7 +32,6 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as se
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
-from aibridge_graphql.upstream.deadline import Deadline
 from aibridge_graphql.upstream.errors import UpstreamProtocolError
 from aibridge_graphql.upstream.requests import UpstreamRequest
 
@@ -63,20 +61,21 @@ class Face:
         self.pricer = pricer
 
     def loaders(self, context: Context) -> Loaders:
-        """Fresh loaders holding this call's credentials; they die with the call."""
-        # The caller's deadline when it is sooner than the gateway's own per-request deadline.
-        remaining = context.time_remaining()
-        seconds = self.settings.request_deadline
-        if remaining is not None:
-            seconds = min(seconds, remaining)
-        return Loaders(
+        """Fresh loaders holding this call's credentials, under the caller's deadline when it is
+        sooner than the gateway's own; they die with the call."""
+        loaders = Loaders.for_request(
             self.client,
             credentials_of(context),
-            concurrency=self.settings.upstream_concurrency,
-            deadline=Deadline.after(seconds),
-            budget=CallBudget(self.settings.upstream_call_budget),
+            self.settings,
             pricer=self.pricer,
+            within_seconds=context.time_remaining(),
         )
+        # aiodataloader runs the upstream calls in tasks of its own, which cancelling the call's
+        # task does not reach: when the call's task ends, for whatever reason, they are cancelled.
+        task = asyncio.current_task()
+        if task is not None:
+            task.add_done_callback(lambda _: loaders.close())
+        return loaders
 
     def size(self, value: int, upstream_max: int, field: str = "page_size") -> int:
         """A page size within the setting and the upstream's cap (as GraphQL's `first`)."""

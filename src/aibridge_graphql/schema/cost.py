@@ -9,7 +9,9 @@ variables and their defaults resolved) and counts what the resolvers would send,
 - `usage`: its `maxUpstreamCalls` (default: the whole budget), the most its scan may make;
 - `Session.tokenUsage { cost }`: 1 per session (its threads' walk; past 200 threads, the
   run-time cap counts the rest);
-- `Session.threads`: 1 per session (`first` or `last` items under it);
+- `Session.threads`: 1 per session (`first` or `last` items under it); the session-detail
+  network fields (`networkCallLogs`, `networkTopDomains`, `networkDomainCount`): 1 per session
+  together, 0 when `threads` is also selected (they share its call); `providers`: 1;
   `ThreadConnection.totalCount`: 1 under a `sessions` list filtered on more than
   `initiator`/`sessionId`, else free;
 - `node(id:)`, each `nodes(ids:)` item and each `_entities` representation: 1 (2 for a Thread ID:
@@ -68,6 +70,8 @@ _REF_COST: dict[type[object], tuple[str, int]] = {
 # Types `_entities` resolves through the loaders (`resolve_reference`), one call each.
 _ENTITY_TYPES = frozenset({"User", "Session", "Interception"})
 _MAX_NODES = 100  # `nodes(ids:)` rejects longer lists without calling upstream
+# Session fields read from its `GET /sessions/{id}` (one call for all of them and `threads`).
+_NETWORK_FIELDS = frozenset({"networkCallLogs", "networkTopDomains", "networkDomainCount"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +205,7 @@ class _Estimator:
         for selection_set in sets:
             self._collect(selection_set, type_, fields, seen)
         total = 0
+        names = {nodes[0].name.value for nodes in fields.values()}
         for nodes in fields.values():
             field = nodes[0]
             definition = type_.fields.get(field.name.value)
@@ -209,6 +214,8 @@ class _Estimator:
             subsets = [node.selection_set for node in nodes if node.selection_set]
             child = get_named_type(definition.type)
             total += self._field_cost(type_.name, field, subsets, child, scope)
+        if type_.name == "Session" and "threads" not in names and names & _NETWORK_FIELDS:
+            total += 1  # the session-detail call; with `threads` selected it shares theirs
         return total
 
     # -- the resolvers' costs -----------------------------------------------------------------
@@ -230,7 +237,7 @@ class _Estimator:
                 return 1 + self.cost_on(sets, child, _Scope(page=self._page(field, "first")))
             case ("Query", "session"):
                 return 1 + self.cost_on(sets, child, _Scope())
-            case ("Query", "models" | "clients"):
+            case ("Query", "models" | "clients" | "providers"):
                 return 1
             case ("Query", "node"):
                 return self._node_cost(self._arg(field, "id"), sets)

@@ -24,7 +24,8 @@ from aibridge_graphql.upstream import models as m
         "One intercepted LLM request (an item of `GET /interceptions`). Its federation key is the "
         "global `id`, not `interceptionId`: the REST API cannot fetch an interception by its UUID "
         "alone, while the global ID also carries the initiator and start time needed to refetch "
-        "it with one call."
+        "it with one call. Coder releases without `GET /interceptions` (the AI Gateway API) "
+        "cannot resolve it: lookups there give UPSTREAM_UNSUPPORTED."
     ),
 )
 class Interception(Node):

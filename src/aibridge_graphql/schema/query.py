@@ -23,6 +23,7 @@ from aibridge_graphql.schema.interception import (
     InterceptionConnection,
     interception_edge,
 )
+from aibridge_graphql.schema.network import Provider
 from aibridge_graphql.schema.node import NODE_DESCRIPTION, Info, Node, loaders_of, resolver
 from aibridge_graphql.schema.pagination import (
     After,
@@ -49,6 +50,12 @@ from aibridge_graphql.schema.user import User
 from aibridge_graphql.settings import Settings
 
 _PARTIAL = " Null with an error when the upstream call fails; sibling fields are unaffected."
+# Said wherever interceptions are read: Coder removed the endpoint in mid-2026.
+INTERCEPTIONS_ERA = (
+    " On a Coder without `GET /interceptions` (the AI Gateway API, mid-2026 on) it is null "
+    "with UPSTREAM_UNSUPPORTED, and the upstream is not called: use `sessions` and their "
+    "`threads`."
+)
 _MAX_NODES = 100
 
 GlobalId = Annotated[strawberry.ID, strawberry.argument(description="A global ID (`Node.id`).")]
@@ -179,7 +186,8 @@ def _nodes(loaders: Loaders, ids: list[strawberry.ID]) -> list[Awaitable[Node]]:
 class Query:
     @resolver(
         f"Fetch any object by its global ID. {NODE_DESCRIPTION} Malformed IDs give "
-        "BAD_USER_INPUT; unknown or invisible ones null with NOT_FOUND."
+        "BAD_USER_INPUT; unknown or invisible ones null with NOT_FOUND. An Interception ID on "
+        "a Coder without `GET /interceptions` gives UPSTREAM_UNSUPPORTED."
     )
     async def node(self, info: Info, id: GlobalId) -> Node | None:
         ref = decode_global_id(str(id))
@@ -189,7 +197,8 @@ class Query:
 
     @resolver(
         f"Fetch up to {_MAX_NODES} objects by global ID, in order; each failing ID "
-        "is a null item with its own error."
+        "is a null item with its own error (UPSTREAM_UNSUPPORTED for Interception IDs on a "
+        "Coder without `GET /interceptions`)."
     )
     def nodes(self, info: Info, ids: GlobalIds) -> list[Node | None]:
         return _nodes(loaders_of(info), ids)  # type: ignore[return-value]
@@ -230,7 +239,11 @@ class Query:
         raw = await loaders_of(info).find_session(session_id, initiator)
         return Session.from_model(raw, exact=True)
 
-    @resolver("Interceptions, newest first (`GET /interceptions`, one call per page)." + _PARTIAL)
+    @resolver(
+        "Interceptions, newest first (`GET /interceptions`, one call per page)."
+        + _PARTIAL
+        + INTERCEPTIONS_ERA
+    )
     async def interceptions(
         self,
         info: Info,
@@ -265,3 +278,11 @@ class Query:
     )
     async def clients(self, info: Info, prefix: Prefix = None) -> list[str] | None:
         return await loaders_of(info).strings("clients", checked_text("prefix", prefix))
+
+    @resolver(
+        "The LLM providers configured in the AI Gateway (`GET /providers`, owners and "
+        "auditors; members get NOT_FOUND). Coder releases before it give UPSTREAM_UNSUPPORTED "
+        "(each session lists its `providers`)." + _PARTIAL
+    )
+    async def providers(self, info: Info) -> list[Provider] | None:
+        return [Provider.from_model(raw) for raw in await loaders_of(info).provider_list()]

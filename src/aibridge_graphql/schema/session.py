@@ -18,6 +18,15 @@ from aibridge_graphql.schema.ids import (
     decode_typed_global_id,
     encode_global_id,
 )
+from aibridge_graphql.schema.network import (
+    ERA_NOTE,
+    NETWORK_CALL_LOGS_CAP,
+    NETWORK_CURSOR,
+    NetworkCallConnection,
+    NetworkCallCounts,
+    NetworkDomain,
+    network_call_connection,
+)
 from aibridge_graphql.schema.node import Info, Node, json_value, loaders_of, resolver
 from aibridge_graphql.schema.pagination import (
     After,
@@ -27,6 +36,7 @@ from aibridge_graphql.schema.pagination import (
     Last,
     PageInfo,
     both_ways_args,
+    forward_args,
 )
 from aibridge_graphql.schema.thread import ThreadConnection, thread_connection
 from aibridge_graphql.schema.usage import TokenUsageSummary
@@ -70,6 +80,10 @@ class Session(Node):
         description="Tokens used over the whole session (`metadata` is null: not listed upstream)."
     )
     metadata: JSON | None = strawberry.field(description="Metadata of its first interception.")
+    network_calls: NetworkCallCounts | None = strawberry.field(
+        description="Its agent-firewall network calls, counted (free: in the list item). "
+        + ERA_NOTE
+    )
     raw: strawberry.Private[m.Session]
     exact: strawberry.Private[bool]
 
@@ -90,6 +104,7 @@ class Session(Node):
             thread_count=raw.threads,
             token_usage=TokenUsageSummary.from_session(raw.token_usage_summary, raw.id),
             metadata=json_value(raw.metadata),
+            network_calls=NetworkCallCounts.from_model(raw.network_calls),
             raw=raw,
             exact=exact,
         )
@@ -124,6 +139,44 @@ class Session(Node):
             upstream_max=THREADS_LIMIT_MAX,
         )
         return await thread_connection(loaders_of(info), self, args)
+
+    @resolver(
+        f"The session's agent-firewall network calls, in the upstream's order (at most "
+        f"{NETWORK_CALL_LOGS_CAP}, as Coder caps them). All network fields of a session come "
+        "from one `GET /sessions/{id}` call, the one its `threads` page makes when also "
+        "selected. " + ERA_NOTE
+    )
+    async def network_call_logs(
+        self, info: Info, first: First = None, after: After = None
+    ) -> NetworkCallConnection | None:
+        args = forward_args(
+            NETWORK_CURSOR,
+            first,
+            after,
+            settings=info.context.settings,
+            upstream_max=NETWORK_CALL_LOGS_CAP + 1,
+        )
+        detail = await loaders_of(info).session_detail(self.session_id)
+        if detail.network_call_logs is None:
+            return None
+        return network_call_connection(detail.network_call_logs, args)
+
+    @resolver(
+        "The domains its network calls went to most (Coder reports at most one), from the "
+        "session-detail call. " + ERA_NOTE
+    )
+    async def network_top_domains(self, info: Info) -> list[NetworkDomain] | None:
+        detail = await loaders_of(info).session_detail(self.session_id)
+        if detail.network_top_domains is None:
+            return None
+        return [NetworkDomain(domain=d.domain, count=d.count) for d in detail.network_top_domains]
+
+    @resolver(
+        "How many distinct domains its network calls went to, from the session-detail call. "
+        + ERA_NOTE
+    )
+    async def network_domain_count(self, info: Info) -> int | None:
+        return (await loaders_of(info).session_detail(self.session_id)).network_domain_count
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Session:

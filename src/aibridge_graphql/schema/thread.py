@@ -27,6 +27,9 @@ from aibridge_graphql.upstream import models as m
 if TYPE_CHECKING:
     from aibridge_graphql.schema.session import Session
 
+_AI_GATEWAY_ONLY = (
+    "Null when there is none, and always on Coder releases before the AI Gateway API (mid-2026)."
+)
 SessionType = Annotated["Session", strawberry.lazy("aibridge_graphql.schema.session")]
 
 
@@ -68,6 +71,19 @@ class Thread(Node):
     agentic_actions: list[AgenticAction] = strawberry.field(
         description="One action per interception that called tools, in order."
     )
+    error_type: str | None = strawberry.field(
+        description="The kind of error the thread ended with, if any. " + _AI_GATEWAY_ONLY
+    )
+    error_message: str | None = strawberry.field(
+        description="The error's message, if any. " + _AI_GATEWAY_ONLY
+    )
+    agent_firewall_session_id: strawberry.ID | None = strawberry.field(
+        description="The agent-firewall session of its network calls "
+        "(`NetworkCall.firewallSessionId`). " + _AI_GATEWAY_ONLY
+    )
+    agent_firewall_sequence_number: int | None = strawberry.field(
+        description="Where the thread sits in that firewall session. " + _AI_GATEWAY_ONLY
+    )
     parent: strawberry.Private[ParentSession]
 
     @resolver("The session this thread belongs to.")
@@ -89,6 +105,14 @@ class Thread(Node):
             ended_at=raw.ended_at,
             token_usage=TokenUsageSummary.of_thread(raw),
             agentic_actions=[AgenticAction.from_model(a, raw) for a in raw.agentic_actions],
+            error_type=raw.error_type,
+            error_message=raw.error_message,
+            agent_firewall_session_id=(
+                None
+                if raw.agent_firewall_session_id is None
+                else strawberry.ID(str(raw.agent_firewall_session_id))
+            ),
+            agent_firewall_sequence_number=raw.agent_firewall_sequence_number,
             parent=parent,
         )
 

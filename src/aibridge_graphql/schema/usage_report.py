@@ -197,7 +197,7 @@ async def resolve_usage(
         loaders,
         (usage_filter or SessionFilter()).to_upstream(),
         [Dimension(str(dim.value)) for dim in group_by],
-        source=source_for(settings, loaders),
+        source=await source_for(loaders),
         max_calls=max_calls_of(max_upstream_calls, settings.upstream_call_budget),
     )
     return Usage.of(report)

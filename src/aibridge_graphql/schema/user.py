@@ -77,7 +77,8 @@ class User(Node):
 
     @resolver(
         "This user's interceptions: `Query.interceptions` with `filter.initiator` set "
-        "to the user. Null with an error when the upstream call fails."
+        "to the user. Null with an error when the upstream call fails; UPSTREAM_UNSUPPORTED "
+        "on a Coder without `GET /interceptions` (use `sessions`)."
     )
     async def interceptions(
         self,

@@ -226,15 +226,35 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the upstream answers."""
+    """Readiness: the upstream answers, serves an AI Bridge API and is licensed for it.
+
+    Each probe re-detects what the upstream offers (upstream/capabilities.py), so a Coder
+    upgrade or a licence change shows here and in the next queries.
+    """
     try:
-        ready = await request.app[CLIENT_KEY].ping()
+        found = await request.app[CLIENT_KEY].capabilities.detect()
     except Exception:  # a failing probe means "not ready", whatever the reason
         logger.warning("readiness probe failed", exc_info=True)
-        ready = False
-    if ready:
-        return web.json_response({"status": "ready", "upstream": "reachable"})
-    return web.json_response({"status": "unavailable", "upstream": "unreachable"}, status=503)
+        return web.json_response({"status": "unavailable", "upstream": "unreachable"}, status=503)
+    if found.status == "ok":
+        return web.json_response(
+            {"status": "ready", "upstream": "reachable", "api": found.as_json()}
+        )
+    body: dict[str, object] = {"status": "unavailable", "upstream": found.status}
+    if found.reason:
+        body["reason"] = found.reason
+    if found.status != "unreachable":
+        body["api"] = found.as_json()
+    return web.json_response(body, status=503)
+
+
+async def _detect_at_start(client: UpstreamClient) -> None:
+    # Learn the upstream's prefix and routes before the first query; a failure (the upstream
+    # is not up yet) is not fatal: requests and readiness probes detect again.
+    try:
+        await client.capabilities.detect()
+    except Exception:
+        logger.warning("upstream capability detection failed at start", exc_info=True)
 
 
 def _client_lifecycle(
@@ -244,11 +264,13 @@ def _client_lifecycle(
         if client is not None:
             # The caller's client: the caller closes it.
             app[CLIENT_KEY] = client
+            await _detect_at_start(client)
             yield
             return
         owned = UpstreamClient(settings)
         app[CLIENT_KEY] = owned
         try:
+            await _detect_at_start(owned)
             yield
         finally:
             await owned.aclose()

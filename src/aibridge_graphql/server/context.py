@@ -8,13 +8,11 @@ import uuid
 
 from aiohttp import web
 
-from aibridge_graphql.core.budget import CallBudget
 from aibridge_graphql.core.loaders import Loaders
 from aibridge_graphql.core.pricing import Pricer
 from aibridge_graphql.schema.context import GatewayContext
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
-from aibridge_graphql.upstream.deadline import Deadline
 
 # Where a request-id middleware stores the id (taken from or added as `X-Request-Id`).
 REQUEST_ID_KEY = web.RequestKey("aibridge_request_id", str)
@@ -40,14 +38,7 @@ def build_context(
 ) -> GatewayContext:
     """Read the caller's credentials and build fresh loaders for this request only."""
     credentials = Credentials.from_headers(request.headers)
-    loaders = Loaders(
-        client,
-        credentials,
-        concurrency=settings.upstream_concurrency,
-        deadline=Deadline.after(settings.request_deadline),
-        budget=CallBudget(settings.upstream_call_budget),
-        pricer=pricer,
-    )
+    loaders = Loaders.for_request(client, credentials, settings, pricer=pricer)
     # aiohttp serves each request in a task of its own: when it ends (answered, or cancelled
     # because the client went away), upstream calls nobody awaits any more are cancelled.
     task = asyncio.current_task()

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from aibridge_graphql.core.budget import CallBudget
 from aibridge_graphql.core.errors import (
     BAD_USER_INPUT,
     DEADLINE_EXCEEDED,
@@ -27,7 +26,6 @@ from aibridge_graphql.core.errors import (
 from aibridge_graphql.core.loaders import Loaders
 from aibridge_graphql.core.usage import Dimension, aggregate_usage, render_csv, source_for
 from aibridge_graphql.upstream.client import Credentials
-from aibridge_graphql.upstream.deadline import Deadline
 from aibridge_graphql.upstream.query import SessionFilter
 
 logger = logging.getLogger("aibridge_graphql.gateway")
@@ -125,12 +123,10 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
     from aibridge_graphql.server.app import CLIENT_KEY, PRICER_KEY, SETTINGS_KEY
 
     settings = request.app[SETTINGS_KEY]
-    loaders = Loaders(
+    loaders = Loaders.for_request(
         request.app[CLIENT_KEY],
         Credentials.from_headers(request.headers),
-        concurrency=settings.upstream_concurrency,
-        deadline=Deadline.after(settings.request_deadline),
-        budget=CallBudget(settings.upstream_call_budget),
+        settings,
         pricer=request.app[PRICER_KEY],
     )
     try:
@@ -140,7 +136,7 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
             loaders,
             search,
             group_by,
-            source=source_for(settings, loaders),
+            source=await source_for(loaders),
             max_calls=_max_calls(request, settings.upstream_call_budget),
         )
     except Exception as exc:  # known failures become JSON; anything else is a bug (500)

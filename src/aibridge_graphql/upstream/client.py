@@ -33,6 +33,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream.capabilities import CapabilityDetector
 from aibridge_graphql.upstream.deadline import Deadline, within
 from aibridge_graphql.upstream.errors import (
     DeadlineExceeded,
@@ -175,6 +176,8 @@ class UpstreamClient:
             trust_env=False,
             transport=transport or pooled_transport(settings),
         )
+        # Which prefix and routes the upstream serves; it re-points `_http` at the prefix found.
+        self.capabilities = CapabilityDetector(settings, self._http)
 
     @property
     def http(self) -> httpx.AsyncClient:

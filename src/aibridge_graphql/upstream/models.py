@@ -1,4 +1,8 @@
-"""Pydantic models of the AI Bridge REST shapes (mirrors codersdk/aibridge.go, sessions era).
+"""Pydantic models of the AI Bridge REST shapes (codersdk/aibridge.go, both eras).
+
+The AI Gateway era's additions (agent-firewall network calls, thread errors, `GET /providers`;
+CONTRACT-AI-GATEWAY.md) are optional: the sessions era does not send them, and Coder omits
+`network_calls` when the agent firewall is not in use.
 
 Fields that Coder omits when empty (`omitempty`) are optional here; fields it always sends are
 required, so a contract change upstream fails loudly at the parse instead of deep in a resolver.
@@ -87,6 +91,42 @@ class SessionTokenUsageSummary(_Model):
     cache_write_input_tokens: int = 0
 
 
+class NetworkCalls(_Model):
+    """A session's agent-firewall network calls: how many, and how many were blocked."""
+
+    total: int = 0
+    blocked: int = 0
+
+
+class NetworkCallLog(_Model):
+    """One agent-firewall network call of a session (session detail, at most 1000)."""
+
+    id: str
+    session_id: str = ""
+    sequence_number: int = 0
+    captured_at: datetime | None = None
+    created_at: datetime | None = None
+    proto: str = ""
+    method: str = ""
+    detail: str = ""
+    allowed: bool
+    matched_rule: str | None = None
+
+
+class NetworkDomain(_Model):
+    domain: str
+    count: int
+
+
+class Provider(_Model):
+    """An item of `GET /providers` (after coder/coder#28966; before it a bare name string)."""
+
+    name: str
+    type: str | None = None
+    display_name: str | None = None
+    icon: str | None = None
+
+
 class Session(_Model):
     """One item of `GET /sessions`."""
 
@@ -102,6 +142,7 @@ class Session(_Model):
     token_usage_summary: SessionTokenUsageSummary
     last_prompt: str | None = None
     last_active_at: datetime | None = None
+    network_calls: NetworkCalls | None = None
 
 
 class ListSessionsResponse(_Model):
@@ -151,6 +192,10 @@ class Thread(_Model):
     ended_at: datetime | None = None
     token_usage: ThreadsTokenUsage
     agentic_actions: list[AgenticAction] = Field(default_factory=list)
+    agent_firewall_session_id: UUID | None = None
+    agent_firewall_sequence_number: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
 
 
 class SessionThreadsResponse(_Model):
@@ -168,6 +213,10 @@ class SessionThreadsResponse(_Model):
     ended_at: datetime | None = None
     token_usage_summary: ThreadsTokenUsage
     threads: list[Thread]
+    network_calls: NetworkCalls | None = None
+    network_call_logs: list[NetworkCallLog] | None = None
+    network_top_domains: list[NetworkDomain] | None = None
+    network_domain_count: int | None = None
 
 
 class ValidationError(_Model):

@@ -88,11 +88,24 @@ def sessions_request(
     )
 
 
+# RFC 3986 pchar minus unreserved (which `quote` always keeps): sub-delims, ":" and "@". Coder's
+# router (chi) routes on the raw path whenever it differs from Go's default encoding, and the
+# handler never decodes the id, so an encoded ":" ("%3A") is "Session not found." upstream.
+# These stay raw also because the production transport (aiohttp's yarl) would un-encode them
+# anyway: this way the request key, the metrics and the wire agree. Residual edge: an id that
+# mixes `!'()*` (Go escapes those) with characters that need encoding (a space) makes chi route
+# on the raw path and reach the handler still encoded; no client encoding avoids that.
+_PCHAR_SAFE = "!$&'()*+,;=:@"
+
+
 def session_path(session_id: str) -> str:
-    """`/sessions/<id>` with the id percent-encoded as one path segment."""
+    """`/sessions/<id>`, encoding only what a path segment needs (`/?#%`, spaces, non-ASCII)."""
     if not session_id:
         raise ValueError("session id must not be empty")
-    return "/sessions/" + quote(session_id, safe="")
+    if session_id in (".", ".."):
+        # A dot segment would be resolved away by URL normalization and reach another route.
+        return "/sessions/" + session_id.replace(".", "%2E")
+    return "/sessions/" + quote(session_id, safe=_PCHAR_SAFE)
 
 
 def session_threads_request(
@@ -107,6 +120,11 @@ def session_threads_request(
         session_path(session_id),
         {"limit": limit, "after_id": _text(after_id), "before_id": _text(before_id)},
     )
+
+
+def providers_request() -> UpstreamRequest:
+    """`GET /providers` (AI Gateway era; not paginated)."""
+    return UpstreamRequest.make("/providers")
 
 
 def models_request(prefix: str | None, *, limit: int, offset: int | None = None) -> UpstreamRequest:

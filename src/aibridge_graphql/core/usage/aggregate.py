@@ -33,7 +33,6 @@ from aibridge_graphql.core.usage.costs import (
     interception_cost,
     remainder_cost,
 )
-from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.errors import DeadlineExceeded
 from aibridge_graphql.upstream.query import InterceptionFilter, SessionFilter
@@ -126,19 +125,12 @@ _STOP_MESSAGES: dict[StopReason, str] = {
 }
 
 
-def source_for(settings: Settings, loaders: Loaders) -> ScanSource:
-    """THE place that picks the upstream source for usage (one function, replace it here).
-
-    Until the era detection lands (a capabilities object saying whether `/interceptions`
-    exists), the API base path decides: `/api/v2/ai-gateway` is the AI Gateway era, which has
-    no `/interceptions`; anything else is taken to be the sessions era, which has it.
-    """
-    capabilities = getattr(loaders, "capabilities", None)
-    has_interceptions = getattr(capabilities, "interceptions", None)
-    if isinstance(has_interceptions, bool):
-        return "interceptions" if has_interceptions else "sessions"
-    path = settings.api_base_path.rstrip("/")
-    return "sessions" if path.endswith("/ai-gateway") else "interceptions"
+async def source_for(loaders: Loaders) -> ScanSource:
+    """The cheapest upstream source this upstream offers: the `/interceptions` walk where it
+    exists (the sessions era), else the sessions and their threads (today's AI Gateway era, or
+    an upstream whose routes could not be detected)."""
+    capabilities = await loaders.capabilities()
+    return "interceptions" if capabilities.interceptions else "sessions"
 
 
 class _StopScan(Exception):
