@@ -180,8 +180,16 @@ def run(args: argparse.Namespace) -> bool:
             with HugeHop(standin_url).running() as hop:
                 gateway = spawn(
                     "gateway",
-                    [cli, "serve", "--upstream", hop.url, "--port", str(gateway_port)]
-                    + ["--grpc-port", "0"],
+                    [
+                        cli,
+                        "serve",
+                        "--upstream",
+                        hop.url,
+                        "--port",
+                        str(gateway_port),
+                        "--grpc-port",
+                        "0",
+                    ],
                     work / "gateway.log",
                     None,
                     env,
