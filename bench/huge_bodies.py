@@ -32,7 +32,8 @@ from bench.gateway import API, Proc, cli_path, free_port, rss_mb, seed, spawn, s
 HUGE = 50 * 1024 * 1024
 CHUNK = 256 * 1024
 RSS_LIMIT_MB = 500.0
-_THREADS = re.compile(r"/sessions/[^/]+")
+# A session's threads page under either era's prefix (the gateway detects which one answers).
+_THREADS = re.compile(r"/api/v2/(?:aibridge|ai-gateway)/sessions/[^/]+")
 DASHBOARD = """query Dashboard {
   sessions(first: 20) {
     totalCount
@@ -87,7 +88,7 @@ class HugeHop:
             async with ClientSession() as session:
 
                 async def forward(request: web.Request) -> web.StreamResponse:
-                    if _THREADS.fullmatch(request.path.removeprefix(API)):
+                    if _THREADS.fullmatch(request.path):
                         return await self._huge(request)
                     headers = {
                         k: v
@@ -227,6 +228,9 @@ def run(args: argparse.Namespace) -> bool:
                     f"(limit {RSS_LIMIT_MB:.0f} MB)"
                 )
                 answered = all(b.get("data", {}).get("sessions") for b in bodies)
+                if hop.thread_calls == 0:
+                    print("the hop answered no thread page: nothing was measured")
+                    return False
                 return answered and after < RSS_LIMIT_MB
         finally:
             for proc in reversed(procs):
