@@ -291,7 +291,9 @@ def test_era_fields_equal_rest(
     seen_error = seen_logs = False
     for session_id, want in details_by_id.items():
         got = stub.GetSession(
-            session_pb.GetSessionRequest(session_id=session_id, read_mask=mask, thread_page_size=100),
+            session_pb.GetSessionRequest(
+                session_id=session_id, read_mask=mask, thread_page_size=100
+            ),
             metadata=md(tokens["admin"]),
         ).session
         calls = want.get("network_calls")
@@ -305,7 +307,10 @@ def test_era_fields_equal_rest(
         assert [
             (log.id, log.firewall_session_id, log.sequence_number, log.allowed, log.detail)
             for log in got.network_call_logs
-        ] == [(w["id"], w["session_id"], w["sequence_number"], w["allowed"], w["detail"]) for w in logs]
+        ] == [
+            (w["id"], w["session_id"], w["sequence_number"], w["allowed"], w["detail"])
+            for w in logs
+        ]
         assert [(d.domain, d.count) for d in got.network_top_domains] == [
             (d["domain"], d["count"]) for d in want.get("network_top_domains") or []
         ]

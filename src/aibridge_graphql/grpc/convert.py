@@ -90,7 +90,9 @@ def _network_call_log(raw: m.NetworkCallLog) -> pb.NetworkCallLog:
 
 def add_network_detail(message: pb.Session, detail: m.SessionThreadsResponse) -> None:
     """Set the session detail's network fields (AI Gateway era) on `message`."""
-    message.network_call_logs.extend(_network_call_log(log) for log in detail.network_call_logs or ())
+    message.network_call_logs.extend(
+        _network_call_log(log) for log in detail.network_call_logs or ()
+    )
     message.network_top_domains.extend(
         pb.NetworkDomain(domain=d.domain, count=d.count) for d in detail.network_top_domains or ()
     )
