@@ -253,21 +253,6 @@ def session_filter(message: session_pb.SessionFilter) -> q.SessionFilter:
     )
 
 
-def selects_whole_sessions(search: q.SessionFilter) -> bool:
-    """True when only whole-session keys are set, so aggregates are exact and cursors work."""
-    return all(
-        value is None
-        for value in (
-            search.provider,
-            search.provider_name,
-            search.model,
-            search.client,
-            search.started_after,
-            search.started_before,
-        )
-    )
-
-
 def interception_filter(message: interception_pb.InterceptionFilter) -> q.InterceptionFilter:
     """The upstream filter of a ListInterceptions request."""
     return q.InterceptionFilter(

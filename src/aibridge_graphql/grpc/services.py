@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from aibridge_graphql.core import pagination
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, THREADS_LIMIT_MAX, Loaders
 from aibridge_graphql.core.pricing import Pricer
@@ -77,7 +78,7 @@ class Face:
 
     def size(self, value: int, upstream_max: int, field: str = "page_size") -> int:
         """A page size within the setting and the upstream's cap (as GraphQL's `first`)."""
-        maximum = min(self.settings.max_page_size, upstream_max - 1)
+        maximum = pagination.size_limit(self.settings, upstream_max)
         return paging.page_size(
             value,
             default=min(self.settings.default_page_size, maximum),
@@ -132,7 +133,7 @@ class SessionService(session_grpc.SessionServiceServicer):
         face = self._face
         mask = convert.read_mask(request.read_mask, request.HasField("read_mask"))
         search = convert.session_filter(request.filter)
-        whole = convert.selects_whole_sessions(search)
+        whole = pagination.selects_whole_sessions(search)
         # A filter on interceptions pages by offset: Coder places its session cursor by the
         # whole session's activity but orders by the filtered one (see GraphQL's `sessions`).
         kind = "sessions" if whole else "filtered_sessions"
@@ -197,13 +198,13 @@ class SessionService(session_grpc.SessionServiceServicer):
                     session=convert.masked(convert.session(raw), mask)
                 )
             # The lookup and the detail at once; GraphQL makes the same two calls.
-            raw, detail = await _gather(
+            found, detail = await _gather(
                 loaders.find_session(request.session_id, initiator),
                 loaders.session_detail(request.session_id),
             )
-            assert isinstance(raw, m.Session)
+            assert isinstance(found, m.Session)
             assert isinstance(detail, m.SessionThreadsResponse)
-            message = convert.session(raw)
+            message = convert.session(found)
             convert.add_network_detail(message, detail)
             return session_pb.GetSessionResponse(session=convert.masked(message, mask))
         window = paging.Window(
