@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from google.rpc import error_details_pb2
 
+from aibridge_graphql.standin.eras import ApiEra
 from grpc_face.grpc_support import RunningGrpc
 from grpc_face.test_grpc_face import rest
 from support.node_tools import ensure_node_modules, require_executable, run_node_bin
@@ -152,12 +153,13 @@ def test_grpc_js_client_pages_gets_and_fails_like_rest(
 
 
 def _reason(reply: Any) -> str:
-    info = error_details_pb2.ErrorInfo.FromString(_b64(reply["details"][0]["value"]))
-    return info.reason
+    info = error_details_pb2.ErrorInfo.FromString(_b64(str(reply["details"][0]["value"])))
+    reason: str = info.reason
+    return reason
 
 
 def test_buf_curl_every_other_method_in_this_era(
-    node_modules: Path, face: RunningGrpc, tokens: dict[str, str], standin_url: str, api_era: str
+    node_modules: Path, face: RunningGrpc, tokens: dict[str, str], standin_url: str, api_era: ApiEra
 ) -> None:
     """The methods the paging test leaves out, through buf curl: equal to REST where the era
     serves them, UNIMPLEMENTED with UPSTREAM_UNSUPPORTED where it does not."""

@@ -5,8 +5,9 @@ resolvers for the same view, so a call costs the upstream what the GraphQL query
 ListSessions 1 (+1 per session when read_mask names `threads` or a `network_*` field: the
 dashboard's 1 + N), GetSession 1 (+1 concurrent for threads or network detail),
 ListSessionThreads 2 concurrent, ListInterceptions 1, ListModels/ListClients 1 per 1000 names,
-ListProviders 1; the era's missing endpoints 0 (`UpstreamUnsupported` from the loaders). Errors propagate as exceptions; the interceptor
-(grpc/interceptors.py) turns them into `google.rpc.Status`.
+ListProviders 1; an endpoint the era lacks 0 (`UpstreamUnsupported` from the loaders). Errors
+propagate as exceptions; the interceptor (grpc/interceptors.py) turns them into
+`google.rpc.Status`.
 """
 
 from __future__ import annotations
