@@ -415,15 +415,13 @@ def network_delay(rtt_ms: float) -> dict[str, list[Callable[[httpx.Request], Non
 
 
 def pick_views(rest: httpx.Client) -> list[View]:
-    """The four views, with a real multi-thread session and a filter that matches rows."""
+    """The four views (three without `GET /interceptions`), with a real multi-thread session
+    and a filter that matches rows."""
     sessions = _get(rest, "/sessions", limit=100)["sessions"]
     if not sessions:
         raise RuntimeError("the seeded stand-in has no sessions")
     detail = max(sessions, key=lambda s: s.get("threads", 0))
-    recent = _get(rest, "/interceptions", limit=1)["results"]
-    provider = recent[0]["provider"] if recent else "anthropic"
-    q = f"provider:{provider}"
-    return [
+    views = [
         View("sessions dashboard", DASHBOARD, {}, dashboard_rest),
         View(
             "session detail",
@@ -431,14 +429,22 @@ def pick_views(rest: httpx.Client) -> list[View]:
             {"id": detail["id"]},
             session_detail_rest(detail["id"]),
         ),
-        View(
-            "interceptions table",
-            INTERCEPTIONS_TABLE,
-            {"filter": {"provider": provider}},
-            interceptions_table_rest(q),
-        ),
-        View("single resource (models)", MODELS, {}, models_rest),
     ]
+    # Today's Coder (the AI Gateway era) has no `GET /interceptions`, hence no such view.
+    found = rest.get(API + "/interceptions", params={"limit": 1})
+    if found.status_code == 200:
+        recent = found.json()["results"]
+        provider = recent[0]["provider"] if recent else "anthropic"
+        views.append(
+            View(
+                "interceptions table",
+                INTERCEPTIONS_TABLE,
+                {"filter": {"provider": provider}},
+                interceptions_table_rest(f"provider:{provider}"),
+            )
+        )
+    views.append(View("single resource (models)", MODELS, {}, models_rest))
+    return views
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,16 +1,40 @@
-"""Fixtures of the gRPC face's tests: the face on loopback before the seeded stand-in."""
+"""Fixtures of the gRPC face's tests: the face on loopback before the seeded stand-in, once per
+upstream era.
+
+`standin_url` is overridden here, parametrised over both API eras of the stand-in (Coder's
+sessions era and today's AI Gateway era) over the session's one seeded database, so every test
+of this directory that asks for the stand-in (or the `face` before it) runs against both.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from aibridge_graphql.standin.app import create_app
+from aibridge_graphql.standin.eras import API_ERAS, ApiEra
 from grpc_face.grpc_support import RunningGrpc, face_settings, run_grpc_in_thread
+from support.servers import run_app_in_thread
+
+
+@pytest.fixture(scope="session", params=API_ERAS)
+def api_era(request: pytest.FixtureRequest) -> ApiEra:
+    """The stand-in's API era of this run of the test."""
+    era: ApiEra = request.param
+    return era
+
+
+@pytest.fixture(scope="session")
+def standin_url(standin_db: Path, api_era: ApiEra) -> Iterator[str]:
+    """Base URL of the stand-in serving `standin_db` in `api_era`."""
+    with run_app_in_thread(lambda: create_app(standin_db, api_era=api_era)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def face(standin_url: str) -> Iterator[RunningGrpc]:
-    """The gRPC face before the session's seeded stand-in."""
+    """The gRPC face before the stand-in of this era."""
     with run_grpc_in_thread(face_settings(standin_url)) as running:
         yield running

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from google.rpc import error_details_pb2
 
+from aibridge_graphql.standin.eras import ApiEra
 from grpc_face.grpc_support import RunningGrpc
 from grpc_face.test_grpc_face import rest
 from support.node_tools import ensure_node_modules, require_executable, run_node_bin
@@ -149,3 +150,70 @@ def test_grpc_js_client_pages_gets_and_fails_like_rest(
         "not_found": {"code": "NOT_FOUND", "reason": "NOT_FOUND"},
         "bad_page_size": {"code": "INVALID_ARGUMENT", "reason": "BAD_USER_INPUT"},
     }
+
+
+def _reason(reply: Any) -> str:
+    info = error_details_pb2.ErrorInfo.FromString(_b64(str(reply["details"][0]["value"])))
+    reason: str = info.reason
+    return reason
+
+
+def test_buf_curl_every_other_method_in_this_era(
+    node_modules: Path, face: RunningGrpc, tokens: dict[str, str], standin_url: str, api_era: ApiEra
+) -> None:
+    """The methods the paging test leaves out, through buf curl: equal to REST where the era
+    serves them, UNIMPLEMENTED with UPSTREAM_UNSUPPORTED where it does not."""
+    admin = tokens["admin"]
+    sessions = rest(standin_url, admin, "/sessions", limit=30)["sessions"]
+    target = max(sessions, key=lambda s: s["threads"])
+    code, reply, err = buf_curl(
+        node_modules,
+        face,
+        f"{SERVICE}/ListSessionThreads",
+        {"sessionId": target["id"], "pageSize": 3},
+        admin,
+    )
+    assert code == 0, err
+    detail = rest(standin_url, admin, f"/sessions/{target['id']}", limit=3)
+    assert [t["threadId"] for t in reply["threads"]] == [t["id"] for t in detail["threads"]]
+    assert int(reply["totalSize"]) == target["threads"]
+
+    catalog = "aibridge.v1.CatalogService"
+    code, reply, err = buf_curl(node_modules, face, f"{catalog}/ListModels", {}, admin)
+    assert code == 0, err
+    models = rest(standin_url, admin, "/models", limit=1000)
+    assert reply["models"] == models[: len(reply["models"])]
+    assert int(reply["totalSize"]) == len(models)
+    code, reply, err = buf_curl(
+        node_modules, face, f"{catalog}/ListClients", {"pageSize": 100}, admin
+    )
+    assert code == 0, err
+    assert sorted(reply["clients"]) == sorted(rest(standin_url, admin, "/clients"))
+
+    code, reply, err = buf_curl(node_modules, face, f"{catalog}/ListProviders", {}, admin)
+    if api_era == "ai-gateway":
+        assert code == 0, err
+        assert [p["name"] for p in reply["providers"]] == [
+            p["name"] for p in rest(standin_url, admin, "/providers")
+        ]
+    else:
+        assert code != 0
+        assert reply["code"] == "unimplemented"
+        assert _reason(reply) == "UPSTREAM_UNSUPPORTED"
+
+    code, reply, err = buf_curl(
+        node_modules,
+        face,
+        "aibridge.v1.InterceptionService/ListInterceptions",
+        {"pageSize": 5},
+        admin,
+    )
+    if api_era == "sessions":
+        assert code == 0, err
+        assert [i["id"] for i in reply["interceptions"]] == [
+            r["id"] for r in rest(standin_url, admin, "/interceptions", limit=5)["results"]
+        ]
+    else:
+        assert code != 0
+        assert reply["code"] == "unimplemented"
+        assert _reason(reply) == "UPSTREAM_UNSUPPORTED"

@@ -23,9 +23,12 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import (
 )
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
+from aibridge_graphql.standin.eras import AI_GATEWAY_PREFIX, LEGACY_PREFIX, ApiEra
 from grpc_face.grpc_support import RunningGrpc, face_settings, run_grpc_in_thread
 
 MAX_PAGES = 200
+# The prefix the gateway detects and calls in each era (today's Coder: the canonical one).
+UPSTREAM_PREFIX: dict[ApiEra, str] = {"sessions": LEGACY_PREFIX, "ai-gateway": AI_GATEWAY_PREFIX}
 
 
 @pytest.fixture
@@ -150,7 +153,11 @@ def test_get_session_with_threads_equal_rest(
 
 
 def test_dashboard_read_mask_costs_one_plus_n(
-    channel: grpc.Channel, face: RunningGrpc, tokens: dict[str, str], standin_url: str
+    channel: grpc.Channel,
+    face: RunningGrpc,
+    tokens: dict[str, str],
+    standin_url: str,
+    api_era: ApiEra,
 ) -> None:
     stub = session_grpc.SessionServiceStub(channel)
     before = len(face.calls)
@@ -163,7 +170,7 @@ def test_dashboard_read_mask_costs_one_plus_n(
     calls = face.calls[before:]
     assert len(calls) == 1 + len(reply.sessions)
     # The same upstream requests as GraphQL's dashboard: limit = page size + 1.
-    assert calls[0].target == "/api/v2/aibridge/sessions?limit=6"
+    assert calls[0].target == f"{UPSTREAM_PREFIX[api_era]}/sessions?limit=6"
     for session in reply.sessions:
         assert 0 < len(session.threads) <= min(3, session.thread_count)
         want = rest(standin_url, tokens["admin"], f"/sessions/{session.session_id}", limit=3)
@@ -173,10 +180,25 @@ def test_dashboard_read_mask_costs_one_plus_n(
     assert len(face.calls) - before == 1, "without `threads` in the mask no thread is fetched"
 
 
-def test_interceptions_and_catalog_equal_rest(
-    channel: grpc.Channel, tokens: dict[str, str], standin_url: str
+def test_interceptions_equal_rest_or_unimplemented(
+    channel: grpc.Channel,
+    face: RunningGrpc,
+    tokens: dict[str, str],
+    standin_url: str,
+    api_era: ApiEra,
 ) -> None:
     interceptions = interception_grpc.InterceptionServiceStub(channel)
+    if api_era == "ai-gateway":
+        # Today's Coder has no `GET /interceptions`: refused before any upstream call.
+        before = len(face.calls)
+        with pytest.raises(grpc.RpcError) as unsupported:
+            interceptions.ListInterceptions(
+                interception_pb.ListInterceptionsRequest(page_size=7), metadata=md(tokens["admin"])
+            )
+        assert unsupported.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert details(unsupported.value)[0].reason == "UPSTREAM_UNSUPPORTED"
+        assert face.calls[before:] == []
+        return
     first = interceptions.ListInterceptions(
         interception_pb.ListInterceptionsRequest(page_size=7), metadata=md(tokens["admin"])
     )
@@ -189,8 +211,14 @@ def test_interceptions_and_catalog_equal_rest(
         r["id"] for r in expected["results"]
     ]
     assert first.total_size == expected["count"]
+
+
+def test_catalog_equal_rest(
+    channel: grpc.Channel, tokens: dict[str, str], standin_url: str
+) -> None:
     catalog = catalog_grpc.CatalogServiceStub(channel)
     models = catalog.ListModels(catalog_pb.ListModelsRequest(), metadata=md(tokens["admin"]))
+    assert models.models
     assert (
         list(models.models)
         == rest(standin_url, tokens["admin"], "/models", limit=1000)[: len(models.models)]
@@ -198,7 +226,109 @@ def test_interceptions_and_catalog_equal_rest(
     clients = catalog.ListClients(
         catalog_pb.ListClientsRequest(page_size=100), metadata=md(tokens["admin"])
     )
+    assert clients.clients
     assert sorted(clients.clients) == sorted(rest(standin_url, tokens["admin"], "/clients"))
+
+
+def test_providers_equal_rest_or_unimplemented(
+    channel: grpc.Channel,
+    face: RunningGrpc,
+    tokens: dict[str, str],
+    standin_url: str,
+    api_era: ApiEra,
+) -> None:
+    catalog = catalog_grpc.CatalogServiceStub(channel)
+    before = len(face.calls)
+    if api_era == "sessions":
+        # `GET /providers` came with the AI Gateway API: refused before any upstream call.
+        with pytest.raises(grpc.RpcError) as unsupported:
+            catalog.ListProviders(catalog_pb.ListProvidersRequest(), metadata=md(tokens["admin"]))
+        assert unsupported.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert details(unsupported.value)[0].reason == "UPSTREAM_UNSUPPORTED"
+        assert face.calls[before:] == []
+        return
+    expected = rest(standin_url, tokens["admin"], "/providers")
+    assert expected
+    got: list[catalog_pb.Provider] = []
+    token = ""
+    for _ in range(MAX_PAGES):
+        page = catalog.ListProviders(
+            catalog_pb.ListProvidersRequest(page_size=1, page_token=token),
+            metadata=md(tokens["admin"]),
+        )
+        assert page.total_size == len(expected)
+        got += page.providers
+        token = page.next_page_token
+        if not token:
+            break
+    assert len(face.calls) - before == len(expected), "one `GET /providers` per page"
+    assert [(p.name, p.type, p.display_name, p.icon) for p in got] == [
+        (p["name"], p["type"], p["display_name"], p["icon"]) for p in expected
+    ]
+
+
+def test_era_fields_equal_rest(
+    channel: grpc.Channel, tokens: dict[str, str], standin_url: str, api_era: ApiEra
+) -> None:
+    """Thread errors and firewall ids, session network counts and the session detail's network
+    activity: set exactly as the upstream sends them (AI Gateway era), unset before it."""
+    stub = session_grpc.SessionServiceStub(channel)
+    listed = rest(standin_url, tokens["admin"], "/sessions", limit=100)["sessions"]
+    details_by_id = {
+        s["id"]: rest(standin_url, tokens["admin"], f"/sessions/{s['id']}", limit=100)
+        for s in listed[:40]
+    }
+    mask = FieldMask(
+        paths=[
+            "session_id",
+            "network_calls",
+            "threads",
+            "network_call_logs",
+            "network_top_domains",
+            "network_domain_count",
+        ]
+    )
+    seen_error = seen_logs = False
+    for session_id, want in details_by_id.items():
+        got = stub.GetSession(
+            session_pb.GetSessionRequest(
+                session_id=session_id, read_mask=mask, thread_page_size=100
+            ),
+            metadata=md(tokens["admin"]),
+        ).session
+        calls = want.get("network_calls")
+        assert got.HasField("network_calls") == (calls is not None)
+        if calls is not None:
+            assert (got.network_calls.total, got.network_calls.blocked) == (
+                calls["total"],
+                calls["blocked"],
+            )
+        logs = want.get("network_call_logs") or []
+        assert [
+            (log.id, log.firewall_session_id, log.sequence_number, log.allowed, log.detail)
+            for log in got.network_call_logs
+        ] == [
+            (w["id"], w["session_id"], w["sequence_number"], w["allowed"], w["detail"])
+            for w in logs
+        ]
+        assert [(d.domain, d.count) for d in got.network_top_domains] == [
+            (d["domain"], d["count"]) for d in want.get("network_top_domains") or []
+        ]
+        count = want.get("network_domain_count")
+        assert got.HasField("network_domain_count") == (count is not None)
+        if count is not None:
+            assert got.network_domain_count == count
+        seen_logs = seen_logs or bool(logs)
+        assert len(got.threads) == len(want["threads"])
+        for thread, raw in zip(got.threads, want["threads"], strict=True):
+            for name in ("error_type", "error_message", "agent_firewall_session_id"):
+                assert (getattr(thread, name) if thread.HasField(name) else None) == raw.get(name)
+            sequence = raw.get("agent_firewall_sequence_number")
+            assert thread.HasField("agent_firewall_sequence_number") == (sequence is not None)
+            assert thread.agent_firewall_sequence_number == (sequence or 0)
+            seen_error = seen_error or raw.get("error_type") is not None
+    # The seeded AI Gateway data has failed threads and firewall logs; the sessions era none.
+    assert seen_error == seen_logs == (api_era == "ai-gateway")
 
 
 def test_errors_are_rich_statuses(channel: grpc.Channel, tokens: dict[str, str]) -> None:

@@ -1,8 +1,7 @@
 """Upstream models to `aibridge.v1` messages, and request filters to the upstream's `q` filters.
 
-Era-dependent fields (thread `error_type`, session `network_calls`...) are read with `getattr`
-from the upstream model's extras or attributes, so they are set when the upstream sends them and
-unset otherwise, whichever version of `upstream/models.py` is installed.
+Era-dependent fields (thread `error_type`, session `network_calls`, the session detail's network
+activity...) are set when the upstream sends them and unset (or empty) otherwise.
 """
 
 from __future__ import annotations
@@ -26,10 +25,13 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import resources_pb2 as pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream import query as q
-from aibridge_graphql.upstream.errors import UpstreamProtocolError
 
 # Session fields that cost upstream calls: returned only when the read_mask names them.
 THREAD_FIELDS = frozenset({"threads", "threads_next_page_token"})
+# From the session-detail call (`GET /sessions/{id}`), shared with `threads` when both are named.
+NETWORK_DETAIL_FIELDS = frozenset(
+    {"network_call_logs", "network_top_domains", "network_domain_count"}
+)
 SESSION_FIELDS = frozenset(field.name for field in pb.Session.DESCRIPTOR.fields)
 
 
@@ -51,15 +53,6 @@ def struct(value: Mapping[str, Any] | None) -> Struct | None:
     return out
 
 
-def _extra(model: object, name: str) -> Any:
-    """A field the upstream may send in one era only: an attribute or a pydantic extra."""
-    value = getattr(model, name, None)
-    if value is None:
-        extras = getattr(model, "model_extra", None) or {}
-        value = extras.get(name)
-    return value
-
-
 def user(raw: m.MinimalUser) -> pb.User:
     """The initiator message."""
     return pb.User(id=str(raw.id), username=raw.username, name=raw.name, avatar_url=raw.avatar_url)
@@ -76,15 +69,35 @@ def usage_summary(raw: m.SessionTokenUsageSummary | m.ThreadsTokenUsage) -> pb.T
     )
 
 
-def _network_calls(raw: object) -> pb.NetworkCalls | None:
-    value = _extra(raw, "network_calls")
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        return pb.NetworkCalls(
-            total=int(value.get("total", 0)), blocked=int(value.get("blocked", 0))
-        )
-    return pb.NetworkCalls(total=int(value.total), blocked=int(value.blocked))
+def _network_calls(raw: m.NetworkCalls | None) -> pb.NetworkCalls | None:
+    return None if raw is None else pb.NetworkCalls(total=raw.total, blocked=raw.blocked)
+
+
+def _network_call_log(raw: m.NetworkCallLog) -> pb.NetworkCallLog:
+    return pb.NetworkCallLog(
+        id=raw.id,
+        firewall_session_id=raw.session_id,
+        sequence_number=raw.sequence_number,
+        capture_time=timestamp(raw.captured_at),
+        create_time=timestamp(raw.created_at),
+        proto=raw.proto,
+        method=raw.method,
+        detail=raw.detail,
+        allowed=raw.allowed,
+        matched_rule=raw.matched_rule,
+    )
+
+
+def add_network_detail(message: pb.Session, detail: m.SessionThreadsResponse) -> None:
+    """Set the session detail's network fields (AI Gateway era) on `message`."""
+    message.network_call_logs.extend(
+        _network_call_log(log) for log in detail.network_call_logs or ()
+    )
+    message.network_top_domains.extend(
+        pb.NetworkDomain(domain=d.domain, count=d.count) for d in detail.network_top_domains or ()
+    )
+    if detail.network_domain_count is not None:
+        message.network_domain_count = detail.network_domain_count
 
 
 def session(raw: m.Session) -> pb.Session:
@@ -102,7 +115,7 @@ def session(raw: m.Session) -> pb.Session:
         last_prompt=raw.last_prompt,
         thread_count=raw.threads,
         token_usage=usage_summary(raw.token_usage_summary),
-        network_calls=_network_calls(raw),
+        network_calls=_network_calls(raw.network_calls),
     )
 
 
@@ -126,7 +139,6 @@ def _optional_str(value: Any) -> str | None:
 
 def thread(raw: m.Thread) -> pb.Thread:
     """A thread of `GET /sessions/{id}`."""
-    sequence = _extra(raw, "agent_firewall_sequence_number")
     return pb.Thread(
         thread_id=str(raw.id),
         prompt=raw.prompt,
@@ -146,10 +158,10 @@ def thread(raw: m.Thread) -> pb.Thread:
             )
             for action in raw.agentic_actions
         ],
-        error_type=_optional_str(_extra(raw, "error_type")),
-        error_message=_optional_str(_extra(raw, "error_message")),
-        agent_firewall_session_id=_optional_str(_extra(raw, "agent_firewall_session_id")),
-        agent_firewall_sequence_number=None if sequence is None else int(sequence),
+        error_type=raw.error_type,
+        error_message=raw.error_message,
+        agent_firewall_session_id=_optional_str(raw.agent_firewall_session_id),
+        agent_firewall_sequence_number=raw.agent_firewall_sequence_number,
     )
 
 
@@ -206,18 +218,11 @@ def interception(raw: m.Interception) -> pb.Interception:
     )
 
 
-def provider(raw: object) -> catalog_pb.Provider:
-    """A `GET /providers` item: a bare name (older servers) or `{name, type, display_name...}`."""
-    if isinstance(raw, str):
-        return catalog_pb.Provider(name=raw)
-    if isinstance(raw, Mapping):
-        return catalog_pb.Provider(
-            name=str(raw.get("name", "")),
-            type=str(raw.get("type", "") or ""),
-            display_name=str(raw.get("display_name", "") or ""),
-            icon=str(raw.get("icon", "") or ""),
-        )
-    raise UpstreamProtocolError("upstream /providers: an item is neither a name nor an object")
+def provider(raw: m.Provider) -> catalog_pb.Provider:
+    """A `GET /providers` item (the loaders turn a bare name of older servers into `name` only)."""
+    return catalog_pb.Provider(
+        name=raw.name, type=raw.type or "", display_name=raw.display_name or "", icon=raw.icon or ""
+    )
 
 
 # -- filters -----------------------------------------------------------------------------------
@@ -248,21 +253,6 @@ def session_filter(message: session_pb.SessionFilter) -> q.SessionFilter:
     )
 
 
-def selects_whole_sessions(search: q.SessionFilter) -> bool:
-    """True when only whole-session keys are set, so aggregates are exact and cursors work."""
-    return all(
-        value is None
-        for value in (
-            search.provider,
-            search.provider_name,
-            search.model,
-            search.client,
-            search.started_after,
-            search.started_before,
-        )
-    )
-
-
 def interception_filter(message: interception_pb.InterceptionFilter) -> q.InterceptionFilter:
     """The upstream filter of a ListInterceptions request."""
     return q.InterceptionFilter(
@@ -280,7 +270,8 @@ def interception_filter(message: interception_pb.InterceptionFilter) -> q.Interc
 
 
 def read_mask(mask: FieldMask, has_mask: bool) -> FieldMask | None:
-    """The validated mask (None: every field but the threads); unknown paths are an error."""
+    """The validated mask (None: every field but the threads and the network detail); unknown
+    paths are an error."""
     if not has_mask or not mask.paths:
         return None
     if not mask.IsValidForDescriptor(pb.Session.DESCRIPTOR):
@@ -298,8 +289,16 @@ def read_mask(mask: FieldMask, has_mask: bool) -> FieldMask | None:
 
 
 def wants_threads(mask: FieldMask | None) -> bool:
-    """True when the mask names the threads (the only Session field that costs calls)."""
+    """True when the mask names the threads (they cost a call per session)."""
     return mask is not None and any(path.split(".")[0] == "threads" for path in mask.paths)
+
+
+def wants_network_detail(mask: FieldMask | None) -> bool:
+    """True when the mask names a network field of the session detail (a call per session,
+    the threads' own when they are named too)."""
+    return mask is not None and any(
+        path.split(".")[0] in NETWORK_DETAIL_FIELDS for path in mask.paths
+    )
 
 
 def masked(message: pb.Session, mask: FieldMask | None) -> pb.Session:

@@ -1,10 +1,8 @@
 """Page sizes and opaque page tokens of the gRPC face (AIP-158).
 
-MOVE TO core/: this is the protocol-neutral pagination arithmetic that `schema/pagination.py`
-and `schema/ids.py` also implement for Relay (page-size checks, `limit = size + 1` to see past
-the page, the upstream cursor wrapped in an opaque token). It is kept here, self-contained,
-because the GraphQL face's copy lives in `schema/`, which a face must not import; the lead's
-core/ move should make both faces use one implementation.
+The arithmetic (page-size bounds, `limit = size + 1` to see past the page, what a cursor value
+may name) is the core's (`core/pagination.py`), shared with the GraphQL face; here are only the
+face's own parts: its token encoding and how its errors name the request field.
 
 A token is URL-safe base64 of `[kind, upstream cursor, fingerprint]`; the fingerprint binds it
 to the request that produced it (AIP-158: a token used with other parameters is an error).
@@ -18,9 +16,10 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 from uuid import UUID
 
+from aibridge_graphql.core import pagination
 from aibridge_graphql.core.errors import BadUserInput
 
 T = TypeVar("T")
@@ -36,28 +35,16 @@ class Window:
     @property
     def limit(self) -> int:
         """What to ask the upstream for: one more row than needed, to see past the page."""
-        return self.size + 1
-
-
-@dataclass(frozen=True, slots=True)
-class Cut(Generic[T]):
-    """One page cut from an upstream page fetched with `Window.limit`."""
-
-    items: Sequence[T]
-    has_next: bool
+        return pagination.fetch_limit(self.size)
 
 
 def page_size(value: int, *, default: int, maximum: int, field: str = "page_size") -> int:
     """`value` (0: `default`) within `[1, maximum]`; `BadUserInput` naming `field` otherwise."""
-    if value < 0:
+    problem = pagination.size_problem(value, maximum)
+    if problem is not None:
         raise BadUserInput(
-            f"`{field}` must not be negative (got {value}).",
-            extensions={"validations": [{"field": field, "detail": "must not be negative"}]},
-        )
-    if value > maximum:
-        raise BadUserInput(
-            f"`{field}` must be at most {maximum} (got {value}).",
-            extensions={"validations": [{"field": field, "detail": f"must be at most {maximum}"}]},
+            f"`{field}` {problem} (got {value}).",
+            extensions={"validations": [{"field": field, "detail": problem}]},
         )
     return value or default
 
@@ -105,26 +92,20 @@ def decode_token(kind: str, token: str, bound_to: str) -> str | None:
 
 def cursor_uuid(value: str | None) -> UUID | None:
     """The UUID a decoded cursor names; the nil UUID is refused (Coder reads it as no cursor)."""
-    if value is None:
-        return None
     try:
-        parsed = UUID(value)
-    except ValueError:
+        return pagination.cursor_uuid(value)
+    except pagination.MalformedCursor:
         raise _invalid("malformed.") from None
-    if parsed.int == 0:
-        raise _invalid("malformed.")
-    return parsed
 
 
 def cursor_offset(value: str | None) -> int:
     """The offset a decoded offset cursor names (0 for none)."""
-    if value is None:
-        return 0
-    if not value.isdigit() or int(value) < 1:
-        raise _invalid("malformed.")
-    return int(value)
+    try:
+        return pagination.cursor_offset(value)
+    except pagination.MalformedCursor:
+        raise _invalid("malformed.") from None
 
 
-def cut(items: Sequence[T], window: Window) -> Cut[T]:
+def cut(items: Sequence[T], window: Window) -> pagination.Cut[T]:
     """Cut an upstream page fetched with `window.limit` to the page; `has_next` is exact."""
-    return Cut(items=items[: window.size], has_next=len(items) > window.size)
+    return pagination.cut(items, window.size)

@@ -2,10 +2,12 @@
 
 Calls go through the same loader methods, with the same limits, as the GraphQL face's
 resolvers for the same view, so a call costs the upstream what the GraphQL query costs:
-ListSessions 1 (+1 per session when read_mask names `threads`: the dashboard's 1 + N),
-GetSession 1 (+1 concurrent for threads), ListSessionThreads 2 concurrent, ListInterceptions 1,
-ListModels/ListClients 1 per 1000 names. Errors propagate as exceptions; the interceptor
-(grpc/interceptors.py) turns them into `google.rpc.Status`.
+ListSessions 1 (+1 per session when read_mask names `threads` or a `network_*` field: the
+dashboard's 1 + N), GetSession 1 (+1 concurrent for threads or network detail),
+ListSessionThreads 2 concurrent, ListInterceptions 1, ListModels/ListClients 1 per 1000 names,
+ListProviders 1; an endpoint the era lacks 0 (`UpstreamUnsupported` from the loaders). Errors
+propagate as exceptions; the interceptor (grpc/interceptors.py) turns them into
+`google.rpc.Status`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from aibridge_graphql.core import pagination
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, THREADS_LIMIT_MAX, Loaders
 from aibridge_graphql.core.pricing import Pricer
@@ -32,8 +35,6 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as se
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
-from aibridge_graphql.upstream.errors import UpstreamProtocolError
-from aibridge_graphql.upstream.requests import UpstreamRequest
 
 Context = grpc.aio.ServicerContext[Any, Any]
 T = TypeVar("T")
@@ -79,7 +80,7 @@ class Face:
 
     def size(self, value: int, upstream_max: int, field: str = "page_size") -> int:
         """A page size within the setting and the upstream's cap (as GraphQL's `first`)."""
-        maximum = min(self.settings.max_page_size, upstream_max - 1)
+        maximum = pagination.size_limit(self.settings, upstream_max)
         return paging.page_size(
             value,
             default=min(self.settings.default_page_size, maximum),
@@ -109,14 +110,23 @@ class SessionService(session_grpc.SessionServiceServicer):
     def __init__(self, face: Face) -> None:
         self._face = face
 
-    async def _with_threads(
-        self, loaders: Loaders, raw: m.Session, window: paging.Window
+    async def _detailed(
+        self,
+        loaders: Loaders,
+        raw: m.Session,
+        window: paging.Window | None,
+        network: bool,
     ) -> pb.Session:
-        page = await loaders.threads_page(raw.id, limit=window.limit)
-        cut = paging.cut(page.threads, window)
+        """The session with its first threads (`window`) and/or its network detail: one
+        `GET /sessions/{id}` serves both, as for GraphQL's `threads` and `networkCallLogs`."""
         message = convert.session(raw)
-        message.threads.extend(convert.thread(t) for t in cut.items)
-        message.threads_next_page_token = _threads_token(raw.id, list(cut.items), cut.has_next)
+        if window is not None:
+            page = await loaders.threads_page(raw.id, limit=window.limit)
+            cut = paging.cut(page.threads, window)
+            message.threads.extend(convert.thread(t) for t in cut.items)
+            message.threads_next_page_token = _threads_token(raw.id, list(cut.items), cut.has_next)
+        if network:
+            convert.add_network_detail(message, await loaders.session_detail(raw.id))
         return message
 
     async def ListSessions(
@@ -125,7 +135,7 @@ class SessionService(session_grpc.SessionServiceServicer):
         face = self._face
         mask = convert.read_mask(request.read_mask, request.HasField("read_mask"))
         search = convert.session_filter(request.filter)
-        whole = convert.selects_whole_sessions(search)
+        whole = pagination.selects_whole_sessions(search)
         # A filter on interceptions pages by offset: Coder places its session cursor by the
         # whole session's activity but orders by the filtered one (see GraphQL's `sessions`).
         kind = "sessions" if whole else "filtered_sessions"
@@ -155,11 +165,12 @@ class SessionService(session_grpc.SessionServiceServicer):
             whole_sessions=whole,
         )
         cut = paging.cut(response.sessions, window)
-        if thread_window is None:
+        network = convert.wants_network_detail(mask)
+        if thread_window is None and not network:
             sessions = [convert.session(raw) for raw in cut.items]
         else:
             sessions = await _gather(
-                *(self._with_threads(loaders, raw, thread_window) for raw in cut.items)
+                *(self._detailed(loaders, raw, thread_window, network) for raw in cut.items)
             )
         token = ""
         if cut.has_next and cut.items:
@@ -181,16 +192,30 @@ class SessionService(session_grpc.SessionServiceServicer):
         mask = convert.read_mask(request.read_mask, request.HasField("read_mask"))
         initiator = request.initiator if request.HasField("initiator") else None
         loaders = face.loaders(context)
+        network = convert.wants_network_detail(mask)
         if not convert.wants_threads(mask):
-            raw = await loaders.find_session(request.session_id, initiator)
-            return session_pb.GetSessionResponse(session=convert.masked(convert.session(raw), mask))
+            if not network:
+                raw = await loaders.find_session(request.session_id, initiator)
+                return session_pb.GetSessionResponse(
+                    session=convert.masked(convert.session(raw), mask)
+                )
+            # The lookup and the detail at once; GraphQL makes the same two calls.
+            found, detail = await _gather(
+                loaders.find_session(request.session_id, initiator),
+                loaders.session_detail(request.session_id),
+            )
+            assert isinstance(found, m.Session)
+            assert isinstance(detail, m.SessionThreadsResponse)
+            message = convert.session(found)
+            convert.add_network_detail(message, detail)
+            return session_pb.GetSessionResponse(session=convert.masked(message, mask))
         window = paging.Window(
             face.size(request.thread_page_size, THREADS_LIMIT_MAX, "thread_page_size"), None
         )
         # Both calls at once, as GraphQL's `session(sessionId:) { threads }` prefetches.
         loaders.prefetch_threads(request.session_id, limit=window.limit, after_id=None)
         raw = await loaders.find_session(request.session_id, initiator)
-        message = await self._with_threads(loaders, raw, window)
+        message = await self._detailed(loaders, raw, window, network)
         return session_pb.GetSessionResponse(session=convert.masked(message, mask))
 
     async def ListSessionThreads(
@@ -295,14 +320,8 @@ class CatalogService(catalog_grpc.CatalogServiceServicer):
     ) -> catalog_pb.ListProvidersResponse:
         face = self._face
         size = face.size(request.page_size, LIST_LIMIT_MAX + 1)
-        # MOVE TO core/: the loaders have no providers resource yet (the AI Gateway era's
-        # `GET /providers`, strings or objects); one direct call through the pooled client.
-        body = await face.client.get_json(
-            UpstreamRequest.make("/providers"), credentials_of(context)
-        )
-        if not isinstance(body, list):
-            raise UpstreamProtocolError("upstream /providers: body is not a list")
-        providers = [convert.provider(item) for item in body]
+        # The loaders' `GET /providers`: UpstreamUnsupported, with no call, on a sessions-era Coder.
+        providers = [convert.provider(item) for item in await face.loaders(context).provider_list()]
         page, token = _slice("providers", providers, size, request.page_token, paging.fingerprint())
         return catalog_pb.ListProvidersResponse(
             providers=page, next_page_token=token, total_size=len(providers)

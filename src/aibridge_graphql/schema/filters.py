@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import strawberry
 
+from aibridge_graphql.core import pagination
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.upstream import query as q
 
@@ -119,14 +120,4 @@ class SessionFilter:
     @property
     def selects_whole_sessions(self) -> bool:
         """True when only whole-session keys are set, so aggregates are unfiltered."""
-        return all(
-            value is None
-            for value in (
-                self.provider,
-                self.provider_name,
-                self.model,
-                self.client,
-                self.started_after,
-                self.started_before,
-            )
-        )
+        return pagination.selects_whole_sessions(self)

@@ -10,21 +10,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from datetime import datetime
 from typing import TypeVar, assert_never
 from uuid import UUID
 
+from aibridge_graphql.core import pagination
 from aibridge_graphql.core.errors import BadUserInput
+
+# Re-exported: the limit an offset cursor value has (tests quote it).
+from aibridge_graphql.core.pagination import MAX_OFFSET as MAX_OFFSET
 from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 
 # Our own IDs and cursors stay far below this (a session ID wraps a client session id, itself
 # capped at 1 KiB by the filters); longer input is refused before any decoding work.
 MAX_ID_LENGTH = 2048
-# Offsets are int32 upstream (Coder's SQL), written in ASCII digits only: `str.isdigit` also
-# accepts `²` and other digits `int()` refuses.
-MAX_OFFSET = 2**31 - 1
-_DIGITS = re.compile(r"[0-9]{1,10}")
 _ECHO = 80
 
 
@@ -148,25 +147,16 @@ def decode_cursor(kind: str, cursor: str) -> str:
 
 
 def cursor_uuid(kind: str, value: str | None) -> UUID | None:
-    """The UUID a decoded `kind` cursor value names (None for no cursor).
-
-    The nil UUID is refused: Coder reads it as no cursor, so it would restart the walk.
-    """
-    if value is None:
-        return None
+    """The UUID a decoded `kind` cursor value names (None for no cursor; not the nil UUID)."""
     try:
-        parsed = UUID(value)
-    except ValueError as exc:
+        return pagination.cursor_uuid(value)
+    except pagination.MalformedCursor as exc:
         raise BadUserInput(f"Malformed {kind.lower()} cursor.") from exc
-    if parsed.int == 0:
-        raise BadUserInput(f"Malformed {kind.lower()} cursor.")
-    return parsed
 
 
 def cursor_offset(value: str | None) -> int:
     """The upstream `offset` a decoded offset cursor value names (0 for no cursor)."""
-    if value is None:
-        return 0
-    if not _DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_OFFSET:
-        raise BadUserInput(f"Malformed cursor value: {shown(value)}.")
-    return int(value)
+    try:
+        return pagination.cursor_offset(value)
+    except pagination.MalformedCursor:
+        raise BadUserInput(f"Malformed cursor value: {shown(value or '')}.") from None

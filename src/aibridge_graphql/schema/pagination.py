@@ -14,6 +14,7 @@ from typing import Annotated, Generic, TypeVar
 
 import strawberry
 
+from aibridge_graphql.core import pagination
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.schema.ids import decode_cursor
 from aibridge_graphql.settings import Settings
@@ -47,7 +48,7 @@ class Forward:
     @property
     def limit(self) -> int:
         """What to ask the upstream for: one more row than needed, to see past the page."""
-        return self.first + 1
+        return pagination.fetch_limit(self.first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +69,14 @@ class Page(Generic[T]):
 
 
 def _check_size(name: str, value: int, maximum: int) -> None:
-    if value < 0:
-        raise BadUserInput(f"`{name}` must not be negative (got {value}).")
-    if value > maximum:
-        raise BadUserInput(f"`{name}` must be at most {maximum} (got {value}).")
+    problem = pagination.size_problem(value, maximum)
+    if problem is not None:
+        raise BadUserInput(f"`{name}` {problem} (got {value}).")
 
 
 def page_size_limit(settings: Settings, upstream_max: int) -> int:
     """The largest `first`/`last` a connection takes: the setting, within the upstream's cap."""
-    return min(settings.max_page_size, upstream_max - 1)
+    return pagination.size_limit(settings, upstream_max)
 
 
 def forward_args(
@@ -114,10 +114,9 @@ def both_ways_args(
 
 def forward_page(items: Sequence[T], args: Forward) -> Page[T]:
     """Cut an upstream page fetched with `args.limit` to the Relay page."""
+    cut = pagination.cut(items, args.first)
     return Page(
-        items=items[: args.first],
-        has_next_page=len(items) > args.first,
-        has_previous_page=args.after is not None,
+        items=cut.items, has_next_page=cut.has_next, has_previous_page=args.after is not None
     )
 
 

@@ -72,7 +72,8 @@ class CatalogServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListProviders(self, request, context):
-        """Configured providers (`GET /providers`, AI Gateway era; owners and auditors).
+        """Configured providers (`GET /providers`, AI Gateway era; owners and auditors). Before that
+        era: UNIMPLEMENTED with ErrorInfo reason UPSTREAM_UNSUPPORTED, and no upstream call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -39,7 +39,9 @@ class CatalogServiceStub:
     ListClients: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.ListClientsRequest, _catalog_service_pb2.ListClientsResponse]
     """Clients seen, `Unknown` for none (`GET /clients`, read by 1000 until exhausted)."""
     ListProviders: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.ListProvidersRequest, _catalog_service_pb2.ListProvidersResponse]
-    """Configured providers (`GET /providers`, AI Gateway era; owners and auditors)."""
+    """Configured providers (`GET /providers`, AI Gateway era; owners and auditors). Before that
+    era: UNIMPLEMENTED with ErrorInfo reason UPSTREAM_UNSUPPORTED, and no upstream call.
+    """
 
 @_typing.type_check_only
 class CatalogServiceAsyncStub(CatalogServiceStub):
@@ -51,7 +53,9 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     ListClients: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.ListClientsRequest, _catalog_service_pb2.ListClientsResponse]  # type: ignore[assignment]
     """Clients seen, `Unknown` for none (`GET /clients`, read by 1000 until exhausted)."""
     ListProviders: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.ListProvidersRequest, _catalog_service_pb2.ListProvidersResponse]  # type: ignore[assignment]
-    """Configured providers (`GET /providers`, AI Gateway era; owners and auditors)."""
+    """Configured providers (`GET /providers`, AI Gateway era; owners and auditors). Before that
+    era: UNIMPLEMENTED with ErrorInfo reason UPSTREAM_UNSUPPORTED, and no upstream call.
+    """
 
 class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
     """The names seen in AI Bridge data: models, clients, providers."""
@@ -78,6 +82,8 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalog_service_pb2.ListProvidersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalog_service_pb2.ListProvidersResponse, _abc.Awaitable[_catalog_service_pb2.ListProvidersResponse]]:
-        """Configured providers (`GET /providers`, AI Gateway era; owners and auditors)."""
+        """Configured providers (`GET /providers`, AI Gateway era; owners and auditors). Before that
+        era: UNIMPLEMENTED with ErrorInfo reason UPSTREAM_UNSUPPORTED, and no upstream call.
+        """
 
 def add_CatalogServiceServicer_to_server(servicer: CatalogServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

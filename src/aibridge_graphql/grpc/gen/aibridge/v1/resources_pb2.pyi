@@ -122,6 +122,96 @@ class NetworkCalls(_message.Message):
 Global___NetworkCalls: _TypeAlias = NetworkCalls  # noqa: Y015
 
 @_typing.final
+class NetworkCallLog(_message.Message):
+    """One network call the agent firewall captured in a session (AI Gateway era)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    FIREWALL_SESSION_ID_FIELD_NUMBER: _builtins.int
+    SEQUENCE_NUMBER_FIELD_NUMBER: _builtins.int
+    CAPTURE_TIME_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    PROTO_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    MATCHED_RULE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The upstream log id."""
+    firewall_session_id: _builtins.str
+    """The agent firewall session it belongs to (Thread.agent_firewall_session_id)."""
+    sequence_number: _builtins.int
+    """Its order in the firewall session (Thread.agent_firewall_sequence_number)."""
+    proto: _builtins.str
+    """The protocol, e.g. `https`."""
+    method: _builtins.str
+    """The request method, e.g. `GET`."""
+    detail: _builtins.str
+    """What was called, e.g. the URL or host."""
+    allowed: _builtins.bool
+    """False when the firewall blocked it."""
+    matched_rule: _builtins.str
+    """The firewall rule that decided it, if any."""
+    @_builtins.property
+    def capture_time(self) -> _timestamp_pb2.Timestamp:
+        """When the firewall saw it."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was recorded."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        firewall_session_id: _builtins.str = ...,
+        sequence_number: _builtins.int = ...,
+        capture_time: _timestamp_pb2.Timestamp | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        proto: _builtins.str = ...,
+        method: _builtins.str = ...,
+        detail: _builtins.str = ...,
+        allowed: _builtins.bool = ...,
+        matched_rule: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_matched_rule", b"_matched_rule", "capture_time", b"capture_time", "create_time", b"create_time", "matched_rule", b"matched_rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_matched_rule", b"_matched_rule", "allowed", b"allowed", "capture_time", b"capture_time", "create_time", b"create_time", "detail", b"detail", "firewall_session_id", b"firewall_session_id", "id", b"id", "matched_rule", b"matched_rule", "method", b"method", "proto", b"proto", "sequence_number", b"sequence_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__matched_rule: _TypeAlias = _typing.Literal["matched_rule"]  # noqa: Y015
+    _WhichOneofArgType__matched_rule: _TypeAlias = _typing.Literal["_matched_rule", b"_matched_rule"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__matched_rule) -> _WhichOneofReturnType__matched_rule | None: ...
+
+Global___NetworkCallLog: _TypeAlias = NetworkCallLog  # noqa: Y015
+
+@_typing.final
+class NetworkDomain(_message.Message):
+    """A domain a session's agents called, and how often (AI Gateway era)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOMAIN_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    domain: _builtins.str
+    """The domain."""
+    count: _builtins.int
+    """How many network calls went to it."""
+    def __init__(
+        self,
+        *,
+        domain: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "domain", b"domain"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NetworkDomain: _TypeAlias = NetworkDomain  # noqa: Y015
+
+@_typing.final
 class Session(_message.Message):
     """An AI Bridge session: the interceptions one user made under one client session id."""
 
@@ -142,6 +232,9 @@ class Session(_message.Message):
     NETWORK_CALLS_FIELD_NUMBER: _builtins.int
     THREADS_FIELD_NUMBER: _builtins.int
     THREADS_NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    NETWORK_CALL_LOGS_FIELD_NUMBER: _builtins.int
+    NETWORK_TOP_DOMAINS_FIELD_NUMBER: _builtins.int
+    NETWORK_DOMAIN_COUNT_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The upstream session id: the client's session id or the root interception's UUID."""
     client: _builtins.str
@@ -152,6 +245,10 @@ class Session(_message.Message):
     """How many threads it has (under a filter on interceptions: how many match)."""
     threads_next_page_token: _builtins.str
     """Continues `threads` with SessionService.ListSessionThreads; empty when there are no more."""
+    network_domain_count: _builtins.int
+    """How many distinct domains its network calls went to; read_mask only. Unset when the
+    upstream does not report it (sessions era, or the firewall not in use).
+    """
     @_builtins.property
     def initiator(self) -> Global___User:
         """Who made the session."""
@@ -192,6 +289,18 @@ class Session(_message.Message):
     def threads(self) -> _containers.RepeatedCompositeFieldContainer[Global___Thread]:
         """Its first threads, oldest first: only when the request's read_mask names `threads`."""
 
+    @_builtins.property
+    def network_call_logs(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetworkCallLog]:
+        """The agent firewall's network calls, in the upstream's order (at most 1000, as Coder caps
+        them). Like the two fields below, from the session-detail call (`GET /sessions/{id}`, the
+        one `threads` makes when also named): only when the read_mask names it. Empty when the
+        upstream reports none (sessions era, or the firewall not in use).
+        """
+
+    @_builtins.property
+    def network_top_domains(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetworkDomain]:
+        """The domains its network calls went to most (Coder reports at most one); read_mask only."""
+
     def __init__(
         self,
         *,
@@ -210,10 +319,13 @@ class Session(_message.Message):
         network_calls: Global___NetworkCalls | None = ...,
         threads: _abc.Iterable[Global___Thread] | None = ...,
         threads_next_page_token: _builtins.str = ...,
+        network_call_logs: _abc.Iterable[Global___NetworkCallLog] | None = ...,
+        network_top_domains: _abc.Iterable[Global___NetworkDomain] | None = ...,
+        network_domain_count: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_client", b"_client", "_last_prompt", b"_last_prompt", "_network_calls", b"_network_calls", "client", b"client", "end_time", b"end_time", "initiator", b"initiator", "last_active_time", b"last_active_time", "last_prompt", b"last_prompt", "metadata", b"metadata", "network_calls", b"network_calls", "start_time", b"start_time", "token_usage", b"token_usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_client", b"_client", "_last_prompt", b"_last_prompt", "_network_calls", b"_network_calls", "_network_domain_count", b"_network_domain_count", "client", b"client", "end_time", b"end_time", "initiator", b"initiator", "last_active_time", b"last_active_time", "last_prompt", b"last_prompt", "metadata", b"metadata", "network_calls", b"network_calls", "network_domain_count", b"network_domain_count", "start_time", b"start_time", "token_usage", b"token_usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_client", b"_client", "_last_prompt", b"_last_prompt", "_network_calls", b"_network_calls", "client", b"client", "end_time", b"end_time", "initiator", b"initiator", "last_active_time", b"last_active_time", "last_prompt", b"last_prompt", "metadata", b"metadata", "models", b"models", "network_calls", b"network_calls", "providers", b"providers", "session_id", b"session_id", "start_time", b"start_time", "thread_count", b"thread_count", "threads", b"threads", "threads_next_page_token", b"threads_next_page_token", "token_usage", b"token_usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_client", b"_client", "_last_prompt", b"_last_prompt", "_network_calls", b"_network_calls", "_network_domain_count", b"_network_domain_count", "client", b"client", "end_time", b"end_time", "initiator", b"initiator", "last_active_time", b"last_active_time", "last_prompt", b"last_prompt", "metadata", b"metadata", "models", b"models", "network_call_logs", b"network_call_logs", "network_calls", b"network_calls", "network_domain_count", b"network_domain_count", "network_top_domains", b"network_top_domains", "providers", b"providers", "session_id", b"session_id", "start_time", b"start_time", "thread_count", b"thread_count", "threads", b"threads", "threads_next_page_token", b"threads_next_page_token", "token_usage", b"token_usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__client: _TypeAlias = _typing.Literal["client"]  # noqa: Y015
     _WhichOneofArgType__client: _TypeAlias = _typing.Literal["_client", b"_client"]  # noqa: Y015
@@ -221,12 +333,16 @@ class Session(_message.Message):
     _WhichOneofArgType__last_prompt: _TypeAlias = _typing.Literal["_last_prompt", b"_last_prompt"]  # noqa: Y015
     _WhichOneofReturnType__network_calls: _TypeAlias = _typing.Literal["network_calls"]  # noqa: Y015
     _WhichOneofArgType__network_calls: _TypeAlias = _typing.Literal["_network_calls", b"_network_calls"]  # noqa: Y015
+    _WhichOneofReturnType__network_domain_count: _TypeAlias = _typing.Literal["network_domain_count"]  # noqa: Y015
+    _WhichOneofArgType__network_domain_count: _TypeAlias = _typing.Literal["_network_domain_count", b"_network_domain_count"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__client) -> _WhichOneofReturnType__client | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__last_prompt) -> _WhichOneofReturnType__last_prompt | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__network_calls) -> _WhichOneofReturnType__network_calls | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__network_domain_count) -> _WhichOneofReturnType__network_domain_count | None: ...
 
 Global___Session: _TypeAlias = Session  # noqa: Y015
 

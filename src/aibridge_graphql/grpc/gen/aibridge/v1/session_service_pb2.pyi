@@ -125,8 +125,9 @@ class ListSessionsRequest(_message.Message):
     @_builtins.property
     def read_mask(self) -> _field_mask_pb2.FieldMask:
         """The Session fields to return (paths such as `session_id`, `initiator`, `threads`).
-        Unset: every field except `threads`. Naming `threads` adds each session's first
-        thread_page_size threads; leaving it out skips that work.
+        Unset: every field except `threads` and the `network_*` detail fields. Naming `threads`
+        adds each session's first thread_page_size threads, naming a `network_*` field its network
+        detail (both from the one `GET /sessions/{id}` per session); leaving them out skips that.
         """
 
     def __init__(

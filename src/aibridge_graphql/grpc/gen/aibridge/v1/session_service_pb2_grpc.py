@@ -61,7 +61,8 @@ class SessionServiceServicer:
 
     def ListSessions(self, request, context):
         """Sessions, most recently active first: one `GET /sessions` call, plus one
-        `GET /sessions/{id}` per session when read_mask names `threads` (the dashboard view).
+        `GET /sessions/{id}` per session when read_mask names `threads` (the dashboard view) or a
+        `network_*` field (the same call when both are named).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -69,7 +70,7 @@ class SessionServiceServicer:
 
     def GetSession(self, request, context):
         """One session by its upstream session id: one `GET /sessions` call, plus one concurrent
-        `GET /sessions/{id}` when read_mask names `threads`.
+        `GET /sessions/{id}` when read_mask names `threads` or a `network_*` field.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

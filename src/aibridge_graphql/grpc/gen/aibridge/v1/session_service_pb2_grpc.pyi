@@ -38,11 +38,12 @@ class SessionServiceStub:
     def __new__(cls, channel: _aio.Channel) -> SessionServiceAsyncStub: ...
     ListSessions: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.ListSessionsRequest, _session_service_pb2.ListSessionsResponse]
     """Sessions, most recently active first: one `GET /sessions` call, plus one
-    `GET /sessions/{id}` per session when read_mask names `threads` (the dashboard view).
+    `GET /sessions/{id}` per session when read_mask names `threads` (the dashboard view) or a
+    `network_*` field (the same call when both are named).
     """
     GetSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.GetSessionRequest, _session_service_pb2.GetSessionResponse]
     """One session by its upstream session id: one `GET /sessions` call, plus one concurrent
-    `GET /sessions/{id}` when read_mask names `threads`.
+    `GET /sessions/{id}` when read_mask names `threads` or a `network_*` field.
     """
     ListSessionThreads: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.ListSessionThreadsRequest, _session_service_pb2.ListSessionThreadsResponse]
     """One page of a session's threads, oldest first: one `GET /sessions/{id}` call, plus one
@@ -58,11 +59,12 @@ class SessionServiceAsyncStub(SessionServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListSessions: _aio.UnaryUnaryMultiCallable[_session_service_pb2.ListSessionsRequest, _session_service_pb2.ListSessionsResponse]  # type: ignore[assignment]
     """Sessions, most recently active first: one `GET /sessions` call, plus one
-    `GET /sessions/{id}` per session when read_mask names `threads` (the dashboard view).
+    `GET /sessions/{id}` per session when read_mask names `threads` (the dashboard view) or a
+    `network_*` field (the same call when both are named).
     """
     GetSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.GetSessionRequest, _session_service_pb2.GetSessionResponse]  # type: ignore[assignment]
     """One session by its upstream session id: one `GET /sessions` call, plus one concurrent
-    `GET /sessions/{id}` when read_mask names `threads`.
+    `GET /sessions/{id}` when read_mask names `threads` or a `network_*` field.
     """
     ListSessionThreads: _aio.UnaryUnaryMultiCallable[_session_service_pb2.ListSessionThreadsRequest, _session_service_pb2.ListSessionThreadsResponse]  # type: ignore[assignment]
     """One page of a session's threads, oldest first: one `GET /sessions/{id}` call, plus one
@@ -81,7 +83,8 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_session_service_pb2.ListSessionsResponse, _abc.Awaitable[_session_service_pb2.ListSessionsResponse]]:
         """Sessions, most recently active first: one `GET /sessions` call, plus one
-        `GET /sessions/{id}` per session when read_mask names `threads` (the dashboard view).
+        `GET /sessions/{id}` per session when read_mask names `threads` (the dashboard view) or a
+        `network_*` field (the same call when both are named).
         """
 
     @_abc_1.abstractmethod
@@ -91,7 +94,7 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_session_service_pb2.GetSessionResponse, _abc.Awaitable[_session_service_pb2.GetSessionResponse]]:
         """One session by its upstream session id: one `GET /sessions` call, plus one concurrent
-        `GET /sessions/{id}` when read_mask names `threads`.
+        `GET /sessions/{id}` when read_mask names `threads` or a `network_*` field.
         """
 
     @_abc_1.abstractmethod
