@@ -23,6 +23,7 @@ from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
+from aibridge_graphql.core.cache import close_cache
 from aibridge_graphql.core.pricing import Pricer, pricer_from_settings
 from aibridge_graphql.schema import ExtensionFactory, build_schema
 from aibridge_graphql.schema.context import GatewayContext
@@ -273,6 +274,7 @@ def _client_lifecycle(
             await _detect_at_start(owned)
             yield
         finally:
+            await close_cache(owned)
             await owned.aclose()
 
     return lifecycle
