@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(default=10_000, ge=1)
     cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # Seconds a Redis command may take before the cache counts as down (then: no cache).
-    cache_timeout: float = Field(default=0.25, gt=0)
+    cache_timeout: float = Field(default=0.5, gt=0)
     # Seconds each resource's answers are served from the cache (0: never cached). Catalogues
     # change rarely; sessions, threads and interceptions grow while agents run.
     cache_ttl_models: float = Field(default=300.0, ge=0)

@@ -42,6 +42,8 @@ KEY_PREFIX = "aibridge:resp:"
 # After a Redis failure, this long without trying it again: an outage costs one timeout per
 # second, not one per upstream request.
 _REDIS_RETRY_AFTER = 1.0
+# Connections to Redis per process: commands are sub-millisecond, so a few dozen serve bursts.
+_REDIS_MAX_CONNECTIONS = 32
 
 
 class ResponseCache(Protocol):
@@ -125,11 +127,18 @@ class RedisCache:
     """
 
     def __init__(self, url: str, *, timeout: float, clock: Clock = time.monotonic) -> None:
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
 
-        self._redis: Redis = Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
+        # A bounded pool whose callers wait (up to the timeout) for a connection: a burst of
+        # requests shares the connections instead of failing or opening one each.
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=_REDIS_MAX_CONNECTIONS,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
+        self._redis: Redis = Redis(connection_pool=pool)
         self._clock = clock
         self._down_until = 0.0
 
@@ -146,7 +155,10 @@ class RedisCache:
         _count_error("redis")
         # The class only: a Redis error's text may quote the URL (and its password).
         _WARNINGS.warning(
-            ("redis", what), "cache Redis %s failed (%s): serving without it", what, type(exc)
+            ("redis", what),
+            "cache Redis %s failed (%s): serving without it",
+            what,
+            type(exc).__name__,
         )
 
     async def get(self, key: str) -> bytes | None:
