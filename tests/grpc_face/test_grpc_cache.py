@@ -13,7 +13,12 @@ from grpc_face.grpc_support import face_settings, run_grpc_in_thread
 def test_grpc_calls_hit_the_cache_and_metadata_bypasses_it(
     standin_url: str, tokens: dict[str, str]
 ) -> None:
-    settings = face_settings(standin_url, cache_enabled=True, cache_secret="grpc-test-secret")
+    settings = face_settings(
+        standin_url,
+        cache_enabled=True,
+        cache_secret="grpc-test-secret",
+        cache_ttl_sessions=600.0,  # nothing expires on the wall clock during the test
+    )
     token = (("coder-session-token", tokens["admin"]),)
     request = session_pb.ListSessionsRequest(page_size=5)
     with run_grpc_in_thread(settings) as face, grpc.insecure_channel(face.address) as channel:
@@ -33,4 +38,5 @@ def test_grpc_calls_hit_the_cache_and_metadata_bypasses_it(
         hits = face.metrics.registry.get_sample_value(
             "aibridge_response_cache_requests_total", {"endpoint": "/sessions", "result": "hit"}
         )
-        assert hits is not None and hits >= 1
+        assert hits is not None
+        assert hits >= 1

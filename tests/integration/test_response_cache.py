@@ -15,7 +15,6 @@ import pytest
 import redis
 from gateway_helpers import Gateway, serve_gateway
 from prometheus_client.parser import text_string_to_metric_families
-from support.redis_server import RedisServer, free_port, run_redis
 
 from aibridge_graphql.core import cache
 from aibridge_graphql.core.cache import KEY_PREFIX, MemoryCache, install_cache
@@ -24,6 +23,7 @@ from aibridge_graphql.server.app import CLIENT_KEY
 from aibridge_graphql.server.apq import APQ_REDIS_PREFIX, sha256_hex
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.observe import RateLimitedLog
+from support.redis_server import RedisServer, free_port, run_redis
 
 SECRET = "per-deployment-secret-for-tests"
 DASHBOARD = """query Dashboard {
@@ -37,11 +37,22 @@ DASHBOARD = """query Dashboard {
 # The owner reads every session, a member (in the stand-in's seed) none: a leak of either's
 # entries to the other shows in the other's dashboard.
 CALLERS = ("admin", "alice")
+TTL = 600.0
+RESOURCES = ("models", "clients", "providers", "sessions", "threads", "interceptions")
 
 
 def cache_settings(**overrides: Any) -> dict[str, Any]:
     # A generous Redis timeout: this shared machine is slow at times, and a timeout is a miss.
-    return {"cache_enabled": True, "cache_secret": SECRET, "cache_timeout": 10.0, **overrides}
+    # TTLs long enough that nothing expires on the wall clock during a test (the TTL test moves
+    # its own clock).
+    ttls = {f"cache_ttl_{name}": TTL for name in RESOURCES}
+    return {
+        "cache_enabled": True,
+        "cache_secret": SECRET,
+        "cache_timeout": 10.0,
+        **ttls,
+        **overrides,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +66,7 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     """The shared server, emptied for each test."""
     with redis.Redis.from_url(redis_server.url) as client:
         client.flushall()
-    yield redis_server.url
+    return redis_server.url
 
 
 async def dashboard(gw: Gateway, token: str, **headers: str) -> dict[str, Any]:
@@ -117,7 +128,8 @@ async def test_in_process_isolation_under_concurrency(
         text = await (await gw.http.get("/metrics")).text()
         hits = metric(text, "aibridge_response_cache_requests_total", result="hit")
         misses = metric(text, "aibridge_response_cache_requests_total", result="miss")
-        assert hits > 0 and misses > 0
+        assert hits > 0
+        assert misses > 0
         assert metric(text, "aibridge_response_cache_requests_total", endpoint="/models") > 0
 
 
@@ -137,23 +149,27 @@ async def test_redis_isolation_across_two_replicas(
         assert (len(one.calls), len(two.calls)) == (warm_one, warm_two)
     with redis.Redis.from_url(redis_url) as client:
         keys = list(client.scan_iter(count=1000))
-        assert keys and all(key.startswith(KEY_PREFIX.encode()) for key in keys)
+        assert keys
+        assert all(key.startswith(KEY_PREFIX.encode()) for key in keys)
         for key in keys:
             value = client.get(key)
-            assert isinstance(value, bytes)
+            assert isinstance(value, bytes)  # nothing expires within TTL
             for token in tokens.values():
-                assert token.encode() not in key and token.encode() not in value
-            assert 0 < client.pttl(key) <= 300_000
+                assert token.encode() not in key
+                assert token.encode() not in value
+            assert 0 < client.pttl(key) <= TTL * 1000
 
 
 async def test_ttls_per_resource_on_an_injected_clock(
     standin_url: str, tokens: dict[str, str]
 ) -> None:
     now = [1000.0]
-    async with serve_gateway(standin_url, **cache_settings()) as gw:
-        settings = Settings(upstream_url=standin_url, **cache_settings())
+    ttls = cache_settings(cache_ttl_sessions=10.0, cache_ttl_threads=10.0, cache_ttl_models=300.0)
+    async with serve_gateway(standin_url, **ttls) as gw:
+        settings = Settings(upstream_url=standin_url, **ttls)
         shared = build_shared(settings, clock=lambda: now[0])
-        assert shared is not None and isinstance(shared.store, MemoryCache)
+        assert shared is not None
+        assert isinstance(shared.store, MemoryCache)
         install_cache(gw.http.app[CLIENT_KEY], shared)
         token = tokens["admin"]
         await dashboard(gw, token)
@@ -163,7 +179,8 @@ async def test_ttls_per_resource_on_an_injected_clock(
         now[0] += settings.cache_ttl_sessions + 0.001  # sessions and threads expired, models not
         await dashboard(gw, token)
         again = gw.calls[len(first) :]
-        assert again and not any(call.startswith("/models") for call in again)
+        assert again
+        assert not any(call.startswith("/models") for call in again)
         assert sorted(again) == sorted(c for c in first if not c.startswith("/models"))
         now[0] += settings.cache_ttl_models
         await dashboard(gw, token)
@@ -271,7 +288,8 @@ async def test_apq_registered_on_one_replica_runs_on_another(
     with redis.Redis.from_url(redis_url) as client:
         assert client.get(APQ_REDIS_PREFIX + sha) == query.encode()
         for key in client.scan_iter():
-            assert token.encode() not in key and token.encode() not in (client.get(key) or b"")
+            assert token.encode() not in key
+            assert token.encode() not in (client.get(key) or b"")
 
 
 async def test_apq_with_redis_down_falls_back_to_the_local_registry(

@@ -10,8 +10,8 @@ from aibridge_graphql.core.cache import (
     Bypass,
     CacheKeys,
     MemoryCache,
-    bypass_from,
     build_cache,
+    bypass_from,
 )
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials
@@ -28,7 +28,8 @@ async def test_memory_cache_expires_on_its_clock() -> None:
     assert await cache.get("k") == b"v"
     now[0] = 5.0
     assert await cache.get("k") is None
-    assert len(cache) == 0 and cache.size_bytes == 0
+    assert len(cache) == 0
+    assert cache.size_bytes == 0
 
 
 async def test_memory_cache_is_bounded_in_entries_and_bytes() -> None:
@@ -37,9 +38,11 @@ async def test_memory_cache_is_bounded_in_entries_and_bytes() -> None:
         await cache.set(key, b"x", 60)
     assert await cache.get("a") == b"x"  # now the most recently used
     await cache.set("d", b"x", 60)
-    assert await cache.get("b") is None and await cache.get("a") == b"x"
+    assert await cache.get("b") is None
+    assert await cache.get("a") == b"x"
     await cache.set("big", b"y" * 9, 60)  # 9 + the others' bytes > 10: the LRU ones go
-    assert cache.size_bytes <= 10 and await cache.get("big") == b"y" * 9
+    assert cache.size_bytes <= 10
+    assert await cache.get("big") == b"y" * 9
     await cache.set("huge", b"z" * 11, 60)  # over the whole bound: never stored
     assert await cache.get("huge") is None
     await cache.set("zero", b"z", 0)
@@ -57,7 +60,8 @@ def test_keys_never_hold_the_token_and_separate_callers_and_requests() -> None:
     assert a != keys.entry(keys.identity(alice), BASE + "x", request)
     assert a != keys.entry(keys.identity(alice), BASE, UpstreamRequest.make("/sessions"))
     assert a != CacheKeys(b"other").entry(CacheKeys(b"other").identity(alice), BASE, request)
-    assert "alice-token" not in a and "alice-token" not in keys.identity(alice)
+    assert "alice-token" not in a
+    assert "alice-token" not in keys.identity(alice)
 
 
 @pytest.mark.parametrize(
@@ -85,6 +89,7 @@ def test_the_cache_needs_a_secret_and_a_redis_url() -> None:
         Settings(apq_store="redis")
     assert build_cache(Settings()) is None
     on = build_cache(Settings(cache_enabled=True, cache_secret="s"))
-    assert on is not None and on.backend == "memory"
+    assert on is not None
+    assert on.backend == "memory"
     # The secret never shows in the settings' repr (logged at start by some deployments).
     assert "hunter2" not in repr(Settings(cache_enabled=True, cache_secret="hunter2"))
