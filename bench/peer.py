@@ -779,7 +779,8 @@ def run(args: argparse.Namespace) -> bool:
     layout = choose_layout(not args.no_pin)
     if layout.load is not None:
         os.sched_setaffinity(0, {layout.load})
-    env = {**os.environ, "AIBRIDGE_LOG_LEVEL": "WARNING"}
+    # gRPC on any free port: two of our gateways run (and others may on a shared machine).
+    env = {**os.environ, "AIBRIDGE_LOG_LEVEL": "WARNING", "AIBRIDGE_GRPC_PORT": "0"}
     cli = cli_path()
     token = generate_token()
     auth = {"Coder-Session-Token": token}
