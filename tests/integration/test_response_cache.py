@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis
-from gateway_helpers import Gateway, serve_gateway
+from gateway_helpers import Gateway, faulty_proxy, serve_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
 from aibridge_graphql.core import cache
@@ -24,6 +24,7 @@ from aibridge_graphql.server.apq import APQ_REDIS_PREFIX, sha256_hex
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.observe import RateLimitedLog
 from support.redis_server import RedisServer, free_port, run_redis
+from support.servers import run_app_in_thread
 
 SECRET = "per-deployment-secret-for-tests"
 DASHBOARD = """query Dashboard {
@@ -62,7 +63,7 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> Iterator[str]:
+def redis_url(redis_server: RedisServer) -> str:
     """The shared server, emptied for each test."""
     with redis.Redis.from_url(redis_server.url) as client:
         client.flushall()
@@ -302,3 +303,15 @@ async def test_apq_with_redis_down_falls_back_to_the_local_registry(
         registered = await apq(gw, tokens["admin"], query, sha)
         assert "errors" not in registered
         assert await apq(gw, tokens["admin"], None, sha) == registered
+
+
+async def test_a_body_that_does_not_parse_is_not_cached(
+    standin_url: str, tokens: dict[str, str]
+) -> None:
+    faults = {"/models": (200, {"not": "a list of models"})}
+    with run_app_in_thread(lambda: faulty_proxy(standin_url, faults)) as hop:
+        async with serve_gateway(hop, **cache_settings()) as gw:
+            for _ in range(2):
+                body = await gw.query("{ models }", token=tokens["admin"])
+                assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+            assert gw.calls == ["/models?limit=1000", "/models?limit=1000"]

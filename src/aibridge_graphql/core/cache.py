@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aibridge_graphql.core.scope import CURRENT_SCOPE
 from aibridge_graphql.settings import Settings
@@ -254,6 +254,7 @@ class SharedCache:
 
 
 Fetch = Callable[[UpstreamRequest], Awaitable[bytes]]
+T = TypeVar("T")
 
 
 class CacheView:
@@ -267,12 +268,13 @@ class CacheView:
         self._identity = identity
         self._bypass = bypass
 
-    async def fetch(self, request: UpstreamRequest, fetch: Fetch) -> bytes:
-        """The cached body of `request` for this caller, else `fetch(request)` (then stored)."""
+    async def fetch(self, request: UpstreamRequest, fetch: Fetch, parse: Callable[[bytes], T]) -> T:
+        """`parse` of this caller's cached body of `request`, else of `fetch(request)`; a body is
+        stored only once it parsed, so a garbled answer is not served again for a TTL."""
         endpoint = endpoint_template(request.path)
         ttl = self._shared.ttls.get(endpoint, 0.0)
         if ttl <= 0:
-            return await fetch(request)
+            return parse(await fetch(request))
         # The base URL as detected now: a prefix change (a Coder upgrade) is another key.
         key = self._shared.keys.entry(self._identity, str(self._client.http.base_url), request)
         store = self._shared.store
@@ -280,14 +282,15 @@ class CacheView:
             cached = await store.get(key)
             if cached is not None:
                 _count(endpoint, "hit")
-                return cached
+                return parse(cached)
             _count(endpoint, "miss")
         else:
             _count(endpoint, "bypass")
         content = await fetch(request)
+        parsed = parse(content)
         if self._bypass is not Bypass.NO_STORE:
             await store.set(key, content, ttl)
-        return content
+        return parsed
 
 
 def _count(endpoint: str, result: str) -> None:

@@ -225,13 +225,13 @@ class Loaders:
             report_deadline(request, exc.seconds, first)
             raise
 
-    async def _bytes(self, request: UpstreamRequest) -> bytes:
-        """The raw body of `request`: from the response cache when it holds it (then no call,
-        no budget, no slot), else from the upstream (and stored)."""
+    async def _load(self, request: UpstreamRequest, parse: Callable[[bytes], V]) -> V:
+        """`parse` of the raw body of `request`: from the response cache when it holds it (then
+        no call, no budget, no slot), else from the upstream (stored once it parsed)."""
         await self.capabilities()
         if self._cache is None:
-            return await self._upstream_bytes(request)
-        return await self._cache.fetch(request, self._upstream_bytes)
+            return parse(await self._upstream_bytes(request))
+        return await self._cache.fetch(request, self._upstream_bytes, parse)
 
     async def _upstream_bytes(self, request: UpstreamRequest) -> bytes:
         self._budget.spend()
@@ -242,8 +242,9 @@ class Loaders:
             self._slots.release()
 
     async def _fetch(self, request: UpstreamRequest, model_type: type[ModelT]) -> ModelT:
-        content = await self._bytes(request)
-        return self._client.parse_model(request, content, model_type)
+        return await self._load(
+            request, lambda content: self._client.parse_model(request, content, model_type)
+        )
 
     def _model_batch(
         self, model_type: type[ModelT], saw: Callable[[UpstreamRequest, ModelT], None]
@@ -260,7 +261,7 @@ class Loaders:
         return batch
 
     async def _fetch_strings(self, request: UpstreamRequest) -> list[str]:
-        return self._client.parse_strings(request, await self._bytes(request))
+        return await self._load(request, functools.partial(self._client.parse_strings, request))
 
     async def _fetch_providers(self, request: UpstreamRequest) -> list[m.Provider]:
         if (await self.capabilities()).providers is False:
@@ -270,12 +271,15 @@ class Loaders:
                 missing="GET /providers",
                 instead="sessions",
             )
-        raw = self._client.parse_json(request, await self._bytes(request))
-        try:
-            items = _PROVIDERS.validate_python(raw)
-        except PydanticValidationError:
-            raise UpstreamProtocolError("upstream /providers: not a provider list") from None
-        return [m.Provider(name=item) if isinstance(item, str) else item for item in items]
+
+        def parse(content: bytes) -> list[m.Provider]:
+            try:
+                items = _PROVIDERS.validate_python(self._client.parse_json(request, content))
+            except PydanticValidationError:
+                raise UpstreamProtocolError("upstream /providers: not a provider list") from None
+            return [m.Provider(name=item) if isinstance(item, str) else item for item in items]
+
+        return await self._load(request, parse)
 
     async def _strings_batch(self, keys: list[UpstreamRequest]) -> list[list[str] | Exception]:
         return await self._settle(self._fetch_strings(key) for key in keys)
