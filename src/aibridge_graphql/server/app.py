@@ -263,10 +263,14 @@ def _client_lifecycle(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if client is not None:
-            # The caller's client: the caller closes it.
+            # The caller's client: the caller closes it; its cache (Redis connections) goes with
+            # the app (a face still using it would reconnect).
             app[CLIENT_KEY] = client
             await _detect_at_start(client)
-            yield
+            try:
+                yield
+            finally:
+                await close_cache(client)
             return
         owned = UpstreamClient(settings)
         app[CLIENT_KEY] = owned
