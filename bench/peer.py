@@ -13,6 +13,12 @@ beforehand against the REST API's own data (status 200, no `errors`, the expecte
 counts as a failure. It reads gateway CPU (utime+stime over the process tree) and RSS from /proc,
 prints ours/peer ratios and MET/MISSED for each goal of the issue. Gateways share one core; the
 replay and the load client share the other.
+
+A third gateway runs with the response cache on (in process, TTLs of an hour so that nothing
+expires mid-run): the "dashboard, cache" row repeats the dashboard against it, counting upstream
+calls for the first request, the second and the whole load run (zero after the first), and gives
+its throughput against the peer's dashboard. It is not one of the issue's goal lines: those
+measure the gateway without a cache.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -772,7 +779,8 @@ def run(args: argparse.Namespace) -> bool:
     layout = choose_layout(not args.no_pin)
     if layout.load is not None:
         os.sched_setaffinity(0, {layout.load})
-    env = {**os.environ, "AIBRIDGE_LOG_LEVEL": "WARNING"}
+    # gRPC on any free port: two of our gateways run (and others may on a shared machine).
+    env = {**os.environ, "AIBRIDGE_LOG_LEVEL": "WARNING", "AIBRIDGE_GRPC_PORT": "0"}
     cli = cli_path()
     token = generate_token()
     auth = {"Coder-Session-Token": token}
@@ -819,6 +827,15 @@ def run(args: argparse.Namespace) -> bool:
                 env,
             )
             procs.append(ours)
+            cached_port = free_port()
+            cached = spawn(
+                "cached",
+                [cli, "serve", "--upstream", replay_url, "--port", str(cached_port)],
+                work / "cached.log",
+                layout.gateways,
+                {**env, **CACHE_ENV, "AIBRIDGE_CACHE_SECRET": secrets.token_hex(16)},
+            )
+            procs.append(cached)
             peer = spawn_in(
                 "peer",
                 [
@@ -834,11 +851,13 @@ def run(args: argparse.Namespace) -> bool:
             procs.append(peer)
             wait_ready(ours, f"http://127.0.0.1:{ours_port}/readyz")
             wait_ready(peer, f"http://127.0.0.1:{peer_port}/healthcheck")
+            wait_ready(cached, f"http://127.0.0.1:{cached_port}/readyz")
             urls = {
                 "ours": f"http://127.0.0.1:{ours_port}/graphql",
                 "peer": f"http://127.0.0.1:{peer_port}/graphql",
+                "cached": f"http://127.0.0.1:{cached_port}/graphql",
             }
-            pids = {"ours": ours.popen.pid, "peer": peer.popen.pid}
+            pids = {"ours": ours.popen.pid, "peer": peer.popen.pid, "cached": cached.popen.pid}
             return measure_and_report(
                 args, layout, work, standin_url, replay_url, urls, pids, token, peaks
             )
@@ -926,6 +945,7 @@ def measure_and_report(
     print("\nGoals of issue 10 (ratios from this run):")
     for label, value, met in lines:
         print(f"  [{'MET' if met else 'MISSED'}] {label}: {value}")
+    bad += cached_dashboard(args, work, replay_url, urls, pids, token, views, results)
     print(f"\nResponses failing the body check: {bad}.")
     print(
         "core: the gateway's CPU seconds per wall second in that run (100% = its core saturated);\n"
@@ -933,6 +953,57 @@ def measure_and_report(
         f"latency there measure the machine more than the gateway. Load average now: {load()}."
     )
     return bad == 0 and all(met for _, _, met in lines)
+
+
+CACHE_ENV = {
+    "AIBRIDGE_CACHE_ENABLED": "true",
+    **{
+        f"AIBRIDGE_CACHE_TTL_{name}": "3600"
+        for name in ("MODELS", "CLIENTS", "PROVIDERS", "SESSIONS", "THREADS", "INTERCEPTIONS")
+    },
+}
+
+
+def cached_dashboard(
+    args: argparse.Namespace,
+    work: Path,
+    replay_url: str,
+    urls: dict[str, str],
+    pids: dict[str, int],
+    token: str,
+    views: list[View],
+    results: list[ViewResult],
+) -> int:
+    """The repeated dashboard against the gateway with the cache; prints its row, returns the
+    responses that failed the body check."""
+    view = next(v for v in views if v.name == "dashboard")
+    peer = next(r for r in results if r.view.name == "dashboard")
+    with httpx.Client(headers={"Coder-Session-Token": token}, timeout=60) as client:
+        before = replay_calls(client, replay_url)
+        checked_body(client, urls["cached"], view.ours, view.ours_canon)
+        first = replay_calls(client, replay_url) - before
+        data, body = checked_body(client, urls["cached"], view.ours, view.ours_canon)
+        second = replay_calls(client, replay_url) - before - first
+        if data != view.expected:
+            raise RuntimeError("cached dashboard: the answer differs from the REST data")
+        target = Target(urls["cached"], json.dumps(view.ours).encode(), body, pids["cached"])
+        run_load(target, token, max(args.concurrency), args.warmup, {})
+        during = replay_calls(client, replay_url)
+        points = {c: run_load(target, token, c, args.seconds, {}) for c in args.concurrency}
+        during = replay_calls(client, replay_url) - during
+    print(
+        f"\nRepeated dashboard with the cache (in process): upstream calls {first} for the first "
+        f"request, {second} for the second, {during} during the load runs."
+    )
+    for c, p in points.items():
+        theirs = peer.points[("peer", c)]
+        ratio = p.rps / theirs.rps if theirs.rps else float("nan")
+        print(
+            f"  c{c:<2} {p.rps:>8.1f} req/s  p50/p99 {p.p50_ms:.2f}/{p.p99_ms:.2f} ms  "
+            f"CPU {p.cpu_ms:.2f} ms/req  bad {p.bad}  | peer dashboard {theirs.rps:.1f} req/s"
+            f" = {ratio:.2f}x"
+        )
+    return sum(p.bad for p in points.values())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Coder's AI Bridge API prefixes: today's, and the legacy alias older releases only have.
@@ -78,6 +78,30 @@ class Settings(BaseSettings):
     apq_manifest: str | None = None
     apq_persisted_only: bool = False
 
+    # Where registered queries live: this process (`memory`) or the Redis at `cache_url`
+    # (`redis`), so that every replica behind a load balancer knows a hash one of them registered.
+    apq_store: Literal["memory", "redis"] = "memory"
+
+    # The shared response cache (core/cache.py), opt-in: raw upstream bodies per caller and
+    # request. In process (an LRU bounded in entries and bytes) unless `cache_url` names a
+    # Redis/Valkey (`redis://` or `rediss://`). Keys are an HMAC of the caller's token with
+    # `cache_secret` (required when the cache is on), never the token.
+    cache_enabled: bool = False
+    cache_url: str | None = None
+    cache_secret: SecretStr | None = None
+    cache_max_entries: int = Field(default=10_000, ge=1)
+    cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Seconds a Redis command may take before the cache counts as down (then: no cache).
+    cache_timeout: float = Field(default=0.5, gt=0)
+    # Seconds each resource's answers are served from the cache (0: never cached). Catalogues
+    # change rarely; sessions, threads and interceptions grow while agents run.
+    cache_ttl_models: float = Field(default=300.0, ge=0)
+    cache_ttl_clients: float = Field(default=300.0, ge=0)
+    cache_ttl_providers: float = Field(default=300.0, ge=0)
+    cache_ttl_sessions: float = Field(default=10.0, ge=0)
+    cache_ttl_threads: float = Field(default=10.0, ge=0)
+    cache_ttl_interceptions: float = Field(default=10.0, ge=0)
+
     # Negotiated prices (YAML or JSON) that win over genai-prices; validated at start
     # (aibridge_graphql.core.pricing.load_prices_file).
     prices_file: str | None = None
@@ -96,6 +120,16 @@ class Settings(BaseSettings):
     def _persisted_only_needs_a_manifest(self) -> Settings:
         if self.apq_persisted_only and not self.apq_manifest:
             raise ValueError("apq_persisted_only needs apq_manifest (the operations to allow)")
+        return self
+
+    @model_validator(mode="after")
+    def _cache_needs_a_secret(self) -> Settings:
+        if self.cache_enabled and not (self.cache_secret and self.cache_secret.get_secret_value()):
+            raise ValueError("cache_enabled needs cache_secret (AIBRIDGE_CACHE_SECRET)")
+        if self.cache_url is not None and not self.cache_url.startswith(("redis://", "rediss://")):
+            raise ValueError("cache_url must be a redis:// or rediss:// URL")
+        if self.apq_store == "redis" and not self.cache_url:
+            raise ValueError("apq_store=redis needs cache_url (the Redis to share)")
         return self
 
     @property

@@ -37,6 +37,7 @@ LAYERS = {
     "core": (
         [
             "aibridge_graphql.core.loaders",
+            "aibridge_graphql.core.cache",
             "aibridge_graphql.core.errors",
             "aibridge_graphql.core.scope",
             "aibridge_graphql.core.usage",

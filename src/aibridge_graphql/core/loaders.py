@@ -10,7 +10,8 @@
 The caller's credentials live here and die with the request, and so does its `Deadline`: every
 upstream call (and the wait for a concurrency slot) runs under it. `close()` cancels the upstream
 calls still running, for a request that ended or was cancelled (its client went away).
-Each call they send spends from the request's `CallBudget` (gateway/budget.py).
+Each call they send spends from the request's `CallBudget` (gateway/budget.py); an answer the
+shared response cache holds (core/cache.py, opt-in) is no call and spends nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from aibridge_graphql.core.budget import CallBudget
+from aibridge_graphql.core.cache import Bypass, CacheView, cache_for
 from aibridge_graphql.core.errors import NotFound, UpstreamUnsupported
 from aibridge_graphql.core.pricing import Pricer
 from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef
@@ -89,8 +91,11 @@ class Loaders:
         deadline: Deadline | None = None,
         budget: CallBudget | None = None,
         pricer: Pricer | None = None,
+        cache: CacheView | None = None,
     ) -> None:
         self._client = client
+        # This caller's view of the shared response cache (None: off, or an anonymous caller).
+        self._cache = cache
         # The process's pricer (built once at start); the library's prices when none is given.
         self.pricer = pricer or default_pricer()
         self._credentials = credentials
@@ -151,13 +156,16 @@ class Loaders:
         *,
         pricer: Pricer | None = None,
         within_seconds: float | None = None,
+        bypass: Bypass = Bypass.NONE,
     ) -> Loaders:
         """Fresh loaders for one request or call, whatever the face: the caller's credentials,
-        the settings' concurrency and call budget, and one deadline (`request_deadline`, or
-        `within_seconds` when the caller's own is sooner)."""
+        the settings' concurrency and call budget, one deadline (`request_deadline`, or
+        `within_seconds` when the caller's own is sooner) and the response cache when it is on
+        (`bypass`: what the request's `Cache-Control` asks of it)."""
         seconds = settings.request_deadline
         if within_seconds is not None:
             seconds = min(seconds, within_seconds)
+        shared = cache_for(client, settings)
         return cls(
             client,
             credentials,
@@ -165,6 +173,7 @@ class Loaders:
             deadline=Deadline.after(seconds),
             budget=CallBudget(settings.upstream_call_budget),
             pricer=pricer,
+            cache=shared.view(client, credentials, bypass) if shared is not None else None,
         )
 
     # -- lifetime -----------------------------------------------------------------------------
@@ -216,16 +225,26 @@ class Loaders:
             report_deadline(request, exc.seconds, first)
             raise
 
-    async def _fetch(self, request: UpstreamRequest, model_type: type[ModelT]) -> ModelT:
+    async def _load(self, request: UpstreamRequest, parse: Callable[[bytes], V]) -> V:
+        """`parse` of the raw body of `request`: from the response cache when it holds it (then
+        no call, no budget, no slot), else from the upstream (stored once it parsed)."""
         await self.capabilities()
+        if self._cache is None:
+            return parse(await self._upstream_bytes(request))
+        return await self._cache.fetch(request, self._upstream_bytes, parse)
+
+    async def _upstream_bytes(self, request: UpstreamRequest) -> bytes:
         self._budget.spend()
         await self._slot(request)
         try:
-            return await self._client.get_model(
-                request, self._credentials, model_type, deadline=self.deadline
-            )
+            return await self._client.get_bytes(request, self._credentials, deadline=self.deadline)
         finally:
             self._slots.release()
+
+    async def _fetch(self, request: UpstreamRequest, model_type: type[ModelT]) -> ModelT:
+        return await self._load(
+            request, lambda content: self._client.parse_model(request, content, model_type)
+        )
 
     def _model_batch(
         self, model_type: type[ModelT], saw: Callable[[UpstreamRequest, ModelT], None]
@@ -242,15 +261,7 @@ class Loaders:
         return batch
 
     async def _fetch_strings(self, request: UpstreamRequest) -> list[str]:
-        await self.capabilities()
-        self._budget.spend()
-        await self._slot(request)
-        try:
-            return await self._client.list_strings(
-                request, self._credentials, deadline=self.deadline
-            )
-        finally:
-            self._slots.release()
+        return await self._load(request, functools.partial(self._client.parse_strings, request))
 
     async def _fetch_providers(self, request: UpstreamRequest) -> list[m.Provider]:
         if (await self.capabilities()).providers is False:
@@ -260,17 +271,15 @@ class Loaders:
                 missing="GET /providers",
                 instead="sessions",
             )
-        self._budget.spend()
-        await self._slot(request)
-        try:
-            raw = await self._client.get_json(request, self._credentials, deadline=self.deadline)
-        finally:
-            self._slots.release()
-        try:
-            items = _PROVIDERS.validate_python(raw)
-        except PydanticValidationError:
-            raise UpstreamProtocolError("upstream /providers: not a provider list") from None
-        return [m.Provider(name=item) if isinstance(item, str) else item for item in items]
+
+        def parse(content: bytes) -> list[m.Provider]:
+            try:
+                items = _PROVIDERS.validate_python(self._client.parse_json(request, content))
+            except PydanticValidationError:
+                raise UpstreamProtocolError("upstream /providers: not a provider list") from None
+            return [m.Provider(name=item) if isinstance(item, str) else item for item in items]
+
+        return await self._load(request, parse)
 
     async def _strings_batch(self, keys: list[UpstreamRequest]) -> list[list[str] | Exception]:
         return await self._settle(self._fetch_strings(key) for key in keys)

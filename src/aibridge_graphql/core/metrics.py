@@ -11,7 +11,10 @@ Series (all prefixed `aibridge_`):
 - `upstream_failures_total{endpoint, reason}`: upstream calls that failed for good (after retries):
   `unreachable`, `timeout`, `http_5xx`, `too_large`, `bad_body`, `failed`, `deadline`;
 - `request_deadline_exceeded_total`: requests whose deadline cut some upstream work short;
-- `loader_batch_size{loader}`: keys per data-loader batch.
+- `loader_batch_size{loader}`: keys per data-loader batch;
+- `response_cache_requests_total{endpoint, result}`: response-cache lookups (core/cache.py):
+  `hit`, `miss`, or `bypass` (the request's `Cache-Control` opted out);
+- `response_cache_errors_total{backend}`: cache backend failures served as misses (Redis down).
 Operation names come from clients, so distinct names are capped and a name that is not a GraphQL
 name of at most 128 characters is never a label; those count as `other`.
 """
@@ -84,6 +87,19 @@ class GatewayMetrics:
             "Keys per data-loader batch.",
             ["loader"],
             buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+
+        self.cache_requests = Counter(
+            "aibridge_response_cache_requests",
+            "Response-cache lookups by endpoint template and result (hit, miss, bypass).",
+            ["endpoint", "result"],
+            registry=self.registry,
+        )
+        self.cache_errors = Counter(
+            "aibridge_response_cache_errors",
+            "Response-cache backend failures, each served as a miss (no cache), by backend.",
+            ["backend"],
             registry=self.registry,
         )
 

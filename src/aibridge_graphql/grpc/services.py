@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import grpc
 
 from aibridge_graphql.core import pagination
+from aibridge_graphql.core.cache import bypass_from
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, THREADS_LIMIT_MAX, Loaders
 from aibridge_graphql.core.pricing import Pricer
@@ -45,10 +46,14 @@ DEFAULT_DASHBOARD_THREADS = 3
 def credentials_of(context: Context) -> Credentials | None:
     """`coder-session-token` or `authorization: Bearer …` metadata, as the GraphQL face reads
     the same HTTP headers (binary `-bin` metadata is never a credential)."""
-    metadata = {
+    return Credentials.from_headers(_metadata(context))
+
+
+def _metadata(context: Context) -> dict[str, str]:
+    # gRPC metadata keys are lower-case; binary (`-bin`) values are bytes and never read here.
+    return {
         key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)
     }
-    return Credentials.from_headers(metadata)
 
 
 class Face:
@@ -70,6 +75,7 @@ class Face:
             self.settings,
             pricer=self.pricer,
             within_seconds=context.time_remaining(),
+            bypass=bypass_from(_metadata(context).get("cache-control")),
         )
         # aiodataloader runs the upstream calls in tasks of its own, which cancelling the call's
         # task does not reach: when the call's task ends, for whatever reason, they are cancelled.

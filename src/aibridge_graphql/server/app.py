@@ -23,6 +23,7 @@ from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
+from aibridge_graphql.core.cache import close_cache
 from aibridge_graphql.core.pricing import Pricer, pricer_from_settings
 from aibridge_graphql.schema import ExtensionFactory, build_schema
 from aibridge_graphql.schema.context import GatewayContext
@@ -262,10 +263,14 @@ def _client_lifecycle(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if client is not None:
-            # The caller's client: the caller closes it.
+            # The caller's client: the caller closes it; its cache (Redis connections) goes with
+            # the app (a face still using it would reconnect).
             app[CLIENT_KEY] = client
             await _detect_at_start(client)
-            yield
+            try:
+                yield
+            finally:
+                await close_cache(client)
             return
         owned = UpstreamClient(settings)
         app[CLIENT_KEY] = owned
@@ -273,6 +278,7 @@ def _client_lifecycle(
             await _detect_at_start(owned)
             yield
         finally:
+            await close_cache(owned)
             await owned.aclose()
 
     return lifecycle

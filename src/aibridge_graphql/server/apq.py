@@ -6,7 +6,10 @@ A request's `extensions.persistedQuery` is `{"version": 1, "sha256Hash": "<hex>"
 - query and hash → the hash must be the query's SHA-256 (`PERSISTED_QUERY_HASH_MISMATCH`), and
   the query is registered once it parsed and validated (invalid documents are never stored).
 Registered queries live in a bounded in-process LRU (`AIBRIDGE_APQ_CACHE_SIZE`); a manifest file
-(`AIBRIDGE_APQ_MANIFEST`) pre-registers operations, which are never evicted.
+(`AIBRIDGE_APQ_MANIFEST`) pre-registers operations, which are never evicted. With
+`AIBRIDGE_APQ_STORE=redis` they are also written to the Redis at `AIBRIDGE_CACHE_URL` (for
+`APQ_REDIS_TTL`), so a replica behind a load balancer runs a hash another one registered; a Redis
+outage falls back to this process's LRU (the client then resends the query, as after eviction).
 With `AIBRIDGE_APQ_PERSISTED_ONLY=true` only the manifest's operations run: a query without a
 hash is `PERSISTED_QUERY_REQUIRED`, an unknown hash `PERSISTED_QUERY_NOT_IN_LIST`, and nothing
 registers at run time (otherwise any caller could extend the allow-list).
@@ -19,13 +22,14 @@ import hashlib
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from aibridge_graphql.core.cache import ResponseCache
 from aibridge_graphql.core.errors import BAD_USER_INPUT
 from aibridge_graphql.core.scope import CURRENT_SCOPE
 
@@ -39,6 +43,9 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 # A CDN must not cache a miss for a GET: the next GET after registration has to reach us.
 _NO_CACHE = "private, no-cache, must-revalidate"
 APOLLO_MANIFEST_FORMAT: Final = "apollo-persisted-query-manifest"
+# Registered queries in Redis: refreshed by each registration, gone after a week unused.
+APQ_REDIS_PREFIX: Final = "aibridge:apq:"
+APQ_REDIS_TTL: Final = 7 * 24 * 3600.0
 
 
 def sha256_hex(query: str) -> str:
@@ -119,6 +126,58 @@ class PersistedQueryStore:
     def __len__(self) -> int:
         return len(self._pinned) + len(self._lru)
 
+    async def lookup(self, sha256: str) -> str | None:
+        """`get`, as the extension asks every store."""
+        return self.get(sha256)
+
+    async def register(self, sha256: str, query: str) -> None:
+        """`put`, as the extension asks every store."""
+        self.put(sha256, query)
+
+
+class QueryStore(Protocol):
+    """Where the APQ extension finds and registers queries."""
+
+    async def lookup(self, sha256: str) -> str | None:
+        """The query for a hash, or None."""
+        ...
+
+    async def register(self, sha256: str, query: str) -> None:
+        """Register a validated query under its hash."""
+        ...
+
+
+class SharedQueryStore:
+    """The local store in front of a shared one (Redis): a hash registered by any replica runs
+    on every replica; the shared store's failures are misses (it degrades, never raises)."""
+
+    def __init__(self, local: PersistedQueryStore, shared: ResponseCache) -> None:
+        self._local = local
+        self._shared = shared
+
+    async def lookup(self, sha256: str) -> str | None:
+        """Local first, then the shared store (remembered locally once found)."""
+        query = self._local.get(sha256)
+        if query is not None:
+            return query
+        raw = await self._shared.get(APQ_REDIS_PREFIX + sha256)
+        if raw is None:
+            return None
+        try:
+            query = raw.decode()
+        except UnicodeDecodeError:
+            return None
+        # Only a query whose hash matches is trusted: the shared store is not this process.
+        if sha256_hex(query) != sha256:
+            return None
+        self._local.put(sha256, query)
+        return query
+
+    async def register(self, sha256: str, query: str) -> None:
+        """Register locally and in the shared store."""
+        self._local.put(sha256, query)
+        await self._shared.set(APQ_REDIS_PREFIX + sha256, query.encode(), APQ_REDIS_TTL)
+
 
 def _error(message: str, code: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code})
@@ -145,7 +204,7 @@ class PersistedQueries(SchemaExtension):
     HTTP 200, which is what Apollo Client's persisted-queries link expects.
     """
 
-    def __init__(self, *, store: PersistedQueryStore, enabled: bool, persisted_only: bool) -> None:
+    def __init__(self, *, store: QueryStore, enabled: bool, persisted_only: bool) -> None:
         super().__init__()
         self._store = store
         self._enabled = enabled
@@ -164,7 +223,7 @@ class PersistedQueries(SchemaExtension):
             response.headers["Cache-Control"] = _NO_CACHE
         return _error(message, code)
 
-    def on_operation(self) -> Iterator[None]:
+    async def on_operation(self) -> AsyncIterator[None]:
         context = self.execution_context
         extension = (context.operation_extensions or {}).get("persistedQuery")
         if extension is None:
@@ -185,9 +244,10 @@ class PersistedQueries(SchemaExtension):
             sha = _requested_hash(extension)
         except GraphQLError as error:
             raise self._fail(error.message, BAD_USER_INPUT, "invalid") from None
-        known = self._store.get(sha)
+        known = await self._store.lookup(sha)
         if not context.query:
-            yield from self._run_stored(sha, known)
+            self._run_stored(sha, known)
+            yield
             return
         if sha256_hex(context.query) != sha:
             raise self._fail(
@@ -201,17 +261,16 @@ class PersistedQueries(SchemaExtension):
             raise self._not_in_list(sha)
         yield
         if context.graphql_document is not None and not context.pre_execution_errors:
-            self._store.put(sha, context.query)
+            await self._store.register(sha, context.query)
             self._count("registered")
 
-    def _run_stored(self, sha: str, known: str | None) -> Iterator[None]:
+    def _run_stored(self, sha: str, known: str | None) -> None:
         if known is None:
             if self._persisted_only:
                 raise self._not_in_list(sha)
             raise self._fail("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND, "miss")
         self._count("hit")
         self.execution_context.query = known
-        yield
 
     def _not_in_list(self, sha: str) -> GraphQLError:
         return self._fail(

@@ -8,6 +8,7 @@ import uuid
 
 from aiohttp import web
 
+from aibridge_graphql.core.cache import bypass_from
 from aibridge_graphql.core.loaders import Loaders
 from aibridge_graphql.core.pricing import Pricer
 from aibridge_graphql.schema.context import GatewayContext
@@ -38,7 +39,13 @@ def build_context(
 ) -> GatewayContext:
     """Read the caller's credentials and build fresh loaders for this request only."""
     credentials = Credentials.from_headers(request.headers)
-    loaders = Loaders.for_request(client, credentials, settings, pricer=pricer)
+    loaders = Loaders.for_request(
+        client,
+        credentials,
+        settings,
+        pricer=pricer,
+        bypass=bypass_from(request.headers.get("Cache-Control")),
+    )
     # aiohttp serves each request in a task of its own: when it ends (answered, or cancelled
     # because the client went away), upstream calls nobody awaits any more are cancelled.
     task = asyncio.current_task()

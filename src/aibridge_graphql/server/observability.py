@@ -20,6 +20,7 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 from strawberry.extensions import SchemaExtension
 
+from aibridge_graphql.core.cache import RedisCache
 from aibridge_graphql.core.metrics import GatewayMetrics
 from aibridge_graphql.core.scope import (
     CURRENT_SCOPE,
@@ -28,7 +29,13 @@ from aibridge_graphql.core.scope import (
     accept_request_id,
 )
 from aibridge_graphql.schema.errors import format_error
-from aibridge_graphql.server.apq import PersistedQueries, PersistedQueryStore, load_manifest
+from aibridge_graphql.server.apq import (
+    PersistedQueries,
+    PersistedQueryStore,
+    QueryStore,
+    SharedQueryStore,
+    load_manifest,
+)
 from aibridge_graphql.server.context import REQUEST_ID_KEY
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.observe import CURRENT_OBSERVER
@@ -127,12 +134,18 @@ class Observability:
         self.tracing = load_tracing(settings, tracer_provider)
         pinned = load_manifest(settings.apq_manifest) if settings.apq_manifest else {}
         self.persisted_queries = PersistedQueryStore(settings.apq_cache_size, pinned)
+        # With `apq_store=redis`, registrations are shared with the other replicas.
+        self._apq_redis: RedisCache | None = None
+        self.query_store: QueryStore = self.persisted_queries
+        if settings.apq_store == "redis" and settings.cache_url:
+            self._apq_redis = RedisCache(settings.cache_url, timeout=settings.cache_timeout)
+            self.query_store = SharedQueryStore(self.persisted_queries, self._apq_redis)
 
     def schema_extensions(self) -> list[ExtensionFactory]:
         """APQ first (it may refuse the operation before the others start), then the observer."""
         apq = functools.partial(
             PersistedQueries,
-            store=self.persisted_queries,
+            store=self.query_store,
             enabled=self.settings.apq_enabled,
             persisted_only=self.settings.apq_persisted_only,
         )
@@ -141,6 +154,11 @@ class Observability:
     def setup(self, app: web.Application) -> None:
         """Add `GET /metrics`."""
         app.router.add_get(METRICS_PATH, functools.partial(serve_metrics, self.metrics))
+        app.on_cleanup.append(self._close)
+
+    async def _close(self, _: web.Application) -> None:
+        if self._apq_redis is not None:
+            await self._apq_redis.aclose()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import httpx
 from aiohttp import web
 
+from aibridge_graphql.core.cache import close_cache
 from aibridge_graphql.core.pricing import Pricer, pricer_from_settings
 from aibridge_graphql.server.app import create_app
 from aibridge_graphql.server.graphiql import OfflineGraphiQL, offline_graphiql
@@ -142,4 +143,5 @@ async def run_gateway(settings: Settings, pricer: Pricer | None = None) -> None:
             await grpc_server.stop()
         if started is not None:
             await started.runner.cleanup()
+        await close_cache(client)
         await client.aclose()

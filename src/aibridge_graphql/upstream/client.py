@@ -350,6 +350,31 @@ class UpstreamClient:
             report_failure(request, "bad_body", what)
             raise
 
+    async def get_bytes(
+        self,
+        request: UpstreamRequest,
+        credentials: Credentials | None,
+        *,
+        deadline: Deadline | None = None,
+    ) -> bytes:
+        """The raw body of a 2xx answer (what the response cache stores); typed errors else."""
+        return await self._content(request, credentials, deadline)
+
+    def parse_json(self, request: UpstreamRequest, content: bytes) -> Any:
+        """A body as JSON; anything else is `UpstreamProtocolError`."""
+        return self._parsed(request, content, _JSON.validate_json, "JSON")
+
+    def parse_model(self, request: UpstreamRequest, content: bytes, model_type: type[T]) -> T:
+        """A body as `model_type`; a body of another shape is `UpstreamProtocolError`."""
+        # Straight from bytes: pydantic-core parses and validates in one pass.
+        return self._parsed(
+            request, content, model_type.model_validate_json, f"a valid {model_type.__name__}"
+        )
+
+    def parse_strings(self, request: UpstreamRequest, content: bytes) -> list[str]:
+        """A body as a JSON array of strings (`GET /models`, `GET /clients`)."""
+        return self._parsed(request, content, _STRINGS.validate_json, "a list of strings")
+
     async def get_json(
         self,
         request: UpstreamRequest,
@@ -358,8 +383,7 @@ class UpstreamClient:
         deadline: Deadline | None = None,
     ) -> Any:
         """GET the request and return the decoded JSON body; raises the typed `UpstreamError`s."""
-        content = await self._content(request, credentials, deadline)
-        return self._parsed(request, content, _JSON.validate_json, "JSON")
+        return self.parse_json(request, await self._content(request, credentials, deadline))
 
     async def get_model(
         self,
@@ -371,10 +395,7 @@ class UpstreamClient:
     ) -> T:
         """GET and parse into `model_type`; a body of another shape is `UpstreamProtocolError`."""
         content = await self._content(request, credentials, deadline)
-        # Straight from bytes: pydantic-core parses and validates in one pass.
-        return self._parsed(
-            request, content, model_type.model_validate_json, f"a valid {model_type.__name__}"
-        )
+        return self.parse_model(request, content, model_type)
 
     async def list_strings(
         self,
@@ -384,8 +405,7 @@ class UpstreamClient:
         deadline: Deadline | None = None,
     ) -> list[str]:
         """`GET /models` or `GET /clients`: a JSON array of strings."""
-        content = await self._content(request, credentials, deadline)
-        return self._parsed(request, content, _STRINGS.validate_json, "a list of strings")
+        return self.parse_strings(request, await self._content(request, credentials, deadline))
 
     async def ping(self) -> bool:
         """Readiness: any answer below 500 to an unauthenticated `GET /models` means reachable."""
