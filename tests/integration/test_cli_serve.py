@@ -110,7 +110,9 @@ def wait_ok(client: httpx.Client, url: str, within: float = DEADLINE) -> httpx.R
 def gateway_url(standin_url: str) -> Iterator[str]:
     """`aibridge-graphql serve` on a free port in front of the stand-in."""
     env = {"AIBRIDGE_LOG_LEVEL": "WARNING"}
-    with start(["serve", "--upstream", standin_url, "--port", "0"], env) as running:
+    with start(
+        ["serve", "--upstream", standin_url, "--port", "0", "--grpc-port", "0"], env
+    ) as running:
         yield running.output.wait_for(LISTENING).group(1)
 
 
