@@ -8,6 +8,7 @@ interleaved iteration by iteration. Upstream calls per GraphQL query are counted
 gateway process whose upstream is a counting proxy (so the timed gateway pays no proxy hop).
 The same views through the gateway's gRPC face (bench/grpc_face.py, a grpc.aio client in this
 process) are timed in the same interleaving and counted through the same proxy.
+Then the `usage` query in both API eras (bench/usage.py): upstream calls, p50/p95, coverage.
 Targets are printed as met or MISSED; nothing is hidden.
 """
 
@@ -749,6 +750,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="emulated frontend round trip for the context table (0: skip it)",
     )
     parser.add_argument(
+        "--usage-iterations",
+        type=int,
+        default=10,
+        help="iterations of the usage query per API era (0: skip that section)",
+    )
+    parser.add_argument(
         "--layout",
         choices=("apart", "shared"),
         default="apart",
@@ -883,10 +890,18 @@ def run(args: argparse.Namespace) -> bool:
             if far:
                 report_far(far, args.client_rtt_ms)
                 report_far_grpc(far_grpc, far, args.client_rtt_ms)
-            return ok
         finally:
             for proc in reversed(procs):
                 stop(proc)
+        if args.usage_iterations > 0:
+            # After the views' processes are gone: each era's stand-in opens the same database.
+            from bench.usage import measure_usage, report_usage
+
+            usage = measure_usage(
+                db, work, cli, env, pinning, auth, args.usage_iterations, min(args.warmup, 2)
+            )
+            report_usage(usage)
+        return ok
 
 
 def main(argv: list[str] | None = None) -> None:

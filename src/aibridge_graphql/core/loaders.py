@@ -39,16 +39,18 @@ from aibridge_graphql.upstream.capabilities import Capabilities
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
 from aibridge_graphql.upstream.deadline import Deadline, within
 from aibridge_graphql.upstream.errors import DeadlineExceeded, UpstreamProtocolError
-from aibridge_graphql.upstream.observe import report_deadline
+from aibridge_graphql.upstream.observe import endpoint_template, report_deadline
 from aibridge_graphql.upstream.query import InterceptionFilter, SessionFilter
 from aibridge_graphql.upstream.requests import (
     UpstreamRequest,
     clients_request,
+    groups_ai_spend_request,
     interceptions_request,
     models_request,
     providers_request,
     session_threads_request,
     sessions_request,
+    user_ai_spend_request,
 )
 
 K = TypeVar("K")
@@ -130,6 +132,13 @@ class Loaders:
         )
         self.providers: DataLoader[UpstreamRequest, list[m.Provider]] = _loader(
             "providers", self._batch_each(self._fetch_providers)
+        )
+        # Coder's spend routes (AI Gateway era, outside its prefix), one call per distinct key.
+        self.ai_spend: DataLoader[UpstreamRequest, m.UserAISpendStatus] = _loader(
+            "ai_spend", self._batch_each(self._spend_fetcher(m.UserAISpendStatus))
+        )
+        self.groups_ai_spend: DataLoader[UpstreamRequest, m.OrganizationGroupsAISpend] = _loader(
+            "groups_ai_spend", self._batch_each(self._spend_fetcher(m.OrganizationGroupsAISpend))
         )
         # The first session-detail load of each session id: the network fields read it.
         self._details: dict[str, asyncio.Future[m.SessionThreadsResponse]] = {}
@@ -281,6 +290,21 @@ class Loaders:
 
         return await self._load(request, parse)
 
+    def _spend_fetcher(
+        self, model_type: type[ModelT]
+    ) -> Callable[[UpstreamRequest], Coroutine[Any, Any, ModelT]]:
+        async def fetch(request: UpstreamRequest) -> ModelT:
+            if (await self.capabilities()).interceptions is True:
+                # The sessions era predates Coder's AI spend and budgets: nothing to ask.
+                raise UpstreamUnsupported(
+                    "This Coder release has no AI spend or budgets (added with the AI Gateway "
+                    f"API, enterprise): `GET {endpoint_of(request)}` is missing.",
+                    missing=f"GET {endpoint_of(request)}",
+                )
+            return await self._fetch(request, model_type)
+
+        return fetch
+
     async def _strings_batch(self, keys: list[UpstreamRequest]) -> list[list[str] | Exception]:
         return await self._settle(self._fetch_strings(key) for key in keys)
 
@@ -418,6 +442,20 @@ class Loaders:
             self._threads_future(session_id, 1, None, None)
         return await self._details[session_id]
 
+    async def user_ai_spend(self, user: str) -> m.UserAISpendStatus:
+        """Coder's spend status of a user (id, username or `me`): `GET /api/v2/users/{u}/ai/spend`.
+
+        `UpstreamUnsupported` on a sessions-era Coder, which has no spend routes.
+        """
+        return await self.ai_spend.load(user_ai_spend_request(user))
+
+    async def groups_spend(
+        self, organization: str, group_ids: Sequence[str]
+    ) -> m.OrganizationGroupsAISpend:
+        """Coder's spend and budgets of an organization's groups (ids sorted, deduplicated)."""
+        ids = sorted(set(group_ids))
+        return await self.groups_ai_spend.load(groups_ai_spend_request(organization, ids))
+
     async def provider_list(self) -> list[m.Provider]:
         """`GET /providers`, as objects whichever shape the upstream answers."""
         return await self.providers.load(providers_request())
@@ -502,6 +540,11 @@ class Loaders:
                 break
             after = page.threads[-1].id
         raise NotFound(f"Thread {ref.thread_id} not found in session {ref.session.session_id!r}.")
+
+
+def endpoint_of(request: UpstreamRequest) -> str:
+    """The route's template (no ids), for messages and `extensions.missing`."""
+    return endpoint_template(request.path)
 
 
 @functools.cache

@@ -27,8 +27,11 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import (
 )
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
+from aibridge_graphql.grpc.gen.aibridge.v1 import usage_service_pb2 as usage_pb
+from aibridge_graphql.grpc.gen.aibridge.v1 import usage_service_pb2_grpc as usage_grpc
 from aibridge_graphql.grpc.interceptors import ObservingInterceptor
 from aibridge_graphql.grpc.services import CatalogService, Face, InterceptionService, SessionService
+from aibridge_graphql.grpc.usage import UsageService
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
 
@@ -41,6 +44,7 @@ SERVICE_NAMES = (
     session_pb.DESCRIPTOR.services_by_name["SessionService"].full_name,
     interception_pb.DESCRIPTOR.services_by_name["InterceptionService"].full_name,
     catalog_pb.DESCRIPTOR.services_by_name["CatalogService"].full_name,
+    usage_pb.DESCRIPTOR.services_by_name["UsageService"].full_name,
 )
 _MS = 1000
 
@@ -116,7 +120,7 @@ class GrpcServer:
 
 def _known_methods() -> frozenset[str]:
     methods = set()
-    for module in (session_pb, interception_pb, catalog_pb):
+    for module in (session_pb, interception_pb, catalog_pb, usage_pb):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 methods.add(f"/{service.full_name}/{method.name}")
@@ -131,7 +135,7 @@ def build_server(
     tracing: Tracing | None = None,
     pricer: Pricer | None = None,
 ) -> tuple[grpc.aio.Server, UpstreamHealth]:
-    """The server with the three services, health and reflection (not yet bound or started)."""
+    """The server with the four services, health and reflection (not yet bound or started)."""
     server = grpc.aio.server(
         interceptors=[ObservingInterceptor(metrics, tracing, _known_methods())],
         options=server_options(settings),
@@ -141,6 +145,7 @@ def build_server(
     session_grpc.add_SessionServiceServicer_to_server(SessionService(face), server)
     interception_grpc.add_InterceptionServiceServicer_to_server(InterceptionService(face), server)
     catalog_grpc.add_CatalogServiceServicer_to_server(CatalogService(face), server)
+    usage_grpc.add_UsageServiceServicer_to_server(UsageService(face), server)
     health_servicer = UpstreamHealth(client)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

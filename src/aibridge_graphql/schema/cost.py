@@ -6,6 +6,7 @@ variables and their defaults resolved) and counts what the resolvers would send,
   `edges` once per item of the page (`first`, else `AIBRIDGE_DEFAULT_PAGE_SIZE`, at most
   `AIBRIDGE_MAX_PAGE_SIZE`); `session(sessionId:)`: 1; `models`, `clients`: 1 each (paged by
   1000 upstream; further pages are left to the run-time cap);
+- `aiSpend` (on `Query` or `User`) and `aiGroupSpend`: 1 each (Coder's spend routes);
 - `usage`: its `maxUpstreamCalls` (default: the whole budget), the most its scan may make;
 - `Session.tokenUsage { cost }`: 1 per session (its threads' walk; past 200 threads, the
   run-time cap counts the rest);
@@ -237,7 +238,9 @@ class _Estimator:
                 return 1 + self.cost_on(sets, child, _Scope(page=self._page(field, "first")))
             case ("Query", "session"):
                 return 1 + self.cost_on(sets, child, _Scope())
-            case ("Query", "models" | "clients" | "providers"):
+            case ("Query", "models" | "clients" | "providers" | "aiSpend" | "aiGroupSpend"):
+                return 1
+            case ("User", "aiSpend"):
                 return 1
             case ("Query", "node"):
                 return self._node_cost(self._arg(field, "id"), sets)

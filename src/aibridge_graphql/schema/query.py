@@ -38,6 +38,16 @@ from aibridge_graphql.schema.session import (
     prefetch_threads,
     session_edge,
 )
+from aibridge_graphql.schema.spend import (
+    SPEND_ERA,
+    AIGroupSpendReport,
+    AISpendStatus,
+    GroupIdsArg,
+    OrganizationArg,
+    UserArg,
+    group_spend,
+    user_spend,
+)
 from aibridge_graphql.schema.thread import Thread
 from aibridge_graphql.schema.usage_report import (
     USAGE_DESCRIPTION,
@@ -286,3 +296,23 @@ class Query:
     )
     async def providers(self, info: Info) -> list[Provider] | None:
         return [Provider.from_model(raw) for raw in await loaders_of(info).provider_list()]
+
+    @resolver(
+        "A user's AI spend and effective budget in the current period, Coder's own figures "
+        "(`GET /api/v2/users/{user}/ai/spend`, one call); `me` (the default) is the caller, "
+        "which is how a member reads their own. Another user's is NOT_FOUND for a member, as "
+        "from Coder." + SPEND_ERA + _PARTIAL
+    )
+    async def ai_spend(self, info: Info, user: UserArg = "me") -> AISpendStatus | None:
+        return await user_spend(info, user)
+
+    @resolver(
+        "Groups' budgets and spend in the current period, Coder's own figures "
+        "(`GET /api/v2/organizations/{organization}/groups/ai/spend?group_ids=`, one call for "
+        "the whole list). Read-only. Groups the caller may not read are left out (a member "
+        "reads none), as Coder does." + SPEND_ERA + _PARTIAL
+    )
+    async def ai_group_spend(
+        self, info: Info, organization: OrganizationArg, group_ids: GroupIdsArg
+    ) -> AIGroupSpendReport | None:
+        return await group_spend(info, organization, group_ids)

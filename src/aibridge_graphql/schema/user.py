@@ -17,12 +17,22 @@ from aibridge_graphql.upstream import models as m
 if TYPE_CHECKING:
     from aibridge_graphql.schema.interception import InterceptionConnection
     from aibridge_graphql.schema.session import SessionConnection
+    from aibridge_graphql.schema.spend import AISpendStatus
 
 _SCHEMA = "aibridge_graphql.schema"
 SessionConnectionType = Annotated["SessionConnection", strawberry.lazy(f"{_SCHEMA}.session")]
 InterceptionConnectionType = Annotated[
     "InterceptionConnection", strawberry.lazy(f"{_SCHEMA}.interception")
 ]
+AISpendStatusType = Annotated["AISpendStatus", strawberry.lazy(f"{_SCHEMA}.spend")]
+# Repeated from schema/spend.py, which imports nothing of this module (no import cycle).
+_AI_SPEND = (
+    "This user's AI spend and effective budget in the current period, Coder's own figures "
+    "(`GET /api/v2/users/{id}/ai/spend`, one call). Members may read only their own (another "
+    "user's is NOT_FOUND, as from Coder). Coder's enterprise AI Gateway API only: on a Coder "
+    "without it (the sessions era) it is null with UPSTREAM_UNSUPPORTED (`extensions.missing` "
+    "names the route), with no upstream call."
+)
 _FILTER = strawberry.argument(description="Narrow the list (all keys ANDed; `initiator` is set).")
 SessionFilterArg = Annotated[SessionFilter | None, _FILTER]
 InterceptionFilterArg = Annotated[InterceptionFilter | None, _FILTER]
@@ -93,3 +103,9 @@ class User(Node):
         return await interceptions_connection(
             loaders_of(info), info.context.settings, first, after, own
         )
+
+    @resolver(_AI_SPEND)
+    async def ai_spend(self, info: Info) -> AISpendStatusType | None:
+        from aibridge_graphql.schema.spend import user_spend
+
+        return await user_spend(info, str(self.id))

@@ -162,6 +162,8 @@ class UpstreamClient:
     ) -> None:
         self._settings = settings
         self._on_response = on_response
+        # The deployment URL as configured (no prefix): root requests are relative to it.
+        self._root = str(settings.upstream_url).rstrip("/")
         self._http = httpx.AsyncClient(
             base_url=settings.api_base_url,
             timeout=httpx.Timeout(
@@ -207,6 +209,16 @@ class UpstreamClient:
             headers[TOKEN_HEADER] = credentials.token
         return headers
 
+    def _url(self, request: UpstreamRequest) -> str:
+        """Where the request goes: under the detected prefix, or (`root`) under the deployment.
+
+        A root path is a fixed `/api/v2/...` of ours (UpstreamRequest checks it), appended to the
+        configured upstream URL: the same host, whatever the prefix detection found.
+        """
+        if request.root:
+            return self._root + request.path
+        return request.path
+
     def _observe(self, request: UpstreamRequest, status: int | None, started: float) -> None:
         if self._on_response is not None:
             self._on_response(request, status, time.perf_counter() - started)
@@ -243,7 +255,7 @@ class UpstreamClient:
             # The current observer (metrics, tracing) may add headers per attempt.
             with observed_attempt(request, headers) as sent:
                 built = self._http.build_request(
-                    "GET", request.path, params=request.params, headers=sent.headers
+                    "GET", self._url(request), params=request.params, headers=sent.headers
                 )
                 response = await self._http.send(built, stream=True)
                 try:

@@ -230,3 +230,41 @@ class ErrorResponse(_Model):
     message: str
     detail: str | None = None
     validations: list[ValidationError] = Field(default_factory=list)
+
+
+# --- AI spend and budgets (enterprise, AI Gateway era; outside the AI Gateway prefix) ----------
+
+
+class AIBudgetLimit(_Model):
+    """`AIBudgetLimit`: the limit in force and where it comes from (`group`, `user_override`)."""
+
+    spend_limit_micros: int
+    limit_source: str
+
+
+class UserAISpendStatus(_Model):
+    """`GET /api/v2/users/{user}/ai/spend` (enterprise/coderd/aibridge.go `userAISpendStatus`)."""
+
+    user_id: UUID
+    effective_group_id: UUID | None = None
+    effective_budget: AIBudgetLimit | None = None
+    current_spend_micros: int
+    period_start: datetime
+    period_end: datetime
+
+
+class OrganizationGroupAISpend(_Model):
+    """One group of `GET /api/v2/organizations/{org}/groups/ai/spend`."""
+
+    group_id: UUID
+    spend_limit_micros: int | None = None
+    total_spend_limit_micros: int | None = None
+    current_spend_micros: int
+
+
+class OrganizationGroupsAISpend(_Model):
+    """`GET /api/v2/organizations/{org}/groups/ai/spend?group_ids=`: the period and the groups."""
+
+    period_start: datetime
+    period_end: datetime
+    groups: list[OrganizationGroupAISpend]

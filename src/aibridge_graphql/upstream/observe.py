@@ -31,6 +31,9 @@ logger = logging.getLogger("aibridge_graphql.upstream")
 # carries a raw id.
 _STATIC_PATHS = frozenset({"/interceptions", "/sessions", "/models", "/clients"})
 _SESSION_PATH = re.compile(r"/sessions/[^/]+")
+# Coder's spend routes (outside the AI Gateway prefix; upstream/requests.py builds them).
+_USER_SPEND_PATH = re.compile(r"/api/v2/users/[^/]+/ai/spend")
+_GROUPS_SPEND_PATH = re.compile(r"/api/v2/organizations/[^/]+/groups/ai/spend")
 
 
 @dataclass(slots=True)
@@ -78,6 +81,10 @@ def endpoint_template(path: str) -> str:
         return path
     if _SESSION_PATH.fullmatch(path):
         return "/sessions/{session_id}"
+    if _USER_SPEND_PATH.fullmatch(path):
+        return "/api/v2/users/{user}/ai/spend"
+    if _GROUPS_SPEND_PATH.fullmatch(path):
+        return "/api/v2/organizations/{organization}/groups/ai/spend"
     return "other"
 
 

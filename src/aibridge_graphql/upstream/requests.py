@@ -17,18 +17,29 @@ from aibridge_graphql.upstream.query import (
 
 @dataclass(frozen=True)
 class UpstreamRequest:
-    """A GET relative to the API base: `path` (already percent-encoded) and sorted string params."""
+    """A GET relative to the API base: `path` (already percent-encoded) and sorted string params.
+
+    `root` requests (Coder's spend routes, which live outside the AI Gateway prefix) are relative
+    to the configured deployment URL instead; their path always starts with `/api/v2/`.
+    """
 
     path: str
     params: tuple[tuple[str, str], ...] = ()
+    root: bool = False
+
+    def __post_init__(self) -> None:
+        # Root paths are joined to the deployment URL by string: only our own `/api/v2/...`
+        # paths may be, so that no value can make one name another host or leave the API.
+        if self.root and not self.path.startswith("/api/v2/"):
+            raise ValueError("a root request's path must start with /api/v2/")
 
     @classmethod
     def make(
-        cls, path: str, params: Mapping[str, str | int | None] | None = None
+        cls, path: str, params: Mapping[str, str | int | None] | None = None, *, root: bool = False
     ) -> UpstreamRequest:
         """Normalize: drop `None` values, stringify, sort by key."""
         items = ((k, str(v)) for k, v in (params or {}).items() if v is not None)
-        return cls(path=path, params=tuple(sorted(items)))
+        return cls(path=path, params=tuple(sorted(items)), root=root)
 
     @property
     def url_path(self) -> str:
@@ -140,4 +151,25 @@ def clients_request(
     """`GET /clients` (prefix match on the client name)."""
     return UpstreamRequest.make(
         "/clients", {"q": _q(prefix_q("client", prefix)), "limit": limit, "offset": _offset(offset)}
+    )
+
+
+def _segment(value: str) -> str:
+    """One path segment of a spend route: everything but unreserved characters encoded."""
+    if not value or value in (".", ".."):
+        raise ValueError("a path segment must not be empty or a dot segment")
+    return quote(value, safe="")
+
+
+def user_ai_spend_request(user: str) -> UpstreamRequest:
+    """`GET /api/v2/users/{user}/ai/spend` (`user`: id, username or `me`; outside the prefix)."""
+    return UpstreamRequest.make(f"/api/v2/users/{_segment(user)}/ai/spend", root=True)
+
+
+def groups_ai_spend_request(organization: str, group_ids: list[str]) -> UpstreamRequest:
+    """`GET /api/v2/organizations/{org}/groups/ai/spend?group_ids=a,b` (outside the prefix)."""
+    return UpstreamRequest.make(
+        f"/api/v2/organizations/{_segment(organization)}/groups/ai/spend",
+        {"group_ids": ",".join(group_ids)},
+        root=True,
     )
