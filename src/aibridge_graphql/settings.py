@@ -31,7 +31,12 @@ class Settings(BaseSettings):
     retry_backoff: float = Field(default=0.1, ge=0)
     # Distinct upstream requests of one GraphQL request that may be in flight at once: enough to
     # overlap round trips, few enough that one query cannot monopolize the upstream.
-    upstream_concurrency: int = Field(default=8, ge=1)
+    # 32 sends a dashboard's 20 thread calls in one wave (8 took three round trips).
+    upstream_concurrency: int = Field(default=32, ge=1)
+    # Upstream attempts in flight at once for the whole process, all requests together: what
+    # protects the upstream from many concurrent dashboards (below the connection pool's size,
+    # so that a waiting call waits under its request deadline rather than the pool timeout).
+    upstream_global_concurrency: int = Field(default=64, ge=1)
     # The largest upstream body read (decoded), in bytes: 8 MiB is several times the largest page
     # a real deployment serves, and 20 of them at once still fit a 500 MB process (README).
     max_upstream_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)

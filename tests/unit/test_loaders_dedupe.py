@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from uuid import UUID
 
+import httpx
 import pytest
 from gateway_fakes import FakeUpstream, populated
 
@@ -96,3 +97,35 @@ async def test_strings_page_until_exhausted(loaders: Loaders, fake: FakeUpstream
     assert await loaders.strings("models", None) == fake.models
     assert len(fake.calls_to("/models")) == 3
     assert await loaders.strings("models", "model-23") == fake.models[2300:]
+
+
+async def test_a_dashboards_thread_calls_go_out_in_one_wave() -> None:
+    """With the default per-request concurrency, 20 distinct thread pages are all in flight at
+    once (each call waits until all 20 have arrived: a smaller cap would never get there)."""
+    wave = 20
+    arrived = 0
+    everyone = asyncio.Event()
+    fake = populated(sessions=wave, threads=1)
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal arrived
+        if "coder-session-token" in request.headers:  # not the capability probes
+            arrived += 1
+            if arrived == wave:
+                everyone.set()
+            await everyone.wait()
+        return await fake.handle(request)
+
+    settings = Settings(upstream_url="http://upstream.invalid", retries=0)
+    client = UpstreamClient(settings, transport=httpx.MockTransport(handler))
+    try:
+        loaders = Loaders.for_request(client, Credentials("admin-token"), settings)
+        pages = await asyncio.wait_for(
+            asyncio.gather(
+                *(loaders.threads_page(f"session-{n:03d}", limit=3) for n in range(wave))
+            ),
+            timeout=30,
+        )
+    finally:
+        await client.aclose()
+    assert [page.id for page in pages] == [f"session-{n:03d}" for n in range(wave)]

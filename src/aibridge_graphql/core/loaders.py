@@ -188,9 +188,38 @@ class Loaders:
     # -- lifetime -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Cancel the upstream work still running (the request is over or was cancelled)."""
+        """Cancel the upstream work still running (the request is over or was cancelled).
+
+        It also drops what the request loaded: the data loaders' batch functions refer back to
+        this object (a reference cycle), so without this every page, model and future of the
+        request would wait for the cycle collector (~1,800 objects per dashboard); emptied, they
+        are freed at once and the collector only meets the small cycle itself.
+        """
         for task in list(self._tasks):
             task.cancel()
+        for loader in self._all_loaders():
+            loader.clear_all()
+        self._inflight.clear()
+        self._whole_session_requests.clear()
+        self._seen_users.clear()
+        self._seen_sessions.clear()
+        self._seen_interceptions.clear()
+        self._seen_threads.clear()
+        self._details.clear()
+
+    def _all_loaders(self) -> tuple[DataLoader[Any, Any], ...]:
+        return (
+            self.interceptions,
+            self.sessions,
+            self.session_threads,
+            self.models,
+            self.clients,
+            self.providers,
+            self.user,
+            self.session,
+            self.interception,
+            self.thread,
+        )
 
     async def _settle(self, awaitables: Iterable[Coroutine[Any, Any, V]]) -> list[V | Exception]:
         """Await all; an `Exception` becomes that key's value, cancellation still propagates.

@@ -40,15 +40,23 @@ class Interception(Node):
     started_at: datetime = strawberry.field(description="When the request started.")
     ended_at: datetime | None = strawberry.field(description="When it ended.")
     metadata: JSON | None = strawberry.field(description="Interception metadata.")
-    token_usages: list[TokenUsage] = strawberry.field(description="Token usage, oldest first.")
-    user_prompts: list[UserPrompt] = strawberry.field(description="User prompts, oldest first.")
-    tool_usages: list[ToolUsage] = strawberry.field(description="Tool usages, oldest first.")
-    raw: strawberry.Private[m.Interception | None] = None
+    raw: strawberry.Private[m.Interception]
+
+    # Resolvers, not fields: built only when the document selects them (most views do not).
+    @resolver("Token usage, oldest first.")
+    def token_usages(self) -> list[TokenUsage]:
+        return [TokenUsage.from_model(item, self.raw) for item in self.raw.token_usages]
+
+    @resolver("User prompts, oldest first.")
+    def user_prompts(self) -> list[UserPrompt]:
+        return [UserPrompt.from_model(item) for item in self.raw.user_prompts]
+
+    @resolver("Tool usages, oldest first.")
+    def tool_usages(self) -> list[ToolUsage]:
+        return [ToolUsage.from_model(item) for item in self.raw.tool_usages]
 
     @resolver("What it cost: the sum of its token usages' costs (see `Cost`).")
     def cost(self, info: Info) -> Cost | None:
-        if self.raw is None:  # pragma: no cover - from_model always sets it
-            return None
         return Cost.of(interception_cost(loaders_of(info).pricer, self.raw))
 
     @classmethod
@@ -66,9 +74,6 @@ class Interception(Node):
             started_at=raw.started_at,
             ended_at=raw.ended_at,
             metadata=json_value(raw.metadata),
-            token_usages=[TokenUsage.from_model(item, raw) for item in raw.token_usages],
-            user_prompts=[UserPrompt.from_model(item) for item in raw.user_prompts],
-            tool_usages=[ToolUsage.from_model(item) for item in raw.tool_usages],
             raw=raw,
         )
 

@@ -45,6 +45,10 @@ class ParentSession(Protocol):
     async def exact_thread_count(self, loaders: Loaders) -> int: ...
 
 
+def _agentic_actions(root: Thread) -> list[AgenticAction]:
+    return [AgenticAction.from_model(a, root.raw) for a in root.raw.agentic_actions]
+
+
 @strawberry.type(
     description=(
         "A thread of a session: a root interception and the agentic-loop interceptions that "
@@ -68,8 +72,10 @@ class Thread(Node):
     token_usage: TokenUsageSummary = strawberry.field(
         description="Tokens used over all interceptions of the thread."
     )
+    # A resolver, declared in the field's place (the schema's order): built only when selected.
     agentic_actions: list[AgenticAction] = strawberry.field(
-        description="One action per interception that called tools, in order."
+        resolver=_agentic_actions,
+        description="One action per interception that called tools, in order.",
     )
     error_type: str | None = strawberry.field(
         description="The kind of error the thread ended with, if any. " + _AI_GATEWAY_ONLY
@@ -85,6 +91,7 @@ class Thread(Node):
         description="Where the thread sits in that firewall session. " + _AI_GATEWAY_ONLY
     )
     parent: strawberry.Private[ParentSession]
+    raw: strawberry.Private[m.Thread]
 
     @resolver("The session this thread belongs to.")
     def session(self) -> SessionType:
@@ -104,7 +111,6 @@ class Thread(Node):
             started_at=raw.started_at,
             ended_at=raw.ended_at,
             token_usage=TokenUsageSummary.of_thread(raw),
-            agentic_actions=[AgenticAction.from_model(a, raw) for a in raw.agentic_actions],
             error_type=raw.error_type,
             error_message=raw.error_message,
             agent_firewall_session_id=(
@@ -114,6 +120,7 @@ class Thread(Node):
             ),
             agent_firewall_sequence_number=raw.agent_firewall_sequence_number,
             parent=parent,
+            raw=raw,
         )
 
 
