@@ -129,7 +129,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     # Its own loop, not set as current: the test's asyncio loop stays as pytest-asyncio left it.
     loop = asyncio.new_event_loop()
     try:
-        loop.run_until_complete(assert_interceptions_unsupported(url, tokens["admin"], *marker.args))
+        loop.run_until_complete(
+            assert_interceptions_unsupported(url, tokens["admin"], *marker.args)
+        )
     finally:
         loop.close()
     return True

@@ -47,7 +47,9 @@ async def test_repeated_node_costs_nothing_more(
             interceptions = await gw.data("{ interceptions(first: 1) { nodes { id } } }")
             ids["i"] = interceptions["interceptions"]["nodes"][0]["id"]
         keys = sorted(ids)
-        aliases = " ".join(f"{k}1: node(id: ${k}) {{ id }} {k}2: node(id: ${k}) {{ id }}" for k in keys)
+        aliases = " ".join(
+            f"{k}1: node(id: ${k}) {{ id }} {k}2: node(id: ${k}) {{ id }}" for k in keys
+        )
         refs = ", ".join(f"${k}" for k in keys)
         query = f"""query({", ".join(f"${k}: ID!" for k in keys)}) {{ {aliases}
           all: nodes(ids: [{refs}, {refs}]) {{ id }} }}"""
