@@ -123,9 +123,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         return None
     url = pyfuncitem.funcargs.get("standin_url")
     tokens = pyfuncitem.funcargs.get("tokens")
-    assert isinstance(url, str) and isinstance(tokens, dict), (
-        "a needs_interceptions test asks for `standin_url` and `tokens`"
-    )
+    assert isinstance(url, str), "a needs_interceptions test asks for `standin_url`"
+    assert isinstance(tokens, dict), "a needs_interceptions test asks for `tokens`"
     # Its own loop, not set as current: the test's asyncio loop stays as pytest-asyncio left it.
     loop = asyncio.new_event_loop()
     try:

@@ -25,7 +25,8 @@ from gateway_helpers import (
 AWKWARD = (":", "@", "+", "=", " ")
 
 BY_ID = f"""query($id: String!) {{ session(sessionId: $id) {{ id {SESSION_FIELDS}
-  threads(first: 100) {{ totalCount nodes {{ id {THREAD_FIELDS} session {{ sessionId }} }} }} }} }}"""
+  threads(first: 100) {{ totalCount nodes {{ id {THREAD_FIELDS} session {{ sessionId }} }} }}
+}} }}"""
 NODE = f"""query($s: ID!, $t: ID!) {{
   s: node(id: $s) {{ ... on Session {{ {SESSION_FIELDS} }} }}
   t: node(id: $t) {{ ... on Thread {{ {THREAD_FIELDS} session {{ sessionId }} }} }} }}"""
