@@ -1,9 +1,8 @@
 """Shared pytest configuration; its presence puts tests/ on sys.path so `support` is importable.
 
 Session-scoped stand-in fixtures: one seeded database per API era, the stand-in serving it on
-loopback, and every seeded user's token. `api_era` picks the era; here it is the sessions era,
-and the gateway suites (tests/integration, the live Relay operations) override it with
-`support.eras.api_era`, which runs each of their tests in both eras.
+loopback, and every seeded user's token. `api_era` picks the era: the sessions era, except in
+the gateway suites of `TWO_ERA_SUITES`, where every test runs once per era.
 """
 
 from __future__ import annotations
@@ -18,13 +17,14 @@ from pathlib import Path
 import pytest
 
 from aibridge_graphql.standin.app import create_app
-from aibridge_graphql.standin.eras import ApiEra
+from aibridge_graphql.standin.eras import API_ERAS, ApiEra
 from aibridge_graphql.standin.seed import seed_database
 from aibridge_graphql.standin.store import open_database
 from aibridge_graphql.standin.tokens import read_tokens
-from support.eras import assert_interceptions_unsupported, has_interceptions
+from support.eras import TWO_ERA_SUITES, assert_interceptions_unsupported, has_interceptions
 from support.servers import run_app_in_thread
 
+TESTS = Path(__file__).parent
 STANDIN_INTERCEPTIONS = 600
 STANDIN_SEED_VALUE = 7
 STANDIN_ADMIN_TOKEN = "AdminTestK-0123456789abcdefghijkl"
@@ -38,10 +38,22 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test of a two-era suite that reaches the stand-in runs once per era (ids: the era)."""
+    if "api_era" not in metafunc.fixturenames:
+        return
+    where = Path(metafunc.definition.path).relative_to(TESTS).as_posix()
+    if any(where == suite or where.startswith(f"{suite}/") for suite in TWO_ERA_SUITES):
+        metafunc.parametrize(
+            "api_era", API_ERAS, indirect=True, ids=list(API_ERAS), scope="session"
+        )
+
+
 @pytest.fixture(scope="session")
-def api_era() -> ApiEra:
-    """The era of the stand-in behind `standin_url` (overridden by the two-era suites)."""
-    return "sessions"
+def api_era(request: pytest.FixtureRequest) -> ApiEra:
+    """The era of the stand-in behind `standin_url`: the parametrized one, else "sessions"."""
+    era: ApiEra = getattr(request, "param", "sessions")
+    return era
 
 
 @pytest.fixture(scope="session")
@@ -118,8 +130,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     It is not skipped: it checks what the gateway promises there (support/eras.py).
     """
     marker = pyfuncitem.get_closest_marker("needs_interceptions")
+    if marker is None:
+        return None
     era = pyfuncitem.funcargs.get("api_era")
-    if marker is None or era is None or has_interceptions(era):
+    assert era in API_ERAS, "a needs_interceptions test reaches the stand-in (`api_era`)"
+    if has_interceptions(era):
         return None
     url = pyfuncitem.funcargs.get("standin_url")
     tokens = pyfuncitem.funcargs.get("tokens")

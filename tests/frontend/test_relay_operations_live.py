@@ -18,11 +18,8 @@ from relay_build import compile_relay, operation_text
 
 from aibridge_graphql.server.serving import build_gateway
 from aibridge_graphql.settings import Settings
-from support.eras import api_era_in_both
 from support.node_tools import ensure_node_modules
 from support.servers import run_app_in_thread
-
-__all__ = ["api_era_in_both"]  # every test here runs once per era
 
 PAGE = 2
 # The threads page size SessionDetail_session asks for by default.

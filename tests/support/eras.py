@@ -1,10 +1,11 @@
 """Running a gateway suite in both API eras, and what a test needing interceptions asserts instead.
 
-A suite runs each test in both eras by importing `api_era_in_both` into its conftest (it
-overrides the root `api_era`). A test that needs `GET /interceptions` says so once:
-`@pytest.mark.needs_interceptions(query)`. In the sessions era it runs as written; in the
-ai-gateway era (no `/interceptions`) its body is replaced by `assert_interceptions_unsupported`,
-which asserts that the gateway answers `query` with UPSTREAM_UNSUPPORTED pointing to `sessions`.
+The suites in `TWO_ERA_SUITES` (paths under tests/) run each test that reaches the stand-in
+once per era: tests/conftest.py parametrizes `api_era` for them. A test that needs
+`GET /interceptions` says so once: `@pytest.mark.needs_interceptions(query)`. In the sessions
+era it runs as written; in the ai-gateway era (no `/interceptions`) its body is replaced by
+`assert_interceptions_unsupported`, which asserts that the gateway answers `query` with
+UPSTREAM_UNSUPPORTED pointing to `sessions`.
 A test with only a part that needs interceptions checks that part with `expect_interceptions`.
 """
 
@@ -12,21 +13,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
-from aibridge_graphql.standin.eras import API_ERAS, ApiEra
+from aibridge_graphql.standin.eras import ApiEra
 
 DEFAULT_QUERY = "{ interceptions(first: 1) { totalCount } }"
 
 
-@pytest.fixture(scope="session", params=API_ERAS, ids=list(API_ERAS), name="api_era")
-def api_era_in_both(request: pytest.FixtureRequest) -> ApiEra:
-    """Every test of the suite once per era ("sessions", "ai-gateway"), one stand-in each."""
-    era: ApiEra = request.param
-    return era
+# The gateway suites run in both eras; the rest (gRPC, federation, e2e...) in the sessions era.
+TWO_ERA_SUITES = ("integration", "frontend/test_relay_operations_live.py")
 
 
 def has_interceptions(era: ApiEra) -> bool:
