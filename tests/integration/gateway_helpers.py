@@ -19,7 +19,17 @@ from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.capabilities import PROBE_USER_AGENT
 from aibridge_graphql.upstream.client import UpstreamClient, pooled_transport
 
-API = "/api/v2/aibridge"
+API = "/api/v2/aibridge"  # the REST ground truth's prefix (an alias in the ai-gateway era)
+# What the gateway may call, by era (canonical first); call paths are recorded without it.
+PREFIXES = ("/api/v2/ai-gateway", "/api/v2/aibridge")
+
+
+def route(path: str) -> str:
+    """An upstream path without its era's API prefix ("/sessions/x")."""
+    for prefix in PREFIXES:
+        if path.startswith(prefix + "/"):
+            return path.removeprefix(prefix)
+    return path
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
@@ -36,7 +46,7 @@ class CountingTransport(httpx.AsyncBaseTransport):
             # Capability probes (start-up, /readyz) are not the calls a query makes.
             self.probes.append(request.url.path)
             return await self._inner.handle_async_request(request)
-        self.calls.append(request.url.path.removeprefix(API) + (f"?{query}" if query else ""))
+        self.calls.append(route(request.url.path) + (f"?{query}" if query else ""))
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -110,7 +120,7 @@ def faulty_proxy(
     """
 
     async def forward(request: web.Request) -> web.Response:
-        path = request.path.removeprefix(API)
+        path = route(request.path)
         if path in faults:
             status, body = faults[path]
             return web.json_response(body, status=status)

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
-from gateway_helpers import serve_gateway
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from gateway_helpers import Gateway, serve_gateway
+
+from aibridge_graphql.core.refs import InterceptionRef
+from aibridge_graphql.schema.ids import encode_global_id
+from aibridge_graphql.standin.eras import ApiEra
+from support.eras import expect_interceptions, has_interceptions
 
 NODE = """query($id: ID!) { node(id: $id) { __typename id
   ... on Session { sessionId } ... on Thread { threadId session { sessionId } }
   ... on Interception { interceptionId } ... on User { username } } }"""
+
+
+async def _some_interception(gw: Gateway, era: ApiEra, thread: dict[str, Any]) -> dict[str, Any]:
+    """`{id, interceptionId}` of an interception: listed, or (ai-gateway) a thread's root's.
+
+    In the ai-gateway era the list is UPSTREAM_UNSUPPORTED, so the id is built from the thread.
+    """
+    body = await gw.query("{ interceptions(first: 1) { nodes { id interceptionId } } }")
+    if expect_interceptions(era, body, "interceptions"):
+        node: dict[str, Any] = body["data"]["interceptions"]["nodes"][0]
+        return node
+    ref = InterceptionRef(
+        id=UUID(thread["threadId"]),
+        initiator_id=UUID(thread["initiator"]),
+        started_at=datetime.fromisoformat(thread["startedAt"].replace("Z", "+00:00")),
+    )
+    return {"id": encode_global_id(ref), "interceptionId": thread["threadId"]}
 
 
 async def test_health_and_readiness(standin_url: str) -> None:
@@ -40,17 +66,20 @@ async def test_graphiql_off(standin_url: str) -> None:
     assert page.status == 404
 
 
-async def test_node_round_trips_for_every_type(standin_url: str, tokens: dict[str, str]) -> None:
+async def test_node_round_trips_for_every_type(
+    api_era: ApiEra, standin_url: str, tokens: dict[str, str]
+) -> None:
     async with serve_gateway(standin_url, tokens["admin"]) as gw:
         listing = await gw.data(
             "{ sessions(first: 3) { nodes { id sessionId initiator { id username }"
-            " threads(first: 2) { nodes { id threadId } } } }"
-            " interceptions(first: 3) { nodes { id interceptionId } } }"
+            " threads(first: 2) { nodes { id threadId startedAt } } } } }"
         )
         sessions = [s for s in listing["sessions"]["nodes"] if s["threads"]["nodes"]]
         session = sessions[0]
         thread = session["threads"]["nodes"][-1]
-        interception = listing["interceptions"]["nodes"][-1]
+        interception = await _some_interception(
+            gw, api_era, {**thread, "initiator": session["initiator"]["id"]}
+        )
         cases = [
             (session["id"], {"__typename": "Session", "sessionId": session["sessionId"]}),
             (
@@ -62,10 +91,6 @@ async def test_node_round_trips_for_every_type(standin_url: str, tokens: dict[st
                 },
             ),
             (
-                interception["id"],
-                {"__typename": "Interception", "interceptionId": interception["interceptionId"]},
-            ),
-            (
                 session["initiator"]["id"],
                 {"__typename": "User", "username": session["initiator"]["username"]},
             ),
@@ -73,6 +98,9 @@ async def test_node_round_trips_for_every_type(standin_url: str, tokens: dict[st
         for global_id, expected in cases:
             data = await gw.data(NODE, {"id": global_id})
             assert data["node"] == {"id": global_id, **expected}
+        body = await gw.query(NODE, {"id": interception["id"]})
+    if expect_interceptions(api_era, body, "node"):
+        assert body["data"]["node"] == {"__typename": "Interception", **interception}
 
 
 ENTITIES = """query($r: [_Any!]!) { _entities(representations: $r) { __typename
@@ -80,27 +108,40 @@ ENTITIES = """query($r: [_Any!]!) { _entities(representations: $r) { __typename
   ... on Interception { id interceptionId } } }"""
 
 
-async def test_federation_entities_and_sdl(standin_url: str, tokens: dict[str, str]) -> None:
+async def test_federation_entities_and_sdl(
+    api_era: ApiEra, standin_url: str, tokens: dict[str, str]
+) -> None:
     async with serve_gateway(standin_url, tokens["admin"]) as gw:
         listing = await gw.data(
-            "{ sessions(first: 1) { nodes { id sessionId initiator { id username } } }"
-            " interceptions(first: 1) { nodes { id interceptionId } } }"
+            "{ sessions(first: 1) { nodes { id sessionId initiator { id username }"
+            " threads(first: 1) { nodes { threadId startedAt } } } } }"
         )
         session = listing["sessions"]["nodes"][0]
-        interception = listing["interceptions"]["nodes"][0]
+        thread = session["threads"]["nodes"][0]
+        interception = await _some_interception(
+            gw, api_era, {**thread, "initiator": session["initiator"]["id"]}
+        )
         representations = [
             {"__typename": "User", "id": session["initiator"]["id"]},
             {"__typename": "Session", "id": session["id"]},
             {"__typename": "Interception", "id": interception["id"]},
         ]
-        data = await gw.data(ENTITIES, {"r": representations})
+        body = await gw.query(ENTITIES, {"r": representations})
         anonymous = await gw.query(ENTITIES, {"r": representations}, anonymous=True)
         sdl = await gw.query("{ _service { sdl } }", anonymous=True)
-    assert data["_entities"] == [
+    assert body["data"]["_entities"][:2] == [
         {"__typename": "User", **session["initiator"]},
         {"__typename": "Session", "id": session["id"], "sessionId": session["sessionId"]},
-        {"__typename": "Interception", **interception},
     ]
+    if expect_interceptions(api_era, body, "_entities.2"):
+        assert "errors" not in body, body["errors"]
+        assert body["data"]["_entities"][2] == {"__typename": "Interception", **interception}
     assert anonymous["data"]["_entities"] == [None, None, None]
-    assert {e["extensions"]["code"] for e in anonymous["errors"]} == {"UNAUTHENTICATED"}
+    codes = {".".join(map(str, e["path"])): e["extensions"]["code"] for e in anonymous["errors"]}
+    assert codes == {
+        "_entities.0": "UNAUTHENTICATED",
+        "_entities.1": "UNAUTHENTICATED",
+        # Without interceptions the gateway knows before asking who the caller is.
+        "_entities.2": "UNAUTHENTICATED" if has_interceptions(api_era) else "UPSTREAM_UNSUPPORTED",
+    }
     assert '@key(fields: "id")' in sdl["data"]["_service"]["sdl"]

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
-from gateway_helpers import API, serve_gateway
+from gateway_helpers import route, serve_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
 from aibridge_graphql.upstream import observe
@@ -75,7 +75,7 @@ async def hostile_hop(standin_url: str, mode: Mode) -> AsyncIterator[tuple[str, 
     hostile = Hostile(mode)
 
     async def forward(request: web.Request) -> web.StreamResponse:
-        path = request.path.removeprefix(API)
+        path = route(request.path)
         if _THREADS.fullmatch(path):
             hostile.started += 1
             hostile.first_started.set()

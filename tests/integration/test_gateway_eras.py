@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,8 @@ import pytest
 from gateway_helpers import rest_client, rest_json, serve_gateway
 
 from aibridge_graphql.standin.app import create_app
+from aibridge_graphql.standin.eras import ApiEra
+from support.eras import has_interceptions
 from support.servers import run_app_in_thread
 
 ONE_QUERY = """query($id: String!) {
@@ -28,15 +30,15 @@ ONE_QUERY = """query($id: String!) {
 
 
 @pytest.fixture(scope="module")
-def gateway_era_url(standin_db: Path) -> Iterator[str]:
+def gateway_era_url(standin_url_for: Callable[[ApiEra], str]) -> str:
     """The stand-in speaking today's Coder (the AI Gateway API, no `/interceptions`)."""
-    with run_app_in_thread(lambda: create_app(standin_db, api_era="ai-gateway")) as url:
-        yield url
+    return standin_url_for("ai-gateway")
 
 
 @pytest.fixture(scope="module")
-def unlicensed_url(standin_db: Path) -> Iterator[str]:
-    with run_app_in_thread(lambda: create_app(standin_db, unlicensed=True)) as url:
+def unlicensed_url(standin_db_for: Callable[[ApiEra], Path]) -> Iterator[str]:
+    path = standin_db_for("ai-gateway")
+    with run_app_in_thread(lambda: create_app(path, unlicensed=True)) as url:
         yield url
 
 
@@ -44,21 +46,17 @@ def _codes(body: dict[str, Any]) -> dict[str, str]:
     return {".".join(map(str, e["path"])): e["extensions"]["code"] for e in body["errors"]}
 
 
-@pytest.mark.parametrize(
-    ("era", "base", "interceptions"),
-    [("sessions", "/api/v2/aibridge", True), ("ai-gateway", "/api/v2/ai-gateway", False)],
-)
-async def test_readiness_reports_the_detected_era(
-    era: str, base: str, interceptions: bool, standin_url: str, gateway_era_url: str
-) -> None:
-    url = standin_url if era == "sessions" else gateway_era_url
-    async with serve_gateway(url) as gw:
+BASES: dict[ApiEra, str] = {"sessions": "/api/v2/aibridge", "ai-gateway": "/api/v2/ai-gateway"}
+
+
+async def test_readiness_reports_the_detected_era(api_era: ApiEra, standin_url: str) -> None:
+    async with serve_gateway(standin_url) as gw:
         ready = await gw.http.get("/readyz")
         body = await ready.json()
     assert ready.status == 200
-    assert body["api"]["era"] == era
-    assert body["api"]["basePath"] == base
-    assert body["api"]["interceptions"] is interceptions
+    assert body["api"]["era"] == api_era
+    assert body["api"]["basePath"] == BASES[api_era]
+    assert body["api"]["interceptions"] is has_interceptions(api_era)
 
 
 async def test_ai_gateway_everything_in_one_query(

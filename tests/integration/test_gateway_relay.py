@@ -80,6 +80,9 @@ async def test_sessions_walk_forward(standin_url: str, tokens: dict[str, str]) -
     assert len(set(seen)) == len(seen)
 
 
+@pytest.mark.needs_interceptions(
+    "{ interceptions(first: 7) { totalCount edges { cursor node { interceptionId } } } }"
+)
 async def test_interceptions_walk_forward(standin_url: str, tokens: dict[str, str]) -> None:
     token = tokens["admin"]
     async with serve_gateway(standin_url, token) as gw, rest_client(standin_url, token) as rest:
