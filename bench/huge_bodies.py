@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 from aiohttp import ClientSession, web
 
+from aibridge_graphql.server.graphiql import EXAMPLE_QUERY
 from aibridge_graphql.standin.tokens import generate_token
 from bench.gateway import API, Proc, cli_path, free_port, rss_mb, seed, spawn, stop, wait_ready
 
@@ -34,18 +35,7 @@ CHUNK = 256 * 1024
 RSS_LIMIT_MB = 500.0
 # A session's threads page under either era's prefix (the gateway detects which one answers).
 _THREADS = re.compile(r"/api/v2/(?:aibridge|ai-gateway)/sessions/[^/]+")
-DASHBOARD = """query Dashboard {
-  sessions(first: 20) {
-    totalCount
-    pageInfo { hasNextPage endCursor }
-    nodes {
-      sessionId client models lastActiveAt lastPrompt threadCount
-      initiator { username }
-      tokenUsage { inputTokens outputTokens }
-      threads(first: 3) { nodes { threadId model prompt } }
-    }
-  }
-}"""
+DASHBOARD = EXAMPLE_QUERY
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -45,6 +45,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from aibridge_graphql.server.graphiql import EXAMPLE_QUERY
 from aibridge_graphql.standin.tokens import generate_token
 from bench.gateway import API, Proc, cli_path, free_port, seed, spawn, stop, wait_ready
 
@@ -97,18 +98,7 @@ LIST_PEER = """query List {
 
 # The README's Dashboard query, and the same data from the peer (it has no Relay pageInfo: the
 # count and the page's ids are what a client pages with there).
-DASHBOARD_OURS = """query Dashboard {
-  sessions(first: 20) {
-    totalCount
-    pageInfo { hasNextPage endCursor }
-    nodes {
-      sessionId client models lastActiveAt lastPrompt threadCount
-      initiator { username }
-      tokenUsage { inputTokens outputTokens }
-      threads(first: 3) { nodes { threadId model prompt } }
-    }
-  }
-}"""
+DASHBOARD_OURS = EXAMPLE_QUERY
 DASHBOARD_PEER = """query Dashboard {
   list_ai_bridge_sessions(limit: 20) {
     ... on codersdk_AIBridgeListSessionsResponse {

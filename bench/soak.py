@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector
 
+from aibridge_graphql.server.graphiql import EXAMPLE_QUERY
 from aibridge_graphql.standin.tokens import generate_token
 from bench.gateway import (
     API,
@@ -61,18 +62,7 @@ STANDIN_ERA_ARGS: list[str] = ["--api-era", "sessions"]
 GRPC_ANY_PORT = ("--grpc-port", "0")
 
 # The README's example queries ("Example queries"), verbatim.
-DASHBOARD = """query Dashboard {
-  sessions(first: 20) {
-    totalCount
-    pageInfo { hasNextPage endCursor }
-    nodes {
-      sessionId client models lastActiveAt lastPrompt threadCount
-      initiator { username }
-      tokenUsage { inputTokens outputTokens }
-      threads(first: 3) { nodes { threadId model prompt } }
-    }
-  }
-}"""
+DASHBOARD = EXAMPLE_QUERY
 
 SESSION = """query Session($id: String!) {
   session(sessionId: $id) {
