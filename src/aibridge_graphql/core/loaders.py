@@ -4,9 +4,9 @@
 - one list loader per upstream resource, keyed by the normalized `UpstreamRequest`: the same key
   costs one call however many fields ask for it; distinct keys of one tick go out concurrently,
   bounded by a semaphore (`settings.upstream_concurrency`); a failing key fails only itself;
-- by-id loaders (user, session, interception, thread) primed from every list response, falling
-  back to one targeted list query when an entity was not seen yet (the API has no get-by-id for
-  interceptions, users or single threads).
+- by-id loaders (user, session, interception, thread) that look first in the list responses the
+  request has loaded (indexed on the first lookup), falling back to one targeted list query when
+  an entity was not seen yet (the API has no get-by-id for interceptions, users or threads).
 The caller's credentials live here and die with the request, and so does its `Deadline`: every
 upstream call (and the wait for a concurrency slot) runs under it. `close()` cancels the upstream
 calls still running, for a request that ended or was cancelled (its client went away).
@@ -116,45 +116,11 @@ class Loaders:
         self._seen_sessions: dict[SessionRef, m.Session] = {}
         self._seen_interceptions: dict[InterceptionRef, m.Interception] = {}
         self._seen_threads: dict[ThreadRef, m.Thread] = {}
+        # Pages loaded since the last by-id lookup, not yet in the `_seen_*` indexes.
+        self._unindexed: list[Callable[[], None]] = []
 
-        self.interceptions: DataLoader[UpstreamRequest, m.ListInterceptionsResponse] = _loader(
-            "interceptions", self._model_batch(m.ListInterceptionsResponse, self._saw_interceptions)
-        )
-        self.sessions: DataLoader[UpstreamRequest, m.ListSessionsResponse] = _loader(
-            "sessions", self._model_batch(m.ListSessionsResponse, self._saw_sessions)
-        )
-        self.session_threads: DataLoader[UpstreamRequest, m.SessionThreadsResponse] = _loader(
-            "session_threads", self._model_batch(m.SessionThreadsResponse, self._saw_threads)
-        )
-        self.models: DataLoader[UpstreamRequest, list[str]] = _loader("models", self._strings_batch)
-        self.clients: DataLoader[UpstreamRequest, list[str]] = _loader(
-            "clients", self._strings_batch
-        )
-        self.providers: DataLoader[UpstreamRequest, list[m.Provider]] = _loader(
-            "providers", self._batch_each(self._fetch_providers)
-        )
-        # Coder's spend routes (AI Gateway era, outside its prefix), one call per distinct key.
-        self.ai_spend: DataLoader[UpstreamRequest, m.UserAISpendStatus] = _loader(
-            "ai_spend", self._batch_each(self._spend_fetcher(m.UserAISpendStatus))
-        )
-        self.groups_ai_spend: DataLoader[UpstreamRequest, m.OrganizationGroupsAISpend] = _loader(
-            "groups_ai_spend", self._batch_each(self._spend_fetcher(m.OrganizationGroupsAISpend))
-        )
         # The first session-detail load of each session id: the network fields read it.
         self._details: dict[str, asyncio.Future[m.SessionThreadsResponse]] = {}
-
-        self.user: DataLoader[UUID, m.MinimalUser] = _loader(
-            "user", self._batch_each(self._find_user)
-        )
-        self.session: DataLoader[SessionRef, m.Session] = _loader(
-            "session", self._batch_each(self._find_session)
-        )
-        self.interception: DataLoader[InterceptionRef, m.Interception] = _loader(
-            "interception", self._batch_each(self._find_interception)
-        )
-        self.thread: DataLoader[ThreadRef, m.Thread] = _loader(
-            "thread", self._batch_each(self._find_thread)
-        )
 
     @classmethod
     def for_request(
@@ -185,6 +151,63 @@ class Loaders:
             cache=shared.view(client, credentials, bypass) if shared is not None else None,
         )
 
+    # -- the loaders, each built on first use: most requests need one or two ------------------
+
+    @functools.cached_property
+    def interceptions(self) -> DataLoader[UpstreamRequest, m.ListInterceptionsResponse]:
+        return _loader(
+            "interceptions", self._model_batch(m.ListInterceptionsResponse, self._saw_interceptions)
+        )
+
+    @functools.cached_property
+    def sessions(self) -> DataLoader[UpstreamRequest, m.ListSessionsResponse]:
+        return _loader("sessions", self._model_batch(m.ListSessionsResponse, self._saw_sessions))
+
+    @functools.cached_property
+    def session_threads(self) -> DataLoader[UpstreamRequest, m.SessionThreadsResponse]:
+        return _loader(
+            "session_threads", self._model_batch(m.SessionThreadsResponse, self._saw_threads)
+        )
+
+    @functools.cached_property
+    def models(self) -> DataLoader[UpstreamRequest, list[str]]:
+        return _loader("models", self._strings_batch)
+
+    @functools.cached_property
+    def clients(self) -> DataLoader[UpstreamRequest, list[str]]:
+        return _loader("clients", self._strings_batch)
+
+    @functools.cached_property
+    def providers(self) -> DataLoader[UpstreamRequest, list[m.Provider]]:
+        return _loader("providers", self._batch_each(self._fetch_providers))
+
+    @functools.cached_property
+    def ai_spend(self) -> DataLoader[UpstreamRequest, m.UserAISpendStatus]:
+        # Coder's spend routes (AI Gateway era, outside its prefix), one call per distinct key.
+        return _loader("ai_spend", self._batch_each(self._spend_fetcher(m.UserAISpendStatus)))
+
+    @functools.cached_property
+    def groups_ai_spend(self) -> DataLoader[UpstreamRequest, m.OrganizationGroupsAISpend]:
+        return _loader(
+            "groups_ai_spend", self._batch_each(self._spend_fetcher(m.OrganizationGroupsAISpend))
+        )
+
+    @functools.cached_property
+    def user(self) -> DataLoader[UUID, m.MinimalUser]:
+        return _loader("user", self._batch_each(self._find_user))
+
+    @functools.cached_property
+    def session(self) -> DataLoader[SessionRef, m.Session]:
+        return _loader("session", self._batch_each(self._find_session))
+
+    @functools.cached_property
+    def interception(self) -> DataLoader[InterceptionRef, m.Interception]:
+        return _loader("interception", self._batch_each(self._find_interception))
+
+    @functools.cached_property
+    def thread(self) -> DataLoader[ThreadRef, m.Thread]:
+        return _loader("thread", self._batch_each(self._find_thread))
+
     # -- lifetime -----------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -205,21 +228,12 @@ class Loaders:
         self._seen_sessions.clear()
         self._seen_interceptions.clear()
         self._seen_threads.clear()
+        self._unindexed.clear()
         self._details.clear()
 
-    def _all_loaders(self) -> tuple[DataLoader[Any, Any], ...]:
-        return (
-            self.interceptions,
-            self.sessions,
-            self.session_threads,
-            self.models,
-            self.clients,
-            self.providers,
-            self.user,
-            self.session,
-            self.interception,
-            self.thread,
-        )
+    def _all_loaders(self) -> list[DataLoader[Any, Any]]:
+        """The loaders this request built (`cached_property` keeps them in the instance)."""
+        return [value for value in vars(self).values() if isinstance(value, DataLoader)]
 
     async def _settle(self, awaitables: Iterable[Coroutine[Any, Any, V]]) -> list[V | Exception]:
         """Await all; an `Exception` becomes that key's value, cancellation still propagates.
@@ -287,14 +301,15 @@ class Loaders:
     def _model_batch(
         self, model_type: type[ModelT], saw: Callable[[UpstreamRequest, ModelT], None]
     ) -> Callable[[list[UpstreamRequest]], Awaitable[list[ModelT | Exception]]]:
-        async def fetch_and_prime(request: UpstreamRequest) -> ModelT:
+        async def fetch_and_note(request: UpstreamRequest) -> ModelT:
             response = await self._fetch(request, model_type)
-            # Prime before the key's future resolves, so waiting lookups find the entities.
-            saw(request, response)
+            # Noted before the key's future resolves, so waiting lookups find the entities;
+            # indexed only when a by-id lookup runs (rare), not for every list page.
+            self._unindexed.append(functools.partial(saw, request, response))
             return response
 
         async def batch(keys: list[UpstreamRequest]) -> list[ModelT | Exception]:
-            return await self._settle(fetch_and_prime(key) for key in keys)
+            return await self._settle(fetch_and_note(key) for key in keys)
 
         return batch
 
@@ -346,11 +361,17 @@ class Loaders:
 
         return batch
 
-    # -- priming ------------------------------------------------------------------------------
+    # -- what the request has seen, for by-id lookups -------------------------------------------
+
+    async def _settled_index(self) -> None:
+        """Wait for the list loads in flight, then index every page loaded so far."""
+        await self._quiesce()
+        unindexed, self._unindexed = self._unindexed, []
+        for index in unindexed:
+            index()
 
     def _saw_user(self, user: m.MinimalUser) -> None:
         self._seen_users.setdefault(user.id, user)
-        self.user.prime(user.id, user)
 
     def _saw_sessions(self, request: UpstreamRequest, response: m.ListSessionsResponse) -> None:
         whole = request in self._whole_session_requests
@@ -359,14 +380,12 @@ class Loaders:
             if whole:
                 ref = SessionRef(session.id, session.initiator.id)
                 self._seen_sessions.setdefault(ref, session)
-                self.session.prime(ref, session)
 
     def _saw_interceptions(self, _: UpstreamRequest, response: m.ListInterceptionsResponse) -> None:
         for item in response.results:
             self._saw_user(item.initiator)
             ref = InterceptionRef(item.id, item.initiator.id, item.started_at)
             self._seen_interceptions.setdefault(ref, item)
-            self.interception.prime(ref, item)
 
     def _saw_threads(self, _: UpstreamRequest, response: m.SessionThreadsResponse) -> None:
         self._saw_user(response.initiator)
@@ -374,7 +393,6 @@ class Loaders:
         for thread in response.threads:
             ref = ThreadRef(session, thread.id)
             self._seen_threads.setdefault(ref, thread)
-            self.thread.prime(ref, thread)
 
     def _track(self, future: asyncio.Future[V]) -> asyncio.Future[V]:
         self._inflight.add(future)
@@ -401,7 +419,7 @@ class Loaders:
         """One page of `GET /sessions`.
 
         `whole_sessions` says the filter selects whole sessions (only initiator/session id), so
-        the aggregates are exact and may prime the by-id session loader.
+        the aggregates are exact and by-id session lookups may use them.
         """
         request = sessions_request(
             session_filter, limit=limit, after_session_id=after_session_id, offset=offset
@@ -506,7 +524,7 @@ class Loaders:
     # -- by-id fallbacks ----------------------------------------------------------------------
 
     async def _find_user(self, user_id: UUID) -> m.MinimalUser:
-        await self._quiesce()
+        await self._settled_index()
         if user_id in self._seen_users:
             return self._seen_users[user_id]
         # No users endpoint in the AI Bridge API: a user is known through their sessions.
@@ -527,13 +545,13 @@ class Loaders:
         return page.sessions[0]
 
     async def _find_session(self, ref: SessionRef) -> m.Session:
-        await self._quiesce()
+        await self._settled_index()
         if ref in self._seen_sessions:
             return self._seen_sessions[ref]
         return await self.find_session(ref.session_id, str(ref.initiator_id))
 
     async def _find_interception(self, ref: InterceptionRef) -> m.Interception:
-        await self._quiesce()
+        await self._settled_index()
         if ref in self._seen_interceptions:
             return self._seen_interceptions[ref]
         # Bounds are inclusive and started_before must be strictly after started_after.
@@ -554,7 +572,7 @@ class Loaders:
         raise NotFound(f"Interception {ref.id} not found.")
 
     async def _find_thread(self, ref: ThreadRef) -> m.Thread:
-        await self._quiesce()
+        await self._settled_index()
         if ref in self._seen_threads:
             return self._seen_threads[ref]
         after: UUID | None = None

@@ -27,6 +27,7 @@ from strawberry.types import ExecutionContext, Info
 
 from aibridge_graphql.schema.cost import UpstreamCallBudget
 from aibridge_graphql.schema.errors import ErrorCodes, log_errors
+from aibridge_graphql.schema.executor import plan_executor_class
 from aibridge_graphql.schema.guards import representation_error, tolerate_unknown_fragments
 from aibridge_graphql.schema.interception import Interception
 from aibridge_graphql.schema.money import SCALAR_MAP
@@ -105,6 +106,7 @@ def build_schema(
         extensions=[*default_extensions(settings), *extra_extensions],
         federation_version=FEDERATION_VERSION,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        execution_context_class=plan_executor_class(),
     )
 
 

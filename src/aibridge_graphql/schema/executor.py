@@ -1,0 +1,524 @@
+"""A leaner executor for the queries the gateway serves: same results, a fraction of the CPU.
+
+graphql-core's executor re-derives everything per field and per request (field collection, the
+resolver wrapper, a resolve-info object, the completion type switch), which is most of the CPU
+of a list or dashboard query. `PlanExecutor` compiles each operation once into a plan of its
+fields and their completion, then executes it: plain attributes are read directly, scalars of
+the built-in types are checked with a type test, and only fields with a resolver get a
+resolve-info object and graphql-core's argument coercion. Resolvers are Strawberry's own
+(argument conversion, `Info`), errors are located, propagated and collected by graphql-core's
+helpers, sibling awaitables are gathered in one wave as graphql-core does, so dataloaders batch
+the same way.
+
+Operations the plan does not cover run on graphql-core's executor unchanged: mutations and
+subscriptions, any directive (`@skip`, `@include`, `@defer`, ...), interfaces and unions
+(`node`, `_entities`), introspection other than `__typename`, fragment variables, middleware
+and abort signals.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    GraphQLString,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    located_error,
+)
+from graphql.execution.values import get_argument_values
+from graphql.pyutils import Path, Undefined, is_iterable
+from graphql.pyutils.gather_with_cancel import gather_with_cancel
+from graphql.type import GraphQLSchema
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+__all__ = ["PlanExecutor", "plan_executor_class"]
+
+_PLAN_CACHE_SIZE: Final = 256
+_STRAWBERRY_FIELD: Final = "strawberry-definition"
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+
+# A completion: (executor, value, path) -> the completed value or an awaitable of it. It raises
+# for a value the type refuses; the field it belongs to locates and collects the error.
+Complete = Callable[["PlanExecutor", Any, Path], Any]
+
+
+class NotPlannable(Exception):
+    """The operation uses something the plan does not cover: graphql-core executes it."""
+
+
+@dataclass(slots=True)
+class _Field:
+    key: str
+    name: str
+    parent: GraphQLObjectType
+    definition: GraphQLField
+    nodes: list[FieldNode]
+    complete: Complete
+    # A plain Strawberry field: the Python attribute to read; None for a resolver.
+    attribute: str | None
+    has_args: bool
+    non_null: bool
+    # `__typename`: the constant answer.
+    typename: str | None = None
+
+
+@dataclass(slots=True)
+class _Plan:
+    operation: OperationDefinitionNode
+    root: GraphQLObjectType
+    fields: list[_Field]
+
+
+class _Compiler:
+    """Builds the plan of one operation from the schema and the document's fragments."""
+
+    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode]) -> None:
+        self._schema = schema
+        self._fragments = fragments
+
+    def plan(self, operation: OperationDefinitionNode) -> _Plan:
+        if operation.operation is not OperationType.QUERY or operation.directives:
+            raise NotPlannable
+        root = self._schema.query_type
+        if root is None:
+            raise NotPlannable
+        return _Plan(operation, root, self._fields(root, [operation.selection_set]))
+
+    def _fields(self, parent: GraphQLObjectType, sets: list[SelectionSetNode]) -> list[_Field]:
+        grouped: dict[str, list[FieldNode]] = {}
+        for selection_set in sets:
+            self._collect(parent, selection_set, grouped, set())
+        return [self._field(parent, key, nodes) for key, nodes in grouped.items()]
+
+    def _collect(
+        self,
+        parent: GraphQLObjectType,
+        selection_set: SelectionSetNode,
+        grouped: dict[str, list[FieldNode]],
+        visited: set[str],
+    ) -> None:
+        for selection in selection_set.selections:
+            if selection.directives:
+                raise NotPlannable
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                grouped.setdefault(key, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                if condition is None or self._applies(condition.name.value, parent):
+                    self._collect(parent, selection.selection_set, grouped, visited)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in visited:
+                    continue
+                visited.add(name)
+                fragment = self._fragments.get(name)
+                if fragment is None or fragment.variable_definitions or fragment.directives:
+                    raise NotPlannable
+                if self._applies(fragment.type_condition.name.value, parent):
+                    self._collect(parent, fragment.selection_set, grouped, visited)
+            else:  # pragma: no cover - the language has no other selection
+                raise NotPlannable
+
+    def _applies(self, condition: str, parent: GraphQLObjectType) -> bool:
+        if condition == parent.name:
+            return True
+        named = self._schema.get_type(condition)
+        return any(interface is named for interface in parent.interfaces)
+
+    def _field(self, parent: GraphQLObjectType, key: str, nodes: list[FieldNode]) -> _Field:
+        name = nodes[0].name.value
+        if name == "__typename":
+            typename = GraphQLField(GraphQLNonNull(GraphQLString))
+            return _Field(
+                key, name, parent, typename, nodes, _leaf_string, None, False, True, parent.name
+            )
+        if name.startswith("__"):
+            raise NotPlannable
+        definition = parent.fields.get(name)
+        if definition is None:
+            raise NotPlannable
+        strawberry_field = definition.extensions.get(_STRAWBERRY_FIELD)
+        basic = getattr(definition.resolve, "_is_default", False) and strawberry_field is not None
+        complete = self._completion(parent, name, definition.type, nodes)
+        return _Field(
+            key,
+            name,
+            parent,
+            definition,
+            nodes,
+            complete,
+            strawberry_field.python_name if basic else None,
+            bool(definition.args or nodes[0].arguments),
+            isinstance(definition.type, GraphQLNonNull),
+        )
+
+    def _completion(
+        self, parent: GraphQLObjectType, name: str, type_: GraphQLOutputType, nodes: list[FieldNode]
+    ) -> Complete:
+        if isinstance(type_, GraphQLNonNull):
+            return _non_null(self._completion(parent, name, type_.of_type, nodes), parent, name)
+        if isinstance(type_, GraphQLList):
+            item_type = type_.of_type
+            inner = self._completion(parent, name, item_type, nodes)
+            return _list(inner, isinstance(item_type, GraphQLNonNull), nodes, parent, name)
+        if isinstance(type_, GraphQLScalarType):
+            return _SCALARS.get(type_.name) or _leaf(type_)
+        if isinstance(type_, GraphQLEnumType):
+            return _leaf(type_)
+        if isinstance(type_, GraphQLObjectType):
+            sets = [node.selection_set for node in nodes if node.selection_set is not None]
+            return _object(type_, self._fields(type_, sets), nodes)
+        raise NotPlannable  # interfaces and unions
+
+
+# ---------------------------------------------------------------------------------------------
+# Completions, as graphql-core's `complete_value` does them, specialised per type.
+
+
+def _leaf(type_: GraphQLScalarType | GraphQLEnumType) -> Complete:
+    coerce = type_.coerce_output_value
+
+    def complete(_: PlanExecutor, value: Any, __: Path) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, Exception):
+            raise value
+        coerced = coerce(value)
+        if coerced is Undefined or coerced is None:
+            # graphql-core's wording (complete_leaf_value).
+            msg = (
+                f"Expected `{type_}.coerce_output_value({value!r})` to return non-nullable "
+                f"value, returned: {coerced!r}"
+            )
+            raise TypeError(msg)
+        return coerced
+
+    return complete
+
+
+def _fast_scalar(name: str, accepts: Callable[[Any], bool]) -> Complete:
+    """A built-in scalar: values of its own Python type pass as they are, others coerce."""
+    slow: Complete | None = None
+
+    def complete(executor: PlanExecutor, value: Any, path: Path) -> Any:
+        nonlocal slow
+        if accepts(value):
+            return value
+        if slow is None:
+            slow = _leaf(executor.schema.type_map[name])  # type: ignore[arg-type]
+        return slow(executor, value, path)
+
+    return complete
+
+
+_leaf_string = _fast_scalar("String", lambda v: type(v) is str)
+_SCALARS: Final[dict[str, Complete]] = {
+    "String": _leaf_string,
+    "ID": _fast_scalar("ID", lambda v: type(v) is str),
+    "Boolean": _fast_scalar("Boolean", lambda v: type(v) is bool),
+    "Int": _fast_scalar("Int", lambda v: type(v) is int and _INT_MIN <= v <= _INT_MAX),
+}
+
+
+def _non_null(inner: Complete, parent: GraphQLObjectType, name: str) -> Complete:
+    message = f"Cannot return null for non-nullable field {parent.name}.{name}."
+
+    def complete(executor: PlanExecutor, value: Any, path: Path) -> Any:
+        if value is None:
+            raise TypeError(message)
+        # An awaitable completion (an object's or a list's) never resolves to null.
+        completed = inner(executor, value, path)
+        if completed is None:
+            raise TypeError(message)
+        return completed
+
+    return complete
+
+
+def _list(
+    inner: Complete,
+    items_non_null: bool,
+    nodes: list[FieldNode],
+    parent: GraphQLObjectType,
+    name: str,
+) -> Complete:
+    message = f"Expected Iterable, but did not find one for field '{parent.name}.{name}'."
+
+    def complete(executor: PlanExecutor, value: Any, path: Path) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, Exception):
+            raise value
+        if not is_iterable(value):
+            raise GraphQLError(message)
+        return executor.complete_items(value, inner, items_non_null, nodes, path)
+
+    return complete
+
+
+def _object(type_: GraphQLObjectType, fields: list[_Field], nodes: list[FieldNode]) -> Complete:
+    is_type_of = type_.is_type_of
+
+    def complete(executor: PlanExecutor, value: Any, path: Path) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, Exception):
+            raise value
+        # Strawberry's `is_type_of` is an isinstance test that never reads the info.
+        if is_type_of is not None and not is_type_of(value, None):  # type: ignore[arg-type]
+            msg = f"Expected value of type '{type_.name}' but got: {value!r}."
+            raise GraphQLError(msg, nodes)
+        return executor.execute_plan_fields(fields, value, path)
+
+    return complete
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's graphql-core executor, running planned operations through their plan."""
+
+    # Set per schema by `plan_executor_class`: operation node id -> (node, plan or None).
+    plans: OrderedDict[int, tuple[OperationDefinitionNode, _Plan | None]]
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        plan = self._plan()
+        if plan is None or serially or self.middleware_manager_has_middleware():
+            return super().execute_operation(serially)
+        try:
+            data = self.execute_plan_fields(plan.fields, self.root_value, None)
+        except GraphQLError as error:
+            self.collected_errors.add(error, None)
+            return self.finish(self.build_response(None))
+        if self.is_awaitable(data):
+            return self._await_data(data)
+        return self.finish(self.build_response(data))
+
+    async def _await_data(self, data: Awaitable[dict[str, Any]]) -> Any:
+        try:
+            result = await data
+        except GraphQLError as error:
+            self.collected_errors.add(error, None)
+            return self.build_response(None)
+        return self.build_response(result)
+
+    def middleware_manager_has_middleware(self) -> bool:
+        """True when extensions wrap resolvers: only graphql-core's executor applies them."""
+        manager = self.middleware_manager
+        return manager is not None and bool(manager.middlewares)
+
+    def _plan(self) -> _Plan | None:
+        operation = self.operation
+        if self.abort_signal is not None or not self.error_propagation_default():
+            return None
+        plans = self.plans
+        cached = plans.get(id(operation))
+        if cached is not None and cached[0] is operation:
+            plans.move_to_end(id(operation))
+            return cached[1]
+        fragments = {name: details.definition for name, details in self.fragments.items()}
+        try:
+            plan: _Plan | None = _Compiler(self.schema, fragments).plan(operation)
+        except NotPlannable:
+            plan = None
+        plans[id(operation)] = (operation, plan)  # holding the node keeps its id unique
+        if len(plans) > _PLAN_CACHE_SIZE:
+            plans.popitem(last=False)
+        return plan
+
+    def error_propagation_default(self) -> bool:
+        """The plan propagates nulls the spec's way only; other modes run on graphql-core."""
+        return bool(self.error_propagation)
+
+    def execute_plan_fields(self, fields: list[_Field], source: Any, path: Path | None) -> Any:
+        """Execute one object's planned fields; a dict, or an awaitable when a field awaits."""
+        results: dict[str, Any] = {}
+        awaiting: list[str] | None = None
+        is_awaitable = self.is_awaitable
+        try:
+            for field in fields:
+                key = field.key
+                if field.typename is not None:
+                    results[key] = field.typename
+                    continue
+                field_path = Path(path, key, field.parent.name)
+                value = self._execute_field(field, source, field_path)
+                results[key] = value
+                if is_awaitable(value):
+                    if awaiting is None:
+                        awaiting = []
+                    awaiting.append(key)
+        except Exception:
+            if awaiting:
+                self.settle_in_background([results[key] for key in awaiting])
+            raise
+        if awaiting is None:
+            return results
+        return _gathered_fields(results, awaiting)
+
+    def _execute_field(self, field: _Field, source: Any, path: Path) -> Any:
+        try:
+            if field.attribute is not None:
+                value = getattr(source, field.attribute)
+            else:
+                definition = field.definition
+                info = self.build_resolve_info(definition, field.nodes, field.parent, path)
+                args = (
+                    get_argument_values(
+                        definition,
+                        field.nodes[0],
+                        self.variable_values,
+                        None,
+                        self.hide_suggestions,
+                    )
+                    if field.has_args
+                    else {}
+                )
+                value = definition.resolve(source, info, **args)  # type: ignore[misc]
+                if self.is_awaitable(value):
+                    return self._complete_awaitable(field, value, path)
+            completed = field.complete(self, value, path)
+            if self.is_awaitable(completed):
+                return self._await_completed(field, completed, path)
+            return completed
+        except Exception as raw_error:
+            self._field_error(raw_error, field.non_null, field.nodes, path)
+            return None
+
+    async def _complete_awaitable(self, field: _Field, value: Awaitable[Any], path: Path) -> Any:
+        try:
+            completed = field.complete(self, await value, path)
+            if self.is_awaitable(completed):
+                completed = await completed
+        except Exception as raw_error:
+            self._field_error(raw_error, field.non_null, field.nodes, path)
+            return None
+        return completed
+
+    async def _await_completed(self, field: _Field, completed: Awaitable[Any], path: Path) -> Any:
+        try:
+            return await completed
+        except Exception as raw_error:
+            self._field_error(raw_error, field.non_null, field.nodes, path)
+            return None
+
+    def _field_error(
+        self, raw_error: Exception, non_null: bool, nodes: list[FieldNode], path: Path
+    ) -> None:
+        """graphql-core's `handle_field_error`: locate, then raise (non-null) or collect."""
+        error = located_error(raw_error, nodes, path.as_list())
+        if non_null:
+            raise error
+        self.collected_errors.add(error, path)
+
+    def complete_items(
+        self,
+        items: Iterable[Any],
+        inner: Complete,
+        items_non_null: bool,
+        nodes: list[FieldNode],
+        path: Path,
+    ) -> Any:
+        """Complete a list's items, as graphql-core's `complete_iterable_value` does."""
+        completed: list[Any] = []
+        awaiting: list[int] | None = None
+        is_awaitable = self.is_awaitable
+        try:
+            for index, item in enumerate(items):
+                item_path = Path(path, index, None)
+                if is_awaitable(item):
+                    completed.append(
+                        self._complete_awaitable_item(item, inner, items_non_null, nodes, item_path)
+                    )
+                else:
+                    try:
+                        value = inner(self, item, item_path)
+                        if is_awaitable(value):
+                            value = self._await_item(value, items_non_null, nodes, item_path)
+                    except Exception as raw_error:
+                        self._field_error(raw_error, items_non_null, nodes, item_path)
+                        value = None
+                    completed.append(value)
+                    if not is_awaitable(value):
+                        continue
+                if awaiting is None:
+                    awaiting = []
+                awaiting.append(index)
+        except Exception:
+            if awaiting:
+                self.settle_in_background([completed[index] for index in awaiting])
+            raise
+        if awaiting is None:
+            return completed
+        return _gathered_items(completed, awaiting)
+
+    async def _await_item(
+        self, value: Awaitable[Any], non_null: bool, nodes: list[FieldNode], path: Path
+    ) -> Any:
+        try:
+            return await value
+        except Exception as raw_error:
+            self._field_error(raw_error, non_null, nodes, path)
+            return None
+
+    async def _complete_awaitable_item(
+        self,
+        item: Awaitable[Any],
+        inner: Complete,
+        non_null: bool,
+        nodes: list[FieldNode],
+        path: Path,
+    ) -> Any:
+        try:
+            completed = inner(self, await item, path)
+            if self.is_awaitable(completed):
+                completed = await completed
+        except Exception as raw_error:
+            self._field_error(raw_error, non_null, nodes, path)
+            return None
+        return completed
+
+
+async def _gathered_fields(results: dict[str, Any], awaiting: list[str]) -> dict[str, Any]:
+    if len(awaiting) == 1:
+        key = awaiting[0]
+        results[key] = await results[key]
+    else:
+        values = await gather_with_cancel(*(results[key] for key in awaiting))
+        results.update(zip(awaiting, values, strict=True))
+    return results
+
+
+async def _gathered_items(completed: list[Any], awaiting: list[int]) -> list[Any]:
+    if len(awaiting) == 1:
+        index = awaiting[0]
+        completed[index] = await completed[index]
+    else:
+        values = await gather_with_cancel(*(completed[index] for index in awaiting))
+        for index, value in zip(awaiting, values, strict=True):
+            completed[index] = value
+    return completed
+
+
+def plan_executor_class() -> type[PlanExecutor]:
+    """A `PlanExecutor` subclass with a plan cache of its own (one per schema)."""
+    return type("SchemaPlanExecutor", (PlanExecutor,), {"plans": OrderedDict()})
