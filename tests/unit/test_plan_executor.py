@@ -1,0 +1,218 @@
+"""The plan executor answers exactly as graphql-core's executor does, errors and nulls included.
+
+Each document runs on a schema with the plan executor and on the same types with Strawberry's
+default executor; data and errors (message, path, locations) must be equal. The types fail in
+every way a resolver can: raising, sync and async, returning null for non-null fields, wrong
+values for scalars, non-iterables for lists, in lists of non-null items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import strawberry
+from strawberry.extensions import ParserCache
+from strawberry.types import ExecutionResult
+
+from aibridge_graphql.schema.executor import plan_executor_class
+
+
+@strawberry.enum
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@strawberry.interface
+class Named:
+    name: str
+
+
+@strawberry.type
+class Leaf(Named):
+    index: int
+    colour: Colour = Colour.RED
+    at: datetime = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    @strawberry.field
+    def fails(self) -> str | None:
+        raise ValueError(f"leaf {self.index} fails")
+
+    @strawberry.field
+    def must(self) -> str:
+        if self.index == 2:
+            raise ValueError("must fails at 2")
+        return f"m{self.index}"
+
+    @strawberry.field
+    async def later(self, suffix: str = "") -> str:
+        await asyncio.sleep(0)
+        return f"later{self.index}{suffix}"
+
+    @strawberry.field
+    async def later_must(self) -> str:
+        await asyncio.sleep(0)
+        if self.index == 1:
+            return None  # type: ignore[return-value]
+        return "ok"
+
+    @strawberry.field
+    def bad_int(self) -> int | None:
+        return 2**40 if self.index == 0 else self.index
+
+    @strawberry.field
+    def bad_string(self) -> str | None:
+        return 42  # type: ignore[return-value]  # coerced by String like graphql-core does
+
+    @strawberry.field
+    def not_list(self) -> list[int] | None:
+        return 5  # type: ignore[return-value]
+
+
+@strawberry.type
+class Branch:
+    label: str
+
+    @strawberry.field
+    def leaves(self, count: int = 3) -> list[Leaf]:
+        return [Leaf(name=f"leaf{i}", index=i) for i in range(count)]
+
+    @strawberry.field
+    async def async_leaves(self) -> list[Leaf | None]:
+        await asyncio.sleep(0)
+        return [Leaf(name="a", index=0), None, Leaf(name="c", index=2)]
+
+    @strawberry.field
+    def strict_leaves(self) -> list[Leaf] | None:
+        return [Leaf(name="a", index=0), None, Leaf(name="c", index=2)]  # type: ignore[list-item]
+
+    @strawberry.field
+    def grid(self) -> list[list[int | None]]:
+        return [[1, None], [3]]
+
+    @strawberry.field
+    async def awaitable_items(self) -> list[int]:
+        async def item(i: int) -> int:
+            await asyncio.sleep(0)
+            if i == 1:
+                raise ValueError("item 1")
+            return i
+
+        return [item(i) for i in range(3)]  # type: ignore[misc]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def branch(self, label: str = "b") -> Branch:
+        return Branch(label=label)
+
+    @strawberry.field
+    async def maybe_branch(self) -> Branch | None:
+        await asyncio.sleep(0)
+        return Branch(label="maybe")
+
+    @strawberry.field
+    def broken(self) -> Branch:
+        raise RuntimeError("root broken")
+
+    @strawberry.field
+    def named(self) -> Named:
+        return Leaf(name="n", index=9)
+
+    @strawberry.field
+    def hello(self) -> str:
+        return "hi"
+
+
+def _schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
+    # The gateway's parser cache hands the same document node to repeated queries: plans are
+    # cached by operation node.
+    planned = strawberry.Schema(
+        query=Query, execution_context_class=plan_executor_class(), extensions=[ParserCache]
+    )
+    return planned, strawberry.Schema(query=Query)
+
+
+def _shape(result: ExecutionResult) -> tuple[Any, list[tuple[str, Any, Any]]]:
+    errors = [
+        (e.message, e.path, [(loc.line, loc.column) for loc in e.locations or []])
+        for e in result.errors or []
+    ]
+    return result.data, errors
+
+
+DOCUMENTS: dict[str, str | dict[str, Any]] = {
+    "plain": "{ hello branch { label leaves { name index colour at } } }",
+    "aliases and args": """{ a: branch(label: "x") { label } b: branch { l: label
+        leaves(count: 2) { index later(suffix: "!") x: later } } }""",
+    "fragments": """query Q { ...Top branch { ...B ... on Branch { label } } }
+        fragment Top on Query { hello }
+        fragment B on Branch { leaves { ... on Named { name } ...L } }
+        fragment L on Leaf { index __typename }""",
+    "merged fields": "{ branch { leaves { index } leaves { name index } } }",
+    "nullable error": "{ branch { leaves { index fails } } }",
+    "non-null error bubbles to the list item": "{ branch { leaves { index must } } }",
+    "async non-null null": "{ branch { leaves { laterMust } } }",
+    "async list with null items": "{ branch { asyncLeaves { name must } } }",
+    "non-null list items": "{ branch { strictLeaves { name } } }",
+    "root non-null error": "{ hello broken { label } }",
+    "async root": "{ maybeBranch { label leaves { later } } }",
+    "scalar coercion": "{ branch { leaves { badInt badString } } }",
+    "not a list": "{ branch { leaves { notList } } }",
+    "nested lists": "{ branch { grid } }",
+    "awaitable items": "{ branch { awaitableItems } }",
+    "typename": "{ __typename branch { __typename } }",
+    "variables": {
+        "query": """query V($n: Int!, $s: String) {
+            branch { leaves(count: $n) { later(suffix: $s) } } }""",
+        "variables": {"n": 2, "s": "?"},
+    },
+}
+# These fall back to graphql-core (interface, directive, introspection): answers still match.
+FALLBACKS: dict[str, str] = {
+    "interface": "{ named { name ... on Leaf { index } } }",
+    "directive": "query D($x: Boolean!) { hello @include(if: $x) branch { label } }",
+    "introspection": "{ __schema { queryType { name } } }",
+}
+
+
+def _plans(schema: strawberry.Schema) -> list[bool]:
+    """Per cached operation, whether it has a plan."""
+    plans = schema.execution_context_class.plans  # type: ignore[union-attr]
+    return [plan is not None for _, plan in plans.values()]
+
+
+@pytest.mark.parametrize("name", [*DOCUMENTS, *FALLBACKS])
+async def test_plan_executor_answers_as_graphql_core(name: str) -> None:
+    document = DOCUMENTS.get(name) or FALLBACKS[name]
+    if isinstance(document, str):
+        query, variables = document, {"x": True}
+    else:
+        query, variables = document["query"], document["variables"]
+    planned, reference = _schemas()
+    got = await planned.execute(query, variable_values=variables)
+    expected = await reference.execute(query, variable_values=variables)
+    assert _shape(got) == _shape(expected)
+    assert got.data is not None or got.errors
+    assert _plans(planned) == [name in DOCUMENTS]
+
+
+async def test_plans_are_compiled_once_and_only_for_what_they_cover() -> None:
+    planned, _ = _schemas()
+    for _ in range(3):
+        await planned.execute("{ branch { label } }")
+    assert _plans(planned) == [True]
+    await planned.execute("{ named { name } }")
+    await planned.execute("query D($x: Boolean!) { hello @skip(if: $x) }", {"x": False})
+    assert _plans(planned) == [True, False, False]
+
+
+async def test_each_schema_has_its_own_plans() -> None:
+    first, second = _schemas()[0], _schemas()[0]
+    await first.execute("{ hello }")
+    assert (_plans(first), _plans(second)) == ([True], [])
