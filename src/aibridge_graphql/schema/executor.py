@@ -40,6 +40,8 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    ValueNode,
+    VariableNode,
     located_error,
 )
 from graphql.execution.values import get_argument_values
@@ -47,6 +49,8 @@ from graphql.pyutils import Path, Undefined, is_iterable
 from graphql.pyutils.gather_with_cancel import gather_with_cancel
 from graphql.type import GraphQLSchema
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.field import StrawberryField
 
 __all__ = ["PlanExecutor", "plan_executor_class"]
 
@@ -77,6 +81,103 @@ class _Field:
     non_null: bool
     # `__typename`: the constant answer.
     typename: str | None = None
+    # A resolver Strawberry would call with no field extension or exception handler around it:
+    # called directly, with a Strawberry `Info` only when it asks for one.
+    direct: _Direct | None = None
+
+
+@dataclass(slots=True)
+class _Direct:
+    """How to call a Strawberry resolver the way Strawberry's own wrapper does."""
+
+    field: StrawberryField
+    info_class: Any
+    config: Any
+    scalar_registry: Any
+    pass_self: bool
+    # Keyword parameters given the source (`root`/`parent`) or the `Info`.
+    source_params: tuple[str, ...]
+    info_param: str | None
+    # The arguments are literals (no variables): converted once, on first use.
+    constant: bool
+    converted: dict[str, Any] | None = None
+
+    def call(self, executor: PlanExecutor, source: Any, field: _Field, path: Path) -> Any:
+        info = None
+        if self.info_param is not None:
+            raw = executor.build_resolve_info(field.definition, field.nodes, field.parent, path)
+            info = self.info_class(_raw_info=raw, _field=self.field)
+        kwargs = self._kwargs(executor, field, info)
+        for name in self.source_params:
+            kwargs[name] = source
+        if self.info_param is not None:
+            kwargs[self.info_param] = info
+        return self.field.get_result(
+            source, info=info, args=[source] if self.pass_self else [], kwargs=kwargs
+        )
+
+    def _kwargs(self, executor: PlanExecutor, field: _Field, info: Any) -> dict[str, Any]:
+        if self.converted is not None:
+            return dict(self.converted)
+        values = (
+            get_argument_values(
+                field.definition,
+                field.nodes[0],
+                executor.variable_values,
+                None,
+                executor.hide_suggestions,
+            )
+            if field.has_args
+            else {}
+        )
+        kwargs = convert_arguments(
+            values, self.field.arguments, self.scalar_registry, self.config, info
+        )
+        if self.constant and all(type(v) in _IMMUTABLE for v in kwargs.values()):
+            self.converted = dict(kwargs)
+        return kwargs
+
+
+_IMMUTABLE: Final = frozenset({int, str, bool, float, type(None)})
+
+
+def _has_variable(value: ValueNode) -> bool:
+    if isinstance(value, VariableNode):
+        return True
+    children = getattr(value, "values", None) or getattr(value, "fields", None) or ()
+    return any(_has_variable(getattr(child, "value", child)) for child in children)
+
+
+def _direct(schema: GraphQLSchema, definition: GraphQLField, node: FieldNode) -> _Direct | None:
+    """How to call this field's resolver directly, or None to go through Strawberry's wrapper."""
+    field = definition.extensions.get(_STRAWBERRY_FIELD)
+    strawberry_schema = getattr(schema, "_strawberry_schema", None)
+    converter = getattr(strawberry_schema, "schema_converter", None)
+    handlers = getattr(converter, "_exception_handler_specs", None)
+    if (
+        not isinstance(field, StrawberryField)
+        or field.base_resolver is None
+        or field.extensions
+        or handlers is None  # not the Strawberry this was written for: use its wrapper
+        or handlers
+    ):
+        return None
+    resolver = field.base_resolver
+    info = resolver.info_parameter
+    return _Direct(
+        field,
+        strawberry_schema.config.info_class,  # type: ignore[union-attr]
+        strawberry_schema.config,  # type: ignore[union-attr]
+        converter.scalar_registry,  # type: ignore[union-attr]
+        resolver.self_parameter is not None,
+        tuple(
+            param.name
+            for param in (resolver.parent_parameter, resolver.root_parameter)
+            if param is not None
+        ),
+        info.name if info is not None else None,
+        not any(_has_variable(argument.value) for argument in node.arguments or ()),
+    )
 
 
 @dataclass(slots=True)
@@ -158,6 +259,7 @@ class _Compiler:
         strawberry_field = definition.extensions.get(_STRAWBERRY_FIELD)
         basic = getattr(definition.resolve, "_is_default", False) and strawberry_field is not None
         complete = self._completion(parent, name, definition.type, nodes)
+        direct = None if basic else _direct(self._schema, definition, nodes[0])
         return _Field(
             key,
             name,
@@ -168,6 +270,7 @@ class _Compiler:
             strawberry_field.python_name if basic else None,
             bool(definition.args or nodes[0].arguments),
             isinstance(definition.type, GraphQLNonNull),
+            direct=direct,
         )
 
     def _completion(
@@ -379,6 +482,10 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
         try:
             if field.attribute is not None:
                 value = getattr(source, field.attribute)
+            elif field.direct is not None:
+                value = field.direct.call(self, source, field, path)
+                if self.is_awaitable(value):
+                    return self._complete_awaitable(field, value, path)
             else:
                 definition = field.definition
                 info = self.build_resolve_info(definition, field.nodes, field.parent, path)
