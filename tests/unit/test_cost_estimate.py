@@ -13,7 +13,7 @@ from graphql import parse
 
 from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 from aibridge_graphql.schema import build_schema
-from aibridge_graphql.schema.cost import estimate_upstream_calls
+from aibridge_graphql.schema.cost import EstimateCache, estimate_upstream_calls
 from aibridge_graphql.schema.ids import encode_global_id
 from aibridge_graphql.settings import Settings
 
@@ -229,3 +229,24 @@ def test_the_selected_operation_is_estimated() -> None:
 def test_odd_variable_values_never_crash(variables: dict[str, Any]) -> None:
     query = "query($n: Int) { sessions(first: $n) { nodes { threads(first: $n) { totalCount } } } }"
     assert estimate(query, variables) >= 1
+
+
+def test_the_estimate_cache_answers_per_document_and_variables() -> None:
+    query = parse("""query($n: Int) {
+      sessions(first: $n) { nodes { threads(first: 2) { nodes { threadId } } } }
+    }""")
+    cache = EstimateCache(max_size=2)
+
+    def cached(document: Any, variables: dict[str, Any]) -> int:
+        return cache.estimate(
+            SCHEMA, document, operation_name=None, variables=variables, settings=SETTINGS
+        )
+
+    assert [cached(query, {"n": 3}), cached(query, {"n": 30}), cached(query, {"n": 3})] == [
+        4,
+        31,
+        4,
+    ]
+    # Same text, another document node (a parser cache miss): estimated afresh, not confused.
+    assert cached(parse("{ models }"), {}) == 1
+    assert cached(query, {"n": 5}) == 6

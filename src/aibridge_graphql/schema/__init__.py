@@ -25,7 +25,7 @@ from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
-from aibridge_graphql.schema.cost import UpstreamCallBudget
+from aibridge_graphql.schema.cost import EstimateCache, UpstreamCallBudget
 from aibridge_graphql.schema.errors import ErrorCodes, log_errors
 from aibridge_graphql.schema.executor import plan_executor_class
 from aibridge_graphql.schema.guards import representation_error, tolerate_unknown_fragments
@@ -92,7 +92,7 @@ def default_extensions(settings: Settings) -> list[ExtensionFactory]:
         functools.partial(AddValidationRules, rules),
         functools.partial(ValidationCache, maxsize=_CACHE_SIZE),
         # After validation: the estimate needs a valid document and the request's variables.
-        functools.partial(UpstreamCallBudget, settings=settings),
+        functools.partial(UpstreamCallBudget, settings=settings, estimates=EstimateCache()),
     ]
 
 

@@ -27,6 +27,8 @@ any excess at run time.
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -335,6 +337,47 @@ def estimate_upstream_calls(
     return estimator.cost_on([operation.selection_set], root, _Scope())
 
 
+class EstimateCache:
+    """The last estimates, per document, operation and variables: a view repeats its query.
+
+    Keyed by the document node itself (the parser cache hands out the same node for the same
+    text; holding it keeps the key's identity unique).
+    """
+
+    def __init__(self, max_size: int = 256) -> None:
+        self._max_size = max_size
+        self._items: OrderedDict[tuple[int, str | None, str], tuple[DocumentNode, int]] = (
+            OrderedDict()
+        )
+
+    def estimate(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        *,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+        settings: Settings,
+    ) -> int:
+        """`estimate_upstream_calls`, remembered."""
+        try:
+            shown = json.dumps(variables, sort_keys=True)
+        except (TypeError, ValueError):
+            shown = None
+        key = (id(document), operation_name, shown) if shown is not None else None
+        known = self._items.get(key) if key is not None else None
+        if known is not None and known[0] is document:
+            return known[1]
+        estimate = estimate_upstream_calls(
+            schema, document, operation_name=operation_name, variables=variables, settings=settings
+        )
+        if key is not None:
+            self._items[key] = (document, estimate)
+            if len(self._items) > self._max_size:
+                self._items.popitem(last=False)
+        return estimate
+
+
 class UpstreamCallBudget(SchemaExtension):
     """Refuse a valid document whose estimate exceeds `settings.upstream_call_budget`.
 
@@ -343,9 +386,10 @@ class UpstreamCallBudget(SchemaExtension):
     data, no execution, no upstream call, the same HTTP status.
     """
 
-    def __init__(self, *, settings: Settings) -> None:
+    def __init__(self, *, settings: Settings, estimates: EstimateCache | None = None) -> None:
         super().__init__()
         self._settings = settings
+        self._estimates = estimates or EstimateCache(max_size=0)
 
     def on_validate(self) -> Iterator[None]:
         # Strawberry decides on the errors before the hooks' after-yield parts run, so this works
@@ -361,7 +405,7 @@ class UpstreamCallBudget(SchemaExtension):
         yield
 
     def _check(self, context: ExecutionContext, document: DocumentNode) -> None:
-        estimate = estimate_upstream_calls(
+        estimate = self._estimates.estimate(
             context.schema._schema,
             document,
             operation_name=context.operation_name,

@@ -10,9 +10,12 @@ as the GraphiQL assets).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import TypeGuard
 
+import orjson
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
@@ -138,6 +141,27 @@ class GatewayView(GraphQLView[GatewayContext, None]):
                 raise RequestRejected(405, exc.reason, headers={hdrs.ALLOW: "POST"}) from None
             raise
 
+    def is_websocket_request(self, request: web.Request) -> TypeGuard[web.Request]:
+        # Strawberry asks by building a WebSocketResponse, for every request: only an upgrade
+        # request can be one.
+        if request.headers.get(hdrs.UPGRADE, "").lower() != "websocket":
+            return False
+        return super().is_websocket_request(request)
+
+    def encode_json(self, data: object) -> bytes:
+        return encode_json(data)
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: web.Response,
+    ) -> web.Response:
+        # Strawberry's decodes the bytes to text for aiohttp to encode them again.
+        sub_response.body = self.encode_json(response_data)
+        sub_response.content_type = APPLICATION_JSON
+        sub_response.charset = "utf-8"
+        return sub_response
+
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # A GET with only a persisted-query hash (APQ) has no `query` but is an operation, even
         # when it accepts */*: never answer it with GraphiQL's page.
@@ -175,6 +199,15 @@ class GatewayView(GraphQLView[GatewayContext, None]):
             client=request.app[CLIENT_KEY],
             pricer=request.app[PRICER_KEY],
         )
+
+
+def encode_json(data: object) -> bytes:
+    """A response body: orjson (several times faster), or json where orjson refuses the value
+    (integers beyond 64 bits, lone surrogates in upstream strings)."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 def _is_request_error(result: ExecutionResult) -> bool:
