@@ -9,7 +9,9 @@ body; each mode runs in a fresh process pinned to CPU 0 and makes `-n` GETs sequ
 - `lean`: the same client over the leanest httpx transport over aiohttp we could write;
 - `raw`: `aiohttp.ClientSession.get` with the same headers, body read in chunks.
 
-The medians of `--repeat` runs are printed; on a shared machine they are noisy (~10%).
+Runs are interleaved (`--repeat` rounds over the modes) and their median and minimum printed; on
+a shared machine they are noisy (10-20%). `--baseline SRC` adds `client` as another source tree
+has it (before/after in one run).
 """
 
 from __future__ import annotations
@@ -184,6 +186,11 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated")
     parser.add_argument("-n", type=int, default=5000, help="calls per measurement")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also time `client` from this source tree (e.g. `git archive REV src` unpacked)",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # mode,url,path,concurrency
     args = parser.parse_args()
@@ -208,29 +215,28 @@ def main() -> None:
                     raise
                 time.sleep(0.05)
         url = f"http://127.0.0.1:{port}"
-        print("CPU us per GET (median of runs), client process only")
+        modes = args.modes.split(",") + (["baseline"] if args.baseline else [])
+
+        def once(mode: str, path: str, concurrency: int) -> float:
+            env = dict(os.environ)
+            if mode == "baseline":  # the client of another source tree, first on the path
+                mode, env["PYTHONPATH"] = "client", args.baseline
+            one = f"{mode},{url},{path},{concurrency}"
+            command = ["taskset", "-c", "0", *me, "--one", one, "-n", str(args.n)]
+            return float(subprocess.run(command, check=True, capture_output=True, env=env).stdout)
+
+        print("CPU us per GET, client process only: median (min) of runs, interleaved")
         for path in BODIES:
             for concurrency in (1, 16):
-                figures: dict[str, float] = {}
-                for mode in args.modes.split(","):
-                    one = f"{mode},{url},{path},{concurrency}"
-                    runs = [
-                        float(
-                            subprocess.run(
-                                ["taskset", "-c", "0", *me, "--one", one, "-n", str(args.n)],
-                                check=True,
-                                capture_output=True,
-                                text=True,
-                                env=os.environ,
-                            ).stdout
-                        )
-                        for _ in range(args.repeat)
-                    ]
-                    figures[mode] = median(runs)
-                raw = figures.get("raw")
+                runs: dict[str, list[float]] = {mode: [] for mode in modes}
+                for _ in range(args.repeat):  # round-robin, so load from others hits all alike
+                    for mode in modes:
+                        runs[mode].append(once(mode, path, concurrency))
+                raw = median(runs["raw"]) if "raw" in runs else None
                 cells = [
-                    f"{mode} {us:4.0f}" + (f" ({us / raw:.2f}x raw)" if raw else "")
-                    for mode, us in figures.items()
+                    f"{mode} {median(us):4.0f} ({min(us):4.0f})"
+                    + (f" {median(us) / raw:.2f}x raw" if raw else "")
+                    for mode, us in runs.items()
                 ]
                 size = len(BODIES[path])
                 print(f"{size:>6} B c{concurrency:<2}  " + "  ".join(cells), flush=True)

@@ -6,19 +6,20 @@ routing the token through a host nobody configured.
 
 Retries (idempotent GETs only): connection failures (connect errors and connect timeouts, a
 dropped connection or a truncated body, read/write errors) and 502/503/504, with exponential
-backoff and jitter, up to `settings.retries` extra attempts; an answer aiohttp cannot parse at
-all fails at once. A read timeout is not retried: the upstream is
-slow, not gone, and retrying would multiply the wait; it maps to `UpstreamUnavailable` at once.
+backoff and jitter, up to `settings.retries` extra attempts; an answer aiohttp cannot parse at all
+fails at once. A read timeout is not retried: the upstream is slow, not gone, and retrying would
+multiply the wait; it maps to `UpstreamUnavailable` at once.
 
 The hot path (`_attempt`) bypasses `httpx.AsyncClient.send`, which would run its auth and redirect
 machinery and feed every response to the cookie jar (which accepts nothing, but parsing for it cost
 ~9% of a `{ models }` request). With the default pool it sends straight through the aiohttp session
-(`_exchange_aiohttp`): even the leanest httpx transport over aiohttp cost 1.7-1.9x the CPU of a
-plain `ClientSession.get` per call, the `httpx.Request`/`Response` objects alone ~1.5x (`python -m
-bench.upstream_call`). A transport passed in (tests, instrumentation) gets an `httpx.Request` built
-as `build_request` would (`_exchange_httpx`). Either way the request carries exactly the httpx
-client's default headers merged with ours, to the same URL, under the client's timeouts, and
-aiohttp's errors are translated to httpx's, so both paths retry and fail alike.
+(`_exchange_aiohttp`): even the leanest httpx transport over aiohttp we could write cost 1.7-2x the
+CPU of a plain `ClientSession.get` per call, this path ~1.2x (`python -m bench.upstream_call`; the
+rest is the slots, observation and retry loop). A transport passed in (tests, instrumentation) gets
+an `httpx.Request` built as `build_request` would (`_exchange_httpx`). Either way the request
+carries exactly the httpx client's default headers merged with ours, to the same URL, under the
+client's timeouts, and aiohttp's errors are translated to httpx's, so both paths retry and fail
+alike.
 
 Concurrency: besides each GraphQL request's own cap (the loaders'), one process-wide semaphore
 (`settings.upstream_global_concurrency`) bounds the attempts in flight to the upstream at once.
