@@ -1,4 +1,5 @@
-"""The production transport (httpx over aiohttp's pool) against real loopback servers."""
+"""The production transport (the default aiohttp pool, used directly) against real loopback
+servers, next to the same client over httpx's API (`pooled_transport`)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,20 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aiohttp
+import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aibridge_graphql.settings import Settings
-from aibridge_graphql.upstream.client import Credentials, UpstreamClient
-from aibridge_graphql.upstream.errors import UpstreamUnavailable
+from aibridge_graphql.upstream.client import (
+    Credentials,
+    UpstreamClient,
+    _httpx_error,
+    pooled_transport,
+)
+from aibridge_graphql.upstream.errors import UpstreamHTTPError, UpstreamUnavailable
 from aibridge_graphql.upstream.requests import models_request
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -119,3 +127,107 @@ async def test_the_pool_reuses_connections(serve: Callable[[Handler], Awaitable[
         for _ in range(5):
             await client.list_strings(REQUEST, None)
     assert len(peers) == 1
+
+
+async def test_the_default_pool_sends_what_httpx_would(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        names = [name.lower() for name in request.headers]
+        assert len(names) == len(set(names)), names  # no header sent twice
+        seen.append((request.raw_path, {k.lower(): v for k, v in request.headers.items()}))
+        response = web.json_response([])
+        response.set_cookie("coder_session_token", "someone-elses", path="/")
+        return response
+
+    url = await serve(handler)
+    odd = models_request("gpt 5/ü&x=1", limit=3, offset=7)
+    for transport in (None, pooled_transport(settings(url))):
+        async with UpstreamClient(settings(url), transport=transport) as client:
+            await client.list_strings(odd, Credentials("t1"))
+            await client.list_strings(REQUEST, Credentials("t2"))
+    direct, via_httpx = seen[:2], seen[2:]
+    assert direct == via_httpx
+    assert [headers["coder-session-token"] for _, headers in direct] == ["t1", "t2"]
+    assert all("cookie" not in headers for _, headers in seen)
+
+
+async def test_a_redirect_elsewhere_is_an_error_and_never_gets_the_token(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    elsewhere: list[web.Request] = []
+
+    async def other_host(request: web.Request) -> web.StreamResponse:
+        elsewhere.append(request)
+        return web.json_response([])
+
+    other = await serve(other_host)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(other + "api/v2/ai-gateway/models")
+
+    url = await serve(handler)
+    async with UpstreamClient(settings(url)) as client:
+        with pytest.raises(UpstreamHTTPError) as raised:
+            await client.list_strings(REQUEST, Credentials("t"))
+    assert raised.value.status == 302
+    assert elsewhere == []
+
+
+async def test_an_answer_that_is_not_http_fails_without_retry() -> None:
+    attempts = 0
+
+    async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal attempts
+        attempts += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"this is not HTTP\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garble, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with UpstreamClient(settings(f"http://127.0.0.1:{port}", retries=2)) as client:
+            with pytest.raises(UpstreamUnavailable, match="request failed"):
+                await client.list_strings(REQUEST, None)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "translated"),
+    [
+        (aiohttp.SocketTimeoutError(), httpx.ReadTimeout),
+        (aiohttp.ConnectionTimeoutError(), httpx.ConnectTimeout),
+        (aiohttp.ServerDisconnectedError(), httpx.RemoteProtocolError),
+        (aiohttp.ClientOSError(), httpx.ReadError),
+        (aiohttp.ClientPayloadError(), httpx.ReadError),
+        (aiohttp.InvalidUrlClientError("x"), httpx.UnsupportedProtocol),
+    ],
+)
+def test_aiohttp_errors_retry_and_fail_as_httpx_ones(
+    error: aiohttp.ClientError, translated: type[Exception]
+) -> None:
+    assert type(_httpx_error(error)) is translated
+
+
+async def test_closing_the_client_closes_the_pool_the_hot_path_opened(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response([])
+
+    url = await serve(handler)
+    client = UpstreamClient(settings(url))
+    try:
+        assert await client.get_bytes(REQUEST, None) == b"[]"
+        assert client._pool is not None
+        session = client._pool.session()
+    finally:
+        await client.aclose()
+    assert session.closed

@@ -5,14 +5,21 @@ redirect to another host never receives the token) and `trust_env=False` keeps p
 routing the token through a host nobody configured.
 
 Retries (idempotent GETs only): connection failures (connect errors and connect timeouts, a
-dropped or garbled response, read/write errors) and 502/503/504, with exponential backoff and
-jitter, up to `settings.retries` extra attempts. A read timeout is not retried: the upstream is
-slow, not gone, and retrying would multiply the wait; it maps to `UpstreamUnavailable` at once.
+dropped connection or a truncated body, read/write errors) and 502/503/504, with exponential
+backoff and jitter, up to `settings.retries` extra attempts; an answer aiohttp cannot parse at all
+fails at once. A read timeout is not retried: the upstream is slow, not gone, and retrying would
+multiply the wait; it maps to `UpstreamUnavailable` at once.
 
-The hot path (`_attempt`) builds its `httpx.Request` itself and hands it to the transport: the
-client's `send` would run its auth and redirect machinery and feed every response to the cookie jar
-(which accepts nothing, but parsing for it cost ~9% of a `{ models }` request). The request still
-carries exactly the client's default headers merged with ours, and the client's timeouts.
+The hot path (`_attempt`) bypasses `httpx.AsyncClient.send`, which would run its auth and redirect
+machinery and feed every response to the cookie jar (which accepts nothing, but parsing for it cost
+~9% of a `{ models }` request). With the default pool it sends straight through the aiohttp session
+(`_exchange_aiohttp`): even the leanest httpx transport over aiohttp we could write cost 1.7-2x the
+CPU of a plain `ClientSession.get` per call, this path ~1.2x (`python -m bench.upstream_call`; the
+rest is the slots, observation and retry loop). A transport passed in (tests, instrumentation) gets
+an `httpx.Request` built as `build_request` would (`_exchange_httpx`). Either way the request
+carries exactly the httpx client's default headers merged with ours, to the same URL, under the
+client's timeouts, and aiohttp's errors are translated to httpx's, so both paths retry and fail
+alike.
 
 Concurrency: besides each GraphQL request's own cap (the loaders'), one process-wide semaphore
 (`settings.upstream_global_concurrency`) bounds the attempts in flight to the upstream at once.
@@ -29,7 +36,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
@@ -37,7 +44,9 @@ from typing import Any, TypeVar
 
 import aiohttp
 import httpx
+import yarl
 from httpx_aiohttp import AiohttpTransport
+from multidict import CIMultiDict
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
@@ -52,7 +61,12 @@ from aibridge_graphql.upstream.errors import (
     UpstreamUnavailable,
     error_for_status,
 )
-from aibridge_graphql.upstream.observe import observed_attempt, report_deadline, report_failure
+from aibridge_graphql.upstream.observe import (
+    Attempt,
+    observed_attempt,
+    report_deadline,
+    report_failure,
+)
 from aibridge_graphql.upstream.requests import UpstreamRequest
 
 logger = logging.getLogger(__name__)
@@ -118,25 +132,45 @@ def _parsed(request: UpstreamRequest, content: bytes, parse: Callable[[bytes], V
         raise UpstreamProtocolError(f"upstream {request.path}: body is not {what}") from None
 
 
-def pooled_transport(settings: Settings) -> httpx.AsyncBaseTransport:
-    """httpx's client over aiohttp's connection pool, with the settings' limits.
+class AiohttpPool:
+    """One aiohttp session (its connection pool) with the settings' limits, made on first use.
 
     httpcore's pool re-scans every connection on each request: with a fan-out of 20 upstream
     calls it cost twice the CPU of aiohttp's pool (make bench), on the gateway's hot path.
     """
 
-    def session() -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=settings.max_connections,
-            limit_per_host=0,
-            keepalive_timeout=_KEEPALIVE_EXPIRY,
-            ssl=httpx.create_ssl_context(),
-        )
-        return aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
-        )
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
 
-    return AiohttpTransport(client=session)
+    def session(self) -> aiohttp.ClientSession:
+        """The session, created in the running loop on the first call (aiohttp needs a loop)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._settings.max_connections,
+                limit_per_host=0,
+                keepalive_timeout=_KEEPALIVE_EXPIRY,
+                ssl=httpx.create_ssl_context(),
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                # A cookie the upstream sets for one caller must never ride on another's request.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the session and its connections (idempotent)."""
+        if self._session is not None:
+            await self._session.close()
+
+
+def pooled_transport(
+    settings: Settings, pool: AiohttpPool | None = None
+) -> httpx.AsyncBaseTransport:
+    """httpx's client over aiohttp's connection pool (`pool`'s, or a new one's)."""
+    return AiohttpTransport(client=(pool or AiohttpPool(settings)).session)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -144,6 +178,36 @@ def _parsed_url(url: str) -> httpx.URL:
     """`httpx.URL(url)`, parsed once per distinct URL: parsing (and validating the host) cost
     ~4% of a dashboard's CPU, and views repeat their URLs. `httpx.URL` is immutable."""
     return httpx.URL(url)
+
+
+def _joined(base: str, request: UpstreamRequest) -> str:
+    # `base`: the deployment URL (no trailing slash) for root requests, else the API base URL.
+    return base + (request.url_path if request.root else request.url_path.lstrip("/"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _wire_url(base: str, request: UpstreamRequest) -> yarl.URL:
+    """The URL httpx would send for `request`, as aiohttp sends it (`encoded=False`, as
+    httpx_aiohttp passes it: the wire is the same on both paths). Keyed by the request, so
+    its query string is not even encoded again; `yarl.URL` is immutable."""
+    return yarl.URL(str(httpx.URL(_joined(base, request))))
+
+
+def _httpx_error(exc: aiohttp.ClientError) -> Exception:
+    """The httpx error an aiohttp failure amounts to (what `_send` retries and maps)."""
+    if isinstance(exc, aiohttp.SocketTimeoutError):  # no data within the read timeout
+        return httpx.ReadTimeout(str(exc))
+    if isinstance(exc, aiohttp.ServerTimeoutError):  # connecting, or waiting for a pooled one
+        return httpx.ConnectTimeout(str(exc))
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(exc))
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(str(exc))
+    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+        return httpx.ReadError(str(exc))
+    if isinstance(exc, aiohttp.InvalidUrlClientError | aiohttp.NonHttpUrlClientError):
+        return httpx.UnsupportedProtocol(str(exc))
+    return exc  # e.g. a malformed response: a failure, not retried
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,15 +244,18 @@ class UpstreamClient:
         self._on_response = on_response
         # The deployment URL as configured (no prefix): root requests are relative to it.
         self._root = str(settings.upstream_url).rstrip("/")
-        self._transport = transport or pooled_transport(settings)
+        timeout = httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.read_timeout,
+            pool=settings.pool_timeout,
+        )
+        # The default pool is used directly on the hot path (module doc); probes go through httpx.
+        self._pool = None if transport is not None else AiohttpPool(settings)
+        self._transport = transport or pooled_transport(settings, self._pool)
         self._http = httpx.AsyncClient(
             base_url=settings.api_base_url,
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout,
-                read=settings.read_timeout,
-                write=settings.read_timeout,
-                pool=settings.pool_timeout,
-            ),
+            timeout=timeout,
             # A cookie the upstream sets for one caller must never ride on another's request.
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             follow_redirects=False,
@@ -198,6 +265,17 @@ class UpstreamClient:
         # Built once: what `build_request` would merge into every request (timeouts, defaults).
         self._extensions = {"timeout": self._http.timeout.as_dict()}
         self._default_headers = httpx.Headers(self._http.headers)
+        # The same defaults for aiohttp, in their own spelling (`Accept`, `User-Agent`, ...).
+        self._wire_headers = CIMultiDict(
+            (name.decode("ascii"), value.decode("latin-1"))
+            for name, value in self._default_headers.raw
+        )
+        # aiohttp's equivalent of httpx's timeouts (as httpx_aiohttp maps them).
+        self._aiohttp_timeout = aiohttp.ClientTimeout(
+            sock_connect=timeout.connect, sock_read=timeout.read, connect=timeout.pool
+        )
+        self._api_base = self._http.base_url
+        self._api_base_text = str(self._api_base)
         # Every attempt of the process holds one of these while it is in flight.
         self._global_slots = asyncio.Semaphore(settings.upstream_global_concurrency)
         # Which prefix and routes the upstream serves; it re-points `_http` at the prefix found.
@@ -211,6 +289,9 @@ class UpstreamClient:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()
+        if self._pool is not None:
+            # Its session may exist without httpx's transport having used (and so closed) it.
+            await self._pool.aclose()
 
     async def __aenter__(self) -> UpstreamClient:
         return self
@@ -235,41 +316,57 @@ class UpstreamClient:
         if self._on_response is not None:
             self._on_response(request, status, time.perf_counter() - started)
 
-    async def _read_capped(self, response: httpx.Response) -> bytes:
+    async def _read_capped(self, declared: str | None, chunks: AsyncIterator[bytes]) -> bytes:
         """The (decoded) body, read chunk by chunk; past the cap it stops reading at once.
 
         The caller closes the response: aiohttp then drops the connection, since the body was
         not read to its end, so the rest is never received.
         """
         cap = self._settings.max_upstream_body_bytes
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cap:
+        if declared is not None and declared.isdigit() and int(declared) > cap:
             raise UpstreamResponseTooLarge(cap)
         # Chunks, joined once at the end: a growing buffer would be reallocated (copied) as it
         # grows, and its freed large blocks stay in the process's heap (RSS) afterwards.
-        chunks: list[bytes] = []
+        parts: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
+        async for chunk in chunks:
             size += len(chunk)
             if size > cap:
                 # Free them now: the error's traceback keeps this frame (and would keep the
                 # chunks) alive for as long as the error lives, until a GC pass at the earliest.
-                chunks.clear()
+                parts.clear()
                 raise UpstreamResponseTooLarge(cap)
-            chunks.append(chunk)
-        return b"".join(chunks)
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def _answer(
+        self, status: int, declared: str | None, chunks: AsyncIterator[bytes]
+    ) -> _Answer:
+        """The status and body under the cap (not read at all for a status that is retried)."""
+        if status in RETRY_STATUSES:
+            return _Answer(status, None)
+        try:
+            return _Answer(status, await self._read_capped(declared, chunks))
+        except UpstreamResponseTooLarge:
+            if 200 <= status < 300:
+                raise
+            return _Answer(status, None)  # an error body: its status says enough
+
+    def _base(self, request: UpstreamRequest) -> str:
+        """What `request` is relative to; the API base is read each time (the capability
+        detector re-points it), its text kept until it does."""
+        if request.root:  # a fixed `/api/v2/...` of ours, under the configured deployment URL
+            return self._root
+        base = self._http.base_url
+        if base is not self._api_base:
+            self._api_base, self._api_base_text = base, str(base)
+        return self._api_base_text
 
     def _request(self, request: UpstreamRequest, headers: Mapping[str, str]) -> httpx.Request:
-        """The GET `build_request` would build (same URL, headers, timeouts), parsed once.
-
-        The base URL is read each time: the capability detector re-points it at the prefix found.
-        """
-        if request.root:  # a fixed `/api/v2/...` of ours, under the configured deployment URL
-            url = _parsed_url(self._root + request.url_path)
-        else:
-            url = _parsed_url(str(self._http.base_url) + request.url_path.lstrip("/"))
+        """The GET `build_request` would build (same URL, headers, timeouts), parsed once."""
         merged = self._default_headers.copy()
         merged.update(headers)
+        url = _parsed_url(_joined(self._base(request), request))
         return httpx.Request("GET", url, headers=merged, extensions=self._extensions)
 
     async def _attempt(self, request: UpstreamRequest, headers: dict[str, str]) -> _Answer:
@@ -279,28 +376,45 @@ class UpstreamClient:
 
     async def _attempt_in_slot(self, request: UpstreamRequest, headers: dict[str, str]) -> _Answer:
         started = time.perf_counter()
-        status: int | None = None
+        sent: Attempt | None = None
         try:
             # The current observer (metrics, tracing) may add headers per attempt.
             with observed_attempt(request, headers) as sent:
-                # Straight to the transport: no cookie jar ever sees the response (module doc).
-                response = await self._transport.handle_async_request(
-                    self._request(request, sent.headers)
-                )
-                try:
-                    status = sent.status = response.status_code
-                    if status in RETRY_STATUSES:
-                        return _Answer(status, None)
-                    try:
-                        return _Answer(status, await self._read_capped(response))
-                    except UpstreamResponseTooLarge:
-                        if 200 <= status < 300:
-                            raise
-                        return _Answer(status, None)  # an error body: its status says enough
-                finally:
-                    await response.aclose()
+                if self._pool is None:
+                    return await self._exchange_httpx(request, sent)
+                return await self._exchange_aiohttp(self._pool, request, sent)
         finally:
-            self._observe(request, status, started)
+            self._observe(request, None if sent is None else sent.status, started)
+
+    async def _exchange_httpx(self, request: UpstreamRequest, sent: Attempt) -> _Answer:
+        # Straight to the transport: no cookie jar ever sees the response (module doc).
+        response = await self._transport.handle_async_request(self._request(request, sent.headers))
+        try:
+            sent.status = response.status_code
+            declared = response.headers.get("content-length")
+            return await self._answer(sent.status, declared, response.aiter_bytes())
+        finally:
+            await response.aclose()
+
+    async def _exchange_aiohttp(
+        self, pool: AiohttpPool, request: UpstreamRequest, sent: Attempt
+    ) -> _Answer:
+        # httpx's defaults under ours, case-insensitively, as `httpx.Headers.update` merges them.
+        headers = self._wire_headers.copy()
+        headers.update(sent.headers)
+        try:
+            async with pool.session().get(
+                _wire_url(self._base(request), request),
+                headers=headers,
+                allow_redirects=False,  # a redirect elsewhere must not receive the token
+                timeout=self._aiohttp_timeout,
+            ) as response:
+                sent.status = response.status
+                declared = response.headers.get("Content-Length")
+                # Leaving the block releases the connection, or drops it if the body is unread.
+                return await self._answer(sent.status, declared, response.content.iter_any())
+        except aiohttp.ClientError as exc:
+            raise _httpx_error(exc) from exc
 
     async def _send(
         self,
