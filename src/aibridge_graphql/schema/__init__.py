@@ -21,6 +21,7 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
@@ -29,6 +30,7 @@ from aibridge_graphql.schema.cost import EstimateCache, UpstreamCallBudget
 from aibridge_graphql.schema.errors import ErrorCodes, log_errors
 from aibridge_graphql.schema.executor import plan_executor_class
 from aibridge_graphql.schema.guards import representation_error, tolerate_unknown_fragments
+from aibridge_graphql.schema.hooks import CachedHooksRunner, HookCache
 from aibridge_graphql.schema.interception import Interception
 from aibridge_graphql.schema.money import SCALAR_MAP
 from aibridge_graphql.schema.query import Query
@@ -55,6 +57,10 @@ _ENTITY_NAMES: Final = frozenset(
 class GatewaySchema(strawberry.federation.Schema):
     """The federation schema, logging unexpected errors once with the request id."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._hooks = HookCache()
+
     def entities_resolver(
         self, info: Info, representations: list[FederationAny]
     ) -> list[FederationAny]:
@@ -66,6 +72,12 @@ class GatewaySchema(strawberry.federation.Schema):
         resolved = iter(super().entities_resolver(info, valid))
         # Strawberry's own resolver puts exceptions in the list the same way (one null each).
         return [next(resolved) if problem is None else problem for problem in problems]  # type: ignore[misc]
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        """Strawberry's runner, finding each extension class's hooks once (schema/hooks.py)."""
+        return CachedHooksRunner(execution_context, extensions, cache=self._hooks)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
