@@ -269,6 +269,10 @@ class Loaders:
 
     async def _slot(self, request: UpstreamRequest) -> None:
         """Take a concurrency slot, waiting no longer than the deadline."""
+        if not self._slots.locked():
+            # A free slot is taken without waiting: no deadline timer to arm and cancel.
+            await self._slots.acquire()
+            return
         try:
             async with within(self.deadline):
                 await self._slots.acquire()
