@@ -17,7 +17,6 @@ from aibridge_graphql.schema.ids import (
     cursor_offset,
     cursor_uuid,
     decode_global_id,
-    encode_cursor,
 )
 from aibridge_graphql.schema.interception import (
     Interception,
@@ -143,12 +142,12 @@ async def sessions_connection(
     )
     page = forward_page(response.sessions, args)
     edges = [
-        session_edge(raw, encode_cursor(kind, raw.id if whole else str(offset + n)), exact=whole)
+        session_edge(raw, kind, raw.id if whole else str(offset + n), exact=whole)
         for n, raw in enumerate(page.items, start=1)
     ]
     return SessionConnection(
         edges=edges,
-        page_info=page_info([edge.cursor for edge in edges], page),
+        page_info=page_info(edges, page),
         total_count=response.count,
     )
 
@@ -173,7 +172,7 @@ async def interceptions_connection(
     edges = [interception_edge(raw) for raw in page.items]
     return InterceptionConnection(
         edges=edges,
-        page_info=page_info([edge.cursor for edge in edges], page),
+        page_info=page_info(edges, page),
         total_count=response.count,
     )
 

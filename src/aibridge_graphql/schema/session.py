@@ -16,6 +16,7 @@ from aibridge_graphql.core.refs import SessionRef
 from aibridge_graphql.schema.ids import (
     cursor_uuid,
     decode_typed_global_id,
+    encode_cursor,
     encode_global_id,
 )
 from aibridge_graphql.schema.network import (
@@ -255,10 +256,18 @@ class Session(Node):
         return cls.from_model(await loaders_of(info).session.load(ref), exact=True)
 
 
+def _edge_cursor(edge: SessionEdge) -> str:
+    return encode_cursor(edge.kind, edge.cursor_value)
+
+
 @strawberry.type(description="An edge of a session connection.")
 class SessionEdge:
-    cursor: str = strawberry.field(description="Opaque cursor of this edge.")
+    # Made when selected (or for `pageInfo`'s first and last).
+    cursor: str = computed(_edge_cursor, "Opaque cursor of this edge.")
     node: Session = strawberry.field(description="The session.")
+    # The cursor's kind and upstream value (the session id, or an offset under a filter).
+    kind: strawberry.Private[str]
+    cursor_value: strawberry.Private[str]
 
 
 @strawberry.type(
@@ -276,9 +285,11 @@ class SessionConnection:
         return [edge.node for edge in self.edges]
 
 
-def session_edge(raw: m.Session, cursor: str, *, exact: bool) -> SessionEdge:
-    """An edge of a sessions connection."""
-    return SessionEdge(cursor=cursor, node=Session.from_model(raw, exact=exact))
+def session_edge(raw: m.Session, kind: str, cursor_value: str, *, exact: bool) -> SessionEdge:
+    """An edge of a sessions connection, its cursor `kind` wrapping `cursor_value`."""
+    return SessionEdge(
+        node=Session.from_model(raw, exact=exact), kind=kind, cursor_value=cursor_value
+    )
 
 
 def _included(directives: dict[str, dict[str, Any]]) -> bool:
