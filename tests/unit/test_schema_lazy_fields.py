@@ -120,4 +120,4 @@ def test_computed_fields_stay_out_of_init_repr_and_eq() -> None:
     assert item.loud == "ABC"
     assert made == ["abc"]
     with pytest.raises(TypeError):
-        Item(raw="abc", loud="x")  # type: ignore[call-arg]
+        Item(raw="abc", loud="x")
