@@ -16,7 +16,7 @@ from gateway_fakes import Era, FakeSession, FakeUpstream, gateway, populated, th
 from graphql import parse
 
 from aibridge_graphql.schema import build_schema
-from aibridge_graphql.schema.cost import estimate_upstream_calls
+from aibridge_graphql.schema.cost import _LIST_ONLY, estimate_upstream_calls
 from aibridge_graphql.settings import Settings
 
 SETTINGS = Settings(upstream_url="http://upstream.invalid", retries=0)
@@ -232,17 +232,46 @@ async def test_the_estimate_is_what_runs(query: str, calls: int) -> None:
     assert _estimate(query, variables) == calls
 
 
-async def test_a_detail_session_still_answers_list_fields_by_a_lookup(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Were the selection walk to miss a list-only field, it is looked up, not made up."""
+# What `GET /sessions/{id}` answers of a Session: every field but the list-only ones.
+DETAIL_ANSWERS = {
+    "id",
+    "sessionId",
+    "client",
+    "initiator",
+    "providers",
+    "models",
+    "startedAt",
+    "endedAt",
+    "tokenUsage",
+    "metadata",
+    "networkCalls",
+    "threads",
+    "networkCallLogs",
+    "networkTopDomains",
+    "networkDomainCount",
+}
+
+
+def test_every_session_field_is_answered_by_the_detail_or_listed_as_not() -> None:
+    """A new Session field must be placed: in the detail response, or in `_LIST_ONLY`."""
+    fields = set(SCHEMA.type_map["Session"].fields)  # type: ignore[attr-defined]
+    assert fields - _LIST_ONLY == DETAIL_ANSWERS
+    assert fields >= _LIST_ONLY
+    # The ways back to the same session: through its threads, and nothing else reads the
+    # session's own item (ThreadConnection.totalCount is its thread count).
+    assert set(SCHEMA.type_map["ThreadConnection"].fields) == {  # type: ignore[attr-defined]
+        "edges",
+        "pageInfo",
+        "nodes",
+        "totalCount",
+    }
+
+
+async def test_a_list_only_field_is_never_made_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were the walk to miss a list-only field, it fails loudly rather than answer a guess."""
     monkeypatch.setattr("aibridge_graphql.schema.query.session_by_detail", lambda *_: True)
     fake = populated(sessions=3)
-    query = WHOLE % "lastActiveAt lastPrompt threadCount"
-    forced, calls = await _run(fake, query, {"id": "session-001"})
-    monkeypatch.undo()
-    expected, _ = await _run(fake, query, {"id": "session-001"})
-    assert "errors" not in forced, forced
-    assert forced == expected
-    assert calls[0] == "/sessions/session-001?limit=4"
-    assert calls[1].startswith("/sessions?")
+    body, calls = await _run(fake, WHOLE % "threadCount", {"id": "session-001"})
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["INTERNAL_SERVER_ERROR"]
+    assert body["data"] == {"session": None}
+    assert calls == ["/sessions/session-001?limit=4"]

@@ -71,9 +71,10 @@ class _Computed(Generic[S, T]):
 def computed(compute: Callable[[S], T], description: str) -> Any:
     """A field whose value `compute(obj)` makes when the executor reads it: only if selected.
 
-    Strawberry still resolves it as a plain attribute (no resolver, no `Info`, the cheapest
-    field there is); `compute` may return an awaitable, which the executor awaits. The field
-    stays out of `__init__`, `repr` and `==`, which would compute it.
+    Strawberry and the plan executor still resolve it as a plain attribute (no resolver, no
+    `Info`, the cheapest field there is), so `compute` returns the value itself, never an
+    awaitable (the plan executor does not await attributes). The field stays out of
+    `__init__`, `repr` and `==`, which would compute it.
     """
     field = strawberry.field(description=description, default=_Computed(compute))
     # `strawberry.field(init=False)` is a hint for type checkers only; the dataclass reads this.

@@ -251,7 +251,7 @@ class Query:
         prefetch_threads(info, session_id)
         # Strawberry's `Info` wraps graphql-core's, which the estimate's walk reads.
         if session_by_detail(info._raw_info, info.context.settings):
-            return Session.from_detail(await loaders.session_by_detail(session_id), loaders)
+            return Session.from_detail(await loaders.session_by_detail(session_id))
         return Session.from_model(await loaders.find_session(session_id, initiator), exact=True)
 
     @resolver(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -90,14 +90,14 @@ def _network_calls(session: Session) -> NetworkCallCounts | None:
     return NetworkCallCounts.from_model(session.raw.network_calls)
 
 
-def _listed(read: Callable[[m.Session], V]) -> Callable[[Session], V | Awaitable[V]]:
-    """A field only a `GET /sessions` item carries: read from it, or, for a session taken from
-    its detail response (see `cost.session_by_detail`, which avoids that), from the lookup."""
+def _listed(read: Callable[[m.Session], V]) -> Callable[[Session], V]:
+    """A field only a `GET /sessions` item carries. A session taken from its detail response
+    never has one selected: `cost.session_by_detail` leaves such documents to the lookup."""
 
-    def compute(session: Session) -> V | Awaitable[V]:
-        if isinstance(session.raw, m.Session):
-            return read(session.raw)
-        return session.listed(read)
+    def compute(session: Session) -> V:
+        if not isinstance(session.raw, m.Session):
+            raise AssertionError("a list-only field of a session taken from its detail")
+        return read(session.raw)
 
     return compute
 
@@ -144,8 +144,6 @@ class Session(Node):
     # A `GET /sessions` item, or the header of a `GET /sessions/{id}` page (`from_detail`).
     raw: strawberry.Private[m.Session | m.SessionThreadsResponse]
     exact: strawberry.Private[bool]
-    # Only for a session from its detail: what looks up the fields the detail lacks.
-    loaders: strawberry.Private[Loaders | None] = None
 
     @classmethod
     def from_model(cls, raw: m.Session, *, exact: bool) -> Session:
@@ -160,7 +158,7 @@ class Session(Node):
         )
 
     @classmethod
-    def from_detail(cls, raw: m.SessionThreadsResponse | m.Session, loaders: Loaders) -> Session:
+    def from_detail(cls, raw: m.SessionThreadsResponse | m.Session) -> Session:
         """The session from what `Loaders.session_by_detail` found (whole, never filtered)."""
         if isinstance(raw, m.Session):
             return cls.from_model(raw, exact=True)
@@ -171,13 +169,7 @@ class Session(Node):
             ended_at=raw.ended_at,
             raw=raw,
             exact=True,
-            loaders=loaders,
         )
-
-    async def listed(self, read: Callable[[m.Session], V]) -> V:
-        """`read` of this session's `GET /sessions` item, looked up by its id and initiator."""
-        assert self.loaders is not None, "only a session from its detail lacks the list item"
-        return read(await self.loaders.session.load(self.ref))
 
     @property
     def ref(self) -> SessionRef:
