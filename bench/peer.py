@@ -314,7 +314,7 @@ def build_views(rest: httpx.Client) -> list[View]:
             _session_ours,
             lambda d: _session_rest(d["get_ai_bridge_session_threads"]),
             detail,
-            2,
+            1,  # its threads page is the lookup too (README, the session query)
         ),
     ]
 

@@ -55,9 +55,10 @@ def attack(k_of: str = "{k}") -> str:
 def test_readme_views_are_estimated_at_their_real_call_counts() -> None:
     views = readme_queries()
     assert set(views) == {"Dashboard", "Session", "Interceptions", "Usage"}
-    # Dashboard: 1 list + 20 thread pages; Session: lookup + threads; table: 3 lists.
+    # Dashboard: 1 list + 20 thread pages; Session: its threads page, which is also the lookup
+    # (it selects nothing only the list has, test_session_by_detail.py); table: 3 lists.
     assert estimate(views["Dashboard"]) == 21
-    assert estimate(views["Session"], {"id": "s-1"}) == 2
+    assert estimate(views["Session"], {"id": "s-1"}) == 1
     assert estimate(views["Interceptions"], {"after": None}) == 3
     # Usage: its whole allowance (`maxUpstreamCalls`), the most its scan may make.
     assert estimate(views["Usage"]) == 50

@@ -6,12 +6,15 @@ from uuid import UUID
 
 import pytest
 
+from aibridge_graphql.standin.goparse import chi_path_param
 from aibridge_graphql.upstream.query import InterceptionFilter, SessionFilter
 from aibridge_graphql.upstream.requests import (
     UpstreamRequest,
     clients_request,
     interceptions_request,
     models_request,
+    session_path,
+    session_path_exact,
     session_threads_request,
     sessions_request,
 )
@@ -73,6 +76,34 @@ def test_session_id_is_one_encoded_path_segment(session_id: str, path: str) -> N
     request = session_threads_request(session_id, limit=3)
     assert request.path == path
     assert request.params == (("limit", "3"),)
+
+
+@pytest.mark.parametrize(
+    ("session_id", "exact"),
+    [
+        ("plain", True),
+        ("with space", True),
+        ("claude:2025@host+x=y", True),
+        ("!$&'()*+,;~._-", True),  # sent raw; chi routes on the raw path, which is the id
+        ("100%", True),
+        ("sessión-✓", True),
+        ("?q=1#x", True),
+        ("a/b", False),  # `%2F` is not Go's encoding of "/": the handler sees "a%2Fb"
+        (".", False),
+        ("..", False),
+        ("(x) y", False),  # Go escapes `()`, so the raw path is used, still holding `%20`
+        ("\ud800", False),  # not encodable: no path at all
+    ],
+)
+def test_session_path_exact_says_whether_the_handler_sees_the_id(
+    session_id: str, exact: bool
+) -> None:
+    assert session_path_exact(session_id) is exact
+    if exact:
+        # The stand-in models Coder's router (goparse.chi_path_param): the id arrives unchanged.
+        assert chi_path_param(session_path(session_id).removeprefix("/sessions/")) == session_id
+    elif session_id != "\ud800":
+        assert chi_path_param(session_path(session_id).removeprefix("/sessions/")) != session_id
 
 
 def test_session_threads_cursors() -> None:

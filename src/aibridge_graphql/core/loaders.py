@@ -38,7 +38,14 @@ from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.capabilities import Capabilities
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
 from aibridge_graphql.upstream.deadline import Deadline, within
-from aibridge_graphql.upstream.errors import DeadlineExceeded, UpstreamProtocolError
+from aibridge_graphql.upstream.errors import (
+    DeadlineExceeded,
+    UpstreamError,
+    UpstreamForbidden,
+    UpstreamNotFound,
+    UpstreamProtocolError,
+    UpstreamUnauthorized,
+)
 from aibridge_graphql.upstream.observe import endpoint_template, report_deadline
 from aibridge_graphql.upstream.query import InterceptionFilter, SessionFilter
 from aibridge_graphql.upstream.requests import (
@@ -64,6 +71,8 @@ THREADS_LIMIT_MAX = 200
 _MAX_LOOKUP_PAGES = 50
 # `GET /providers` answers bare names (generated docs) or objects (after coder/coder#28966).
 _PROVIDERS = TypeAdapter(list[m.Provider | str])
+# Coder's 404 of `GET /sessions/{id}` when its sessions query finds none (CONTRACT.md).
+_DETAIL_NOT_FOUND = "Session not found."
 
 
 class RequestCancelled(Exception):
@@ -493,6 +502,27 @@ class Loaders:
             self._threads_future(session_id, 1, None, None)
         return await self._details[session_id]
 
+    async def session_by_detail(self, session_id: str) -> m.SessionThreadsResponse | m.Session:
+        """The session a lookup by id alone finds, from the session-detail page (`session_detail`)
+        when it answers, for an id that reaches Coder's handler unchanged (`session_path_exact`).
+
+        Coder's handler finds the session as `find_session(session_id, None)` does (its sessions
+        query filtered by the id, the most recently active first), so its "Session not found." is
+        that lookup's NotFound. A detail failing where the lookup may not (a bad thread cursor, a
+        5xx, a body too large or malformed, another 404) leaves the session to the lookup, as
+        when both ran: the threads then carry the detail's error.
+        """
+        try:
+            return await self.session_detail(session_id)
+        except UpstreamNotFound as exc:
+            if exc.message == _DETAIL_NOT_FOUND:
+                raise _session_not_found(session_id) from None
+        except (UpstreamUnauthorized, UpstreamForbidden, DeadlineExceeded):
+            raise  # the lookup's answer would be the same
+        except UpstreamError:
+            pass
+        return await self.find_session(session_id, None)
+
     async def user_ai_spend(self, user: str) -> m.UserAISpendStatus:
         """Coder's spend status of a user (id, username or `me`): `GET /api/v2/users/{u}/ai/spend`.
 
@@ -545,7 +575,7 @@ class Loaders:
             whole_sessions=True,
         )
         if not page.sessions:
-            raise NotFound(f"Session {session_id!r} not found.")
+            raise _session_not_found(session_id)
         return page.sessions[0]
 
     async def _find_session(self, ref: SessionRef) -> m.Session:
@@ -602,6 +632,10 @@ def endpoint_of(request: UpstreamRequest) -> str:
 def default_pricer() -> Pricer:
     """One shared genai-prices pricer for loaders built without one (tests, tools)."""
     return Pricer()
+
+
+def _session_not_found(session_id: str) -> NotFound:
+    return NotFound(f"Session {session_id!r} not found.")
 
 
 def _observe(future: asyncio.Future[Any]) -> None:

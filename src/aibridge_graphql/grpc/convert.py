@@ -33,6 +33,8 @@ NETWORK_DETAIL_FIELDS = frozenset(
     {"network_call_logs", "network_top_domains", "network_domain_count"}
 )
 SESSION_FIELDS = frozenset(field.name for field in pb.Session.DESCRIPTOR.fields)
+# Only a `GET /sessions` item has these: a mask without them can be read from the detail alone.
+LIST_ONLY_FIELDS = frozenset({"last_active_time", "last_prompt", "thread_count"})
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
@@ -100,8 +102,26 @@ def add_network_detail(message: pb.Session, detail: m.SessionThreadsResponse) ->
         message.network_domain_count = detail.network_domain_count
 
 
-def session(raw: m.Session) -> pb.Session:
-    """A `GET /sessions` item (without threads)."""
+def session(raw: m.Session | m.SessionThreadsResponse) -> pb.Session:
+    """A `GET /sessions` item (without threads), or the session header of a `GET /sessions/{id}`
+    page: that lacks `LIST_ONLY_FIELDS`, and its token summary is given as the list's (the same
+    numbers, no metadata)."""
+    if isinstance(raw, m.Session):
+        listed: dict[str, Any] = {
+            "last_active_time": timestamp(raw.last_active_at),
+            "last_prompt": raw.last_prompt,
+            "thread_count": raw.threads,
+        }
+        summary = raw.token_usage_summary
+    else:
+        listed = {}
+        totals = raw.token_usage_summary
+        summary = m.SessionTokenUsageSummary(
+            input_tokens=totals.input_tokens,
+            output_tokens=totals.output_tokens,
+            cache_read_input_tokens=totals.cache_read_input_tokens,
+            cache_write_input_tokens=totals.cache_write_input_tokens,
+        )
     return pb.Session(
         session_id=raw.id,
         initiator=user(raw.initiator),
@@ -111,11 +131,9 @@ def session(raw: m.Session) -> pb.Session:
         metadata=struct(raw.metadata),
         start_time=timestamp(raw.started_at),
         end_time=timestamp(raw.ended_at),
-        last_active_time=timestamp(raw.last_active_at),
-        last_prompt=raw.last_prompt,
-        thread_count=raw.threads,
-        token_usage=usage_summary(raw.token_usage_summary),
+        token_usage=usage_summary(summary),
         network_calls=_network_calls(raw.network_calls),
+        **listed,
     )
 
 
@@ -299,6 +317,14 @@ def wants_network_detail(mask: FieldMask | None) -> bool:
     return mask is not None and any(
         path.split(".")[0] in NETWORK_DETAIL_FIELDS for path in mask.paths
     )
+
+
+def detail_answers(mask: FieldMask | None) -> bool:
+    """True when the mask names the threads or a network field, whose `GET /sessions/{id}` also
+    has everything else it names (see GraphQL's `cost.session_by_detail`)."""
+    if mask is None or not (wants_threads(mask) or wants_network_detail(mask)):
+        return False
+    return not any(path.split(".")[0] in LIST_ONLY_FIELDS for path in mask.paths)
 
 
 def masked(message: pb.Session, mask: FieldMask | None) -> pb.Session:

@@ -3,7 +3,8 @@
 Calls go through the same loader methods, with the same limits, as the GraphQL face's
 resolvers for the same view, so a call costs the upstream what the GraphQL query costs:
 ListSessions 1 (+1 per session when read_mask names `threads` or a `network_*` field: the
-dashboard's 1 + N), GetSession 1 (+1 concurrent for threads or network detail),
+dashboard's 1 + N), GetSession 1 (+1 concurrent for threads or network detail, none when
+its read_mask names nothing only the list item has: the detail is then the lookup),
 ListSessionThreads 2 concurrent, ListInterceptions 1, ListModels/ListClients 1 per 1000 names,
 ListProviders 1; an endpoint the era lacks 0 (`UpstreamUnsupported` from the loaders). Errors
 propagate as exceptions; the interceptor (grpc/interceptors.py) turns them into
@@ -36,6 +37,7 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as se
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
+from aibridge_graphql.upstream.requests import session_path_exact
 
 Context = grpc.aio.ServicerContext[Any, Any]
 T = TypeVar("T")
@@ -119,7 +121,7 @@ class SessionService(session_grpc.SessionServiceServicer):
     async def _detailed(
         self,
         loaders: Loaders,
-        raw: m.Session,
+        raw: m.Session | m.SessionThreadsResponse,
         window: paging.Window | None,
         network: bool,
     ) -> pb.Session:
@@ -199,6 +201,25 @@ class SessionService(session_grpc.SessionServiceServicer):
         initiator = request.initiator if request.HasField("initiator") else None
         loaders = face.loaders(context)
         network = convert.wants_network_detail(mask)
+        if (
+            initiator is None
+            and convert.detail_answers(mask)
+            and session_path_exact(request.session_id)
+        ):
+            # The session-detail call is the lookup too, as for GraphQL's `session(sessionId:)`.
+            window = (
+                paging.Window(
+                    face.size(request.thread_page_size, THREADS_LIMIT_MAX, "thread_page_size"),
+                    None,
+                )
+                if convert.wants_threads(mask)
+                else None
+            )
+            if window is not None:
+                loaders.prefetch_threads(request.session_id, limit=window.limit, after_id=None)
+            header = await loaders.session_by_detail(request.session_id)
+            message = await self._detailed(loaders, header, window, network)
+            return session_pb.GetSessionResponse(session=convert.masked(message, mask))
         if not convert.wants_threads(mask):
             if not network:
                 raw = await loaders.find_session(request.session_id, initiator)

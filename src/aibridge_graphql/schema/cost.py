@@ -4,8 +4,10 @@ The estimate walks the selected operation (fragments, inline fragments, `@skip`/
 variables and their defaults resolved) and counts what the resolvers would send, an upper bound:
 - `sessions`/`interceptions` (on `Query` or `User`): 1, and everything under their `nodes` or
   `edges` once per item of the page (`first`, else `AIBRIDGE_DEFAULT_PAGE_SIZE`, at most
-  `AIBRIDGE_MAX_PAGE_SIZE`); `session(sessionId:)`: 1; `models`, `clients`: 1 each (paged by
-  1000 upstream; further pages are left to the run-time cap);
+  `AIBRIDGE_MAX_PAGE_SIZE`); `session(sessionId:)`: 1, or 0 when its `GET /sessions/{id}`
+  (forward `threads` or network fields, counted below) answers everything selected of it (see
+  `session_by_detail`); `models`, `clients`: 1 each (paged by 1000 upstream; further pages are
+  left to the run-time cap);
 - `aiSpend` (on `Query` or `User`) and `aiGroupSpend`: 1 each (Coder's spend routes);
 - `usage`: its `maxUpstreamCalls` (default: the whole budget), the most its scan may make;
 - `Session.tokenUsage { cost }`: 1 per session (its threads' walk; past 200 threads, the
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,6 +43,7 @@ from graphql import (
     GraphQLError,
     GraphQLNamedType,
     GraphQLObjectType,
+    GraphQLResolveInfo,
     GraphQLSchema,
     InlineFragmentNode,
     NamedTypeNode,
@@ -59,6 +62,7 @@ from aibridge_graphql.core.errors import COST_ESTIMATED_TOO_EXPENSIVE, BadUserIn
 from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 from aibridge_graphql.schema.ids import decode_global_id
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream.requests import session_path_exact
 
 _CONNECTIONS = frozenset({"SessionConnection", "InterceptionConnection", "ThreadConnection"})
 # Session filter keys that select whole sessions (exact aggregates, see `SessionFilter`).
@@ -75,6 +79,19 @@ _ENTITY_TYPES = frozenset({"User", "Session", "Interception"})
 _MAX_NODES = 100  # `nodes(ids:)` rejects longer lists without calling upstream
 # Session fields read from its `GET /sessions/{id}` (one call for all of them and `threads`).
 _NETWORK_FIELDS = frozenset({"networkCallLogs", "networkTopDomains", "networkDomainCount"})
+# Session fields only a `GET /sessions` item carries (`GET /sessions/{id}` lacks them), and the
+# one ThreadConnection field that reads the session's thread count.
+_LIST_ONLY = frozenset({"lastActiveAt", "lastPrompt", "threadCount"})
+# The fields through which a selection reaches the same session again (a thread's `session`).
+_BACK_TO_SESSION = frozenset(
+    {
+        ("Session", "threads"),
+        ("ThreadConnection", "nodes"),
+        ("ThreadConnection", "edges"),
+        ("ThreadEdge", "node"),
+        ("Thread", "session"),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +238,60 @@ class _Estimator:
             total += 1  # the session-detail call; with `threads` selected it shares theirs
         return total
 
+    def _fields(
+        self, sets: Sequence[SelectionSetNode], type_: GraphQLObjectType
+    ) -> dict[str, list[FieldNode]]:
+        fields: dict[str, list[FieldNode]] = {}
+        seen: set[str] = set()
+        for selection_set in sets:
+            self._collect(selection_set, type_, fields, seen)
+        return fields
+
+    def _reads_list_only(self, sets: Sequence[SelectionSetNode], type_: GraphQLObjectType) -> bool:
+        """Whether `sets` read, of this session or of it reached again, what only a list has."""
+        for nodes in self._fields(sets, type_).values():
+            name = nodes[0].name.value
+            if (type_.name == "Session" and name in _LIST_ONLY) or (
+                type_.name == "ThreadConnection" and name == "totalCount"
+            ):
+                return True
+            definition = type_.fields.get(name)
+            child = get_named_type(definition.type) if definition is not None else None
+            if (type_.name, name) in _BACK_TO_SESSION and isinstance(child, GraphQLObjectType):
+                subsets = [node.selection_set for node in nodes if node.selection_set]
+                if self._reads_list_only(subsets, child):
+                    return True
+        return False
+
+    def detail_answers(self, sets: Sequence[SelectionSetNode]) -> bool:
+        """Whether the session-detail call these selections of a `Session` make anyway (a forward
+        `threads` page, or the network fields) also answers everything else they read of it."""
+        session = self._schema.get_type("Session")
+        assert isinstance(session, GraphQLObjectType)
+        fields = self._fields(sets, session)
+        names = {nodes[0].name.value for nodes in fields.values()}
+        # Fields by response key: aliases of `threads` are found by name.
+        forward = any(
+            self._arg(node, "last") is None and self._arg(node, "before") is None
+            for nodes in fields.values()
+            for node in nodes
+            if node.name.value == "threads"
+        )
+        if not (forward or names & _NETWORK_FIELDS):
+            return False
+        return not self._reads_list_only(sets, session)
+
+    def session_by_detail(self, field: FieldNode, sets: Sequence[SelectionSetNode]) -> bool:
+        """Whether `session(sessionId:)` takes the session from its `GET /sessions/{id}` alone."""
+        session_id = self._arg(field, "sessionId")
+        return (
+            self._arg(field, "initiator") is None
+            and isinstance(session_id, str)
+            and bool(session_id)
+            and session_path_exact(session_id)
+            and self.detail_answers(sets)
+        )
+
     # -- the resolvers' costs -----------------------------------------------------------------
 
     def _field_cost(
@@ -239,7 +310,9 @@ class _Estimator:
             case ("Query" | "User", "interceptions"):
                 return 1 + self.cost_on(sets, child, _Scope(page=self._page(field, "first")))
             case ("Query", "session"):
-                return 1 + self.cost_on(sets, child, _Scope())
+                # The lookup's call, unless the session-detail call counted below answers it.
+                own = 0 if self.session_by_detail(field, sets) else 1
+                return own + self.cost_on(sets, child, _Scope())
             case ("Query", "models" | "clients" | "providers" | "aiSpend" | "aiGroupSpend"):
                 return 1
             case ("User", "aiSpend"):
@@ -311,6 +384,23 @@ def _variables_with_defaults(
                 values[definition.variable.name.value] = default
     values.update(variables)
     return operation, values
+
+
+def session_by_detail(info: GraphQLResolveInfo[Any], settings: Settings) -> bool:
+    """Whether this `session(sessionId:)` field is answered by its `GET /sessions/{id}` alone.
+
+    True when no `initiator` is given (the detail shows the session a `session_id` lookup finds:
+    Coder looks it up the same way), the id reaches the handler unchanged by path, and what is
+    selected of the session (through its threads back to it too) is in the detail response: all
+    but `lastActiveAt`, `lastPrompt`, `threadCount` and `threads.totalCount`. The estimate and the
+    resolver decide with this one function, so the count is what runs.
+    """
+    # Strawberry hands resolvers the coerced values as a plain dict, not graphql-core's container.
+    variables: Any = info.variable_values
+    values = dict(getattr(variables, "coerced", variables))
+    estimator = _Estimator(info.schema, info.fragments, values, settings)
+    sets = [node.selection_set for node in info.field_nodes if node.selection_set]
+    return estimator.session_by_detail(info.field_nodes[0], sets)
 
 
 def estimate_upstream_calls(

@@ -11,11 +11,31 @@ from aibridge_graphql.core.refs import InterceptionRef
 from aibridge_graphql.core.usage import interception_cost
 from aibridge_graphql.schema.ids import decode_typed_global_id, encode_cursor, encode_global_id
 from aibridge_graphql.schema.money import Cost
-from aibridge_graphql.schema.node import Info, Node, json_value, loaders_of, resolver
+from aibridge_graphql.schema.node import Info, Node, computed, json_value, loaders_of, resolver
 from aibridge_graphql.schema.pagination import PageInfo
 from aibridge_graphql.schema.usage import TokenUsage, ToolUsage, UserPrompt
 from aibridge_graphql.schema.user import User
 from aibridge_graphql.upstream import models as m
+
+
+# What the `computed` fields of an Interception make of its `raw`, when selected.
+def _global_id(item: Interception) -> strawberry.ID:
+    raw = item.raw
+    return strawberry.ID(
+        encode_global_id(InterceptionRef(raw.id, raw.initiator.id, raw.started_at))
+    )
+
+
+def _interception_id(item: Interception) -> strawberry.ID:
+    return strawberry.ID(str(item.raw.id))
+
+
+def _initiator(item: Interception) -> User:
+    return User.from_model(item.raw.initiator)
+
+
+def _metadata(item: Interception) -> JSON | None:
+    return json_value(item.raw.metadata)
 
 
 @strawberry.federation.type(
@@ -29,17 +49,18 @@ from aibridge_graphql.upstream import models as m
     ),
 )
 class Interception(Node):
-    id: strawberry.ID = strawberry.field(description="The opaque global ID.")
-    interception_id: strawberry.ID = strawberry.field(description="The upstream UUID.")
+    # `computed` fields are made from `raw` only when selected (a table shows few of them).
+    id: strawberry.ID = computed(_global_id, "The opaque global ID.")
+    interception_id: strawberry.ID = computed(_interception_id, "The upstream UUID.")
     api_key_id: str | None = strawberry.field(description="The Coder API key id used, if any.")
     client: str | None = strawberry.field(description="The detected client, e.g. `Claude Code`.")
-    initiator: User = strawberry.field(description="Who made the request.")
+    initiator: User = computed(_initiator, "Who made the request.")
     provider: str = strawberry.field(description="The runtime provider type, e.g. `anthropic`.")
     provider_name: str = strawberry.field(description="The configured provider's name.")
     model: str = strawberry.field(description="The model asked for.")
     started_at: datetime = strawberry.field(description="When the request started.")
     ended_at: datetime | None = strawberry.field(description="When it ended.")
-    metadata: JSON | None = strawberry.field(description="Interception metadata.")
+    metadata: JSON | None = computed(_metadata, "Interception metadata.")
     raw: strawberry.Private[m.Interception]
 
     # Resolvers, not fields: built only when the document selects them (most views do not).
@@ -61,19 +82,14 @@ class Interception(Node):
 
     @classmethod
     def from_model(cls, raw: m.Interception) -> Interception:
-        ref = InterceptionRef(raw.id, raw.initiator.id, raw.started_at)
         return cls(
-            id=strawberry.ID(encode_global_id(ref)),
-            interception_id=strawberry.ID(str(raw.id)),
             api_key_id=raw.api_key_id,
             client=raw.client,
-            initiator=User.from_model(raw.initiator),
             provider=raw.provider,
             provider_name=raw.provider_name,
             model=raw.model,
             started_at=raw.started_at,
             ended_at=raw.ended_at,
-            metadata=json_value(raw.metadata),
             raw=raw,
         )
 
@@ -84,9 +100,14 @@ class Interception(Node):
         return cls.from_model(await loaders_of(info).interception.load(ref))
 
 
+def _edge_cursor(edge: InterceptionEdge) -> str:
+    return encode_cursor("Interception", str(edge.node.raw.id))
+
+
 @strawberry.type(description="An edge of an interception connection.")
 class InterceptionEdge:
-    cursor: str = strawberry.field(description="Opaque cursor of this edge.")
+    # Made when selected (or for `pageInfo`'s first and last): the upstream `after_id` value.
+    cursor: str = computed(_edge_cursor, "Opaque cursor of this edge.")
     node: Interception = strawberry.field(description="The interception.")
 
 
@@ -107,6 +128,4 @@ class InterceptionConnection:
 
 def interception_edge(raw: m.Interception) -> InterceptionEdge:
     """An edge whose cursor is the upstream `after_id` value."""
-    return InterceptionEdge(
-        cursor=encode_cursor("Interception", str(raw.id)), node=Interception.from_model(raw)
-    )
+    return InterceptionEdge(node=Interception.from_model(raw))

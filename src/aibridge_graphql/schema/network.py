@@ -8,7 +8,7 @@ import strawberry
 
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.schema.ids import encode_cursor
-from aibridge_graphql.schema.node import resolver
+from aibridge_graphql.schema.node import computed, resolver
 from aibridge_graphql.schema.pagination import Forward, Page, PageInfo, forward_page, page_info
 from aibridge_graphql.upstream import models as m
 
@@ -67,9 +67,14 @@ class NetworkCall:
         )
 
 
+def _edge_cursor(edge: NetworkCallEdge) -> str:
+    return encode_cursor(NETWORK_CURSOR, str(edge.node.network_call_id))
+
+
 @strawberry.type(description="An edge of a network call connection.")
 class NetworkCallEdge:
-    cursor: str = strawberry.field(description="Opaque cursor of this edge.")
+    # Made when selected (or for `pageInfo`'s first and last).
+    cursor: str = computed(_edge_cursor, "Opaque cursor of this edge.")
     node: NetworkCall = strawberry.field(description="The network call.")
 
 
@@ -101,14 +106,9 @@ def network_call_connection(logs: list[m.NetworkCallLog], args: Forward) -> Netw
             raise BadUserInput("The `after` cursor names no network call of this session.")
         start = ids.index(args.after) + 1
     page: Page[m.NetworkCallLog] = forward_page(logs[start : start + args.limit], args)
-    edges = [
-        NetworkCallEdge(
-            cursor=encode_cursor(NETWORK_CURSOR, log.id), node=NetworkCall.from_model(log)
-        )
-        for log in page.items
-    ]
+    edges = [NetworkCallEdge(node=NetworkCall.from_model(log)) for log in page.items]
     return NetworkCallConnection(
-        edges=edges, page_info=page_info([e.cursor for e in edges], page), total_count=len(logs)
+        edges=edges, page_info=page_info(edges, page), total_count=len(logs)
     )
 
 

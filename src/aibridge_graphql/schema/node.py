@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -38,6 +38,8 @@ def loaders_of(info: Info) -> Loaders:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+S = TypeVar("S")
+T = TypeVar("T")
 
 
 def resolver(description: str) -> Callable[[F], F]:
@@ -52,3 +54,29 @@ def resolver(description: str) -> Callable[[F], F]:
 def json_value(value: object) -> JSON:
     """An upstream JSON value (metadata objects) as the `JSON` scalar."""
     return cast(JSON, value)
+
+
+class _Computed(Generic[S, T]):
+    """A non-data descriptor: the class attribute of a `computed` field, read per instance."""
+
+    __slots__ = ("_compute",)
+
+    def __init__(self, compute: Callable[[S], T]) -> None:
+        self._compute = compute
+
+    def __get__(self, obj: S | None, owner: type[Any] | None = None) -> Any:
+        return self if obj is None else self._compute(obj)
+
+
+def computed(compute: Callable[[S], T], description: str) -> Any:
+    """A field whose value `compute(obj)` makes when the executor reads it: only if selected.
+
+    Strawberry and the plan executor still resolve it as a plain attribute (no resolver, no
+    `Info`, the cheapest field there is), so `compute` returns the value itself, never an
+    awaitable (the plan executor does not await attributes). The field stays out of
+    `__init__`, `repr` and `==`, which would compute it.
+    """
+    field = strawberry.field(description=description, default=_Computed(compute))
+    # `strawberry.field(init=False)` is a hint for type checkers only; the dataclass reads this.
+    field.init = field.repr = field.compare = False
+    return field

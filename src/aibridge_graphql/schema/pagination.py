@@ -10,16 +10,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Protocol, TypeVar
 
 import strawberry
 
 from aibridge_graphql.core import pagination
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.schema.ids import decode_cursor
+from aibridge_graphql.schema.node import computed
 from aibridge_graphql.settings import Settings
 
 T = TypeVar("T")
+
+
+class Edge(Protocol):
+    """What a `PageInfo` needs of an edge."""
+
+    @property
+    def cursor(self) -> str: ...
+
+
+def _start_cursor(info: PageInfo) -> str | None:
+    return None if info.first is None else info.first.cursor
+
+
+def _end_cursor(info: PageInfo) -> str | None:
+    return None if info.last is None else info.last.cursor
 
 
 @strawberry.type(description="Relay page information (cursor connections spec).")
@@ -30,12 +46,15 @@ class PageInfo:
     has_previous_page: bool = strawberry.field(
         description="True exactly when items precede this page."
     )
-    start_cursor: str | None = strawberry.field(
-        description="Cursor of the first edge, null when the page is empty."
+    # Made when selected, from the page's first and last edges (whose cursors are, too).
+    start_cursor: str | None = computed(
+        _start_cursor, "Cursor of the first edge, null when the page is empty."
     )
-    end_cursor: str | None = strawberry.field(
-        description="Cursor of the last edge, null when the page is empty."
+    end_cursor: str | None = computed(
+        _end_cursor, "Cursor of the last edge, null when the page is empty."
     )
+    first: strawberry.Private[Edge | None]
+    last: strawberry.Private[Edge | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +139,13 @@ def forward_page(items: Sequence[T], args: Forward) -> Page[T]:
     )
 
 
-def page_info(cursors: Sequence[str], page: Page[T]) -> PageInfo:
-    """The `PageInfo` of a page whose edges have these cursors."""
+def page_info(edges: Sequence[Edge], page: Page[T]) -> PageInfo:
+    """The `PageInfo` of a page with these edges."""
     return PageInfo(
         has_next_page=page.has_next_page,
         has_previous_page=page.has_previous_page,
-        start_cursor=cursors[0] if cursors else None,
-        end_cursor=cursors[-1] if cursors else None,
+        first=edges[0] if edges else None,
+        last=edges[-1] if edges else None,
     )
 
 

@@ -11,12 +11,12 @@ import strawberry
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, Loaders
 from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
+from aibridge_graphql.schema.cost import session_by_detail
 from aibridge_graphql.schema.filters import InterceptionFilter, SessionFilter, checked_text
 from aibridge_graphql.schema.ids import (
     cursor_offset,
     cursor_uuid,
     decode_global_id,
-    encode_cursor,
 )
 from aibridge_graphql.schema.interception import (
     Interception,
@@ -142,12 +142,12 @@ async def sessions_connection(
     )
     page = forward_page(response.sessions, args)
     edges = [
-        session_edge(raw, encode_cursor(kind, raw.id if whole else str(offset + n)), exact=whole)
+        session_edge(raw, kind, raw.id if whole else str(offset + n), exact=whole)
         for n, raw in enumerate(page.items, start=1)
     ]
     return SessionConnection(
         edges=edges,
-        page_info=page_info([edge.cursor for edge in edges], page),
+        page_info=page_info(edges, page),
         total_count=response.count,
     )
 
@@ -172,7 +172,7 @@ async def interceptions_connection(
     edges = [interception_edge(raw) for raw in page.items]
     return InterceptionConnection(
         edges=edges,
-        page_info=page_info([edge.cursor for edge in edges], page),
+        page_info=page_info(edges, page),
         total_count=response.count,
     )
 
@@ -234,8 +234,10 @@ class Query:
         "One session by its upstream session id (one `GET /sessions` call). When several "
         "users share a client session id, pass `initiator` (UUID or username) or use "
         "`node(id:)`; otherwise the most recently active one is returned. Its forward "
-        "`threads` pages are fetched alongside the lookup, not after it. Null with NOT_FOUND "
-        "when there is none."
+        "`threads` pages are fetched alongside the lookup, not after it; without `initiator`, "
+        "when nothing selected needs the list item (`lastActiveAt`, `lastPrompt`, "
+        "`threadCount`, `threads.totalCount`), their `GET /sessions/{id}` is the lookup and "
+        "the only call. Null with NOT_FOUND when there is none."
     )
     async def session(
         self, info: Info, session_id: SessionIdArg, initiator: InitiatorArg = None
@@ -245,9 +247,12 @@ class Query:
             raise BadUserInput("`sessionId` must not be empty.")
         checked_text("sessionId", session_id)
         checked_text("initiator", initiator)
+        loaders = loaders_of(info)
         prefetch_threads(info, session_id)
-        raw = await loaders_of(info).find_session(session_id, initiator)
-        return Session.from_model(raw, exact=True)
+        # Strawberry's `Info` wraps graphql-core's, which the estimate's walk reads.
+        if session_by_detail(info._raw_info, info.context.settings):
+            return Session.from_detail(await loaders.session_by_detail(session_id))
+        return Session.from_model(await loaders.find_session(session_id, initiator), exact=True)
 
     @resolver(
         "Interceptions, newest first (`GET /interceptions`, one call per page)."

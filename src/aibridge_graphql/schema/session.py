@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
@@ -16,6 +16,7 @@ from aibridge_graphql.core.refs import SessionRef
 from aibridge_graphql.schema.ids import (
     cursor_uuid,
     decode_typed_global_id,
+    encode_cursor,
     encode_global_id,
 )
 from aibridge_graphql.schema.network import (
@@ -27,7 +28,14 @@ from aibridge_graphql.schema.network import (
     NetworkDomain,
     network_call_connection,
 )
-from aibridge_graphql.schema.node import Info, Node, json_value, loaders_of, resolver
+from aibridge_graphql.schema.node import (
+    Info,
+    Node,
+    computed,
+    json_value,
+    loaders_of,
+    resolver,
+)
 from aibridge_graphql.schema.pagination import (
     After,
     Before,
@@ -43,6 +51,7 @@ from aibridge_graphql.schema.usage import TokenUsageSummary
 from aibridge_graphql.schema.user import User
 from aibridge_graphql.upstream import models as m
 
+V = TypeVar("V")
 _THREADS_DESCRIPTION = (
     "The session's threads, oldest first. Pages forwards (`first`/`after`, one "
     "`GET /sessions/{id}` call) and backwards (`last`/`before`, exact despite the upstream "
@@ -50,6 +59,47 @@ _THREADS_DESCRIPTION = (
     "threads, one more per further 200). `last` without `before` returns the session's last "
     "threads. Null with an error when the upstream call fails."
 )
+
+
+# What the `computed` fields of a Session make of its `raw`, when selected.
+def _global_id(session: Session) -> strawberry.ID:
+    return strawberry.ID(encode_global_id(session.ref))
+
+
+def _initiator(session: Session) -> User:
+    return User.from_model(session.raw.initiator)
+
+
+def _providers(session: Session) -> list[str]:
+    return session.raw.providers
+
+
+def _models(session: Session) -> list[str]:
+    return session.raw.models
+
+
+def _token_usage(session: Session) -> TokenUsageSummary:
+    return TokenUsageSummary.from_session(session.raw.token_usage_summary, session.raw.id)
+
+
+def _metadata(session: Session) -> JSON | None:
+    return json_value(session.raw.metadata)
+
+
+def _network_calls(session: Session) -> NetworkCallCounts | None:
+    return NetworkCallCounts.from_model(session.raw.network_calls)
+
+
+def _listed(read: Callable[[m.Session], V]) -> Callable[[Session], V]:
+    """A field only a `GET /sessions` item carries. A session taken from its detail response
+    never has one selected: `cost.session_by_detail` leaves such documents to the lookup."""
+
+    def compute(session: Session) -> V:
+        if not isinstance(session.raw, m.Session):
+            raise AssertionError("a list-only field of a session taken from its detail")
+        return read(session.raw)
+
+    return compute
 
 
 @strawberry.federation.type(
@@ -61,52 +111,64 @@ _THREADS_DESCRIPTION = (
     ),
 )
 class Session(Node):
-    id: strawberry.ID = strawberry.field(description="The opaque global ID.")
+    # `computed` fields are made from `raw` only when selected (most views select few of them).
+    id: strawberry.ID = computed(_global_id, "The opaque global ID.")
     session_id: str = strawberry.field(
         description="The upstream session id: the client's session id or the interception UUID."
     )
     client: str | None = strawberry.field(description="The client of its first interception.")
-    initiator: User = strawberry.field(description="Who made the session.")
-    providers: list[str] = strawberry.field(description="Provider types used, sorted.")
-    models: list[str] = strawberry.field(description="Models used, sorted.")
+    initiator: User = computed(_initiator, "Who made the session.")
+    providers: list[str] = computed(_providers, "Provider types used, sorted.")
+    models: list[str] = computed(_models, "Models used, sorted.")
     started_at: datetime = strawberry.field(description="Start of its first interception.")
     ended_at: datetime | None = strawberry.field(description="End of its last interception.")
-    last_active_at: datetime | None = strawberry.field(
-        description="Time of its latest prompt (or its start); sessions are listed by it."
+    last_active_at: datetime | None = computed(
+        _listed(lambda raw: raw.last_active_at),
+        "Time of its latest prompt (or its start); sessions are listed by it.",
     )
-    last_prompt: str | None = strawberry.field(description="Its latest user prompt, if any.")
-    thread_count: int = strawberry.field(description="How many threads (root interceptions).")
-    token_usage: TokenUsageSummary = strawberry.field(
-        description="Tokens used over the whole session (`metadata` is null: not listed upstream)."
+    last_prompt: str | None = computed(
+        _listed(lambda raw: raw.last_prompt), "Its latest user prompt, if any."
     )
-    metadata: JSON | None = strawberry.field(description="Metadata of its first interception.")
-    network_calls: NetworkCallCounts | None = strawberry.field(
-        description="Its agent-firewall network calls, counted (free: in the list item). "
-        + ERA_NOTE
+    thread_count: int = computed(
+        _listed(lambda raw: raw.threads), "How many threads (root interceptions)."
     )
-    raw: strawberry.Private[m.Session]
+    token_usage: TokenUsageSummary = computed(
+        _token_usage,
+        "Tokens used over the whole session (`metadata` is null: not listed upstream).",
+    )
+    metadata: JSON | None = computed(_metadata, "Metadata of its first interception.")
+    network_calls: NetworkCallCounts | None = computed(
+        _network_calls,
+        "Its agent-firewall network calls, counted (free: in the list item). " + ERA_NOTE,
+    )
+    # A `GET /sessions` item, or the header of a `GET /sessions/{id}` page (`from_detail`).
+    raw: strawberry.Private[m.Session | m.SessionThreadsResponse]
     exact: strawberry.Private[bool]
 
     @classmethod
     def from_model(cls, raw: m.Session, *, exact: bool) -> Session:
         """`exact` says the aggregates cover the whole session (no interception filter)."""
         return cls(
-            id=strawberry.ID(encode_global_id(SessionRef(raw.id, raw.initiator.id))),
             session_id=raw.id,
             client=raw.client,
-            initiator=User.from_model(raw.initiator),
-            providers=list(raw.providers),
-            models=list(raw.models),
             started_at=raw.started_at,
             ended_at=raw.ended_at,
-            last_active_at=raw.last_active_at,
-            last_prompt=raw.last_prompt,
-            thread_count=raw.threads,
-            token_usage=TokenUsageSummary.from_session(raw.token_usage_summary, raw.id),
-            metadata=json_value(raw.metadata),
-            network_calls=NetworkCallCounts.from_model(raw.network_calls),
             raw=raw,
             exact=exact,
+        )
+
+    @classmethod
+    def from_detail(cls, raw: m.SessionThreadsResponse | m.Session) -> Session:
+        """The session from what `Loaders.session_by_detail` found (whole, never filtered)."""
+        if isinstance(raw, m.Session):
+            return cls.from_model(raw, exact=True)
+        return cls(
+            session_id=raw.id,
+            client=raw.client,
+            started_at=raw.started_at,
+            ended_at=raw.ended_at,
+            raw=raw,
+            exact=True,
         )
 
     @property
@@ -115,8 +177,9 @@ class Session(Node):
         return SessionRef(self.raw.id, self.raw.initiator.id)
 
     async def exact_thread_count(self, loaders: Loaders) -> int:
-        """The session's thread count, refetched unfiltered when this copy was filtered."""
-        if self.exact:
+        """The session's thread count, refetched unfiltered when this copy was filtered (or is
+        a detail response, which has none)."""
+        if self.exact and isinstance(self.raw, m.Session):
             return self.raw.threads
         return (await loaders.session.load(self.ref)).threads
 
@@ -185,10 +248,18 @@ class Session(Node):
         return cls.from_model(await loaders_of(info).session.load(ref), exact=True)
 
 
+def _edge_cursor(edge: SessionEdge) -> str:
+    return encode_cursor(edge.kind, edge.cursor_value)
+
+
 @strawberry.type(description="An edge of a session connection.")
 class SessionEdge:
-    cursor: str = strawberry.field(description="Opaque cursor of this edge.")
+    # Made when selected (or for `pageInfo`'s first and last).
+    cursor: str = computed(_edge_cursor, "Opaque cursor of this edge.")
     node: Session = strawberry.field(description="The session.")
+    # The cursor's kind and upstream value (the session id, or an offset under a filter).
+    kind: strawberry.Private[str]
+    cursor_value: strawberry.Private[str]
 
 
 @strawberry.type(
@@ -206,9 +277,11 @@ class SessionConnection:
         return [edge.node for edge in self.edges]
 
 
-def session_edge(raw: m.Session, cursor: str, *, exact: bool) -> SessionEdge:
-    """An edge of a sessions connection."""
-    return SessionEdge(cursor=cursor, node=Session.from_model(raw, exact=exact))
+def session_edge(raw: m.Session, kind: str, cursor_value: str, *, exact: bool) -> SessionEdge:
+    """An edge of a sessions connection, its cursor `kind` wrapping `cursor_value`."""
+    return SessionEdge(
+        node=Session.from_model(raw, exact=exact), kind=kind, cursor_value=cursor_value
+    )
 
 
 def _included(directives: dict[str, dict[str, Any]]) -> bool:

@@ -12,7 +12,7 @@ import strawberry
 from aibridge_graphql.core.loaders import THREADS_LIMIT_MAX, Loaders
 from aibridge_graphql.core.refs import SessionRef, ThreadRef
 from aibridge_graphql.schema.ids import cursor_uuid, encode_cursor, encode_global_id
-from aibridge_graphql.schema.node import Node, resolver
+from aibridge_graphql.schema.node import Node, computed, resolver
 from aibridge_graphql.schema.pagination import (
     Backward,
     Forward,
@@ -49,6 +49,24 @@ def _agentic_actions(root: Thread) -> list[AgenticAction]:
     return [AgenticAction.from_model(a, root.raw) for a in root.raw.agentic_actions]
 
 
+# What the `computed` fields of a Thread make of its `raw`, when selected.
+def _global_id(root: Thread) -> strawberry.ID:
+    return strawberry.ID(encode_global_id(ThreadRef(root.parent.ref, root.raw.id)))
+
+
+def _thread_id(root: Thread) -> strawberry.ID:
+    return strawberry.ID(str(root.raw.id))
+
+
+def _token_usage(root: Thread) -> TokenUsageSummary:
+    return TokenUsageSummary.of_thread(root.raw)
+
+
+def _firewall_session_id(root: Thread) -> strawberry.ID | None:
+    value = root.raw.agent_firewall_session_id
+    return None if value is None else strawberry.ID(str(value))
+
+
 @strawberry.type(
     description=(
         "A thread of a session: a root interception and the agentic-loop interceptions that "
@@ -56,9 +74,10 @@ def _agentic_actions(root: Thread) -> list[AgenticAction]:
     )
 )
 class Thread(Node):
-    id: strawberry.ID = strawberry.field(description="The opaque global ID.")
-    thread_id: strawberry.ID = strawberry.field(
-        description="The upstream thread id: the root interception's UUID."
+    # `computed` fields are made from `raw` only when selected.
+    id: strawberry.ID = computed(_global_id, "The opaque global ID.")
+    thread_id: strawberry.ID = computed(
+        _thread_id, "The upstream thread id: the root interception's UUID."
     )
     prompt: str | None = strawberry.field(description="The first user prompt, if any.")
     model: str = strawberry.field(description="The root interception's model.")
@@ -69,8 +88,8 @@ class Thread(Node):
     )
     started_at: datetime = strawberry.field(description="When the thread started.")
     ended_at: datetime | None = strawberry.field(description="When its last interception ended.")
-    token_usage: TokenUsageSummary = strawberry.field(
-        description="Tokens used over all interceptions of the thread."
+    token_usage: TokenUsageSummary = computed(
+        _token_usage, "Tokens used over all interceptions of the thread."
     )
     # A resolver, declared in the field's place (the schema's order): built only when selected.
     agentic_actions: list[AgenticAction] = strawberry.field(
@@ -83,9 +102,10 @@ class Thread(Node):
     error_message: str | None = strawberry.field(
         description="The error's message, if any. " + _AI_GATEWAY_ONLY
     )
-    agent_firewall_session_id: strawberry.ID | None = strawberry.field(
-        description="The agent-firewall session of its network calls "
-        "(`NetworkCall.firewallSessionId`). " + _AI_GATEWAY_ONLY
+    agent_firewall_session_id: strawberry.ID | None = computed(
+        _firewall_session_id,
+        "The agent-firewall session of its network calls (`NetworkCall.firewallSessionId`). "
+        + _AI_GATEWAY_ONLY,
     )
     agent_firewall_sequence_number: int | None = strawberry.field(
         description="Where the thread sits in that firewall session. " + _AI_GATEWAY_ONLY
@@ -99,10 +119,7 @@ class Thread(Node):
 
     @classmethod
     def from_model(cls, raw: m.Thread, parent: ParentSession) -> Thread:
-        ref = ThreadRef(parent.ref, raw.id)
         return cls(
-            id=strawberry.ID(encode_global_id(ref)),
-            thread_id=strawberry.ID(str(raw.id)),
             prompt=raw.prompt,
             model=raw.model,
             provider=raw.provider,
@@ -110,23 +127,22 @@ class Thread(Node):
             credential_hint=raw.credential_hint,
             started_at=raw.started_at,
             ended_at=raw.ended_at,
-            token_usage=TokenUsageSummary.of_thread(raw),
             error_type=raw.error_type,
             error_message=raw.error_message,
-            agent_firewall_session_id=(
-                None
-                if raw.agent_firewall_session_id is None
-                else strawberry.ID(str(raw.agent_firewall_session_id))
-            ),
             agent_firewall_sequence_number=raw.agent_firewall_sequence_number,
             parent=parent,
             raw=raw,
         )
 
 
+def _edge_cursor(edge: ThreadEdge) -> str:
+    return encode_cursor("Thread", str(edge.node.raw.id))
+
+
 @strawberry.type(description="An edge of a thread connection.")
 class ThreadEdge:
-    cursor: str = strawberry.field(description="Opaque cursor of this edge.")
+    # Made when selected (or for `pageInfo`'s first and last): the upstream `after_id` value.
+    cursor: str = computed(_edge_cursor, "Opaque cursor of this edge.")
     node: Thread = strawberry.field(description="The thread.")
 
 
@@ -200,14 +216,9 @@ async def thread_connection(
         page = await _threads_before(
             loaders, session_id, args.last, cursor_uuid("Thread", args.before)
         )
-    edges = [
-        ThreadEdge(cursor=encode_cursor("Thread", str(raw.id)), node=Thread.from_model(raw, parent))
-        for raw in page.items
-    ]
+    edges = [ThreadEdge(node=Thread.from_model(raw, parent)) for raw in page.items]
 
     async def count() -> int:
         return await parent.exact_thread_count(loaders)
 
-    return ThreadConnection(
-        edges=edges, page_info=page_info([edge.cursor for edge in edges], page), count_source=count
-    )
+    return ThreadConnection(edges=edges, page_info=page_info(edges, page), count_source=count)

@@ -57,9 +57,12 @@ class TokenUsageSummary:
 
     @classmethod
     def from_session(
-        cls, raw: m.SessionTokenUsageSummary, session_id: str | None = None
+        cls,
+        raw: m.SessionTokenUsageSummary | m.ThreadsTokenUsage,
+        session_id: str | None = None,
     ) -> TokenUsageSummary:
-        """A session list item's summary; its cost walks the session's threads."""
+        """A session's summary, as its list item has it (no metadata: a detail response's, whose
+        numbers are the same, gives none either); its cost walks the session's threads."""
 
         def cost_of(loaders: Loaders) -> Awaitable[CostValue]:
             return session_cost(loaders, session_id or "")

@@ -10,7 +10,7 @@ import strawberry
 from aibridge_graphql.core.refs import UserRef
 from aibridge_graphql.schema.filters import InterceptionFilter, SessionFilter
 from aibridge_graphql.schema.ids import decode_typed_global_id
-from aibridge_graphql.schema.node import Info, Node, loaders_of, resolver
+from aibridge_graphql.schema.node import Info, Node, computed, loaders_of, resolver
 from aibridge_graphql.schema.pagination import After, First
 from aibridge_graphql.upstream import models as m
 
@@ -38,6 +38,11 @@ SessionFilterArg = Annotated[SessionFilter | None, _FILTER]
 InterceptionFilterArg = Annotated[InterceptionFilter | None, _FILTER]
 
 
+def _id(user: User) -> strawberry.ID:
+    # Made only when selected: `UUID.__str__` is not free, and most views show the username.
+    return strawberry.ID(str(user.raw.id))
+
+
 @strawberry.federation.type(
     keys=["id"],
     description=(
@@ -49,19 +54,15 @@ InterceptionFilterArg = Annotated[InterceptionFilter | None, _FILTER]
     ),
 )
 class User(Node):
-    id: strawberry.ID = strawberry.field(description="The user's Coder UUID (also its Node ID).")
+    id: strawberry.ID = computed(_id, "The user's Coder UUID (also its Node ID).")
     username: str = strawberry.field(description="The Coder username.")
     name: str = strawberry.field(description="The display name; may be empty.")
     avatar_url: str = strawberry.field(description="The avatar URL; may be empty.")
+    raw: strawberry.Private[m.MinimalUser]
 
     @classmethod
     def from_model(cls, raw: m.MinimalUser) -> User:
-        return cls(
-            id=strawberry.ID(str(raw.id)),
-            username=raw.username,
-            name=raw.name,
-            avatar_url=raw.avatar_url,
-        )
+        return cls(username=raw.username, name=raw.name, avatar_url=raw.avatar_url, raw=raw)
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> User:

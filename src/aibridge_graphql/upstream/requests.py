@@ -119,6 +119,31 @@ def session_path(session_id: str) -> str:
     return "/sessions/" + quote(session_id, safe=_PCHAR_SAFE)
 
 
+# What Go's net/url leaves unencoded in a path (`shouldEscape(c, encodePath)`): the unreserved
+# characters and "$&+,/:;=@". Its default encoding of the id is the one chi decodes before routing.
+_GO_PATH_SAFE = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~$&+,/:;=@"
+)
+
+
+def session_path_exact(session_id: str) -> bool:
+    """Whether Coder's handler receives exactly `session_id` from `session_path(session_id)`.
+
+    chi routes on the decoded path when ours is Go's default encoding of it, else on the raw path,
+    which the handler does not decode: then only an id sent unencoded arrives unchanged. A `/`, a
+    dot segment, or `!'()*` next to a character that needs encoding reach no session by path.
+    """
+    try:
+        segment = session_path(session_id).removeprefix("/sessions/")
+        go_default = "".join(
+            char if char in _GO_PATH_SAFE else "".join(f"%{b:02X}" for b in char.encode())
+            for char in session_id
+        )
+    except (ValueError, UnicodeError):
+        return False
+    return segment in (go_default, session_id)
+
+
 def session_threads_request(
     session_id: str,
     *,
