@@ -18,7 +18,7 @@ from aibridge_graphql.core.loaders import Loaders
 from aibridge_graphql.core.pricing import Cost as CostValue
 from aibridge_graphql.core.usage import action_cost, session_cost, thread_cost, token_usage_cost
 from aibridge_graphql.schema.money import Cost
-from aibridge_graphql.schema.node import Info, json_value, loaders_of, resolver
+from aibridge_graphql.schema.node import Info, computed, json_value, loaders_of, resolver
 from aibridge_graphql.upstream import models as m
 
 # How a summary finds its cost: at once (a thread's, an action's) or by a walk (a session's).
@@ -189,10 +189,23 @@ class ToolUsage:
         )
 
 
+def _tool_call_id(call: ToolCall) -> strawberry.ID:
+    return strawberry.ID(str(call.raw.id))
+
+
+def _call_interception_id(call: ToolCall) -> strawberry.ID:
+    return strawberry.ID(str(call.raw.interception_id))
+
+
+def _call_metadata(call: ToolCall) -> JSON | None:
+    return json_value(call.raw.metadata)
+
+
 @strawberry.type(description="A tool call made during an agentic action of a thread.")
 class ToolCall:
-    tool_call_id: strawberry.ID = strawberry.field(description="The upstream record id (UUID).")
-    interception_id: strawberry.ID = strawberry.field(description="The interception's UUID.")
+    # `computed` fields are made from `raw` only when selected (a session view shows few).
+    tool_call_id: strawberry.ID = computed(_tool_call_id, "The upstream record id (UUID).")
+    interception_id: strawberry.ID = computed(_call_interception_id, "The interception's UUID.")
     provider_response_id: str = strawberry.field(description="The provider's response id.")
     server_url: str = strawberry.field(
         description="The MCP server URL; empty for a client-defined tool."
@@ -200,22 +213,31 @@ class ToolCall:
     tool: str = strawberry.field(description="The tool name.")
     injected: bool = strawberry.field(description="Whether AI Bridge injected the tool (MCP).")
     input: str = strawberry.field(description="The tool input as raw JSON text.")
-    metadata: JSON | None = strawberry.field(description="Tool call metadata.")
+    metadata: JSON | None = computed(_call_metadata, "Tool call metadata.")
     created_at: datetime = strawberry.field(description="When it was recorded.")
+    raw: strawberry.Private[m.ToolCall]
 
     @classmethod
     def from_model(cls, raw: m.ToolCall) -> ToolCall:
         return cls(
-            tool_call_id=strawberry.ID(str(raw.id)),
-            interception_id=strawberry.ID(str(raw.interception_id)),
             provider_response_id=raw.provider_response_id,
             server_url=raw.server_url,
             tool=raw.tool,
             injected=raw.injected,
             input=raw.input,
-            metadata=json_value(raw.metadata),
             created_at=raw.created_at,
+            raw=raw,
         )
+
+
+def _action_token_usage(action: AgenticAction) -> TokenUsageSummary:
+    raw, thread = action.raw, action.thread
+
+    def cost_of(loaders: Loaders) -> CostValue:
+        assert thread is not None
+        return action_cost(loaders.pricer, raw, thread)
+
+    return TokenUsageSummary.from_threads(raw.token_usage, cost_of if thread is not None else None)
 
 
 @strawberry.type(
@@ -224,24 +246,20 @@ class ToolCall:
 class AgenticAction:
     model: str = strawberry.field(description="The model of that interception.")
     thinking: list[str] = strawberry.field(description="The model's thoughts, oldest first.")
-    token_usage: TokenUsageSummary = strawberry.field(
-        description="Tokens used by that interception."
+    token_usage: TokenUsageSummary = computed(
+        _action_token_usage, "Tokens used by that interception."
     )
     tool_calls: list[ToolCall] = strawberry.field(description="Its tool calls, oldest first.")
+    raw: strawberry.Private[m.AgenticAction]
+    thread: strawberry.Private[m.Thread | None]
 
     @classmethod
     def from_model(cls, raw: m.AgenticAction, thread: m.Thread | None = None) -> AgenticAction:
         """An action of `thread` (priced at the thread's start time and provider)."""
-
-        def cost_of(loaders: Loaders) -> CostValue:
-            assert thread is not None
-            return action_cost(loaders.pricer, raw, thread)
-
         return cls(
             model=raw.model,
             thinking=[thought.text for thought in raw.thinking],
-            token_usage=TokenUsageSummary.from_threads(
-                raw.token_usage, cost_of if thread is not None else None
-            ),
             tool_calls=[ToolCall.from_model(call) for call in raw.tool_calls],
+            raw=raw,
+            thread=thread,
         )
