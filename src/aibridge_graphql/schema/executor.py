@@ -485,7 +485,9 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
             elif field.direct is not None:
                 value = field.direct.call(self, source, field, path)
                 if self.is_awaitable(value):
-                    return self._complete_awaitable(field, value, path)
+                    return self._complete_awaitable(
+                        value, field.complete, field.non_null, field.nodes, path
+                    )
             else:
                 definition = field.definition
                 info = self.build_resolve_info(definition, field.nodes, field.parent, path)
@@ -502,30 +504,43 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
                 )
                 value = definition.resolve(source, info, **args)  # type: ignore[misc]
                 if self.is_awaitable(value):
-                    return self._complete_awaitable(field, value, path)
+                    return self._complete_awaitable(
+                        value, field.complete, field.non_null, field.nodes, path
+                    )
             completed = field.complete(self, value, path)
             if self.is_awaitable(completed):
-                return self._await_completed(field, completed, path)
+                return self._await_completed(completed, field.non_null, field.nodes, path)
             return completed
         except Exception as raw_error:
             self._field_error(raw_error, field.non_null, field.nodes, path)
             return None
 
-    async def _complete_awaitable(self, field: _Field, value: Awaitable[Any], path: Path) -> Any:
+    async def _complete_awaitable(
+        self,
+        value: Awaitable[Any],
+        complete: Complete,
+        non_null: bool,
+        nodes: list[FieldNode],
+        path: Path,
+    ) -> Any:
+        """Await a resolver's (or a list item's) value, then complete it; errors are located."""
         try:
-            completed = field.complete(self, await value, path)
+            completed = complete(self, await value, path)
             if self.is_awaitable(completed):
                 completed = await completed
         except Exception as raw_error:
-            self._field_error(raw_error, field.non_null, field.nodes, path)
+            self._field_error(raw_error, non_null, nodes, path)
             return None
         return completed
 
-    async def _await_completed(self, field: _Field, completed: Awaitable[Any], path: Path) -> Any:
+    async def _await_completed(
+        self, completed: Awaitable[Any], non_null: bool, nodes: list[FieldNode], path: Path
+    ) -> Any:
+        """Await a completion that went asynchronous (a sub-object or list with awaitables)."""
         try:
             return await completed
         except Exception as raw_error:
-            self._field_error(raw_error, field.non_null, field.nodes, path)
+            self._field_error(raw_error, non_null, nodes, path)
             return None
 
     def _field_error(
@@ -554,13 +569,13 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
                 item_path = Path(path, index, None)
                 if is_awaitable(item):
                     completed.append(
-                        self._complete_awaitable_item(item, inner, items_non_null, nodes, item_path)
+                        self._complete_awaitable(item, inner, items_non_null, nodes, item_path)
                     )
                 else:
                     try:
                         value = inner(self, item, item_path)
                         if is_awaitable(value):
-                            value = self._await_item(value, items_non_null, nodes, item_path)
+                            value = self._await_completed(value, items_non_null, nodes, item_path)
                     except Exception as raw_error:
                         self._field_error(raw_error, items_non_null, nodes, item_path)
                         value = None
@@ -577,32 +592,6 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
         if awaiting is None:
             return completed
         return _gathered_items(completed, awaiting)
-
-    async def _await_item(
-        self, value: Awaitable[Any], non_null: bool, nodes: list[FieldNode], path: Path
-    ) -> Any:
-        try:
-            return await value
-        except Exception as raw_error:
-            self._field_error(raw_error, non_null, nodes, path)
-            return None
-
-    async def _complete_awaitable_item(
-        self,
-        item: Awaitable[Any],
-        inner: Complete,
-        non_null: bool,
-        nodes: list[FieldNode],
-        path: Path,
-    ) -> Any:
-        try:
-            completed = inner(self, await item, path)
-            if self.is_awaitable(completed):
-                completed = await completed
-        except Exception as raw_error:
-            self._field_error(raw_error, non_null, nodes, path)
-            return None
-        return completed
 
 
 async def _gathered_fields(results: dict[str, Any], awaiting: list[str]) -> dict[str, Any]:

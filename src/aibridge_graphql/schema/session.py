@@ -146,7 +146,7 @@ class Session(Node):
     exact: strawberry.Private[bool]
 
     @classmethod
-    def from_model(cls, raw: m.Session, *, exact: bool) -> Session:
+    def from_model(cls, raw: m.Session | m.SessionThreadsResponse, *, exact: bool) -> Session:
         """`exact` says the aggregates cover the whole session (no interception filter)."""
         return cls(
             session_id=raw.id,
@@ -160,16 +160,7 @@ class Session(Node):
     @classmethod
     def from_detail(cls, raw: m.SessionThreadsResponse | m.Session) -> Session:
         """The session from what `Loaders.session_by_detail` found (whole, never filtered)."""
-        if isinstance(raw, m.Session):
-            return cls.from_model(raw, exact=True)
-        return cls(
-            session_id=raw.id,
-            client=raw.client,
-            started_at=raw.started_at,
-            ended_at=raw.ended_at,
-            raw=raw,
-            exact=True,
-        )
+        return cls.from_model(raw, exact=True)
 
     @property
     def ref(self) -> SessionRef:
