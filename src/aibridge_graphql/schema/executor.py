@@ -405,7 +405,7 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         plan = self._plan()
-        if plan is None or serially or self.middleware_manager_has_middleware():
+        if plan is None or serially or self._wraps_resolvers():
             return super().execute_operation(serially)
         try:
             data = self.execute_plan_fields(plan.fields, self.root_value, None)
@@ -424,14 +424,15 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
             return self.build_response(None)
         return self.build_response(result)
 
-    def middleware_manager_has_middleware(self) -> bool:
+    def _wraps_resolvers(self) -> bool:
         """True when extensions wrap resolvers: only graphql-core's executor applies them."""
         manager = self.middleware_manager
         return manager is not None and bool(manager.middlewares)
 
     def _plan(self) -> _Plan | None:
         operation = self.operation
-        if self.abort_signal is not None or not self.error_propagation_default():
+        # The plan propagates nulls the spec's way only, and knows no abort signal.
+        if self.abort_signal is not None or not self.error_propagation:
             return None
         plans = self.plans
         cached = plans.get(id(operation))
@@ -441,16 +442,12 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
         fragments = {name: details.definition for name, details in self.fragments.items()}
         try:
             plan: _Plan | None = _Compiler(self.schema, fragments).plan(operation)
-        except NotPlannable:
+        except (NotPlannable, RecursionError):  # graphql-core reports a too-deep selection
             plan = None
         plans[id(operation)] = (operation, plan)  # holding the node keeps its id unique
         if len(plans) > _PLAN_CACHE_SIZE:
             plans.popitem(last=False)
         return plan
-
-    def error_propagation_default(self) -> bool:
-        """The plan propagates nulls the spec's way only; other modes run on graphql-core."""
-        return bool(self.error_propagation)
 
     def execute_plan_fields(self, fields: list[_Field], source: Any, path: Path | None) -> Any:
         """Execute one object's planned fields; a dict, or an awaitable when a field awaits."""
