@@ -48,6 +48,7 @@ import httpx
 from aibridge_graphql.server.graphiql import EXAMPLE_QUERY
 from aibridge_graphql.standin.tokens import generate_token
 from bench.gateway import API, Proc, cli_path, free_port, seed, spawn, stop, wait_ready
+from bench.soak import SESSION
 
 PEER_DIR = Path(__file__).parent / "peer"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -116,18 +117,7 @@ DASHBOARD_PEER = """query Dashboard {
 }"""
 
 # The README's Session query, and the same data from the peer.
-SESSION_OURS = """query Session($id: String!) {
-  session(sessionId: $id) {
-    sessionId startedAt endedAt
-    threads(first: 10) {
-      pageInfo { hasNextPage endCursor }
-      nodes {
-        threadId prompt model credentialKind credentialHint
-        agenticActions { model thinking toolCalls { tool serverUrl injected input } }
-      }
-    }
-  }
-}"""
+SESSION_OURS = SESSION
 SESSION_PEER = """query Session($id: String!) {
   get_ai_bridge_session_threads(session_id: $id, limit: 10) {
     ... on codersdk_AIBridgeSessionThreadsResponse {

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from bench.soak import SESSION
 from gateway_fakes import Era, FakeSession, FakeUpstream, gateway, populated, thread, user
 from graphql import parse
 
@@ -35,18 +36,7 @@ WHOLE = """query($id: String!) { session(sessionId: $id) {
   }
   %s
 } }"""
-README_SESSION = """query Session($id: String!) {
-  session(sessionId: $id) {
-    sessionId startedAt endedAt
-    threads(first: 10) {
-      pageInfo { hasNextPage endCursor }
-      nodes {
-        threadId prompt model credentialKind credentialHint
-        agenticActions { model thinking toolCalls { tool serverUrl injected input } }
-      }
-    }
-  }
-}"""
+README_SESSION = SESSION  # the README's Session view, as the benchmarks send it
 
 
 def _estimate(query: str, variables: dict[str, Any]) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from graphql import (
     FieldNode,
@@ -473,7 +473,7 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
             raise
         if awaiting is None:
             return results
-        return _gathered_fields(results, awaiting)
+        return _gathered(results, awaiting)
 
     def _execute_field(self, field: _Field, source: Any, path: Path) -> Any:
         try:
@@ -588,28 +588,23 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
             raise
         if awaiting is None:
             return completed
-        return _gathered_items(completed, awaiting)
+        return _gathered(completed, awaiting)
 
 
-async def _gathered_fields(results: dict[str, Any], awaiting: list[str]) -> dict[str, Any]:
+Slots = TypeVar("Slots", dict[str, Any], list[Any])
+
+
+async def _gathered(values: Slots, awaiting: list[Any]) -> Slots:
+    """Await the awaitables at `awaiting` (an object's keys or a list's indexes) in one wave,
+    as graphql-core does, replacing each with its value."""
     if len(awaiting) == 1:
         key = awaiting[0]
-        results[key] = await results[key]
+        values[key] = await values[key]
     else:
-        values = await gather_with_cancel(*(results[key] for key in awaiting))
-        results.update(zip(awaiting, values, strict=True))
-    return results
-
-
-async def _gathered_items(completed: list[Any], awaiting: list[int]) -> list[Any]:
-    if len(awaiting) == 1:
-        index = awaiting[0]
-        completed[index] = await completed[index]
-    else:
-        values = await gather_with_cancel(*(completed[index] for index in awaiting))
-        for index, value in zip(awaiting, values, strict=True):
-            completed[index] = value
-    return completed
+        done = await gather_with_cancel(*(values[key] for key in awaiting))
+        for key, value in zip(awaiting, done, strict=True):
+            values[key] = value
+    return values
 
 
 def plan_executor_class() -> type[PlanExecutor]:
