@@ -411,18 +411,26 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
             data = self.execute_plan_fields(plan.fields, self.root_value, None)
         except GraphQLError as error:
             self.collected_errors.add(error, None)
-            return self.finish(self.build_response(None))
+            return self._respond(None)
         if self.is_awaitable(data):
             return self._await_data(data)
-        return self.finish(self.build_response(data))
+        return self._respond(data)
 
     async def _await_data(self, data: Awaitable[dict[str, Any]]) -> Any:
         try:
             result = await data
         except GraphQLError as error:
             self.collected_errors.add(error, None)
-            return self.build_response(None)
-        return self.build_response(result)
+            return self._respond(None)
+        return self._respond(result)
+
+    def _respond(self, data: dict[str, Any] | None) -> Any:
+        response = self.build_response(data)
+        # graphql-core's executor holds bound methods of itself (`async_helpers`): a cycle that
+        # would keep the request's context, loaders and request for the cycle collector. A plan
+        # has no deferred work that could still need them once the response is built.
+        del self.async_helpers
+        return response
 
     def _wraps_resolvers(self) -> bool:
         """True when extensions wrap resolvers: only graphql-core's executor applies them."""
