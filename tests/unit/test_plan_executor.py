@@ -18,7 +18,7 @@ import strawberry
 from strawberry.extensions import ParserCache
 from strawberry.types import ExecutionResult
 
-from aibridge_graphql.schema.executor import plan_executor_class
+from aibridge_graphql.schema.executor import PlanExecutor, plan_executor_class
 
 
 @strawberry.enum
@@ -152,7 +152,9 @@ def _schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
     # The gateway's parser cache hands the same document node to repeated queries: plans are
     # cached by operation node.
     planned = strawberry.Schema(
-        query=Query, execution_context_class=plan_executor_class(), extensions=[ParserCache]
+        query=Query,
+        execution_context_class=plan_executor_class(PlanExecutor),
+        extensions=[ParserCache],
     )
     return planned, strawberry.Schema(query=Query)
 

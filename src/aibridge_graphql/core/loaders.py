@@ -130,6 +130,9 @@ class Loaders:
 
         # The first session-detail load of each session id: the network fields read it.
         self._details: dict[str, asyncio.Future[m.SessionThreadsResponse]] = {}
+        # Record lists (upstream/projection.py) this request never reads: its pages are parsed
+        # without them. A face that knows what the request selects narrows it before loading.
+        self.skip_records: frozenset[str] = frozenset()
 
     @classmethod
     def for_request(
@@ -305,7 +308,10 @@ class Loaders:
 
     async def _fetch(self, request: UpstreamRequest, model_type: type[ModelT]) -> ModelT:
         return await self._load(
-            request, lambda content: self._client.parse_model(request, content, model_type)
+            request,
+            lambda content: self._client.parse_model(
+                request, content, model_type, self.skip_records
+            ),
         )
 
     def _model_batch(

@@ -7,6 +7,7 @@ with settings from the environment) is what `strawberry export-schema` and tools
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -34,6 +35,7 @@ from aibridge_graphql.schema.hooks import CachedHooksRunner, HookCache
 from aibridge_graphql.schema.interception import Interception
 from aibridge_graphql.schema.money import SCALAR_MAP
 from aibridge_graphql.schema.query import Query
+from aibridge_graphql.schema.records import ProjectingExecutor
 from aibridge_graphql.schema.session import Session
 from aibridge_graphql.schema.thread import Thread
 from aibridge_graphql.schema.user import User
@@ -118,7 +120,7 @@ def build_schema(
         extensions=[*default_extensions(settings), *extra_extensions],
         federation_version=FEDERATION_VERSION,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        execution_context_class=plan_executor_class(),
+        execution_context_class=plan_executor_class(ProjectingExecutor, unread=OrderedDict()),
     )
 
 

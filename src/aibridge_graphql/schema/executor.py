@@ -600,6 +600,7 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
 
 
 Slots = TypeVar("Slots", dict[str, Any], list[Any])
+E = TypeVar("E", bound=PlanExecutor)
 
 
 async def _gathered(values: Slots, awaiting: list[Any]) -> Slots:
@@ -615,6 +616,7 @@ async def _gathered(values: Slots, awaiting: list[Any]) -> Slots:
     return values
 
 
-def plan_executor_class() -> type[PlanExecutor]:
-    """A `PlanExecutor` subclass with a plan cache of its own (one per schema)."""
-    return type("SchemaPlanExecutor", (PlanExecutor,), {"plans": OrderedDict()})
+def plan_executor_class(base: type[E], **class_caches: OrderedDict[Any, Any]) -> type[E]:
+    """A subclass of `base` with a plan cache of its own (one per schema), and of the other
+    per-schema caches `base` declares."""
+    return type("SchemaPlanExecutor", (base,), {"plans": OrderedDict(), **class_caches})

@@ -51,6 +51,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream import projection
 from aibridge_graphql.upstream.capabilities import CapabilityDetector
 from aibridge_graphql.upstream.deadline import Deadline, within
 from aibridge_graphql.upstream.errors import (
@@ -519,11 +520,21 @@ class UpstreamClient:
         """A body as JSON; anything else is `UpstreamProtocolError`."""
         return self._parsed(request, content, _JSON.validate_json, "JSON")
 
-    def parse_model(self, request: UpstreamRequest, content: bytes, model_type: type[T]) -> T:
-        """A body as `model_type`; a body of another shape is `UpstreamProtocolError`."""
+    def parse_model(
+        self,
+        request: UpstreamRequest,
+        content: bytes,
+        model_type: type[T],
+        skip_records: frozenset[str] = frozenset(),
+    ) -> T:
+        """A body as `model_type`, without the record lists in `skip_records` (projection.py); a
+        body of another shape is `UpstreamProtocolError`."""
         # Straight from bytes: pydantic-core parses and validates in one pass.
         return self._parsed(
-            request, content, model_type.model_validate_json, f"a valid {model_type.__name__}"
+            request,
+            content,
+            functools.partial(projection.parse_json, model_type, skip=skip_records),
+            f"a valid {model_type.__name__}",
         )
 
     def parse_strings(self, request: UpstreamRequest, content: bytes) -> list[str]:

@@ -8,41 +8,17 @@ Fields that Coder omits when empty (`omitempty`) are optional here; fields it al
 required, so a contract change upstream fails loudly at the parse instead of deep in a resolver.
 
 Nested record lists (an interception's token usages, prompts and tool usages, a thread's agentic
-actions) are the bulk of a page but rarely selected: the parse checks them only structurally (a
-list of JSON objects) and validates them into their models when first read (`lazy_items`), once.
-A 25-row page read for three fields thus builds no usage records; a malformed record fails the
-field that reads it, as `UpstreamProtocolError`.
+actions) are the bulk of a page but rarely selected: `upstream/projection.py` parses a page
+without the ones a request does not read, into these same classes.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-from pydantic import ValidationError as PydanticValidationError
-
-ItemT = TypeVar("ItemT")
-# A nested record list as parsed: JSON objects, validated into models when read.
-RawItems = list[dict[str, Any]]
-
-
-def _raw(name: str) -> Any:
-    """The field holding the JSON objects of the nested list `name` (Coder omits empty ones)."""
-    return Field(default_factory=list, validation_alias=name, repr=False)
-
-
-def lazy_items(adapter: TypeAdapter[list[ItemT]], raw: RawItems, what: str) -> list[ItemT]:
-    """Validate a nested record list on first read; malformed is `UpstreamProtocolError`."""
-    try:
-        return adapter.validate_python(raw)
-    except PydanticValidationError:
-        # Imported here: the errors module reads this one's error body models.
-        from aibridge_graphql.upstream.errors import UpstreamProtocolError
-
-        raise UpstreamProtocolError(f"upstream answered malformed {what}") from None
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Model(BaseModel):
@@ -102,24 +78,10 @@ class Interception(_Model):
     metadata: dict[str, Any] | None = None
     started_at: datetime
     ended_at: datetime | None = None
-    token_usages_raw: RawItems = _raw("token_usages")
-    user_prompts_raw: RawItems = _raw("user_prompts")
-    tool_usages_raw: RawItems = _raw("tool_usages")
-
-    @cached_property
-    def token_usages(self) -> list[TokenUsage]:
-        """Its token usages (validated when first read)."""
-        return lazy_items(_TOKEN_USAGES, self.token_usages_raw, "token usages")
-
-    @cached_property
-    def user_prompts(self) -> list[UserPrompt]:
-        """Its user prompts (validated when first read)."""
-        return lazy_items(_USER_PROMPTS, self.user_prompts_raw, "user prompts")
-
-    @cached_property
-    def tool_usages(self) -> list[ToolUsage]:
-        """Its tool usages (validated when first read)."""
-        return lazy_items(_TOOL_USAGES, self.tool_usages_raw, "tool usages")
+    # Record lists (Coder omits empty ones); absent when parsed without them (projection.py).
+    token_usages: list[TokenUsage] = Field(default_factory=list)
+    user_prompts: list[UserPrompt] = Field(default_factory=list)
+    tool_usages: list[ToolUsage] = Field(default_factory=list)
 
 
 class ListInterceptionsResponse(_Model):
@@ -234,16 +196,12 @@ class Thread(_Model):
     started_at: datetime
     ended_at: datetime | None = None
     token_usage: ThreadsTokenUsage
-    agentic_actions_raw: RawItems = _raw("agentic_actions")
+    # One action per interception that called tools; absent when parsed without it.
+    agentic_actions: list[AgenticAction] = Field(default_factory=list)
     agent_firewall_session_id: UUID | None = None
     agent_firewall_sequence_number: int | None = None
     error_type: str | None = None
     error_message: str | None = None
-
-    @cached_property
-    def agentic_actions(self) -> list[AgenticAction]:
-        """One action per interception that called tools (validated when first read)."""
-        return lazy_items(_AGENTIC_ACTIONS, self.agentic_actions_raw, "agentic actions")
 
 
 class SessionThreadsResponse(_Model):
@@ -265,12 +223,6 @@ class SessionThreadsResponse(_Model):
     network_call_logs: list[NetworkCallLog] | None = None
     network_top_domains: list[NetworkDomain] | None = None
     network_domain_count: int | None = None
-
-
-_TOKEN_USAGES = TypeAdapter(list[TokenUsage])
-_USER_PROMPTS = TypeAdapter(list[UserPrompt])
-_TOOL_USAGES = TypeAdapter(list[ToolUsage])
-_AGENTIC_ACTIONS = TypeAdapter(list[AgenticAction])
 
 
 class ValidationError(_Model):
