@@ -7,8 +7,15 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import strawberry
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLResolveInfo,
+    InlineFragmentNode,
+    SelectionNode,
+)
 from strawberry.scalars import JSON
-from strawberry.types.nodes import SelectedField, Selection
+from strawberry.types.nodes import convert_arguments, convert_directives
 
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.core.loaders import THREADS_LIMIT_MAX, Loaders
@@ -275,22 +282,34 @@ def session_edge(raw: m.Session, kind: str, cursor_value: str, *, exact: bool) -
     )
 
 
-def _included(directives: dict[str, dict[str, Any]]) -> bool:
+def _included(
+    info: GraphQLResolveInfo[Any], node: FieldNode | FragmentSpreadNode | InlineFragmentNode
+) -> bool:
+    directives = convert_directives(info, node.directives)
     return directives.get("skip", {}).get("if") is not True and (
         directives.get("include", {}).get("if") is not False
     )
 
 
-def _threads_fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
-    """The `threads` fields selected on a Session, through fragments, unless skipped."""
-    for selection in selections:
-        if not _included(selection.directives):
+def _threads_arguments(
+    info: GraphQLResolveInfo[Any], selections: Iterable[SelectionNode]
+) -> Iterator[dict[str, Any]]:
+    """The arguments of the `threads` fields selected on a Session, through fragments, unless
+    skipped (graphql-core's nodes: Strawberry's `selected_fields` would convert the whole tree)."""
+    for node in selections:
+        if not isinstance(node, FieldNode | FragmentSpreadNode | InlineFragmentNode):
             continue
-        if isinstance(selection, SelectedField):
-            if selection.name == "threads":
-                yield selection
+        if not _included(info, node):
+            continue
+        if isinstance(node, FieldNode):
+            if node.name.value == "threads":
+                yield convert_arguments(info, node.arguments)
+        elif isinstance(node, FragmentSpreadNode):
+            yield from _threads_arguments(
+                info, info.fragments[node.name.value].selection_set.selections
+            )
         else:
-            yield from _threads_fields(selection.selections)
+            yield from _threads_arguments(info, node.selection_set.selections)
 
 
 def _int(value: object) -> int | None:
@@ -306,9 +325,11 @@ def prefetch_threads(info: Info, session_id: str) -> None:
     validate are left to the `threads` resolver to report.
     """
     loaders = loaders_of(info)
-    for root in info.selected_fields:
-        for field in _threads_fields(getattr(root, "selections", ())):
-            args = field.arguments
+    raw = info._raw_info
+    for root in raw.field_nodes:
+        if root.selection_set is None:
+            continue
+        for args in _threads_arguments(raw, root.selection_set.selections):
             try:
                 parsed = both_ways_args(
                     "Thread",
