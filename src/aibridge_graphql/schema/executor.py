@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from graphql import (
     FieldNode,
@@ -61,6 +61,8 @@ _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 # A completion: (executor, value, path) -> the completed value or an awaitable of it. It raises
 # for a value the type refuses; the field it belongs to locates and collects the error.
 Complete = Callable[["PlanExecutor", Any, Path], Any]
+# What a leaf completion gets for a path: it reads none (errors are located by the caller).
+_NO_PATH: Final = cast(Path, None)
 
 
 class NotPlannable(Exception):
@@ -84,6 +86,9 @@ class _Field:
     # A resolver Strawberry would call with no field extension or exception handler around it:
     # called directly, with a Strawberry `Info` only when it asks for one.
     direct: _Direct | None = None
+    # `attribute` again when the field is a scalar or enum (nullable or not): its completion
+    # reads no path, so none is made unless it fails (most fields of most documents).
+    leaf_attribute: str | None = None
 
 
 @dataclass(slots=True)
@@ -260,6 +265,11 @@ class _Compiler:
         basic = getattr(definition.resolve, "_is_default", False) and strawberry_field is not None
         complete = self._completion(parent, name, definition.type, nodes)
         direct = None if basic else _direct(self._schema, definition, nodes[0])
+        attribute = strawberry_field.python_name if basic else None
+        nullable = definition.type
+        if isinstance(nullable, GraphQLNonNull):
+            nullable = nullable.of_type
+        leaf = isinstance(nullable, GraphQLScalarType | GraphQLEnumType)
         return _Field(
             key,
             name,
@@ -267,10 +277,11 @@ class _Compiler:
             definition,
             nodes,
             complete,
-            strawberry_field.python_name if basic else None,
+            attribute,
             bool(definition.args or nodes[0].arguments),
             isinstance(definition.type, GraphQLNonNull),
             direct=direct,
+            leaf_attribute=attribute if leaf else None,
         )
 
     def _completion(
@@ -467,6 +478,15 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
                 key = field.key
                 if field.typename is not None:
                     results[key] = field.typename
+                    continue
+                if field.leaf_attribute is not None:
+                    try:
+                        value = getattr(source, field.leaf_attribute)
+                        results[key] = field.complete(self, value, _NO_PATH)
+                    except Exception as raw_error:
+                        where = Path(path, key, field.parent.name)
+                        self._field_error(raw_error, field.non_null, field.nodes, where)
+                        results[key] = None
                     continue
                 field_path = Path(path, key, field.parent.name)
                 value = self._execute_field(field, source, field_path)
