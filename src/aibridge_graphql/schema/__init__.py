@@ -28,7 +28,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
 from aibridge_graphql.schema.cost import EstimateCache, UpstreamCallBudget
-from aibridge_graphql.schema.errors import ErrorCodes, log_errors
+from aibridge_graphql.schema.errors import ErrorCodes, drop_tracebacks, log_errors
 from aibridge_graphql.schema.executor import plan_executor_class
 from aibridge_graphql.schema.guards import representation_error, tolerate_unknown_fragments
 from aibridge_graphql.schema.hooks import CachedHooksRunner, HookCache
@@ -86,6 +86,7 @@ class GatewaySchema(strawberry.federation.Schema):
     ) -> None:
         context = execution_context.context if execution_context else None
         log_errors(errors, getattr(context, "request_id", None))
+        drop_tracebacks(errors)
 
 
 def default_extensions(settings: Settings) -> list[ExtensionFactory]:

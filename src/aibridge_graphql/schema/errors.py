@@ -91,6 +91,24 @@ def log_errors(errors: Sequence[GraphQLError], request_id: str | None) -> None:
             logger.debug("graphql error (request %s): %s", request_id, error.message)
 
 
+def drop_tracebacks(errors: Sequence[GraphQLError]) -> None:
+    """Forget the tracebacks of logged errors (and of the exceptions they chained from).
+
+    A traceback holds the frames that raised it, and those the executor and the request's
+    context: a reference cycle that kept every failed request for the cycle collector.
+    """
+    for error in errors:
+        pending: list[BaseException | None] = [error, error.original_error]
+        seen: set[int] = set()
+        while pending:
+            exc = pending.pop()
+            if exc is None or id(exc) in seen:
+                continue
+            seen.add(id(exc))
+            exc.__traceback__ = None
+            pending += (exc.__cause__, exc.__context__)
+
+
 class ErrorCodes(SchemaExtension):
     """Rewrite the result's errors with `format_error` once the operation is done."""
 
