@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import strawberry
@@ -124,6 +124,9 @@ class Branch:
         return [item(i) for i in range(3)]  # type: ignore[misc]
 
 
+Thing = Annotated[Leaf | Branch, strawberry.union("Thing")]
+
+
 @strawberry.type
 class Query:
     @strawberry.field
@@ -142,6 +145,10 @@ class Query:
     @strawberry.field
     def named(self) -> Named:
         return Leaf(name="n", index=9)
+
+    @strawberry.field
+    def things(self) -> list[Thing]:
+        return [Leaf(name="t", index=7), Branch(label="t")]
 
     @strawberry.field
     def hello(self) -> str:
@@ -176,6 +183,7 @@ DOCUMENTS: dict[str, str | dict[str, Any]] = {
         fragment B on Branch { leaves { ... on Named { name } ...L } }
         fragment L on Leaf { index __typename }""",
     "merged fields": "{ branch { leaves { index } leaves { name index } } }",
+    "a union's fragment on a member": "{ branch { ... on Thing { ... on Branch { label } } } }",
     "nullable error": "{ branch { leaves { index fails } } }",
     "non-null error bubbles to the list item": "{ branch { leaves { index must } } }",
     "async non-null null": "{ branch { leaves { laterMust } } }",

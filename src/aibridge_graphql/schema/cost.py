@@ -39,14 +39,11 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLError,
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLResolveInfo,
     GraphQLSchema,
-    InlineFragmentNode,
-    NamedTypeNode,
     SelectionSetNode,
     Undefined,
     get_named_type,
@@ -61,6 +58,7 @@ from strawberry.types import ExecutionContext
 from aibridge_graphql.core.errors import COST_ESTIMATED_TOO_EXPENSIVE, BadUserInput
 from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 from aibridge_graphql.schema.ids import decode_global_id
+from aibridge_graphql.schema.selections import Selection, collect_fields
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.requests import session_path_exact
 
@@ -153,7 +151,7 @@ class _Estimator:
 
     # -- selections ---------------------------------------------------------------------------
 
-    def _included(self, node: FieldNode | FragmentSpreadNode | InlineFragmentNode) -> bool:
+    def _included(self, node: Selection) -> bool:
         for directive in node.directives or ():
             name = directive.name.value
             if name not in ("skip", "include"):
@@ -169,40 +167,6 @@ class _Estimator:
             if (name == "skip" and condition is True) or (name == "include" and condition is False):
                 return False
         return True
-
-    def _applies(self, condition: NamedTypeNode | None, type_: GraphQLObjectType) -> bool:
-        if condition is None:
-            return True
-        named = self._schema.get_type(condition.name.value)
-        if named is type_:
-            return True
-        return is_abstract_type(named) and self._schema.is_sub_type(named, type_)
-
-    def _collect(
-        self,
-        selection_set: SelectionSetNode,
-        type_: GraphQLObjectType,
-        out: dict[str, list[FieldNode]],
-        seen: set[str],
-    ) -> None:
-        """Fields by response key, as execution merges them (graphql-core's `collect_fields`)."""
-        for selection in selection_set.selections:
-            if not self._included(selection):  # type: ignore[arg-type]
-                continue
-            if isinstance(selection, FieldNode):
-                key = selection.alias.value if selection.alias else selection.name.value
-                out.setdefault(key, []).append(selection)
-            elif isinstance(selection, InlineFragmentNode):
-                if self._applies(selection.type_condition, type_):
-                    self._collect(selection.selection_set, type_, out, seen)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = self._fragments.get(name)
-                if name in seen or fragment is None:
-                    continue
-                seen.add(name)
-                if self._applies(fragment.type_condition, type_):
-                    self._collect(fragment.selection_set, type_, out, seen)
 
     def cost_on(
         self, sets: list[SelectionSetNode], type_: GraphQLNamedType | None, scope: _Scope
@@ -220,10 +184,7 @@ class _Estimator:
     def _object_cost(
         self, sets: list[SelectionSetNode], type_: GraphQLObjectType, scope: _Scope
     ) -> int:
-        fields: dict[str, list[FieldNode]] = {}
-        seen: set[str] = set()
-        for selection_set in sets:
-            self._collect(selection_set, type_, fields, seen)
+        fields = self._fields(sets, type_)
         total = 0
         names = {nodes[0].name.value for nodes in fields.values()}
         for nodes in fields.values():
@@ -241,10 +202,13 @@ class _Estimator:
     def _fields(
         self, sets: Sequence[SelectionSetNode], type_: GraphQLObjectType
     ) -> dict[str, list[FieldNode]]:
+        """Fields by response key, as execution merges them (graphql-core's `collect_fields`)."""
         fields: dict[str, list[FieldNode]] = {}
         seen: set[str] = set()
         for selection_set in sets:
-            self._collect(selection_set, type_, fields, seen)
+            collect_fields(
+                self._schema, self._fragments, type_, selection_set, fields, self._included, seen
+            )
         return fields
 
     def _reads_list_only(self, sets: Sequence[SelectionSetNode], type_: GraphQLObjectType) -> bool:
@@ -348,9 +312,7 @@ class _Estimator:
     def _selects(self, sets: list[SelectionSetNode], type_: GraphQLNamedType, name: str) -> bool:
         if not isinstance(type_, GraphQLObjectType):
             return False
-        fields: dict[str, list[FieldNode]] = {}
-        for selection_set in sets:
-            self._collect(selection_set, type_, fields, set())
+        fields = self._fields(sets, type_)
         return any(node.name.value == name for nodes in fields.values() for node in nodes)
 
     def _node_cost(self, global_id: object, sets: list[SelectionSetNode]) -> int:

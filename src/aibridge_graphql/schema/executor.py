@@ -36,7 +36,6 @@ from graphql import (
     GraphQLOutputType,
     GraphQLScalarType,
     GraphQLString,
-    InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -51,6 +50,8 @@ from graphql.type import GraphQLSchema
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
+
+from aibridge_graphql.schema.selections import Selection, collect_fields
 
 __all__ = ["PlanExecutor", "plan_executor_class"]
 
@@ -209,45 +210,23 @@ class _Compiler:
 
     def _fields(self, parent: GraphQLObjectType, sets: list[SelectionSetNode]) -> list[_Field]:
         grouped: dict[str, list[FieldNode]] = {}
+        seen: set[str] = set()
         for selection_set in sets:
-            self._collect(parent, selection_set, grouped, set())
+            collect_fields(
+                self._schema, self._fragments, parent, selection_set, grouped, self._plain, seen
+            )
         return [self._field(parent, key, nodes) for key, nodes in grouped.items()]
 
-    def _collect(
-        self,
-        parent: GraphQLObjectType,
-        selection_set: SelectionSetNode,
-        grouped: dict[str, list[FieldNode]],
-        visited: set[str],
-    ) -> None:
-        for selection in selection_set.selections:
-            if selection.directives:
+    def _plain(self, selection: Selection) -> bool:
+        """Every selection counts; a directive anywhere (or a fragment with variables or one
+        unknown) is graphql-core's to run."""
+        if selection.directives:
+            raise NotPlannable
+        if isinstance(selection, FragmentSpreadNode):
+            fragment = self._fragments.get(selection.name.value)
+            if fragment is None or fragment.variable_definitions or fragment.directives:
                 raise NotPlannable
-            if isinstance(selection, FieldNode):
-                key = selection.alias.value if selection.alias else selection.name.value
-                grouped.setdefault(key, []).append(selection)
-            elif isinstance(selection, InlineFragmentNode):
-                condition = selection.type_condition
-                if condition is None or self._applies(condition.name.value, parent):
-                    self._collect(parent, selection.selection_set, grouped, visited)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                if name in visited:
-                    continue
-                visited.add(name)
-                fragment = self._fragments.get(name)
-                if fragment is None or fragment.variable_definitions or fragment.directives:
-                    raise NotPlannable
-                if self._applies(fragment.type_condition.name.value, parent):
-                    self._collect(parent, fragment.selection_set, grouped, visited)
-            else:  # pragma: no cover - the language has no other selection
-                raise NotPlannable
-
-    def _applies(self, condition: str, parent: GraphQLObjectType) -> bool:
-        if condition == parent.name:
-            return True
-        named = self._schema.get_type(condition)
-        return any(interface is named for interface in parent.interfaces)
+        return True
 
     def _field(self, parent: GraphQLObjectType, key: str, nodes: list[FieldNode]) -> _Field:
         name = nodes[0].name.value
