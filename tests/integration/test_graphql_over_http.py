@@ -125,3 +125,17 @@ async def test_graphiql_still_opens_in_a_browser(standin_url: str) -> None:
         page = await gw.http.get("/graphql", headers={"Accept": "text/html"})
         assert page.status == 200
         assert page.headers["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_websocket_operations_are_refused(
+    standin_url: str, tokens: dict[str, str], protocol: str
+) -> None:
+    # GraphQL over HTTP only: over a WebSocket a connection's operations would share one
+    # context (loaders, deadline, call budget). The socket is closed with graphql-ws's code.
+    async with serve_gateway(standin_url, tokens["admin"]) as gw:
+        ws = await gw.http.ws_connect("/graphql", protocols=[protocol])
+        message = await ws.receive()
+        await ws.close()
+    assert message.data == 4406
+    assert message.extra == "Subprotocol not acceptable"

@@ -82,6 +82,9 @@ class GatewayView(GraphQLView[GatewayContext, None]):
             schema=schema,  # type: ignore[arg-type]
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=True,
+            # GraphQL over HTTP only: the schema has no subscriptions, and over a WebSocket every
+            # operation of a connection would share one context (loaders, deadline, call budget).
+            subscription_protocols=(),
         )
         self._settings = settings
         self._ide_html = ide_html
