@@ -8,6 +8,8 @@ import io
 import uuid
 from datetime import UTC, date, datetime
 
+from pydantic.dataclasses import dataclass
+
 from aibridge_graphql.core.pricing import Cost, Pricer, TokenCounts, UnpricedReason
 from aibridge_graphql.core.usage import (
     Dimension,
@@ -57,6 +59,7 @@ def test_a_threads_tokens_outside_its_actions_are_priced_not_dropped() -> None:
 
 
 def test_coders_own_figure_wins_and_says_so() -> None:
+    @dataclass(frozen=True, slots=True, kw_only=True)
     class WithCoderCost(m.ThreadsTokenUsage):
         cost_micros: int | None = None
 

@@ -19,21 +19,31 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.dataclasses import dataclass
+
+# Newer servers add fields (firewall, errors): ignore what we do not model.
+_IGNORE_EXTRA = ConfigDict(extra="ignore")
 
 
 class _Model(BaseModel):
-    # Newer servers add fields (firewall, errors): ignore what we do not model.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class MinimalUser(_Model):
+# The many small records of a page (users, token usages, prompts, tool calls, thoughts) are
+# slotted frozen dataclasses, validated alike: one object each where a model is three (instance,
+# `__dict__`, fields set), and the cycle collector walks every one while a request is in flight.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
+class MinimalUser:
     id: UUID
     username: str
     name: str = ""
     avatar_url: str = ""
 
 
-class TokenUsage(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
+class TokenUsage:
     id: UUID
     interception_id: UUID
     provider_response_id: str
@@ -45,7 +55,8 @@ class TokenUsage(_Model):
     created_at: datetime
 
 
-class UserPrompt(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
+class UserPrompt:
     id: UUID
     interception_id: UUID
     provider_response_id: str
@@ -54,7 +65,8 @@ class UserPrompt(_Model):
     created_at: datetime
 
 
-class ToolUsage(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
+class ToolUsage:
     id: UUID
     interception_id: UUID
     provider_response_id: str
@@ -89,7 +101,8 @@ class ListInterceptionsResponse(_Model):
     results: list[Interception]
 
 
-class SessionTokenUsageSummary(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
+class SessionTokenUsageSummary:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
@@ -155,7 +168,8 @@ class ListSessionsResponse(_Model):
     sessions: list[Session]
 
 
-class ThreadsTokenUsage(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
+class ThreadsTokenUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
@@ -163,11 +177,13 @@ class ThreadsTokenUsage(_Model):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class ModelThought(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
+class ModelThought:
     text: str
 
 
-class ToolCall(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
+class ToolCall:
     id: UUID
     interception_id: UUID
     provider_response_id: str
@@ -179,7 +195,8 @@ class ToolCall(_Model):
     created_at: datetime
 
 
-class AgenticAction(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
+class AgenticAction:
     model: str
     token_usage: ThreadsTokenUsage
     thinking: list[ModelThought] = Field(default_factory=list)
