@@ -29,9 +29,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-# The many small records of a page (users, token usages, prompts, tool calls, thoughts) are
-# slotted frozen dataclasses, validated alike: one object each where a model is three (instance,
-# `__dict__`, fields set), and the cycle collector walks every one while a request is in flight.
+# The many small records of a page (sessions, users, token usages, prompts, tool calls, thoughts,
+# network calls) are slotted frozen dataclasses, validated alike: one object each where a model is
+# three (instance, `__dict__`, fields set), and the cycle collector walks every one while a
+# request is in flight. Models remain for pages and for what upstream/projection.py parses without
+# its record lists (interceptions, threads).
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
@@ -109,14 +111,16 @@ class SessionTokenUsageSummary:
     cache_write_input_tokens: int = 0
 
 
-class NetworkCalls(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
+class NetworkCalls:
     """A session's agent-firewall network calls: how many, and how many were blocked."""
 
     total: int = 0
     blocked: int = 0
 
 
-class NetworkCallLog(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
+class NetworkCallLog:
     """One agent-firewall network call of a session (session detail, at most 1000)."""
 
     id: str
@@ -131,12 +135,14 @@ class NetworkCallLog(_Model):
     matched_rule: str | None = None
 
 
-class NetworkDomain(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
+class NetworkDomain:
     domain: str
     count: int
 
 
-class Provider(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
+class Provider:
     """An item of `GET /providers` (after coder/coder#28966; before it a bare name string)."""
 
     name: str
@@ -145,7 +151,8 @@ class Provider(_Model):
     icon: str | None = None
 
 
-class Session(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_IGNORE_EXTRA)
+class Session:
     """One item of `GET /sessions`."""
 
     id: str
