@@ -53,7 +53,7 @@ from strawberry.types.field import StrawberryField
 
 from aibridge_graphql.schema.selections import Selection, collect_fields
 
-__all__ = ["PlanExecutor", "plan_executor_class"]
+__all__ = ["PlanExecutor", "per_operation", "plan_executor_class"]
 
 _PLAN_CACHE_SIZE: Final = 256
 _STRAWBERRY_FIELD: Final = "strawberry-definition"
@@ -432,20 +432,14 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
         # The plan propagates nulls the spec's way only, and knows no abort signal.
         if self.abort_signal is not None or not self.error_propagation:
             return None
-        plans = self.plans
-        cached = plans.get(id(operation))
-        if cached is not None and cached[0] is operation:
-            plans.move_to_end(id(operation))
-            return cached[1]
+        return per_operation(self.plans, operation, self._compile)
+
+    def _compile(self) -> _Plan | None:
         fragments = {name: details.definition for name, details in self.fragments.items()}
         try:
-            plan: _Plan | None = _Compiler(self.schema, fragments).plan(operation)
+            return _Compiler(self.schema, fragments).plan(self.operation)
         except (NotPlannable, RecursionError):  # graphql-core reports a too-deep selection
-            plan = None
-        plans[id(operation)] = (operation, plan)  # holding the node keeps its id unique
-        if len(plans) > _PLAN_CACHE_SIZE:
-            plans.popitem(last=False)
-        return plan
+            return None
 
     def execute_plan_fields(self, fields: list[_Field], source: Any, path: Path | None) -> Any:
         """Execute one object's planned fields; a dict, or an awaitable when a field awaits."""
@@ -600,6 +594,25 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
 
 Slots = TypeVar("Slots", dict[str, Any], list[Any])
 E = TypeVar("E", bound=PlanExecutor)
+V = TypeVar("V")
+
+
+def per_operation(
+    cache: OrderedDict[int, tuple[OperationDefinitionNode, V]],
+    operation: OperationDefinitionNode,
+    make: Callable[[], V],
+) -> V:
+    """`make()` for `operation`, remembered in `cache` by the node (the parser cache hands the
+    same node to every request of a document), the least recently used dropped past 256."""
+    cached = cache.get(id(operation))
+    if cached is not None and cached[0] is operation:
+        cache.move_to_end(id(operation))
+        return cached[1]
+    value = make()
+    cache[id(operation)] = (operation, value)  # holding the node keeps its id unique
+    if len(cache) > _PLAN_CACHE_SIZE:
+        cache.popitem(last=False)
+    return value
 
 
 async def _gathered(values: Slots, awaiting: list[Any]) -> Slots:

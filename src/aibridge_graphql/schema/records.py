@@ -17,7 +17,7 @@ from typing import Any
 from graphql import FieldNode, FragmentDefinitionNode, OperationDefinitionNode, SelectionSetNode
 
 from aibridge_graphql.schema.context import GatewayContext
-from aibridge_graphql.schema.executor import PlanExecutor
+from aibridge_graphql.schema.executor import PlanExecutor, per_operation
 from aibridge_graphql.upstream.projection import ALL_RECORDS
 
 # Fields built from one record list.
@@ -29,8 +29,6 @@ READS: Mapping[str, frozenset[str]] = {
 }
 # Fields that aggregate over records (any type's `cost`, the usage report): all of them.
 READS_ALL = frozenset({"cost", "usage"})
-
-_CACHE_SIZE = 256
 
 
 def unread_records(
@@ -66,13 +64,9 @@ class ProjectingExecutor(PlanExecutor):
         return super().execute_operation(serially)
 
     def _unread(self) -> frozenset[str]:
-        operation = self.operation
-        cached = self.unread.get(id(operation))
-        if cached is not None and cached[0] is operation:
-            return cached[1]
-        fragments = [details.definition for details in self.fragments.values()]
-        unread = unread_records(operation, fragments)
-        self.unread[id(operation)] = (operation, unread)  # holding the node keeps its id unique
-        if len(self.unread) > _CACHE_SIZE:
-            self.unread.popitem(last=False)
-        return unread
+        return per_operation(self.unread, self.operation, self._walk)
+
+    def _walk(self) -> frozenset[str]:
+        return unread_records(
+            self.operation, [details.definition for details in self.fragments.values()]
+        )
