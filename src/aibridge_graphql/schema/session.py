@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
 import strawberry
-from graphql import (
-    FieldNode,
-    FragmentSpreadNode,
-    GraphQLResolveInfo,
-    InlineFragmentNode,
-    SelectionNode,
-)
+from graphql import FieldNode, GraphQLObjectType, GraphQLResolveInfo
 from strawberry.scalars import JSON
 from strawberry.types.nodes import convert_arguments, convert_directives
 
@@ -53,6 +47,7 @@ from aibridge_graphql.schema.pagination import (
     both_ways_args,
     forward_args,
 )
+from aibridge_graphql.schema.selections import Selection, collect_fields
 from aibridge_graphql.schema.thread import ThreadConnection, thread_connection
 from aibridge_graphql.schema.usage import TokenUsageSummary
 from aibridge_graphql.schema.user import User
@@ -282,34 +277,36 @@ def session_edge(raw: m.Session, kind: str, cursor_value: str, *, exact: bool) -
     )
 
 
-def _included(
-    info: GraphQLResolveInfo[Any], node: FieldNode | FragmentSpreadNode | InlineFragmentNode
-) -> bool:
+def _included(info: GraphQLResolveInfo[Any], node: Selection) -> bool:
     directives = convert_directives(info, node.directives)
     return directives.get("skip", {}).get("if") is not True and (
         directives.get("include", {}).get("if") is not False
     )
 
 
-def _threads_arguments(
-    info: GraphQLResolveInfo[Any], selections: Iterable[SelectionNode]
-) -> Iterator[dict[str, Any]]:
-    """The arguments of the `threads` fields selected on a Session, through fragments, unless
-    skipped (graphql-core's nodes: Strawberry's `selected_fields` would convert the whole tree)."""
-    for node in selections:
-        if not isinstance(node, FieldNode | FragmentSpreadNode | InlineFragmentNode):
-            continue
-        if not _included(info, node):
-            continue
-        if isinstance(node, FieldNode):
+def _threads_arguments(info: GraphQLResolveInfo[Any]) -> Iterator[dict[str, Any]]:
+    """The arguments of the `threads` fields this field (`session`, or `node` of a session id)
+    selects of a Session, through fragments, unless skipped (graphql-core's nodes: Strawberry's
+    `selected_fields` would convert the whole tree)."""
+    session = info.schema.get_type("Session")
+    assert isinstance(session, GraphQLObjectType)
+    fields: dict[str, list[FieldNode]] = {}
+    seen: set[str] = set()
+    for root in info.field_nodes:
+        if root.selection_set is not None:
+            collect_fields(
+                info.schema,
+                info.fragments,
+                session,
+                root.selection_set,
+                fields,
+                lambda node: _included(info, node),
+                seen,
+            )
+    for nodes in fields.values():
+        for node in nodes:
             if node.name.value == "threads":
                 yield convert_arguments(info, node.arguments)
-        elif isinstance(node, FragmentSpreadNode):
-            yield from _threads_arguments(
-                info, info.fragments[node.name.value].selection_set.selections
-            )
-        else:
-            yield from _threads_arguments(info, node.selection_set.selections)
 
 
 def _int(value: object) -> int | None:
@@ -325,24 +322,20 @@ def prefetch_threads(info: Info, session_id: str) -> None:
     validate are left to the `threads` resolver to report.
     """
     loaders = loaders_of(info)
-    raw = info._raw_info
-    for root in raw.field_nodes:
-        if root.selection_set is None:
-            continue
-        for args in _threads_arguments(raw, root.selection_set.selections):
-            try:
-                parsed = both_ways_args(
-                    "Thread",
-                    _int(args.get("first")),
-                    args.get("after"),
-                    _int(args.get("last")),
-                    args.get("before"),
-                    settings=info.context.settings,
-                    upstream_max=THREADS_LIMIT_MAX,
-                )
-                if not isinstance(parsed, Forward):
-                    continue
-                after = cursor_uuid("Thread", parsed.after)
-            except BadUserInput:
+    for args in _threads_arguments(info._raw_info):
+        try:
+            parsed = both_ways_args(
+                "Thread",
+                _int(args.get("first")),
+                args.get("after"),
+                _int(args.get("last")),
+                args.get("before"),
+                settings=info.context.settings,
+                upstream_max=THREADS_LIMIT_MAX,
+            )
+            if not isinstance(parsed, Forward):
                 continue
-            loaders.prefetch_threads(session_id, limit=parsed.limit, after_id=after)
+            after = cursor_uuid("Thread", parsed.after)
+        except BadUserInput:
+            continue
+        loaders.prefetch_threads(session_id, limit=parsed.limit, after_id=after)
