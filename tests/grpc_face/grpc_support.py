@@ -18,7 +18,7 @@ from aibridge_graphql.core.metrics import GatewayMetrics
 from aibridge_graphql.grpc.server import GrpcServer, start_grpc
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.capabilities import PROBE_USER_AGENT
-from aibridge_graphql.upstream.client import TOKEN_HEADER, UpstreamClient
+from aibridge_graphql.upstream.client import TOKEN_HEADER, UpstreamClient, pooled_transport
 
 _START_TIMEOUT_S = 15.0
 
@@ -43,10 +43,12 @@ class UpstreamCall:
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):
-    """A real HTTP transport that records every upstream request but the era probes."""
+    """The gateway's own transport (aiohttp's pool), recording every upstream request but the
+    era probes. Not httpcore's: a call cancelled at the wrong moment there could leave its
+    connection open, which the cancellation tests then took for the gateway's doing."""
 
-    def __init__(self, calls: list[UpstreamCall]) -> None:
-        self._inner = httpx.AsyncHTTPTransport()
+    def __init__(self, settings: Settings, calls: list[UpstreamCall]) -> None:
+        self._inner = pooled_transport(settings)
         self._calls = calls
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -81,7 +83,7 @@ def run_grpc_in_thread(settings: Settings) -> Iterator[RunningGrpc]:
     stop = asyncio.Event()
 
     async def serve() -> None:
-        client = UpstreamClient(settings, transport=RecordingTransport(calls))
+        client = UpstreamClient(settings, transport=RecordingTransport(settings, calls))
         server: GrpcServer | None = None
         try:
             server = await start_grpc(settings, client, metrics)

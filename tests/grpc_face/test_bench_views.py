@@ -40,7 +40,7 @@ def graphql_face(standin_url: str) -> Iterator[tuple[str, list[UpstreamCall]]]:
     settings = face_settings(standin_url)
 
     def factory() -> web.Application:
-        client = UpstreamClient(settings, transport=RecordingTransport(calls))
+        client = UpstreamClient(settings, transport=RecordingTransport(settings, calls))
         app = build_gateway(settings, client=client)
 
         async def close(_: web.Application) -> None:

@@ -70,7 +70,7 @@ def faces(
         calls: list[UpstreamCall] = []
 
         def factory() -> web.Application:
-            client = UpstreamClient(settings, transport=RecordingTransport(calls))
+            client = UpstreamClient(settings, transport=RecordingTransport(settings, calls))
             app = build_gateway(settings, client=client)
 
             async def close(_: web.Application) -> None:
