@@ -13,7 +13,7 @@ from graphql import parse
 
 from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 from aibridge_graphql.schema import build_schema
-from aibridge_graphql.schema.cost import EstimateCache, estimate_upstream_calls
+from aibridge_graphql.schema.engine.estimate import EstimateCache, estimate_upstream_calls
 from aibridge_graphql.schema.ids import encode_global_id
 from aibridge_graphql.settings import Settings
 

@@ -10,7 +10,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types import ExecutionContext
 
-from aibridge_graphql.schema.hooks import CachedHooksRunner, HookCache
+from aibridge_graphql.schema.engine.hooks import CachedHooksRunner, HookCache
 
 
 @strawberry.type

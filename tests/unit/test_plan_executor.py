@@ -18,7 +18,7 @@ import strawberry
 from strawberry.extensions import ParserCache
 from strawberry.types import ExecutionResult
 
-from aibridge_graphql.schema.executor import PlanExecutor, plan_executor_class
+from aibridge_graphql.schema.engine.executor import plan_executor_class
 
 
 @strawberry.enum
@@ -160,7 +160,7 @@ def _schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
     # cached by operation node.
     planned = strawberry.Schema(
         query=Query,
-        execution_context_class=plan_executor_class(PlanExecutor),
+        execution_context_class=plan_executor_class(),
         extensions=[ParserCache],
     )
     return planned, strawberry.Schema(query=Query)
@@ -216,7 +216,7 @@ FALLBACKS: dict[str, str] = {
 def _plans(schema: strawberry.Schema) -> list[bool]:
     """Per cached operation, whether it has a plan."""
     plans = schema.execution_context_class.plans  # type: ignore[union-attr]
-    return [plan is not None for _, plan in plans.values()]
+    return [plan is not None for plan in plans.values()]
 
 
 @pytest.mark.parametrize("name", [*DOCUMENTS, *FALLBACKS])

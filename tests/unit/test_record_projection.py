@@ -6,10 +6,12 @@ import json
 from typing import Any
 
 import pytest
-from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
+from graphql import parse
 from pydantic import ValidationError
 
-from aibridge_graphql.schema.records import unread_records
+from aibridge_graphql.schema import build_schema
+from aibridge_graphql.schema.engine.projection import unread_records
+from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.projection import ALL_RECORDS, parse_json
 
@@ -108,10 +110,7 @@ def test_a_threads_agentic_actions_are_skipped_inside_a_session_page() -> None:
         _ = page.threads[0].agentic_actions
 
 
-def document(source: str) -> tuple[OperationDefinitionNode, list[FragmentDefinitionNode]]:
-    definitions = parse(source).definitions
-    (operation,) = [d for d in definitions if isinstance(d, OperationDefinitionNode)]
-    return operation, [d for d in definitions if isinstance(d, FragmentDefinitionNode)]
+SCHEMA = build_schema(Settings(upstream_url="http://upstream.invalid"))._schema
 
 
 @pytest.mark.parametrize(
@@ -124,15 +123,27 @@ def document(source: str) -> tuple[OperationDefinitionNode, list[FragmentDefinit
             " fragment F on Interception { toolUsages { tool } }",
             {"tool_usages"},
         ),
+        # Through an abstract type, and whatever the directives say: it can only over-include.
         (
-            "{ node(id: 1) { ... on Thread { agenticActions @include(if: false) { model } } } }",
+            '{ node(id: "x") { ... on Thread { agenticActions @include(if: false) { model } } } }',
             {"agentic_actions"},
         ),
-        ("{ interceptions { nodes { cost { total } } } }", ALL_RECORDS),
-        ("{ usage { rows { key } } }", ALL_RECORDS),
+        ("{ interceptions { nodes { cost { micros } } } }", {"token_usages"}),
+        (
+            "{ sessions { nodes { threads { nodes { tokenUsage { cost { micros } } } } } } }",
+            {"agentic_actions"},
+        ),
+        ("{ sessions { nodes { tokenUsage { cost { micros } } } } }", {"agentic_actions"}),
+        ("{ usage(groupBy: [USER]) { complete } }", ALL_RECORDS),
+        # A fragment no operation spreads reads nothing.
+        (
+            "{ sessions { nodes { sessionId } } }"
+            " fragment F on Interception { toolUsages { tool } }",
+            set(),
+        ),
     ],
 )
-def test_a_document_reads_the_record_lists_its_fields_are_built_from(
+def test_a_document_reads_the_record_lists_its_fields_are_declared_to_read(
     source: str, read: set[str]
 ) -> None:
-    assert unread_records(*document(source)) == ALL_RECORDS - read
+    assert unread_records(SCHEMA, parse(source), None) == ALL_RECORDS - read

@@ -103,6 +103,7 @@ class Loaders:
         budget: CallBudget | None = None,
         pricer: Pricer | None = None,
         cache: CacheView | None = None,
+        skip_records: frozenset[str] = frozenset(),
     ) -> None:
         self._client = client
         # This caller's view of the shared response cache (None: off, or an anonymous caller).
@@ -131,8 +132,8 @@ class Loaders:
         # The first session-detail load of each session id: the network fields read it.
         self._details: dict[str, asyncio.Future[m.SessionThreadsResponse]] = {}
         # Record lists (upstream/projection.py) this request never reads: its pages are parsed
-        # without them. A face that knows what the request selects narrows it before loading.
-        self.skip_records: frozenset[str] = frozenset()
+        # without them. The face that knows what the request selects says so at construction.
+        self.skip_records = skip_records
 
     @classmethod
     def for_request(
@@ -144,11 +145,13 @@ class Loaders:
         pricer: Pricer | None = None,
         within_seconds: float | None = None,
         bypass: Bypass = Bypass.NONE,
+        skip_records: frozenset[str] = frozenset(),
     ) -> Loaders:
         """Fresh loaders for one request or call, whatever the face: the caller's credentials,
         the settings' concurrency and call budget, one deadline (`request_deadline`, or
         `within_seconds` when the caller's own is sooner) and the response cache when it is on
-        (`bypass`: what the request's `Cache-Control` asks of it)."""
+        (`bypass`: what the request's `Cache-Control` asks of it); `skip_records`: the record
+        lists the request never reads."""
         seconds = settings.request_deadline
         if within_seconds is not None:
             seconds = min(seconds, within_seconds)
@@ -161,6 +164,7 @@ class Loaders:
             budget=CallBudget(settings.upstream_call_budget),
             pricer=pricer,
             cache=shared.view(client, credentials, bypass) if shared is not None else None,
+            skip_records=skip_records,
         )
 
     # -- the loaders, each built on first use: most requests need one or two ------------------

@@ -7,8 +7,7 @@ with settings from the environment) is what `strawberry export-schema` and tools
 from __future__ import annotations
 
 import functools
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import strawberry
@@ -27,15 +26,22 @@ from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
-from aibridge_graphql.schema.cost import EstimateCache, UpstreamCallBudget
+from aibridge_graphql.schema.engine.compat import graphql_core_schema
+from aibridge_graphql.schema.engine.estimate import (
+    EstimateCache,
+    FieldEstimate,
+    UpstreamCallBudget,
+)
+from aibridge_graphql.schema.engine.executor import plan_executor_class
+from aibridge_graphql.schema.engine.hooks import CachedHooksRunner, HookCache
+from aibridge_graphql.schema.engine.needs import NEEDS_KEY, Needs
+from aibridge_graphql.schema.engine.operations import OperationCache
+from aibridge_graphql.schema.engine.projection import RecordProjection
 from aibridge_graphql.schema.errors import ErrorCodes, drop_tracebacks, log_errors
-from aibridge_graphql.schema.executor import plan_executor_class
 from aibridge_graphql.schema.guards import representation_error, tolerate_unknown_fragments
-from aibridge_graphql.schema.hooks import CachedHooksRunner, HookCache
 from aibridge_graphql.schema.interception import Interception
 from aibridge_graphql.schema.money import SCALAR_MAP
 from aibridge_graphql.schema.query import Query
-from aibridge_graphql.schema.records import ProjectingExecutor
 from aibridge_graphql.schema.session import Session
 from aibridge_graphql.schema.thread import Thread
 from aibridge_graphql.schema.user import User
@@ -56,12 +62,31 @@ _ENTITY_NAMES: Final = frozenset(
 )
 
 
+def _representation_calls(estimate: FieldEstimate, representation: object) -> int:
+    if not isinstance(representation, Mapping):
+        return 0
+    type_name = representation.get("__typename")
+    if not isinstance(type_name, str) or type_name not in _ENTITY_NAMES:
+        return 0  # no loader behind it: refused without an upstream call
+    return 1 + estimate.cost_as(type_name)  # `resolve_reference`: one lookup each
+
+
+def _entities_calls(estimate: FieldEstimate) -> int:
+    return sum(
+        _representation_calls(estimate, item) for item in estimate.list_arg("representations")
+    )
+
+
 class GatewaySchema(strawberry.federation.Schema):
     """The federation schema, logging unexpected errors once with the request id."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._hooks = HookCache()
+        # Strawberry makes `_entities`: its needs are declared here, beside its resolver.
+        entities = graphql_core_schema(self).query_type.fields.get("_entities")  # type: ignore[union-attr]
+        if entities is not None:
+            entities.extensions[NEEDS_KEY] = Needs(_entities_calls)
 
     def entities_resolver(
         self, info: Info, representations: list[FederationAny]
@@ -108,6 +133,7 @@ def default_extensions(settings: Settings) -> list[ExtensionFactory]:
         functools.partial(ValidationCache, maxsize=_CACHE_SIZE),
         # After validation: the estimate needs a valid document and the request's variables.
         functools.partial(UpstreamCallBudget, settings=settings, estimates=EstimateCache()),
+        functools.partial(RecordProjection, cache=OperationCache()),
     ]
 
 
@@ -121,7 +147,7 @@ def build_schema(
         extensions=[*default_extensions(settings), *extra_extensions],
         federation_version=FEDERATION_VERSION,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        execution_context_class=plan_executor_class(ProjectingExecutor, unread=OrderedDict()),
+        execution_context_class=plan_executor_class(),
     )
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aibridge_graphql.core.loaders import Loaders
@@ -13,12 +14,29 @@ from aibridge_graphql.settings import Settings
 class GatewayContext:
     """Lives exactly as long as one request; built by the server for each one.
 
-    The caller's credentials are held only by `loaders` (never logged, never cached beyond it).
+    The caller's credentials are held only by the loaders (never logged, never cached beyond
+    them), which `new_loaders` builds on first use: by then the engine's record projection has
+    set `skip_records` (the record lists the operation never reads), which they are built with.
     `request`/`response` are the HTTP layer's own objects, opaque to resolvers.
     """
 
     request: Any
     response: Any
     settings: Settings
-    loaders: Loaders
+    new_loaders: Callable[[frozenset[str]], Loaders]
     request_id: str
+    skip_records: frozenset[str] = frozenset()
+    _loaders: Loaders | None = field(default=None, repr=False)
+
+    @property
+    def loaders(self) -> Loaders:
+        """The request's loaders (built on first use)."""
+        loaders = self._loaders
+        if loaders is None:
+            loaders = self._loaders = self.new_loaders(self.skip_records)
+        return loaders
+
+    def close(self) -> None:
+        """Cancel the request's upstream work still running and free what it loaded."""
+        if self._loaders is not None:
+            self._loaders.close()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import strawberry
 
 from aibridge_graphql.core import pagination
 from aibridge_graphql.core.errors import BadUserInput
+from aibridge_graphql.schema.engine.estimate import FieldEstimate
+from aibridge_graphql.schema.engine.needs import connection, needs
 from aibridge_graphql.upstream import query as q
 
 # Names, ids and prefixes the AI Bridge API knows are short; 1 KiB leaves room for any real
@@ -121,3 +124,22 @@ class SessionFilter:
     def selects_whole_sessions(self) -> bool:
         """True when only whole-session keys are set, so aggregates are unfiltered."""
         return pagination.selects_whole_sessions(self)
+
+
+# The `SessionFilter` keys that select whole sessions (`selects_whole_sessions`), by their names
+# in a document: what the call estimate reads of a `filter` argument before it is coerced.
+_WHOLE_SESSION_KEYS = frozenset({"initiator", "sessionId"})
+
+
+def _whole_sessions(estimate: FieldEstimate) -> bool:
+    value = estimate.arg("filter")
+    if not isinstance(value, Mapping):
+        return True
+    return all(v is None for k, v in value.items() if k not in _WHOLE_SESSION_KEYS)
+
+
+# The lists these filter (`sessions` and `interceptions`, on Query and User): one call per page,
+# what is selected of its items once per item; a session's aggregates are the whole session's
+# unless the filter narrows them to some of its interceptions.
+SESSIONS_CALLS = needs(connection("first", whole=_whole_sessions))
+INTERCEPTIONS_CALLS = needs(connection("first"))

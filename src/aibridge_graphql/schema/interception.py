@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 
 from aibridge_graphql.core.refs import InterceptionRef
 from aibridge_graphql.core.usage import interception_cost
+from aibridge_graphql.schema.engine.needs import needs, per_item
 from aibridge_graphql.schema.ids import decode_typed_global_id, encode_cursor, encode_global_id
 from aibridge_graphql.schema.money import Cost
 from aibridge_graphql.schema.node import Info, Node, computed, json_value, loaders_of, resolver
@@ -64,19 +65,22 @@ class Interception(Node):
     raw: strawberry.Private[m.Interception]
 
     # Resolvers, not fields: built only when the document selects them (most views do not).
-    @resolver("Token usage, oldest first.")
+    @resolver("Token usage, oldest first.", needs(reads=frozenset({"token_usages"})))
     def token_usages(self) -> list[TokenUsage]:
         return [TokenUsage.from_model(item, self.raw) for item in self.raw.token_usages]
 
-    @resolver("User prompts, oldest first.")
+    @resolver("User prompts, oldest first.", needs(reads=frozenset({"user_prompts"})))
     def user_prompts(self) -> list[UserPrompt]:
         return [UserPrompt.from_model(item) for item in self.raw.user_prompts]
 
-    @resolver("Tool usages, oldest first.")
+    @resolver("Tool usages, oldest first.", needs(reads=frozenset({"tool_usages"})))
     def tool_usages(self) -> list[ToolUsage]:
         return [ToolUsage.from_model(item) for item in self.raw.tool_usages]
 
-    @resolver("What it cost: the sum of its token usages' costs (see `Cost`).")
+    @resolver(
+        "What it cost: the sum of its token usages' costs (see `Cost`).",
+        needs(reads=frozenset({"token_usages"})),
+    )
     def cost(self, info: Info) -> Cost | None:
         return Cost.of(interception_cost(loaders_of(info).pricer, self.raw))
 
@@ -115,13 +119,15 @@ class InterceptionEdge:
     description="A page of interceptions, newest first (`started_at DESC, id DESC` upstream)."
 )
 class InterceptionConnection:
-    edges: list[InterceptionEdge] = strawberry.field(description="The edges of this page.")
+    edges: list[InterceptionEdge] = strawberry.field(
+        description="The edges of this page.", metadata=needs(per_item)
+    )
     page_info: PageInfo = strawberry.field(description="Exact page information.")
     total_count: int = strawberry.field(
         description="How many interceptions match the filter (the upstream `count`)."
     )
 
-    @resolver("The interceptions of this page (the edges' nodes).")
+    @resolver("The interceptions of this page (the edges' nodes).", needs(per_item))
     def nodes(self) -> list[Interception]:
         return [edge.node for edge in self.edges]
 

@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 
 from aibridge_graphql.core.loaders import Loaders
 from aibridge_graphql.schema.context import GatewayContext
+from aibridge_graphql.schema.engine.compat import hide_from_dataclass
 
 NODE_DESCRIPTION = (
     "An object with a global ID, refetchable with `node(id:)`. The AI Bridge REST API has no "
@@ -42,13 +43,14 @@ S = TypeVar("S")
 T = TypeVar("T")
 
 
-def resolver(description: str) -> Callable[[F], F]:
-    """`@strawberry.field(description=...)` for a resolver method, typed for mypy --strict.
+def resolver(description: str, needs: dict[str, Any] | None = None) -> Callable[[F], F]:
+    """`@strawberry.field(description=...)` for a resolver method, typed for mypy --strict, with
+    what it asks of the upstream (`engine.needs`) when it calls it or reads a record list.
 
     Strawberry types the no-resolver form of `strawberry.field` as `Any`; at runtime the
     decorated attribute is a `StrawberryField`, which only Strawberry calls.
     """
-    return cast(Callable[[F], F], strawberry.field(description=description))
+    return cast(Callable[[F], F], strawberry.field(description=description, metadata=needs))
 
 
 def json_value(value: object) -> JSON:
@@ -68,7 +70,9 @@ class _Computed(Generic[S, T]):
         return self if obj is None else self._compute(obj)
 
 
-def computed(compute: Callable[[S], T], description: str) -> Any:
+def computed(
+    compute: Callable[[S], T], description: str, needs: dict[str, Any] | None = None
+) -> Any:
     """A field whose value `compute(obj)` makes when the executor reads it: only if selected.
 
     Strawberry and the plan executor still resolve it as a plain attribute (no resolver, no
@@ -76,7 +80,15 @@ def computed(compute: Callable[[S], T], description: str) -> Any:
     awaitable (the plan executor does not await attributes). The field stays out of
     `__init__`, `repr` and `==`, which would compute it.
     """
-    field = strawberry.field(description=description, default=_Computed(compute))
-    # `strawberry.field(init=False)` is a hint for type checkers only; the dataclass reads this.
-    field.init = field.repr = field.compare = False
+    field = strawberry.field(description=description, default=_Computed(compute), metadata=needs)
+    hide_from_dataclass(field)
     return field
+
+
+# Marks (`engine.needs`) that `session.session_by_detail` looks for: a Session field only a
+# `GET /sessions` item carries (its detail response lacks it), and the fields through which a
+# selection reaches the same session again (its threads' `session`).
+LIST_ONLY = frozenset({"list-only"})
+SAME_SESSION = frozenset({"same-session"})
+# The `shares` name of a session's `GET /sessions/{id}`: its threads page and network fields.
+SESSION_DETAIL = "GET /sessions/{id}"

@@ -11,8 +11,16 @@ import strawberry
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, Loaders
 from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
-from aibridge_graphql.schema.cost import session_by_detail
-from aibridge_graphql.schema.filters import InterceptionFilter, SessionFilter, checked_text
+from aibridge_graphql.schema.engine.compat import raw_info
+from aibridge_graphql.schema.engine.estimate import FieldEstimate, estimator_for
+from aibridge_graphql.schema.engine.needs import needs
+from aibridge_graphql.schema.filters import (
+    INTERCEPTIONS_CALLS,
+    SESSIONS_CALLS,
+    InterceptionFilter,
+    SessionFilter,
+    checked_text,
+)
 from aibridge_graphql.schema.ids import (
     cursor_offset,
     cursor_uuid,
@@ -36,6 +44,7 @@ from aibridge_graphql.schema.session import (
     Session,
     SessionConnection,
     prefetch_threads,
+    session_by_detail,
     session_edge,
 )
 from aibridge_graphql.schema.spend import (
@@ -58,6 +67,7 @@ from aibridge_graphql.schema.usage_report import (
 )
 from aibridge_graphql.schema.user import User
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.upstream.projection import ALL_RECORDS
 
 _PARTIAL = " Null with an error when the upstream call fails; sibling fields are unaffected."
 # Said wherever interceptions are read: Coder removed the endpoint in mid-2026.
@@ -90,6 +100,49 @@ InterceptionFilterArg = Annotated[
     InterceptionFilter | None,
     strawberry.argument(description="Narrow the list (all keys ANDed)."),
 ]
+
+
+# What a lookup by global ID costs, by the type the ID names (`resolve_node`): the calls, and the
+# type whose selections follow. A Thread's takes its page and its session's.
+_LOOKUP_CALLS: dict[type[object], tuple[str, int]] = {
+    UserRef: ("User", 1),
+    SessionRef: ("Session", 1),
+    InterceptionRef: ("Interception", 1),
+    ThreadRef: ("Thread", 2),
+}
+
+
+def lookup_calls(estimate: FieldEstimate, global_id: object) -> int:
+    """The calls of `resolve_node(global_id)` with what the field selects of the object."""
+    if not isinstance(global_id, str):
+        return 0  # refused by input coercion
+    try:
+        ref = decode_global_id(global_id)
+    except BadUserInput:
+        return 0  # refused by the resolver before any call
+    type_name, calls = _LOOKUP_CALLS[type(ref)]
+    return calls + estimate.cost_as(type_name)
+
+
+def _nodes_calls(estimate: FieldEstimate) -> int:
+    ids = estimate.list_arg("ids")
+    if len(ids) > _MAX_NODES:
+        return 0  # refused without calling upstream
+    return sum(lookup_calls(estimate, global_id) for global_id in ids)
+
+
+def _session_calls(estimate: FieldEstimate) -> int:
+    # The lookup's call, unless the session-detail call its selections make answers it.
+    return (0 if session_by_detail(estimate) else 1) + estimate.children()
+
+
+def _usage_calls(estimate: FieldEstimate) -> int:
+    # The scan's allowance is its most: `maxUpstreamCalls`, else the whole budget.
+    budget = estimate.estimator.settings.upstream_call_budget
+    value = estimate.arg("maxUpstreamCalls")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(0, min(value, budget))
+    return budget
 
 
 async def resolve_node(loaders: Loaders, global_id: str) -> Node:
@@ -197,7 +250,8 @@ class Query:
     @resolver(
         f"Fetch any object by its global ID. {NODE_DESCRIPTION} Malformed IDs give "
         "BAD_USER_INPUT; unknown or invisible ones null with NOT_FOUND. An Interception ID on "
-        "a Coder without `GET /interceptions` gives UPSTREAM_UNSUPPORTED."
+        "a Coder without `GET /interceptions` gives UPSTREAM_UNSUPPORTED.",
+        needs(lambda estimate: lookup_calls(estimate, estimate.arg("id"))),
     )
     async def node(self, info: Info, id: GlobalId) -> Node | None:
         ref = decode_global_id(str(id))
@@ -208,7 +262,8 @@ class Query:
     @resolver(
         f"Fetch up to {_MAX_NODES} objects by global ID, in order; each failing ID "
         "is a null item with its own error (UPSTREAM_UNSUPPORTED for Interception IDs on a "
-        "Coder without `GET /interceptions`)."
+        "Coder without `GET /interceptions`).",
+        needs(_nodes_calls),
     )
     def nodes(self, info: Info, ids: GlobalIds) -> list[Node | None]:
         return _nodes(loaders_of(info), ids)  # type: ignore[return-value]
@@ -217,7 +272,8 @@ class Query:
         "Sessions, most recently active first (`GET /sessions`, one call per page). Filtered "
         "on anything but `initiator` or `sessionId`, pages follow the upstream `offset` instead "
         "of its session cursor, which is inexact under such filters; a session that becomes "
-        "active during such a walk can shift the rest by one place." + _PARTIAL
+        "active during such a walk can shift the rest by one place." + _PARTIAL,
+        SESSIONS_CALLS,
     )
     async def sessions(
         self,
@@ -237,7 +293,8 @@ class Query:
         "`threads` pages are fetched alongside the lookup, not after it; without `initiator`, "
         "when nothing selected needs the list item (`lastActiveAt`, `lastPrompt`, "
         "`threadCount`, `threads.totalCount`), their `GET /sessions/{id}` is the lookup and "
-        "the only call. Null with NOT_FOUND when there is none."
+        "the only call. Null with NOT_FOUND when there is none.",
+        needs(_session_calls),
     )
     async def session(
         self, info: Info, session_id: SessionIdArg, initiator: InitiatorArg = None
@@ -250,14 +307,15 @@ class Query:
         loaders = loaders_of(info)
         prefetch_threads(info, session_id)
         # Strawberry's `Info` wraps graphql-core's, which the estimate's walk reads.
-        if session_by_detail(info._raw_info, info.context.settings):
+        if session_by_detail(estimator_for(raw_info(info), info.context.settings)):
             return Session.from_detail(await loaders.session_by_detail(session_id))
         return Session.from_model(await loaders.find_session(session_id, initiator), exact=True)
 
     @resolver(
         "Interceptions, newest first (`GET /interceptions`, one call per page)."
         + _PARTIAL
-        + INTERCEPTIONS_ERA
+        + INTERCEPTIONS_ERA,
+        INTERCEPTIONS_CALLS,
     )
     async def interceptions(
         self,
@@ -270,7 +328,7 @@ class Query:
             loaders_of(info), info.context.settings, first, after, filter
         )
 
-    @resolver(USAGE_DESCRIPTION)
+    @resolver(USAGE_DESCRIPTION, needs(_usage_calls, reads=ALL_RECORDS))
     async def usage(
         self,
         info: Info,
@@ -282,14 +340,16 @@ class Query:
 
     @resolver(
         "Every model seen, sorted, optionally by name prefix (`GET /models`, paged "
-        "by 1000 until exhausted)." + _PARTIAL
+        "by 1000 until exhausted)." + _PARTIAL,
+        needs(1),  # further pages are left to the run-time cap
     )
     async def models(self, info: Info, prefix: Prefix = None) -> list[str] | None:
         return await loaders_of(info).strings("models", checked_text("prefix", prefix))
 
     @resolver(
         "Every client seen (`Unknown` for none), optionally by name prefix "
-        "(`GET /clients`, paged by 1000 until exhausted)." + _PARTIAL
+        "(`GET /clients`, paged by 1000 until exhausted)." + _PARTIAL,
+        needs(1),
     )
     async def clients(self, info: Info, prefix: Prefix = None) -> list[str] | None:
         return await loaders_of(info).strings("clients", checked_text("prefix", prefix))
@@ -297,7 +357,8 @@ class Query:
     @resolver(
         "The LLM providers configured in the AI Gateway (`GET /providers`, owners and "
         "auditors; members get NOT_FOUND). Coder releases before it give UPSTREAM_UNSUPPORTED "
-        "(each session lists its `providers`)." + _PARTIAL
+        "(each session lists its `providers`)." + _PARTIAL,
+        needs(1),
     )
     async def providers(self, info: Info) -> list[Provider] | None:
         return [Provider.from_model(raw) for raw in await loaders_of(info).provider_list()]
@@ -306,7 +367,8 @@ class Query:
         "A user's AI spend and effective budget in the current period, Coder's own figures "
         "(`GET /api/v2/users/{user}/ai/spend`, one call); `me` (the default) is the caller, "
         "which is how a member reads their own. Another user's is NOT_FOUND for a member, as "
-        "from Coder." + SPEND_ERA + _PARTIAL
+        "from Coder." + SPEND_ERA + _PARTIAL,
+        needs(1),
     )
     async def ai_spend(self, info: Info, user: UserArg = "me") -> AISpendStatus | None:
         return await user_spend(info, user)
@@ -315,7 +377,8 @@ class Query:
         "Groups' budgets and spend in the current period, Coder's own figures "
         "(`GET /api/v2/organizations/{organization}/groups/ai/spend?group_ids=`, one call for "
         "the whole list). Read-only. Groups the caller may not read are left out (a member "
-        "reads none), as Coder does." + SPEND_ERA + _PARTIAL
+        "reads none), as Coder does." + SPEND_ERA + _PARTIAL,
+        needs(1),
     )
     async def ai_group_spend(
         self, info: Info, organization: OrganizationArg, group_ids: GroupIdsArg

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import strawberry
-from graphql import FieldNode, GraphQLObjectType, GraphQLResolveInfo
+from graphql import (
+    FieldNode,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    SelectionSetNode,
+    get_named_type,
+)
 from strawberry.scalars import JSON
-from strawberry.types.nodes import convert_arguments, convert_directives
 
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.core.loaders import THREADS_LIMIT_MAX, Loaders
 from aibridge_graphql.core.refs import SessionRef
+from aibridge_graphql.schema.engine.compat import (
+    convert_node_arguments,
+    convert_node_directives,
+    raw_info,
+)
+from aibridge_graphql.schema.engine.estimate import Estimator, FieldEstimate
+from aibridge_graphql.schema.engine.needs import needs, needs_of, per_item
+from aibridge_graphql.schema.engine.selections import Selection, collect_fields
 from aibridge_graphql.schema.ids import (
     cursor_uuid,
     decode_typed_global_id,
@@ -30,6 +43,9 @@ from aibridge_graphql.schema.network import (
     network_call_connection,
 )
 from aibridge_graphql.schema.node import (
+    LIST_ONLY,
+    SAME_SESSION,
+    SESSION_DETAIL,
     Info,
     Node,
     computed,
@@ -47,11 +63,11 @@ from aibridge_graphql.schema.pagination import (
     both_ways_args,
     forward_args,
 )
-from aibridge_graphql.schema.selections import Selection, collect_fields
 from aibridge_graphql.schema.thread import ThreadConnection, thread_connection
 from aibridge_graphql.schema.usage import TokenUsageSummary
 from aibridge_graphql.schema.user import User
 from aibridge_graphql.upstream import models as m
+from aibridge_graphql.upstream.requests import session_path_exact
 
 V = TypeVar("V")
 _THREADS_DESCRIPTION = (
@@ -61,6 +77,71 @@ _THREADS_DESCRIPTION = (
     "threads, one more per further 200). `last` without `before` returns the session's last "
     "threads. Null with an error when the upstream call fails."
 )
+
+
+def _threads_calls(estimate: FieldEstimate) -> int:
+    # Its page is a session-detail call (which the network fields then read); its threads are
+    # the page's items.
+    return 1 + estimate.children(page=estimate.page("first", "last"))
+
+
+def session_by_detail(estimate: FieldEstimate) -> bool:
+    """Whether this `session(sessionId:)` field is answered by its `GET /sessions/{id}` alone.
+
+    True when no `initiator` is given (the detail shows the session a `session_id` lookup finds:
+    Coder looks it up the same way), the id reaches the handler unchanged by path, and what is
+    selected of the session (through its threads back to it too) is in the detail response: no
+    field marked `LIST_ONLY`. The estimate and the resolver decide with this one function, so
+    the count is what runs.
+    """
+    session_id = estimate.arg("sessionId")
+    return (
+        estimate.arg("initiator") is None
+        and isinstance(session_id, str)
+        and bool(session_id)
+        and session_path_exact(session_id)
+        and _detail_answers(estimate.estimator, estimate.sets)
+    )
+
+
+def _detail_answers(estimator: Estimator, sets: Sequence[SelectionSetNode]) -> bool:
+    """Whether the session-detail call these selections of a `Session` make anyway (a forward
+    `threads` page, or the network fields) also answers everything else they read of it."""
+    session = estimator.object_type("Session")
+    fields = estimator.fields(sets, session)
+    makes_detail_call = any(
+        _shares_detail(session, node)
+        and estimator.arg(node, "last") is None
+        and estimator.arg(node, "before") is None
+        for nodes in fields.values()
+        for node in nodes
+    )
+    return makes_detail_call and not _reads_list_only(estimator, sets, session)
+
+
+def _shares_detail(type_: GraphQLObjectType, node: FieldNode) -> bool:
+    definition = type_.fields.get(node.name.value)
+    declared = needs_of(definition) if definition is not None else None
+    return declared is not None and SESSION_DETAIL in (declared.shares, declared.makes)
+
+
+def _reads_list_only(
+    estimator: Estimator, sets: Sequence[SelectionSetNode], type_: GraphQLObjectType
+) -> bool:
+    """Whether `sets` read, of this session or of it reached again, what only a list has."""
+    for nodes in estimator.fields(sets, type_).values():
+        definition = type_.fields.get(nodes[0].name.value)
+        declared = needs_of(definition) if definition is not None else None
+        if definition is None or declared is None:
+            continue
+        if declared.marks & LIST_ONLY:
+            return True
+        child = get_named_type(definition.type)
+        if declared.marks & SAME_SESSION and isinstance(child, GraphQLObjectType):
+            subsets = [node.selection_set for node in nodes if node.selection_set]
+            if _reads_list_only(estimator, subsets, child):
+                return True
+    return False
 
 
 # What the `computed` fields of a Session make of its `raw`, when selected.
@@ -93,8 +174,9 @@ def _network_calls(session: Session) -> NetworkCallCounts | None:
 
 
 def _listed(read: Callable[[m.Session], V]) -> Callable[[Session], V]:
-    """A field only a `GET /sessions` item carries. A session taken from its detail response
-    never has one selected: `cost.session_by_detail` leaves such documents to the lookup."""
+    """A field only a `GET /sessions` item carries (marked `LIST_ONLY`). A session taken from
+    its detail response never has one selected: `session_by_detail` leaves such documents to
+    the lookup."""
 
     def compute(session: Session) -> V:
         if not isinstance(session.raw, m.Session):
@@ -127,16 +209,23 @@ class Session(Node):
     last_active_at: datetime | None = computed(
         _listed(lambda raw: raw.last_active_at),
         "Time of its latest prompt (or its start); sessions are listed by it.",
+        needs(marks=LIST_ONLY),
     )
     last_prompt: str | None = computed(
-        _listed(lambda raw: raw.last_prompt), "Its latest user prompt, if any."
+        _listed(lambda raw: raw.last_prompt),
+        "Its latest user prompt, if any.",
+        needs(marks=LIST_ONLY),
     )
     thread_count: int = computed(
-        _listed(lambda raw: raw.threads), "How many threads (root interceptions)."
+        _listed(lambda raw: raw.threads),
+        "How many threads (root interceptions).",
+        needs(marks=LIST_ONLY),
     )
     token_usage: TokenUsageSummary = computed(
         _token_usage,
         "Tokens used over the whole session (`metadata` is null: not listed upstream).",
+        # Its `cost` walks the session's threads: one call per 200 threads (one counted).
+        needs(lambda estimate: int(estimate.selects("cost")) + estimate.children()),
     )
     metadata: JSON | None = computed(_metadata, "Metadata of its first interception.")
     network_calls: NetworkCallCounts | None = computed(
@@ -176,7 +265,10 @@ class Session(Node):
             return self.raw.threads
         return (await loaders.session.load(self.ref)).threads
 
-    @resolver(_THREADS_DESCRIPTION)
+    @resolver(
+        _THREADS_DESCRIPTION,
+        needs(_threads_calls, makes=SESSION_DETAIL, marks=SAME_SESSION),
+    )
     async def threads(
         self,
         info: Info,
@@ -200,7 +292,8 @@ class Session(Node):
         f"The session's agent-firewall network calls, in the upstream's order (at most "
         f"{NETWORK_CALL_LOGS_CAP}, as Coder caps them). All network fields of a session come "
         "from one `GET /sessions/{id}` call, the one its `threads` page makes when also "
-        "selected. " + ERA_NOTE
+        "selected. " + ERA_NOTE,
+        needs(shares=SESSION_DETAIL),
     )
     async def network_call_logs(
         self, info: Info, first: First = None, after: After = None
@@ -219,7 +312,8 @@ class Session(Node):
 
     @resolver(
         "The domains its network calls went to most (Coder reports at most one), from the "
-        "session-detail call. " + ERA_NOTE
+        "session-detail call. " + ERA_NOTE,
+        needs(shares=SESSION_DETAIL),
     )
     async def network_top_domains(self, info: Info) -> list[NetworkDomain] | None:
         detail = await loaders_of(info).session_detail(self.session_id)
@@ -229,7 +323,8 @@ class Session(Node):
 
     @resolver(
         "How many distinct domains its network calls went to, from the session-detail call. "
-        + ERA_NOTE
+        + ERA_NOTE,
+        needs(shares=SESSION_DETAIL),
     )
     async def network_domain_count(self, info: Info) -> int | None:
         return (await loaders_of(info).session_detail(self.session_id)).network_domain_count
@@ -259,13 +354,15 @@ class SessionEdge:
     description="A page of sessions, most recently active first (`last_active_at DESC` upstream)."
 )
 class SessionConnection:
-    edges: list[SessionEdge] = strawberry.field(description="The edges of this page.")
+    edges: list[SessionEdge] = strawberry.field(
+        description="The edges of this page.", metadata=needs(per_item)
+    )
     page_info: PageInfo = strawberry.field(description="Exact page information.")
     total_count: int = strawberry.field(
         description="How many sessions match the filter (the upstream `count`)."
     )
 
-    @resolver("The sessions of this page (the edges' nodes).")
+    @resolver("The sessions of this page (the edges' nodes).", needs(per_item))
     def nodes(self) -> list[Session]:
         return [edge.node for edge in self.edges]
 
@@ -278,7 +375,7 @@ def session_edge(raw: m.Session, kind: str, cursor_value: str, *, exact: bool) -
 
 
 def _included(info: GraphQLResolveInfo[Any], node: Selection) -> bool:
-    directives = convert_directives(info, node.directives)
+    directives = convert_node_directives(info, node.directives)
     return directives.get("skip", {}).get("if") is not True and (
         directives.get("include", {}).get("if") is not False
     )
@@ -306,7 +403,7 @@ def _threads_arguments(info: GraphQLResolveInfo[Any]) -> Iterator[dict[str, Any]
     for nodes in fields.values():
         for node in nodes:
             if node.name.value == "threads":
-                yield convert_arguments(info, node.arguments)
+                yield convert_node_arguments(info, node.arguments)
 
 
 def _int(value: object) -> int | None:
@@ -322,7 +419,7 @@ def prefetch_threads(info: Info, session_id: str) -> None:
     validate are left to the `threads` resolver to report.
     """
     loaders = loaders_of(info)
-    for args in _threads_arguments(info._raw_info):
+    for args in _threads_arguments(raw_info(info)):
         try:
             parsed = both_ways_args(
                 "Thread",

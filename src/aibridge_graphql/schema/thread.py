@@ -11,8 +11,10 @@ import strawberry
 
 from aibridge_graphql.core.loaders import THREADS_LIMIT_MAX, Loaders
 from aibridge_graphql.core.refs import SessionRef, ThreadRef
+from aibridge_graphql.schema.engine.estimate import FieldEstimate
+from aibridge_graphql.schema.engine.needs import needs, per_item
 from aibridge_graphql.schema.ids import cursor_uuid, encode_cursor, encode_global_id
-from aibridge_graphql.schema.node import Node, computed, resolver
+from aibridge_graphql.schema.node import LIST_ONLY, SAME_SESSION, Node, computed, resolver
 from aibridge_graphql.schema.pagination import (
     Backward,
     Forward,
@@ -31,6 +33,11 @@ _AI_GATEWAY_ONLY = (
     "Null when there is none, and always on Coder releases before the AI Gateway API (mid-2026)."
 )
 SessionType = Annotated["Session", strawberry.lazy("aibridge_graphql.schema.session")]
+
+
+def _total_count_calls(estimate: FieldEstimate) -> int:
+    # Free from a whole session's list item; a filtered list's sessions are refetched whole.
+    return 0 if estimate.scope.exact else 1
 
 
 class ParentSession(Protocol):
@@ -95,6 +102,7 @@ class Thread(Node):
     agentic_actions: list[AgenticAction] = strawberry.field(
         resolver=_agentic_actions,
         description="One action per interception that called tools, in order.",
+        metadata=needs(reads=frozenset({"agentic_actions"})),
     )
     error_type: str | None = strawberry.field(
         description="The kind of error the thread ended with, if any. " + _AI_GATEWAY_ONLY
@@ -113,7 +121,7 @@ class Thread(Node):
     parent: strawberry.Private[ParentSession]
     raw: strawberry.Private[m.Thread]
 
-    @resolver("The session this thread belongs to.")
+    @resolver("The session this thread belongs to.", needs(marks=SAME_SESSION))
     def session(self) -> SessionType:
         return cast("Session", self.parent)
 
@@ -143,25 +151,28 @@ def _edge_cursor(edge: ThreadEdge) -> str:
 class ThreadEdge:
     # Made when selected (or for `pageInfo`'s first and last): the upstream `after_id` value.
     cursor: str = computed(_edge_cursor, "Opaque cursor of this edge.")
-    node: Thread = strawberry.field(description="The thread.")
+    node: Thread = strawberry.field(description="The thread.", metadata=needs(marks=SAME_SESSION))
 
 
 @strawberry.type(
     description="A page of a session's threads, oldest first (`started_at ASC, id ASC` upstream)."
 )
 class ThreadConnection:
-    edges: list[ThreadEdge] = strawberry.field(description="The edges of this page.")
+    edges: list[ThreadEdge] = strawberry.field(
+        description="The edges of this page.", metadata=needs(per_item, marks=SAME_SESSION)
+    )
     page_info: PageInfo = strawberry.field(description="Exact page information.")
     count_source: strawberry.Private[Callable[[], Awaitable[int]]]
 
-    @resolver("The threads of this page (the edges' nodes).")
+    @resolver("The threads of this page (the edges' nodes).", needs(per_item, marks=SAME_SESSION))
     def nodes(self) -> list[Thread]:
         return [edge.node for edge in self.edges]
 
     @resolver(
         "How many threads the session has. Free when the session came unfiltered; after a "
         "filtered `sessions` list (whose counts cover only the matching interceptions) it "
-        "costs one `GET /sessions?q=session_id:...` call."
+        "costs one `GET /sessions?q=session_id:...` call.",
+        needs(_total_count_calls, marks=LIST_ONLY),
     )
     async def total_count(self) -> int:
         return await self.count_source()

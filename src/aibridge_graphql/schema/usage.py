@@ -17,6 +17,7 @@ from strawberry.scalars import JSON
 from aibridge_graphql.core.loaders import Loaders
 from aibridge_graphql.core.pricing import Cost as CostValue
 from aibridge_graphql.core.usage import action_cost, session_cost, thread_cost, token_usage_cost
+from aibridge_graphql.schema.engine.needs import needs
 from aibridge_graphql.schema.money import Cost
 from aibridge_graphql.schema.node import Info, computed, json_value, loaders_of, resolver
 from aibridge_graphql.upstream import models as m
@@ -48,7 +49,9 @@ class TokenUsageSummary:
     metadata: JSON | None = strawberry.field(description="Summed numeric token metadata.")
     cost_of: strawberry.Private[CostOf | None] = None
 
-    @resolver(_SUMMARY_COST)
+    # A session's summary walks its threads (counted by `Session.tokenUsage`); a thread's and an
+    # action's price their agentic actions.
+    @resolver(_SUMMARY_COST, needs(reads=frozenset({"agentic_actions"})))
     async def cost(self, info: Info) -> Cost | None:
         if self.cost_of is None:  # pragma: no cover - every constructor gives one
             return None
@@ -111,7 +114,8 @@ class TokenUsage:
 
     @resolver(
         "What this response's tokens cost, at the interception's provider, provider name and "
-        "model and the rates in force at `createdAt` (see `Cost`)."
+        "model and the rates in force at `createdAt` (see `Cost`).",
+        needs(),  # priced from the token usage itself
     )
     def cost(self, info: Info) -> Cost | None:
         if self.raw is None or self.interception is None:  # pragma: no cover

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from aibridge_graphql.core.refs import UserRef
-from aibridge_graphql.schema.filters import InterceptionFilter, SessionFilter
+from aibridge_graphql.schema.engine.needs import needs
+from aibridge_graphql.schema.filters import (
+    INTERCEPTIONS_CALLS,
+    SESSIONS_CALLS,
+    InterceptionFilter,
+    SessionFilter,
+)
 from aibridge_graphql.schema.ids import decode_typed_global_id
 from aibridge_graphql.schema.node import Info, Node, computed, loaders_of, resolver
 from aibridge_graphql.schema.pagination import After, First
@@ -72,7 +78,8 @@ class User(Node):
 
     @resolver(
         "This user's sessions: `Query.sessions` with `filter.initiator` set to the "
-        "user. Null with an error when the upstream call fails."
+        "user. Null with an error when the upstream call fails.",
+        SESSIONS_CALLS,
     )
     async def sessions(
         self,
@@ -89,7 +96,8 @@ class User(Node):
     @resolver(
         "This user's interceptions: `Query.interceptions` with `filter.initiator` set "
         "to the user. Null with an error when the upstream call fails; UPSTREAM_UNSUPPORTED "
-        "on a Coder without `GET /interceptions` (use `sessions`)."
+        "on a Coder without `GET /interceptions` (use `sessions`).",
+        INTERCEPTIONS_CALLS,
     )
     async def interceptions(
         self,
@@ -105,7 +113,7 @@ class User(Node):
             loaders_of(info), info.context.settings, first, after, own
         )
 
-    @resolver(_AI_SPEND)
+    @resolver(_AI_SPEND, needs(1))
     async def ai_spend(self, info: Info) -> AISpendStatusType | None:
         from aibridge_graphql.schema.spend import user_spend
 

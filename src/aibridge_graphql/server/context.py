@@ -37,24 +37,26 @@ def build_context(
     client: UpstreamClient,
     pricer: Pricer | None = None,
 ) -> GatewayContext:
-    """Read the caller's credentials and build fresh loaders for this request only."""
+    """Read the caller's credentials; the loaders, for this request only, are built on first use
+    (after the engine's record projection)."""
     credentials = Credentials.from_headers(request.headers)
-    loaders = Loaders.for_request(
-        client,
-        credentials,
-        settings,
-        pricer=pricer,
-        bypass=bypass_from(request.headers.get("Cache-Control")),
+    bypass = bypass_from(request.headers.get("Cache-Control"))
+
+    def new_loaders(skip_records: frozenset[str]) -> Loaders:
+        return Loaders.for_request(
+            client, credentials, settings, pricer=pricer, bypass=bypass, skip_records=skip_records
+        )
+
+    context = GatewayContext(
+        request=request,
+        response=response,
+        settings=settings,
+        new_loaders=new_loaders,
+        request_id=request_id_of(request),
     )
     # aiohttp serves each request in a task of its own: when it ends (answered, or cancelled
     # because the client went away), upstream calls nobody awaits any more are cancelled.
     task = asyncio.current_task()
     if task is not None:
-        task.add_done_callback(lambda _: loaders.close())
-    return GatewayContext(
-        request=request,
-        response=response,
-        settings=settings,
-        loaders=loaders,
-        request_id=request_id_of(request),
-    )
+        task.add_done_callback(lambda _: context.close())
+    return context

@@ -6,6 +6,9 @@ projected validator is the model's own pydantic-core schema with those fields re
 then skips their JSON without making Python objects and returns the same model classes, the
 fields absent (`AttributeError` if read: a projection that was too narrow fails loudly instead of
 answering with empty lists). What is parsed is still validated as the contract says.
+
+pydantic-core's schema layout is an internal: `core_schema_of` and `construct_model` are the only
+places that know it, checked by the engine's canary test (tests/unit/schema/engine/test_compat.py).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def parse_json(model_type: type[T], content: bytes, skip: frozenset[str]) -> T:
 
 @functools.cache
 def _validator(model_type: type[BaseModel], skip: frozenset[str]) -> SchemaValidator:
-    schema = copy.deepcopy(model_type.__pydantic_core_schema__)
+    schema = copy.deepcopy(core_schema_of(model_type))
     config = schema.get("config")
     _project(schema, skip)
     return SchemaValidator(schema, config)
@@ -52,7 +55,7 @@ def _project(node: Any, skip: frozenset[str]) -> bool:
 
     pydantic-core swaps a model schema for the class's own prebuilt validator (with every field),
     so each model on the way down to a removed field is rebuilt as its fields' schema followed by
-    the same construction pydantic does (`_construct`).
+    the same construction pydantic does (`construct_model`).
     """
     if isinstance(node, list):
         changed = False
@@ -76,19 +79,24 @@ def _project(node: Any, skip: frozenset[str]) -> bool:
         node.clear()
         node.update(
             type="function-after",
-            function={"type": "no-info", "function": functools.partial(_construct, cls)},
+            function={"type": "no-info", "function": functools.partial(construct_model, cls)},
             schema=inner,
         )
     return changed
 
 
-def _construct(cls: type[T], validated: tuple[dict[str, Any], Any, set[str]]) -> T:
+def core_schema_of(model_type: type[BaseModel]) -> Any:
+    """The model's pydantic-core schema (a dict tree: `type`, `cls`, `schema.fields`, ...)."""
+    return model_type.__pydantic_core_schema__
+
+
+def construct_model(cls: type[T], validated: tuple[dict[str, Any], Any, set[str]]) -> T:
     """What pydantic-core's model validator does with its fields' output (no `__init__` run)."""
     values, extra, fields_set = validated
     instance = cls.__new__(cls)
-    _set = object.__setattr__
-    _set(instance, "__dict__", values)
-    _set(instance, "__pydantic_extra__", extra)
-    _set(instance, "__pydantic_fields_set__", fields_set)
-    _set(instance, "__pydantic_private__", None)
+    set_ = object.__setattr__
+    set_(instance, "__dict__", values)
+    set_(instance, "__pydantic_extra__", extra)
+    set_(instance, "__pydantic_fields_set__", fields_set)
+    set_(instance, "__pydantic_private__", None)
     return instance

@@ -16,16 +16,17 @@ from collections.abc import Callable
 from typing import Any
 
 from strawberry.extensions import SchemaExtension
-from strawberry.extensions.context import (
+from strawberry.types import ExecutionContext
+
+from aibridge_graphql.schema.engine.compat import (
     ExecutingContextManager,
     ExtensionContextManagerBase,
     OperationContextManager,
     ParsingContextManager,
+    SchemaExtensionsRunner,
     ValidationContextManager,
     WrappedHook,
 )
-from strawberry.extensions.runner import SchemaExtensionsRunner
-from strawberry.types import ExecutionContext
 
 # What a class's hook is: a context-manager factory and whether it is async; None when the class
 # does not override the hook; "strawberry" for a plain callable, left to Strawberry's wrapping.

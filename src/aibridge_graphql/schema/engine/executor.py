@@ -18,7 +18,6 @@ and abort signals.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
@@ -45,18 +44,20 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined, is_iterable
-from graphql.pyutils.gather_with_cancel import gather_with_cancel
 from graphql.type import GraphQLSchema
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
-from aibridge_graphql.schema.selections import Selection, collect_fields
+from aibridge_graphql.schema.engine import compat
+from aibridge_graphql.schema.engine.compat import (
+    ExecutionContextBase,
+    convert_arguments,
+    gather_with_cancel,
+)
+from aibridge_graphql.schema.engine.operations import OperationCache
+from aibridge_graphql.schema.engine.selections import Selection, collect_fields
 
-__all__ = ["PlanExecutor", "per_operation", "plan_executor_class"]
+__all__ = ["PlanExecutor", "plan_executor_class"]
 
-_PLAN_CACHE_SIZE: Final = 256
-_STRAWBERRY_FIELD: Final = "strawberry-definition"
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 # A completion: (executor, value, path) -> the completed value or an awaitable of it. It raises
@@ -112,7 +113,7 @@ class _Direct:
         info = None
         if self.info_param is not None:
             raw = executor.build_resolve_info(field.definition, field.nodes, field.parent, path)
-            info = self.info_class(_raw_info=raw, _field=self.field)
+            info = compat.make_info(self.info_class, raw, self.field)
         kwargs = self._kwargs(executor, field, info)
         for name in self.source_params:
             kwargs[name] = source
@@ -156,12 +157,10 @@ def _has_variable(value: ValueNode) -> bool:
 
 def _direct(schema: GraphQLSchema, definition: GraphQLField, node: FieldNode) -> _Direct | None:
     """How to call this field's resolver directly, or None to go through Strawberry's wrapper."""
-    field = definition.extensions.get(_STRAWBERRY_FIELD)
-    strawberry_schema = getattr(schema, "_strawberry_schema", None)
-    converter = getattr(strawberry_schema, "schema_converter", None)
-    handlers = getattr(converter, "_exception_handler_specs", None)
+    field = compat.strawberry_field_of(definition)
+    handlers = compat.exception_handlers(schema)
     if (
-        not isinstance(field, StrawberryField)
+        field is None
         or field.base_resolver is None
         or field.extensions
         or handlers is None  # not the Strawberry this was written for: use its wrapper
@@ -170,11 +169,12 @@ def _direct(schema: GraphQLSchema, definition: GraphQLField, node: FieldNode) ->
         return None
     resolver = field.base_resolver
     info = resolver.info_parameter
+    config = compat.strawberry_config(schema)
     return _Direct(
         field,
-        strawberry_schema.config.info_class,  # type: ignore[union-attr]
-        strawberry_schema.config,  # type: ignore[union-attr]
-        converter.scalar_registry,  # type: ignore[union-attr]
+        config.info_class,
+        config,
+        compat.scalar_registry(schema),
         resolver.self_parameter is not None,
         tuple(
             param.name
@@ -240,11 +240,11 @@ class _Compiler:
         definition = parent.fields.get(name)
         if definition is None:
             raise NotPlannable
-        strawberry_field = definition.extensions.get(_STRAWBERRY_FIELD)
-        basic = getattr(definition.resolve, "_is_default", False) and strawberry_field is not None
+        strawberry_field = compat.strawberry_field_of(definition)
+        basic = strawberry_field is not None and compat.is_default_resolver(definition)
         complete = self._completion(parent, name, definition.type, nodes)
         direct = None if basic else _direct(self._schema, definition, nodes[0])
-        attribute = strawberry_field.python_name if basic else None
+        attribute = strawberry_field.python_name if basic and strawberry_field else None
         nullable = definition.type
         if isinstance(nullable, GraphQLNonNull):
             nullable = nullable.of_type
@@ -368,15 +368,12 @@ def _list(
 
 
 def _object(type_: GraphQLObjectType, fields: list[_Field], nodes: list[FieldNode]) -> Complete:
-    is_type_of = type_.is_type_of
-
     def complete(executor: PlanExecutor, value: Any, path: Path) -> Any:
         if value is None:
             return None
         if isinstance(value, Exception):
             raise value
-        # Strawberry's `is_type_of` is an isinstance test that never reads the info.
-        if is_type_of is not None and not is_type_of(value, None):  # type: ignore[arg-type]
+        if not compat.is_type_of(type_, value):
             msg = f"Expected value of type '{type_.name}' but got: {value!r}."
             raise GraphQLError(msg, nodes)
         return executor.execute_plan_fields(fields, value, path)
@@ -387,11 +384,11 @@ def _object(type_: GraphQLObjectType, fields: list[_Field], nodes: list[FieldNod
 # ---------------------------------------------------------------------------------------------
 
 
-class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
+class PlanExecutor(ExecutionContextBase):
     """Strawberry's graphql-core executor, running planned operations through their plan."""
 
-    # Set per schema by `plan_executor_class`: operation node id -> (node, plan or None).
-    plans: OrderedDict[int, tuple[OperationDefinitionNode, _Plan | None]]
+    # Set per schema by `plan_executor_class`: each operation's plan, or None to fall back.
+    plans: OperationCache[_Plan | None]
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         plan = self._plan()
@@ -416,10 +413,10 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def _respond(self, data: dict[str, Any] | None) -> Any:
         response = self.build_response(data)
-        # graphql-core's executor holds bound methods of itself (`async_helpers`): a cycle that
-        # would keep the request's context, loaders and request for the cycle collector. A plan
-        # has no deferred work that could still need them once the response is built.
-        del self.async_helpers
+        # graphql-core's executor holds bound methods of itself: a cycle that would keep the
+        # request's context, loaders and request for the cycle collector. A plan has no
+        # deferred work that could still need them once the response is built.
+        compat.drop_async_helpers(self)
         return response
 
     def _wraps_resolvers(self) -> bool:
@@ -432,7 +429,7 @@ class PlanExecutor(StrawberryGraphQLCoreExecutionContext):
         # The plan propagates nulls the spec's way only, and knows no abort signal.
         if self.abort_signal is not None or not self.error_propagation:
             return None
-        return per_operation(self.plans, operation, self._compile)
+        return self.plans.get(operation, self._compile)
 
     def _compile(self) -> _Plan | None:
         fragments = {name: details.definition for name, details in self.fragments.items()}
@@ -597,24 +594,6 @@ E = TypeVar("E", bound=PlanExecutor)
 V = TypeVar("V")
 
 
-def per_operation(
-    cache: OrderedDict[int, tuple[OperationDefinitionNode, V]],
-    operation: OperationDefinitionNode,
-    make: Callable[[], V],
-) -> V:
-    """`make()` for `operation`, remembered in `cache` by the node (the parser cache hands the
-    same node to every request of a document), the least recently used dropped past 256."""
-    cached = cache.get(id(operation))
-    if cached is not None and cached[0] is operation:
-        cache.move_to_end(id(operation))
-        return cached[1]
-    value = make()
-    cache[id(operation)] = (operation, value)  # holding the node keeps its id unique
-    if len(cache) > _PLAN_CACHE_SIZE:
-        cache.popitem(last=False)
-    return value
-
-
 async def _gathered(values: Slots, awaiting: list[Any]) -> Slots:
     """Await the awaitables at `awaiting` (an object's keys or a list's indexes) in one wave,
     as graphql-core does, replacing each with its value."""
@@ -628,7 +607,6 @@ async def _gathered(values: Slots, awaiting: list[Any]) -> Slots:
     return values
 
 
-def plan_executor_class(base: type[E], **class_caches: OrderedDict[Any, Any]) -> type[E]:
-    """A subclass of `base` with a plan cache of its own (one per schema), and of the other
-    per-schema caches `base` declares."""
-    return type("SchemaPlanExecutor", (base,), {"plans": OrderedDict(), **class_caches})
+def plan_executor_class() -> type[PlanExecutor]:
+    """A `PlanExecutor` class with a plan cache of its own (one per schema)."""
+    return type("SchemaPlanExecutor", (PlanExecutor,), {"plans": OperationCache()})
