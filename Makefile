@@ -34,9 +34,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# pytest exits 5 when no test was collected: that is not a failure of the suite.
+# pytest exits 5 when it collected no test: that fails `make test` too.
 pytest: $(STAMP)
-	$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+	$(BIN)/pytest -q
 
 test: lint typecheck pytest
 

@@ -1,4 +1,4 @@
-"""Shared pytest configuration; its presence puts tests/ on sys.path so `support` is importable.
+"""Shared pytest configuration for every suite (tests/ and its folders are packages).
 
 Session-scoped stand-in fixtures: one seeded database per API era, the stand-in serving it on
 loopback, and every seeded user's token. `api_era` picks the era: the sessions era, except in
@@ -21,8 +21,8 @@ from aibridge_graphql.standin.eras import API_ERAS, ApiEra
 from aibridge_graphql.standin.seed import seed_database
 from aibridge_graphql.standin.store import open_database
 from aibridge_graphql.standin.tokens import read_tokens
-from support.eras import TWO_ERA_SUITES, assert_interceptions_unsupported, has_interceptions
-from support.servers import run_app_in_thread
+from tests.support.eras import TWO_ERA_SUITES, assert_interceptions_unsupported, has_interceptions
+from tests.support.servers import run_app_in_thread
 
 TESTS = Path(__file__).parent
 STANDIN_INTERCEPTIONS = 600
@@ -34,7 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "needs_interceptions(query): the test needs `GET /interceptions`; in the ai-gateway era "
-        "it asserts instead that `query` answers UPSTREAM_UNSUPPORTED (support/eras.py)",
+        "it asserts instead that `query` answers UPSTREAM_UNSUPPORTED (tests/support/eras.py)",
     )
 
 
@@ -127,7 +127,7 @@ def tokens(_seeded_db: Path) -> dict[str, str]:
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     """A `needs_interceptions` test in an era without them asserts UPSTREAM_UNSUPPORTED instead.
 
-    It is not skipped: it checks what the gateway promises there (support/eras.py).
+    It is not skipped: it checks what the gateway promises there (tests/support/eras.py).
     """
     marker = pyfuncitem.get_closest_marker("needs_interceptions")
     if marker is None:

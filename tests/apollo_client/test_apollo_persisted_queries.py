@@ -21,8 +21,8 @@ from multidict import CIMultiDict
 
 from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
-from support.node_tools import ensure_node_modules, require_executable, run_node_bin
-from support.servers import run_app_in_thread
+from tests.support.node_tools import ensure_node_modules, require_executable, run_node_bin
+from tests.support.servers import run_app_in_thread
 
 HERE = Path(__file__).parent
 TOKEN = "apollo-token"

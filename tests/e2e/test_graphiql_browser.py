@@ -26,13 +26,13 @@ from aibridge_graphql.server.graphiql import (
 )
 from aibridge_graphql.server.serving import build_gateway
 from aibridge_graphql.settings import Settings
-from support.node_tools import (
+from tests.support.node_tools import (
     REPO_ROOT,
     ensure_node_modules,
     missing_tool,
     require_executable,
 )
-from support.servers import run_app_in_thread
+from tests.support.servers import run_app_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 DRIVER = Path(__file__).with_name("graphiql_driver.cjs")

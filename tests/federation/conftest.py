@@ -19,11 +19,11 @@ from aiohttp.typedefs import Handler
 from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import TOKEN_HEADER, UpstreamClient
-from federation.fed_processes import compose, install_node_modules, run_apollo_gateway
-from federation.fed_processes import run_hive_gateway as start_hive_gateway
-from federation.teams_subgraph import Roster, TeamSpec
-from federation.teams_subgraph import create_app as create_teams_app
-from support.servers import run_app_in_thread
+from tests.support.federation import compose, install_node_modules, run_apollo_gateway
+from tests.support.federation import run_hive_gateway as start_hive_gateway
+from tests.support.servers import run_app_in_thread
+from tests.support.teams_subgraph import Roster, TeamSpec
+from tests.support.teams_subgraph import create_app as create_teams_app
 
 GATEWAYS = ("apollo", "hive")
 

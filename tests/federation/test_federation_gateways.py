@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from federation.conftest import GraphQLServer
-from federation.fed_processes import compose
-from federation.teams_subgraph import Roster
-from support.node_tools import REPO_ROOT
+from tests.federation.conftest import GraphQLServer
+from tests.support.federation import compose
+from tests.support.node_tools import REPO_ROOT
+from tests.support.teams_subgraph import Roster
 
 USER_FIELDS = "id username name avatarUrl"
 SESSION_FIELDS = f"id sessionId client threadCount lastActiveAt initiator {{ {USER_FIELDS} }}"

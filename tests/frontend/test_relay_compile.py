@@ -11,10 +11,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from frontend_schema import FRONTEND_DIR, current_schema
-from relay_build import OPERATIONS_DIR, compile_relay, operation_text
 
-from support.node_tools import ensure_node_modules
+from tests.support.frontend_schema import FRONTEND_DIR, current_schema
+from tests.support.node_tools import ensure_node_modules
+from tests.support.relay_build import OPERATIONS_DIR, compile_relay, operation_text
 
 EXPECTED_ARTIFACTS = {
     # Operations

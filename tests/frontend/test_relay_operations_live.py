@@ -13,13 +13,13 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from frontend_schema import FRONTEND_DIR, current_schema
-from relay_build import compile_relay, operation_text
 
 from aibridge_graphql.server.serving import build_gateway
 from aibridge_graphql.settings import Settings
-from support.node_tools import ensure_node_modules
-from support.servers import run_app_in_thread
+from tests.support.frontend_schema import FRONTEND_DIR, current_schema
+from tests.support.node_tools import ensure_node_modules
+from tests.support.relay_build import compile_relay, operation_text
+from tests.support.servers import run_app_in_thread
 
 PAGE = 2
 # The threads page size SessionDetail_session asks for by default.

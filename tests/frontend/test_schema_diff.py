@@ -15,9 +15,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from frontend_schema import FRONTEND_DIR, current_schema, field_definition, standalone_schema
 
-from support.node_tools import ensure_node_modules, run_node_bin
+from tests.support.frontend_schema import (
+    FRONTEND_DIR,
+    current_schema,
+    field_definition,
+    standalone_schema,
+)
+from tests.support.node_tools import ensure_node_modules, run_node_bin
 
 RELEASED_DIR = FRONTEND_DIR / "released"
 _VERSION = re.compile(r"schema-v(\d+)\.(\d+)\.(\d+)\.graphql")

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from frontend_schema import (
+
+from tests.support.frontend_schema import (
     FEDERATION_DIRECTIVES,
     FRONTEND_DIR,
     current_schema,
     field_definition,
 )
-
-from support.node_tools import ensure_node_modules, run_node_bin
+from tests.support.node_tools import ensure_node_modules, run_node_bin
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import pytest
 
 from aibridge_graphql.standin.app import create_app
 from aibridge_graphql.standin.eras import API_ERAS, ApiEra
-from grpc_face.grpc_support import RunningGrpc, face_settings, run_grpc_in_thread
-from support.servers import run_app_in_thread
+from tests.support.grpc_face import RunningGrpc, face_settings, run_grpc_in_thread
+from tests.support.servers import run_app_in_thread
 
 
 @pytest.fixture(scope="session", params=API_ERAS)

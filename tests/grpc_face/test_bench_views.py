@@ -10,8 +10,6 @@ import grpc
 import httpx
 import pytest
 from aiohttp import web
-from bench.gateway import graphql, pick_views
-from bench.grpc_face import GrpcClient, graphql_digest, grpc_view
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2 as catalog_pb
@@ -21,8 +19,10 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as se
 from aibridge_graphql.server.serving import build_gateway
 from aibridge_graphql.standin.eras import ApiEra
 from aibridge_graphql.upstream.client import UpstreamClient
-from grpc_face.grpc_support import RecordingTransport, RunningGrpc, UpstreamCall, face_settings
-from support.servers import run_app_in_thread
+from bench.gateway import graphql, pick_views
+from bench.grpc_face import GrpcClient, graphql_digest, grpc_view
+from tests.support.grpc_face import RecordingTransport, RunningGrpc, UpstreamCall, face_settings
+from tests.support.servers import run_app_in_thread
 
 # The digest entry that must not be empty, so an equality of two empty answers cannot pass.
 NONEMPTY = {

@@ -7,7 +7,7 @@ import grpc
 
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
-from grpc_face.grpc_support import face_settings, run_grpc_in_thread
+from tests.support.grpc_face import face_settings, run_grpc_in_thread
 
 
 def test_grpc_calls_hit_the_cache_and_metadata_bypasses_it(

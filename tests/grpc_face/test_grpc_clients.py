@@ -14,9 +14,9 @@ import pytest
 from google.rpc import error_details_pb2
 
 from aibridge_graphql.standin.eras import ApiEra
-from grpc_face.grpc_support import RunningGrpc
-from grpc_face.test_grpc_face import rest
-from support.node_tools import ensure_node_modules, require_executable, run_node_bin
+from tests.grpc_face.test_grpc_face import rest
+from tests.support.grpc_face import RunningGrpc
+from tests.support.node_tools import ensure_node_modules, require_executable, run_node_bin
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SERVICE = "aibridge.v1.SessionService"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aibridge_graphql.grpc import codegen
-from support.node_tools import REPO_ROOT, ensure_node_modules, run_node_bin
+from tests.support.node_tools import REPO_ROOT, ensure_node_modules, run_node_bin
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROTO = REPO_ROOT / "proto"

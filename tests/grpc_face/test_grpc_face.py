@@ -24,7 +24,7 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import (
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
 from aibridge_graphql.standin.eras import AI_GATEWAY_PREFIX, LEGACY_PREFIX, ApiEra
-from grpc_face.grpc_support import RunningGrpc, face_settings, run_grpc_in_thread
+from tests.support.grpc_face import RunningGrpc, face_settings, run_grpc_in_thread
 
 MAX_PAGES = 200
 # The prefix the gateway detects and calls in each era (today's Coder: the canonical one).

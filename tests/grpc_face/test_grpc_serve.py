@@ -25,8 +25,8 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2 as catalog
 from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2_grpc as catalog_grpc
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
-from grpc_face.grpc_support import face_settings, run_grpc_in_thread
-from support.servers import run_app_in_thread
+from tests.support.grpc_face import face_settings, run_grpc_in_thread
+from tests.support.servers import run_app_in_thread
 
 CLI = str(Path(sys.executable).parent / "aibridge-graphql")
 GRAPHQL_LINE = re.compile(r"Gateway listening on (http://127\.0\.0\.1:\d+)/graphql")

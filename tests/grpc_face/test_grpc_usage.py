@@ -23,14 +23,14 @@ from aibridge_graphql.standin.app import create_app
 from aibridge_graphql.standin.seed import seed_database
 from aibridge_graphql.standin.store import open_database
 from aibridge_graphql.upstream.client import UpstreamClient
-from grpc_face.grpc_support import (
+from tests.support.grpc_face import (
     RecordingTransport,
     RunningGrpc,
     UpstreamCall,
     face_settings,
     run_grpc_in_thread,
 )
-from support.servers import run_app_in_thread
+from tests.support.servers import run_app_in_thread
 
 ADMIN_TOKEN = "AdminGrpcU-0123456789abcdefghijkl"
 # Enough for the sessions walk (1 + one call per session) over this seed.

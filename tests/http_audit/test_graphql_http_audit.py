@@ -14,8 +14,8 @@ import pytest
 
 from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
-from support.node_tools import ensure_node_modules, require_executable
-from support.servers import run_app_in_thread
+from tests.support.node_tools import ensure_node_modules, require_executable
+from tests.support.servers import run_app_in_thread
 
 HERE = Path(__file__).parent
 AUDIT_TIMEOUT_S = 120.0

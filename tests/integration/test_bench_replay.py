@@ -16,7 +16,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from support.servers import run_app_in_thread
+from tests.support.servers import run_app_in_thread
 
 REPO = Path(__file__).resolve().parents[2]
 READY_WITHIN_S = 30.0

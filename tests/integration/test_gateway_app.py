@@ -6,12 +6,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from gateway_helpers import Gateway, serve_gateway
-
 from aibridge_graphql.core.refs import InterceptionRef
 from aibridge_graphql.schema.ids import encode_global_id
 from aibridge_graphql.standin.eras import ApiEra
-from support.eras import expect_interceptions, has_interceptions
+from tests.support.eras import expect_interceptions, has_interceptions
+from tests.support.gateway_helpers import Gateway, serve_gateway
 
 NODE = """query($id: ID!) { node(id: $id) { __typename id
   ... on Session { sessionId } ... on Thread { threadId session { sessionId } }

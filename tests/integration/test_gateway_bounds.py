@@ -17,11 +17,11 @@ import aiohttp
 import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
-from gateway_helpers import route, serve_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
 from aibridge_graphql.upstream import observe
 from aibridge_graphql.upstream.observe import RateLimitedLog
+from tests.support.gateway_helpers import route, serve_gateway
 
 DASHBOARD = """query Dashboard {
   sessions(first: 20) {

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway_helpers import serve_gateway
-
 from aibridge_graphql.standin.eras import ApiEra
-from support.eras import has_interceptions
+from tests.support.eras import has_interceptions
+from tests.support.gateway_helpers import serve_gateway
 
 DASHBOARD_ALIASED = """
 fragment Row on Session { id sessionId threadCount lastPrompt initiator { username }

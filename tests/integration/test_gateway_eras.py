@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_helpers import rest_client, rest_json, serve_gateway
 
 from aibridge_graphql.standin.app import create_app
 from aibridge_graphql.standin.eras import ApiEra
-from support.eras import has_interceptions
-from support.servers import run_app_in_thread
+from tests.support.eras import has_interceptions
+from tests.support.gateway_helpers import rest_client, rest_json, serve_gateway
+from tests.support.servers import run_app_in_thread
 
 ONE_QUERY = """query($id: String!) {
   sessions(first: 5) { totalCount nodes { sessionId networkCalls { total blocked } } }

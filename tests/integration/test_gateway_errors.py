@@ -7,13 +7,12 @@ import socket
 import uuid
 from typing import Any
 
-from gateway_helpers import faulty_proxy, rest_client, serve_gateway
-
 from aibridge_graphql.core.refs import SessionRef, ThreadRef
 from aibridge_graphql.schema.ids import encode_cursor, encode_global_id
 from aibridge_graphql.standin.eras import ApiEra
-from support.eras import expect_interceptions, has_interceptions
-from support.servers import run_app_in_thread
+from tests.support.eras import expect_interceptions, has_interceptions
+from tests.support.gateway_helpers import faulty_proxy, rest_client, serve_gateway
+from tests.support.servers import run_app_in_thread
 
 
 def _by_path(body: dict[str, Any]) -> dict[str, dict[str, Any]]:

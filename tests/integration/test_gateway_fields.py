@@ -11,7 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_helpers import (
+
+from aibridge_graphql.standin.eras import ApiEra
+from tests.support.eras import expect_interceptions, has_interceptions
+from tests.support.gateway_helpers import (
     INTERCEPTION_FIELDS,
     SESSION_FIELDS,
     THREAD_FIELDS,
@@ -25,9 +28,6 @@ from gateway_helpers import (
     session,
     thread,
 )
-
-from aibridge_graphql.standin.eras import ApiEra
-from support.eras import expect_interceptions, has_interceptions
 
 # Aliases per query when asking for many sessions at once (well inside the alias/token limits).
 BATCH = 10

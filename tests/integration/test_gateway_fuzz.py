@@ -29,7 +29,7 @@ from hypothesis_graphql import Mode, nodes, queries
 
 from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
-from support.servers import run_app_in_thread
+from tests.support.servers import run_app_in_thread
 
 # Documents are drawn root field by root field (hypothesis-graphql alone favours the fields with
 # the most arguments): every one is reached with varied arguments in ~20 s on 2 cores.

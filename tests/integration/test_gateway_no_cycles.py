@@ -11,7 +11,8 @@ import gc
 from collections.abc import Iterator
 
 import pytest
-from gateway_helpers import serve_gateway
+
+from tests.support.gateway_helpers import serve_gateway
 
 QUERIES = [
     "{ models }",

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from gateway_helpers import Gateway, serve_gateway
 from graphql import (
     GraphQLList,
     GraphQLNonNull,
@@ -24,6 +23,7 @@ from graphql import (
 
 from aibridge_graphql.schema import build_schema, records
 from aibridge_graphql.settings import Settings
+from tests.support.gateway_helpers import Gateway, serve_gateway
 
 ROOTS = {
     "interceptions": "interceptions(first: 4)",

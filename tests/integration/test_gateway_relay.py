@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gateway_helpers import Gateway, rest_client, rest_json, serve_gateway
+
+from tests.support.gateway_helpers import Gateway, rest_client, rest_json, serve_gateway
 
 SESSIONS = """query($first: Int, $after: String) { sessions(first: $first, after: $after) {
   totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }

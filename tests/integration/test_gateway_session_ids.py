@@ -13,17 +13,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from gateway_helpers import (
-    SESSION_FIELDS,
-    THREAD_FIELDS,
-    TIME_KEYS,
-    normalize_times,
-    rest_client,
-    rest_json,
-    serve_gateway,
-    session,
-    thread,
-)
 
 from aibridge_graphql.standin.app import create_app
 from aibridge_graphql.standin.eras import API_ERAS
@@ -37,7 +26,18 @@ from aibridge_graphql.standin.records import (
     insert_users,
 )
 from aibridge_graphql.standin.store import open_database
-from support.servers import run_app_in_thread
+from tests.support.gateway_helpers import (
+    SESSION_FIELDS,
+    THREAD_FIELDS,
+    TIME_KEYS,
+    normalize_times,
+    rest_client,
+    rest_json,
+    serve_gateway,
+    session,
+    thread,
+)
+from tests.support.servers import run_app_in_thread
 
 AWKWARD = (":", "@", "+", "=", " ")
 

@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_helpers import serve_gateway, when
 
 from aibridge_graphql.standin.app import create_app
 from aibridge_graphql.standin.seed import seed_database
 from aibridge_graphql.standin.store import open_database
 from aibridge_graphql.standin.tokens import read_tokens
-from support.servers import run_app_in_thread
+from tests.support.gateway_helpers import serve_gateway, when
+from tests.support.servers import run_app_in_thread
 
 ADMIN_TOKEN = "AdminSpend-0123456789abcdefghijkl"
 ERAS = {"sessions": "/api/v2/aibridge", "ai-gateway": "/api/v2/ai-gateway"}

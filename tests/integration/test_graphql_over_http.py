@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import pytest
-from gateway_helpers import Gateway, serve_gateway
 
 from aibridge_graphql.server.apq import sha256_hex
+from tests.support.gateway_helpers import Gateway, serve_gateway
 
 GRJ = "application/graphql-response+json"
 JSON = "application/json"

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from gateway_helpers import Gateway, serve_gateway
 
 from aibridge_graphql.schema.filters import MAX_TEXT_LENGTH
 from aibridge_graphql.schema.ids import MAX_ID_LENGTH, MAX_OFFSET, encode_cursor
 from aibridge_graphql.server.http_protocol import MAX_JSON_DEPTH
+from tests.support.gateway_helpers import Gateway, serve_gateway
 
 JSON = "application/json"
 MODELS = "{ models }"

@@ -22,7 +22,7 @@ from aibridge_graphql.cli import main
 from aibridge_graphql.server.graphiql import EXAMPLE_QUERY, PLACEHOLDER_HEADERS, offline_graphiql
 from aibridge_graphql.server.serving import build_gateway
 from aibridge_graphql.settings import Settings
-from support.servers import run_app_in_thread
+from tests.support.servers import run_app_in_thread
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "aibridge-graphql")

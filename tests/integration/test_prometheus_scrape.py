@@ -16,8 +16,8 @@ import httpx
 
 from aibridge_graphql.server.app import create_app
 from aibridge_graphql.settings import Settings
-from support.node_tools import require_executable
-from support.servers import run_app_in_thread
+from tests.support.node_tools import require_executable
+from tests.support.servers import run_app_in_thread
 
 DEADLINE_S = 30.0
 HINT = "apt-get install prometheus (.ci/run installs it)"

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import redis
-from gateway_helpers import Gateway, faulty_proxy, serve_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
 from aibridge_graphql.core import cache
@@ -23,8 +22,9 @@ from aibridge_graphql.server.app import CLIENT_KEY
 from aibridge_graphql.server.apq import APQ_REDIS_PREFIX, sha256_hex
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.observe import RateLimitedLog
-from support.redis_server import RedisServer, free_port, run_redis
-from support.servers import run_app_in_thread
+from tests.support.gateway_helpers import Gateway, faulty_proxy, serve_gateway
+from tests.support.redis_server import RedisServer, free_port, run_redis
+from tests.support.servers import run_app_in_thread
 
 SECRET = "per-deployment-secret-for-tests"
 DASHBOARD = """query Dashboard {

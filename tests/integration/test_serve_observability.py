@@ -26,7 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from support.servers import run_app_in_thread
+from tests.support.servers import run_app_in_thread
 
 CLI = str(Path(sys.executable).parent / "aibridge-graphql")
 DEADLINE_S = 30.0

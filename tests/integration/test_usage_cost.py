@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from gateway_helpers import rest_json, serve_gateway
 
 from aibridge_graphql.core.pricing import Cost, Pricer, TokenCounts, cache_write_1h_of
 from aibridge_graphql.server.cli import serve
@@ -25,7 +24,8 @@ from aibridge_graphql.standin.seed import seed_database
 from aibridge_graphql.standin.store import open_database
 from aibridge_graphql.standin.tokens import read_tokens
 from aibridge_graphql.upstream import models as m
-from support.servers import run_app_in_thread
+from tests.support.gateway_helpers import rest_json, serve_gateway
+from tests.support.servers import run_app_in_thread
 
 ADMIN_TOKEN = "AdminUsag1-0123456789abcdefghijkl"
 MYSTERY_MODEL = "mystery-model-9000"
@@ -87,7 +87,7 @@ def era(request: pytest.FixtureRequest, usage_db: Path) -> Iterator[tuple[str, s
 
 
 async def _rest_interceptions(url: str, token: str) -> list[m.Interception]:
-    from gateway_helpers import rest_client
+    from tests.support.gateway_helpers import rest_client
 
     out: list[m.Interception] = []
     async with rest_client(url, token) as client:

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import api_client, build_database, get_json, serve
 
 from aibridge_graphql.standin.records import (
     InterceptionRecord,
@@ -23,6 +22,7 @@ from aibridge_graphql.standin.records import (
     UserPromptRecord,
     UserRecord,
 )
+from tests.support.standin_api import api_client, build_database, get_json, serve
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in microseconds
 S = 1_000_000

@@ -9,9 +9,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import API, add_api_key, api_client, build_database, error, get_json, serve
 
 from aibridge_graphql.standin.records import UserRecord
+from tests.support.standin_api import (
+    API,
+    add_api_key,
+    api_client,
+    build_database,
+    error,
+    get_json,
+    serve,
+)
 
 SIGNED_OUT = "You are signed out or your session has expired. Please sign in again to continue."
 ENDPOINTS = ["/interceptions", "/sessions", "/sessions/some-session", "/models", "/clients"]

@@ -25,7 +25,7 @@ from aibridge_graphql.standin.openapi import document
 from aibridge_graphql.standin.seed import seed_database
 from aibridge_graphql.standin.store import open_database
 from aibridge_graphql.standin.tokens import read_tokens
-from support.servers import run_app_in_thread
+from tests.support.servers import run_app_in_thread
 
 ADMIN = "AdminEraTk-0123456789abcdefghijkl"
 GATEWAY, LEGACY = "/api/v2/ai-gateway", "/api/v2/aibridge"

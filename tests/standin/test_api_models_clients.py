@@ -7,7 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import api_client, db_rows, error, get_json
+
+from tests.support.standin_api import api_client, db_rows, error, get_json
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import (
+
+from tests.support.standin_api import (
     api_client,
     db_rows,
     error,

@@ -29,7 +29,7 @@ from aibridge_graphql.standin.spend_api import EXPORT_COLUMNS, escape_cell
 from aibridge_graphql.standin.spend_data import ORG_NAME, prepare_spend, seeded_id
 from aibridge_graphql.standin.store import open_database
 from aibridge_graphql.standin.tokens import read_tokens
-from support.servers import run_app_in_thread
+from tests.support.servers import run_app_in_thread
 
 ADMIN = "AdminSpndT-0123456789abcdefghijkl"
 NOT_FOUND = "Resource not found or you do not have access to this resource"

@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import MAX_PAGES, api_client, db_rows, error, get_json
+
+from tests.support.standin_api import MAX_PAGES, api_client, db_rows, error, get_json
 
 RESPONSE_KEYS = [
     "id",

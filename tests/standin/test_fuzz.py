@@ -39,7 +39,7 @@ from aibridge_graphql.standin.openapi import document
 from aibridge_graphql.standin.records import UserRecord, insert_api_key, insert_users
 from aibridge_graphql.standin.seed import seed_database
 from aibridge_graphql.standin.store import open_database
-from support.servers import run_app_in_thread
+from tests.support.servers import run_app_in_thread
 
 OWNER_TOKEN = "FuzzOwner0-0123456789abcdefghijkl"
 NEWCOMER_TOKEN = "FuzzNewbie-0123456789abcdefghijkl"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from aiohttp import web
 
-from support.servers import run_app_in_thread
+from tests.support.servers import run_app_in_thread
 
 
 def _app() -> web.Application:

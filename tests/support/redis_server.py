@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from support.node_tools import require_executable
+from tests.support.node_tools import require_executable
 
 _READY_TIMEOUT_S = 10.0
 _POLL_S = 0.02

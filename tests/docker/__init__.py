@@ -1,0 +1,1 @@
+"""The docker/ files (image, compose, Kubernetes), checked offline."""

@@ -1,0 +1,1 @@
+"""GraphiQL in headless Chromium against the running gateway."""

@@ -1,0 +1,1 @@
+"""The schema as frontends see it: Relay compile, schema lint and diff, live operations."""

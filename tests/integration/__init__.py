@@ -1,0 +1,1 @@
+"""The real stand-in and gateway on loopback, end to end."""

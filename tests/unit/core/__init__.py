@@ -1,0 +1,1 @@
+"""Tests of aibridge_graphql.core (loaders, cache, budget, metrics, usage)."""

@@ -1,0 +1,1 @@
+"""Tests of aibridge_graphql.server (HTTP app, observability, serving)."""

@@ -1,0 +1,1 @@
+"""Tests of aibridge_graphql.upstream (the REST client, requests, models)."""
