@@ -21,9 +21,12 @@ from graphql import (
     is_leaf_type,
 )
 
-from aibridge_graphql.schema import build_schema, records
+from aibridge_graphql.schema import build_schema
+from aibridge_graphql.schema.engine import projection
 from aibridge_graphql.settings import Settings
 from tests.support.gateway_helpers import Gateway, serve_gateway
+
+SCHEMA = build_schema(Settings())._schema
 
 ROOTS = {
     "interceptions": "interceptions(first: 4)",
@@ -85,7 +88,7 @@ async def a_session_id(gw: Gateway) -> str:
 async def test_every_leaf_answers_the_same_with_and_without_the_projection(
     standin_url: str, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    paths = list(leaf_paths(build_schema(Settings())._schema))
+    paths = list(leaf_paths(SCHEMA))
     assert len(paths) > 100
     projected = 0
     async with (
@@ -93,11 +96,11 @@ async def test_every_leaf_answers_the_same_with_and_without_the_projection(
         serve_gateway(standin_url, tokens["admin"]) as everything,
     ):
         variables = {"id": await a_session_id(gw)}
-        real = records.unread_records
+        real = projection.unread_records
         for path in paths:
             query = document(path)
             with monkeypatch.context() as patched:
-                patched.setattr(records, "unread_records", lambda *_: frozenset())
+                patched.setattr(projection, "unread_records", lambda *_: frozenset())
                 expected = await everything.query(query, variables)
             got = await gw.query(query, variables)
             assert got == expected, query
@@ -112,6 +115,5 @@ async def test_every_leaf_answers_the_same_with_and_without_the_projection(
 def real_unread(real: Any, query: str) -> frozenset[str]:
     from graphql import parse
 
-    (operation,) = parse(query).definitions
-    unread: frozenset[str] = real(operation, [])
+    unread: frozenset[str] = real(SCHEMA, parse(query), None)
     return unread

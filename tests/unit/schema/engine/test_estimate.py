@@ -19,7 +19,7 @@ from aibridge_graphql.settings import Settings
 
 SETTINGS = Settings(upstream_url="http://upstream.invalid")
 SCHEMA = build_schema(SETTINGS)._schema
-README = Path(__file__).resolve().parents[3] / "README.md"
+README = Path(__file__).resolve().parents[4] / "README.md"
 ALICE = UserRef(UUID("8e9a3d1c-58c2-4f7a-9d3e-0c1d2e3f4a5b"))
 SESSION = SessionRef("s-1", ALICE.id)
 THREAD = ThreadRef(SESSION, UUID("11111111-2222-4333-8444-555555555555"))
