@@ -5,8 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install web-assets test lint typecheck pytest schema proto demo bench bench-standin soak \
-	clean federation-tools supergraph peer-tools bench-peer
+.PHONY: install lock web-assets test lint typecheck pytest schema proto demo bench bench-standin \
+	soak clean federation-tools supergraph peer-tools bench-peer
 
 install: $(STAMP)
 
@@ -21,11 +21,29 @@ web-assets:
 		npm ci --prefix web --no-audit --no-fund --loglevel=error && touch $(WEB_STAMP); \
 	fi
 
-$(STAMP): pyproject.toml | web-assets
+# The Python dependencies come from uv.lock (docs/development.md): uv, pinned here and in
+# docker/Dockerfile, is bootstrapped from PyPI into the venv. A lock out of step with
+# pyproject.toml (a dependency edited without `make lock`) fails the install, and so CI.
+UV_VERSION := 0.13.10
+UV_STAMP   := $(VENV)/.uv-$(UV_VERSION)
+UV         := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(BIN)/uv
+
+$(UV_STAMP):
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
 	touch $@
+
+# Exactly the locked versions, the dev and otel extras (the suite needs both), the project editable.
+$(STAMP): pyproject.toml uv.lock $(UV_STAMP) | web-assets
+	@$(UV) lock --check --offline --quiet >/dev/null 2>&1 || { \
+		echo "uv.lock does not match pyproject.toml: run 'make lock' (docs/development.md)" >&2; \
+		exit 1; }
+	$(UV) sync --quiet --frozen --all-extras
+	touch $@
+
+# Re-resolve every dependency to the newest release pyproject.toml allows; then run `make test`.
+lock: $(UV_STAMP)
+	$(UV) lock --upgrade
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

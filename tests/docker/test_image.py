@@ -101,13 +101,35 @@ def test_base_images_are_pinned_python_311_slim(stages: list[Stage]) -> None:
     assert "slim" in resolve_base(stages[-1].base, global_args)
 
 
-def test_multi_stage_wheel_into_venv(stages: list[Stage], final: Stage) -> None:
+def makefile_uv_version() -> str:
+    """The uv that `make install` bootstraps (the Makefile's UV_VERSION)."""
+    found = re.search(r"^UV_VERSION\s*:=\s*(\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert found, "the Makefile sets no UV_VERSION"
+    return found.group(1)
+
+
+def test_builder_installs_the_lock_into_a_venv(stages: list[Stage], final: Stage) -> None:
     builder = next(stage for stage in stages if stage.name == "builder")
-    run = " ".join(item.args for item in builder.all("RUN"))
-    assert "pip wheel" in run
-    assert "python -m venv /opt/venv" in run
-    # With the [otel] extra: AIBRIDGE_TRACING=true must work in the image without a rebuild.
-    assert '/opt/venv/bin/pip install "$(echo /dist/*.whl)[otel]"' in run
+    pairs = (item.args.partition("=") for item in builder.all("ARG"))
+    args = {key: value for key, _, value in pairs}
+    # The uv that wrote uv.lock for `make install` also reads it here.
+    assert args["UV_VERSION"] == makefile_uv_version()
+    runs = [item.args for item in builder.all("RUN")]
+    assert 'pip install "uv==${UV_VERSION}"' in runs
+    assert env_of(builder)["UV_PROJECT_ENVIRONMENT"] == "/opt/venv"
+    copied = {word for item in context_copies(builder) for word in shell_words(item.args)[:-1]}
+    assert {"pyproject.toml", "uv.lock"} <= copied
+    syncs = [shell_words(run) for run in runs if run.startswith("uv sync")]
+    assert syncs, "the builder does not install from uv.lock"
+    for words in syncs:
+        # --locked: a lock out of step with pyproject.toml fails the build instead of re-resolving.
+        assert "--locked" in words
+        assert "--no-editable" in words
+        # With the [otel] extra (AIBRIDGE_TRACING=true works without a rebuild), not [dev].
+        assert "--extra" in words
+        assert words[words.index("--extra") + 1] == "otel"
+        assert "--all-extras" not in words
+    assert "--no-install-project" not in syncs[-1], "the package itself is never installed"
     assert any(item.args == "--from=builder /opt/venv /opt/venv" for item in final.all("COPY"))
     # The runtime stage installs nothing itself: no compilers or caches in the final image.
     assert final.all("RUN") == []

@@ -27,7 +27,7 @@ def venv_tool(name: str) -> str:
         return str(candidate)
     found = shutil.which(name)
     if found is None:
-        raise AssertionError(f"{name} is not installed: run `pip install -e '.[dev]'`")
+        raise AssertionError(f"{name} is not installed: run `make install`")
     return found
 
 
