@@ -65,11 +65,13 @@ schema: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python -m aibridge_graphql.grpc.codegen
 
-# `make demo GATEWAY_PORT=9080 STANDIN_PORT=9081` picks the ports; by default 8080/8081, or free
-# ports (printed) when those are busy.
+# `make demo GATEWAY_PORT=9080 STANDIN_PORT=9081 GRPC_PORT=9091` picks the ports; by default
+# 8080/8081/9090, or free ports (printed) when those are busy. `API_ERA=sessions` serves the
+# earlier AI Bridge API (default ai-gateway).
 demo: $(STAMP)
 	$(BIN)/aibridge-graphql demo $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT)) \
-		$(if $(STANDIN_PORT),--standin-port $(STANDIN_PORT))
+		$(if $(STANDIN_PORT),--standin-port $(STANDIN_PORT)) \
+		$(if $(GRPC_PORT),--grpc-port $(GRPC_PORT)) $(if $(API_ERA),--api-era $(API_ERA))
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.gateway

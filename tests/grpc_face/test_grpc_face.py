@@ -245,7 +245,10 @@ def test_providers_equal_rest_or_unimplemented(
         with pytest.raises(grpc.RpcError) as unsupported:
             catalog.ListProviders(catalog_pb.ListProvidersRequest(), metadata=md(tokens["admin"]))
         assert unsupported.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert details(unsupported.value)[0].reason == "UPSTREAM_UNSUPPORTED"
+        info = details(unsupported.value)[0]
+        assert info.reason == "UPSTREAM_UNSUPPORTED"
+        # Each session lists its providers: that is where to look instead.
+        assert info.metadata["instead"] == "Session.providers"
         assert face.calls[before:] == []
         return
     expected = rest(standin_url, tokens["admin"], "/providers")

@@ -203,13 +203,14 @@ def test_invalid_settings_are_one_line_and_exit_2() -> None:
 
 
 def test_demo_prints_urls_and_token(tmp_path: Path) -> None:
-    args = ["demo", "--gateway-port", "0", "--standin-port", "0"]
+    args = ["demo", "--gateway-port", "0", "--standin-port", "0", "--grpc-port", "0"]
     args += ["--db", str(tmp_path / "demo.db"), "--seed", "30"]
     with start(args) as running:
         token_line = running.output.wait_for(re.compile(r'^\s+(\{"Coder-Session-Token": ".+"\})$'))
         text = "\n".join(running.output.lines)
         graphiql = re.search(r"GraphiQL:\s+(http://127\.0\.0\.1:\d+/graphql)", text)
-        standin = re.search(r"Stand-in:\s+(http://127\.0\.0\.1:\d+/api/v2/aibridge)", text)
+        # The default era's prefix: the AI Gateway API's.
+        standin = re.search(r"Stand-in:\s+(http://127\.0\.0\.1:\d+/api/v2/ai-gateway)", text)
         assert graphiql is not None, text
         assert standin is not None, text
         headers = json.loads(token_line.group(1))

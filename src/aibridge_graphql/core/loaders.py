@@ -342,7 +342,9 @@ class Loaders:
                 "This Coder release has no `GET /providers` (added with the AI Gateway API); "
                 "the providers in use are listed on each session (`Session.providers`).",
                 missing="GET /providers",
-                instead="sessions",
+                # The providers are on the sessions (GraphQL `Session.providers`, gRPC
+                # `aibridge.v1.Session.providers`), not `sessions` itself.
+                instead="Session.providers",
             )
 
         def parse(content: bytes) -> list[m.Provider]:

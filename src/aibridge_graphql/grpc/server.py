@@ -1,7 +1,8 @@
 """The gRPC server of the face: services, reflection, health, limits, on the serving loop.
 
 `start_grpc(...)` binds `settings.host:settings.grpc_port` (0: any free port) on the running
-event loop — the same one the aiohttp app runs on — and returns a `GrpcServer` to stop later.
+event loop — the same one the aiohttp app runs on — and returns a `GrpcServer` to stop later;
+`prepare_grpc(...).listen(port)` does it in two steps, so a busy port can be retried with another.
 Health: the standard `grpc.health.v1.Health`; `Check` pings the upstream (as `/readyz` does) and
 answers SERVING only when it is reachable, for the whole server ("") and each service; before
 the first Check, Watch streams see UNKNOWN.
@@ -9,7 +10,9 @@ the first Check, Watch streams see UNKNOWN.
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +157,64 @@ def build_server(
     return server, health_servicer
 
 
+def _address_in_use(host: str, port: int) -> bool:
+    """Whether binding `host:port` fails because the address is taken (as gRPC binds it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As gRPC binds: a port left in TIME_WAIT is not in use.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.errno == errno.EADDRINUSE
+    return False
+
+
+@dataclass
+class PreparedGrpc:
+    """A built gRPC server (services, health, reflection) that listens nowhere yet."""
+
+    server: grpc.aio.Server
+    health: UpstreamHealth
+    host: str
+
+    async def listen(self, port: int) -> GrpcServer:
+        """Bind `host:port` (0: any) and start serving on the running loop.
+
+        An `OSError` (errno EADDRINUSE when the port is taken) leaves the server unbound and
+        unstarted, so another port can be tried.
+        """
+        host = self.host
+        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            bound = self.server.add_insecure_port(bind)
+        except RuntimeError as error:
+            message = f"cannot listen on {bind}: {error}"
+            # gRPC's error does not say why; EADDRINUSE when the port is taken, so callers can
+            # tell.
+            if port != 0 and _address_in_use(host, port):
+                raise OSError(errno.EADDRINUSE, message) from None
+            raise OSError(message) from None
+        # No upstream call at start: Watch streams see UNKNOWN ("not probed yet") until a Check
+        # asks the upstream; each Check refreshes the status.
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.UNKNOWN)
+        await self.server.start()
+        return GrpcServer(self.server, host, bound)
+
+
+def prepare_grpc(
+    settings: Settings,
+    client: UpstreamClient,
+    metrics: GatewayMetrics,
+    tracing: Tracing | None = None,
+    pricer: Pricer | None = None,
+) -> PreparedGrpc:
+    """The server for `settings.host`, built once (its metrics are registered once)."""
+    server, health_servicer = build_server(settings, client, metrics, tracing, pricer)
+    return PreparedGrpc(server, health_servicer, settings.host)
+
+
 async def start_grpc(
     settings: Settings,
     client: UpstreamClient,
@@ -162,16 +223,5 @@ async def start_grpc(
     pricer: Pricer | None = None,
 ) -> GrpcServer:
     """Bind `settings.host:settings.grpc_port` (0: any) and start serving on the running loop."""
-    server, health_servicer = build_server(settings, client, metrics, tracing, pricer)
-    host = settings.host
-    bind = f"[{host}]:{settings.grpc_port}" if ":" in host else f"{host}:{settings.grpc_port}"
-    try:
-        port = server.add_insecure_port(bind)
-    except RuntimeError as error:
-        raise OSError(f"cannot listen on {bind}: {error}") from None
-    # No upstream call at start: Watch streams see UNKNOWN ("not probed yet") until a Check
-    # asks the upstream; each Check refreshes the status.
-    for name in ("", *SERVICE_NAMES):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.UNKNOWN)
-    await server.start()
-    return GrpcServer(server, host, port)
+    prepared = prepare_grpc(settings, client, metrics, tracing, pricer)
+    return await prepared.listen(settings.grpc_port)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -13,6 +13,9 @@ from pydantic import ValidationError
 
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.standin.cli import era_option
+
+if TYPE_CHECKING:
+    from aibridge_graphql.standin.eras import ApiEra
 
 # Click's usage errors exit 2; invalid settings are usage errors too.
 USAGE_ERROR = 2
@@ -74,6 +77,7 @@ def serve(upstream: str | None, host: str | None, port: int | None, grpc_port: i
     Endpoints:
       POST /graphql   GraphQL over HTTP (also GET /graphql?query=...)
       GET  /graphql   GraphiQL, in a browser
+      GET  /usage.csv token usage and cost as CSV (?groupBy=USER,MODEL&...)
       GET  /healthz   liveness: the process answers
       GET  /readyz    readiness: the upstream answers
       GET  /metrics   Prometheus metrics
@@ -141,6 +145,14 @@ def export_schema(output: Path | None) -> None:
     help="0 for any; the default falls back to a free port when busy.",
 )
 @click.option(
+    "--grpc-port",
+    type=int,
+    default=9090,
+    show_default=True,
+    help="The gRPC face's port (aibridge.v1); 0 for any; the default falls back to a free port "
+    "when busy. AIBRIDGE_GRPC_ENABLED=false turns it off.",
+)
+@click.option(
     "--db",
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path(".demo/standin.db"),
@@ -161,13 +173,15 @@ def export_schema(output: Path | None) -> None:
 def demo(
     gateway_port: int,
     standin_port: int,
+    grpc_port: int,
     db: Path,
     count: int,
     seed_value: int,
     admin_token: str | None,
-    api_era: str,
+    api_era: ApiEra,
 ) -> None:
-    """Start the seeded stand-in and the gateway, print GraphiQL's URL, tokens and a first query.
+    """Start the seeded stand-in and the gateway (GraphQL and gRPC), print their addresses, the
+    era, tokens, a first query and a gRPC call.
 
     Logs go to stderr as `serve` writes them (JSON lines with access lines; AIBRIDGE_LOG_*).
     """
@@ -185,8 +199,10 @@ def demo(
         seed_value=seed_value,
         admin_token=admin_token,
         api_era=api_era,
+        grpc_port=grpc_port,
         fallback_gateway_port=context.get_parameter_source("gateway_port") in defaulted,
         fallback_standin_port=context.get_parameter_source("standin_port") in defaulted,
+        fallback_grpc_port=context.get_parameter_source("grpc_port") in defaulted,
     )
     _configure_logging(load_settings())
     try:

@@ -1,33 +1,42 @@
-"""`aibridge-graphql demo`: the seeded stand-in and the gateway in one process, on loopback."""
+"""`aibridge-graphql demo`: the seeded stand-in and the gateway (both faces) in one process."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import json
+import shlex
 import sqlite3
-from collections.abc import Callable
+import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from aiohttp import web
+from typing import Protocol, TypeVar
 
 from aibridge_graphql.server.graphiql import EXAMPLE_QUERY, PLACEHOLDER_HEADERS, offline_graphiql
 from aibridge_graphql.server.serving import (
     Started,
-    build_gateway,
-    start_app,
+    listen,
+    setup_runner,
+    shared_serving,
     wait_for_shutdown_signal,
     wait_until_ok,
 )
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.standin.eras import ApiEra, era
+from aibridge_graphql.standin.spend_data import OrganizationGroups, default_organization_groups
 from aibridge_graphql.standin.tokens import UserToken, read_tokens
 
 HOST = "127.0.0.1"
-API_PATH = "/api/v2/aibridge"
 
 # The README's dashboard query, also what GraphiQL opens on.
 FIRST_QUERY = EXAMPLE_QUERY.rstrip("\n")
 
 _ROLE_NOTE = {"owner": "sees everything", "auditor": "sees everything", "member": "sees nothing"}
+_ERA_NOTE: dict[ApiEra, str] = {
+    "ai-gateway": "Coder's AI Gateway API, mid-2026 on; --api-era sessions for the earlier one",
+    "sessions": "Coder's earlier AI Bridge API, with /interceptions",
+}
 
 
 @dataclass(frozen=True)
@@ -40,14 +49,47 @@ class DemoOptions:
     count: int
     seed_value: int
     admin_token: str | None
-    api_era: str = "ai-gateway"
+    api_era: ApiEra = "ai-gateway"
+    grpc_port: int = 9090
     # A busy port falls back to a free one (printed) unless the port was asked for explicitly.
     fallback_gateway_port: bool = False
     fallback_standin_port: bool = False
+    fallback_grpc_port: bool = False
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One of the demo's servers, as its messages name it and its port option."""
+
+    what: str
+    option: str
+    variable: str  # the `make demo` variable
+
+
+STANDIN = Listener("stand-in", "--standin-port", "STANDIN_PORT")
+GATEWAY = Listener("gateway", "--gateway-port", "GATEWAY_PORT")
+GRPC = Listener("gRPC face", "--grpc-port", "GRPC_PORT")
+
+
+@dataclass(frozen=True)
+class Running:
+    """Where the demo's servers listen."""
+
+    standin: Started
+    gateway: Started
+    grpc_address: str | None  # `host:port`; None when AIBRIDGE_GRPC_ENABLED=false
 
 
 class PortBusyError(OSError):
     """A port asked for explicitly is taken."""
+
+
+class _Listening(Protocol):
+    @property
+    def port(self) -> int: ...
+
+
+ListeningT = TypeVar("ListeningT", bound=_Listening)
 
 
 def prepare_database(options: DemoOptions) -> list[UserToken]:
@@ -72,52 +114,102 @@ def _count_interceptions(db: Path) -> int:
         conn.close()
 
 
-async def start_on_port(
-    factory: Callable[[], web.Application], what: str, port: int, fallback: bool
-) -> tuple[Started, str | None]:
-    """Start `factory()` on `port`; when it is busy and `fallback`, on a free port instead.
+def _spend_groups(db: Path) -> OrganizationGroups | None:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return default_organization_groups(conn)
 
-    Returns the started app and, after a fallback, a line saying so. A fresh app is built for the
-    second try: an aiohttp app that was started once cannot start again.
+
+async def start_on_port(
+    start: Callable[[int], Awaitable[ListeningT]], listener: Listener, port: int, fallback: bool
+) -> tuple[ListeningT, str | None]:
+    """`start(port)`; when the port is busy and `fallback`, `start(0)` (any free port) instead.
+
+    Returns what started and, after a fallback, a line saying so. `start` must be callable again
+    after it failed on a busy port.
     """
     try:
-        return await start_app(factory(), HOST, port), None
+        return await start(port), None
     except OSError as error:
         if error.errno != errno.EADDRINUSE:
             raise
         if not fallback or port == 0:
-            option = "--gateway-port" if what == "gateway" else "--standin-port"
-            variable = "GATEWAY_PORT" if what == "gateway" else "STANDIN_PORT"
             raise PortBusyError(
                 error.errno,
-                f"port {port} for the {what} is busy: pick another with {option} "
-                f"(make demo {variable}=…), or 0 for any free port",
+                f"port {port} for the {listener.what} is busy: pick another with "
+                f"{listener.option} (make demo {listener.variable}=…), or 0 for any free port",
             ) from None
-    started = await start_app(factory(), HOST, 0)
-    return started, f"Port {port} is busy: the {what} listens on {started.port} instead."
+    started = await start(0)
+    return started, f"Port {port} is busy: the {listener.what} listens on {started.port} instead."
+
+
+def grpc_example(address: str, token: str) -> str:
+    """A shell command listing two sessions over gRPC with the grpcio `make install` installs."""
+    code = "\n".join(
+        [
+            "import grpc",
+            "from aibridge_graphql.grpc.gen.aibridge.v1 import "
+            "session_service_pb2 as pb, session_service_pb2_grpc as rpc",
+            f'stub = rpc.SessionServiceStub(grpc.insecure_channel("{address}"))',
+            "print(stub.ListSessions(pb.ListSessionsRequest(page_size=2), "
+            f'metadata=[("coder-session-token", "{token}")]))',
+        ]
+    )
+    # Single quotes for the shell: the code holds none, and nothing in it expands.
+    return f"{shlex.quote(sys.executable)} -c '{code}'"
+
+
+def _spend_lines(api_era: ApiEra, db: Path) -> list[str]:
+    """The organization and group ids the spend example takes, in the era that has spend."""
+    if api_era == "sessions":
+        return [
+            "Spend and budgets: none in the sessions era (aiSpend and aiGroupSpend answer "
+            "UPSTREAM_UNSUPPORTED); --api-era ai-gateway (make demo API_ERA=ai-gateway) has them.",
+            "",
+        ]
+    spend = _spend_groups(db)
+    if spend is None or not spend.groups:
+        return []
+    width = max(len(name) for name, _ in spend.groups)
+    variables = json.dumps({"groups": [group_id for _, group_id in spend.groups]})
+    return [
+        f'Spend and budgets: organization "{spend.organization}" '
+        f'(aiGroupSpend(organization: "{spend.organization}", groupIds: …)), its groups:',
+        *(f"  {name.ljust(width)}  {group_id}" for name, group_id in spend.groups),
+        "The spend example's variables (query Spend($groups: [ID!]!), GraphiQL's Variables pane):",
+        f"  {variables}",
+        "",
+    ]
 
 
 def render_banner(
-    gateway: Started,
-    standin: Started,
+    running: Running,
     options: DemoOptions,
     tokens: list[UserToken],
     local: bool,
     notes: list[str] | None = None,
 ) -> str:
-    """What the demo prints once both servers answer."""
+    """What the demo prints once its servers answer."""
     owner = next((t for t in tokens if t.role == "owner"), None)
     others = [t for t in tokens if t is not owner]
     auditors = [t for t in others if t.role == "auditor"][:1]
     members = [t for t in others if t.role == "member"][:1]
     assets = "local assets" if local else "assets from the CDN (run `make install` with npm)"
+    prefix, *aliases = era(options.api_era).prefixes
+    also = "".join(f"also {alias}; " for alias in aliases)
+    grpc = (
+        f"{running.grpc_address}   (aibridge.v1, with reflection and health)"
+        if running.grpc_address
+        else "off (AIBRIDGE_GRPC_ENABLED=false)"
+    )
     lines = [
         "",
         "aibridge-graphql demo",
         *(f"  {note}" for note in notes or []),
-        f"  GraphiQL:  {gateway.base_url}/graphql   ({assets})",
-        f"  Stand-in:  {standin.base_url}{API_PATH}   "
-        f"({options.db}, {_count_interceptions(options.db)} interceptions)",
+        f"  Era:       {options.api_era} ({_ERA_NOTE[options.api_era]})",
+        f"  GraphiQL:  {running.gateway.base_url}/graphql   ({assets})",
+        f"  gRPC:      {grpc}",
+        f"  Stand-in:  {running.standin.base_url}{prefix}   "
+        f"({also}{options.db}, {_count_interceptions(options.db)} interceptions)",
         "",
     ]
     if owner is not None:
@@ -138,44 +230,83 @@ def render_banner(
         "",
         FIRST_QUERY,
         "",
-        "Ctrl-C to stop.",
     ]
+    if running.grpc_address:
+        token = owner.token if owner else "TOKEN"
+        lines += [
+            "Two sessions over gRPC (grpcio, which `make install` installs; buf curl and "
+            "grpcurl work too, through reflection):",
+            "",
+            grpc_example(running.grpc_address, token),
+            "",
+        ]
+    lines += _spend_lines(options.api_era, options.db)
+    lines.append("Ctrl-C to stop.")
     return "\n".join(lines)
 
 
 async def run_demo(options: DemoOptions, echo: Callable[[str], None]) -> None:
-    """Seed, start both servers, wait until both answer, print the banner, serve until Ctrl-C."""
+    """Seed, start the stand-in and both faces, wait until they answer, print the banner, serve
+    until Ctrl-C."""
     from aibridge_graphql.standin.app import create_app as create_standin
 
     tokens = prepare_database(options)
     notes: list[str] = []
-    standin, note = await start_on_port(
-        lambda: create_standin(options.db, api_era=options.api_era),  # type: ignore[arg-type]
-        "stand-in",
-        options.standin_port,
-        options.fallback_standin_port,
-    )
-    notes += [note] if note else []
-    gateway: Started | None = None
-    try:
-        settings = Settings(upstream_url=standin.base_url, host=HOST, port=options.gateway_port)
+
+    def noted(started_note: tuple[ListeningT, str | None]) -> ListeningT:
+        started, note = started_note
+        notes.extend([note] if note else [])
+        return started
+
+    # Closed in reverse: the gRPC face, the gateway, their shared client, then the stand-in.
+    async with contextlib.AsyncExitStack() as stack:
+        runner = await setup_runner(create_standin(options.db, api_era=options.api_era))
+        stack.push_async_callback(runner.cleanup)
+        standin = noted(
+            await start_on_port(
+                lambda port: listen(runner, HOST, port),
+                STANDIN,
+                options.standin_port,
+                options.fallback_standin_port,
+            )
+        )
+        settings = Settings(
+            upstream_url=standin.base_url,
+            host=HOST,
+            port=options.gateway_port,
+            grpc_port=options.grpc_port,
+        )
+        shared = await stack.enter_async_context(shared_serving(settings))
         owner = next((t for t in tokens if t.role == "owner"), None)
         # The admin token in GraphiQL's Headers pane, as the banner prints it (a loopback demo).
         headers = owner.headers_json if owner else PLACEHOLDER_HEADERS
         graphiql = offline_graphiql(settings, default_headers=headers)
-        gateway, note = await start_on_port(
-            lambda: build_gateway(settings, graphiql),
-            "gateway",
-            settings.port,
-            options.fallback_gateway_port,
+        gateway_runner = await setup_runner(shared.gateway_app(graphiql))
+        stack.push_async_callback(gateway_runner.cleanup)
+        gateway = noted(
+            await start_on_port(
+                lambda port: listen(gateway_runner, HOST, port),
+                GATEWAY,
+                options.gateway_port,
+                options.fallback_gateway_port,
+            )
         )
-        notes += [note] if note else []
+        grpc_address = None
+        if settings.grpc_enabled:
+            grpc_server = noted(
+                await start_on_port(
+                    shared.prepare_grpc().listen,
+                    GRPC,
+                    options.grpc_port,
+                    options.fallback_grpc_port,
+                )
+            )
+            stack.push_async_callback(grpc_server.stop)
+            grpc_address = grpc_server.address
         auth = {"Coder-Session-Token": tokens[0].token} if tokens else {}
-        await wait_until_ok(f"{standin.base_url}{API_PATH}/models", headers=auth)
+        prefix = era(options.api_era).prefixes[0]
+        await wait_until_ok(f"{standin.base_url}{prefix}/models", headers=auth)
         await wait_until_ok(f"{gateway.base_url}/readyz")
-        echo(render_banner(gateway, standin, options, tokens, graphiql.enabled, notes))
+        running = Running(standin, gateway, grpc_address)
+        echo(render_banner(running, options, tokens, graphiql.enabled, notes))
         await wait_for_shutdown_signal()
-    finally:
-        if gateway is not None:
-            await gateway.runner.cleanup()
-        await standin.runner.cleanup()

@@ -16,6 +16,7 @@ def endpoints(graphiql: bool) -> dict[str, str]:
     return {
         "/graphql": graphql + ("; GraphiQL in a browser" if graphiql else ""),
         "/healthz": "liveness: the process answers",
+        "/usage.csv": "token usage and cost as CSV: GET ?groupBy=USER,MODEL… with the token",
         "/readyz": "readiness: the upstream answers",
         "/metrics": "Prometheus metrics",
     }

@@ -1,13 +1,16 @@
-"""Running the apps: start a site (port 0 allowed), poll readiness, wait for a signal."""
+"""Running the apps: start a site (port 0 allowed), the resources both faces share, poll
+readiness, wait for a signal."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 from aiohttp import web
@@ -20,6 +23,9 @@ from aibridge_graphql.server.looplag import LoopLagMonitor
 from aibridge_graphql.server.observability import Observability
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
+
+if TYPE_CHECKING:
+    from aibridge_graphql.grpc.server import GrpcServer, PreparedGrpc
 
 
 @dataclass(frozen=True)
@@ -62,18 +68,35 @@ def build_gateway(
     return app
 
 
-async def start_app(app: web.Application, host: str, port: int) -> Started:
-    """Start `app` on `host:port` (0 picks a free port) and return where it listens."""
+async def setup_runner(app: web.Application) -> web.AppRunner:
+    """`app`'s runner, set up (its start-up hooks run) but listening nowhere yet."""
     # handler_cancellation: a request whose client hung up stops, and with it its upstream calls.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
     await runner.setup()
+    return runner
+
+
+async def listen(runner: web.AppRunner, host: str, port: int) -> Started:
+    """Listen on `host:port` (0 picks a free port); on an `OSError` (e.g. the port is busy) the
+    runner is left as it was, to try another port or clean up."""
+    site = web.TCPSite(runner, host, port)
     try:
-        await web.TCPSite(runner, host, port).start()
+        await site.start()
     except BaseException:
-        await runner.cleanup()
+        await site.stop()
         raise
     bound = runner.addresses[0]
     return Started(runner, host, int(bound[1]))
+
+
+async def start_app(app: web.Application, host: str, port: int) -> Started:
+    """Start `app` on `host:port` (0 picks a free port) and return where it listens."""
+    runner = await setup_runner(app)
+    try:
+        return await listen(runner, host, port)
+    except BaseException:
+        await runner.cleanup()
+        raise
 
 
 async def wait_until_ok(
@@ -124,39 +147,80 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+@dataclass(frozen=True)
+class SharedServing:
+    """What the two faces of one process share: one pooled upstream client, one observability
+    stack (the gRPC metrics appear in the same `/metrics`) and one pricer."""
+
+    settings: Settings
+    client: UpstreamClient
+    observability: Observability
+    pricer: Pricer
+
+    def gateway_app(self, graphiql: OfflineGraphiQL | None = None) -> web.Application:
+        """The GraphQL face's app over the shared client (not yet started)."""
+        return build_gateway(
+            self.settings,
+            graphiql,
+            client=self.client,
+            observability=self.observability,
+            pricer=self.pricer,
+        )
+
+    def prepare_grpc(self) -> PreparedGrpc:
+        """The gRPC face over the shared client, built but listening nowhere yet."""
+        from aibridge_graphql.grpc.server import prepare_grpc
+
+        observability = self.observability
+        return prepare_grpc(
+            self.settings, self.client, observability.metrics, observability.tracing, self.pricer
+        )
+
+    async def start_grpc(self) -> GrpcServer:
+        """The gRPC face, listening on `settings.host:grpc_port` (0: any)."""
+        return await self.prepare_grpc().listen(self.settings.grpc_port)
+
+
+@contextlib.asynccontextmanager
+async def shared_serving(
+    settings: Settings, pricer: Pricer | None = None
+) -> AsyncIterator[SharedServing]:
+    """The shared resources of `serve` and `demo`; the upstream client (and its cache) closed
+    at the end, after the faces built on it have stopped."""
+    client = UpstreamClient(settings)
+    try:
+        yield SharedServing(
+            settings, client, Observability(settings), pricer or pricer_from_settings(settings)
+        )
+    finally:
+        await close_cache(client)
+        await client.aclose()
+
+
 async def run_gateway(settings: Settings, pricer: Pricer | None = None) -> None:
     """Serve the gateway on `settings.host:port` (and gRPC on `grpc_port`) until SIGINT/SIGTERM.
 
     Both faces share one event loop, one pooled upstream client and one observability stack
-    (the gRPC metrics appear in the same `/metrics`).
+    (`SharedServing`).
     """
-    from aibridge_graphql.grpc.server import GrpcServer, start_grpc
-
-    pricer = pricer or pricer_from_settings(settings)
-    client = UpstreamClient(settings)
-    observability = Observability(settings)
-    grpc_server: GrpcServer | None = None
-    started: Started | None = None
     # CPython's default GC thresholds are kept on purpose: raising them bought a faster dashboard
     # p95 but let RSS grow to ~600 MB under load, then froze the loop for seconds when the
     # collector finally ran (issue 7).
-    try:
-        app = build_gateway(settings, client=client, observability=observability, pricer=pricer)
-        started = await start_app(app, settings.host, settings.port)
-        if settings.grpc_enabled:
-            grpc_server = await start_grpc(
-                settings, client, observability.metrics, observability.tracing, pricer
-            )
-        freeze_startup_heap()
-        # One line a script (or a test) can read to find the port when it asked for 0.
-        print(f"Gateway listening on {started.base_url}/graphql", flush=True)
-        if grpc_server is not None:
-            print(f"gRPC listening on {grpc_server.address}", flush=True)
-        await wait_for_shutdown_signal()
-    finally:
-        if grpc_server is not None:
-            await grpc_server.stop()
-        if started is not None:
-            await started.runner.cleanup()
-        await close_cache(client)
-        await client.aclose()
+    async with shared_serving(settings, pricer) as shared:
+        grpc_server: GrpcServer | None = None
+        started: Started | None = None
+        try:
+            started = await start_app(shared.gateway_app(), settings.host, settings.port)
+            if settings.grpc_enabled:
+                grpc_server = await shared.start_grpc()
+            freeze_startup_heap()
+            # One line a script (or a test) can read to find the port when it asked for 0.
+            print(f"Gateway listening on {started.base_url}/graphql", flush=True)
+            if grpc_server is not None:
+                print(f"gRPC listening on {grpc_server.address}", flush=True)
+            await wait_for_shutdown_signal()
+        finally:
+            if grpc_server is not None:
+                await grpc_server.stop()
+            if started is not None:
+                await started.runner.cleanup()

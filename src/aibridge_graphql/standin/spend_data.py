@@ -91,6 +91,32 @@ def effective_budget(conn: sqlite3.Connection, user_id: str) -> Effective:
     return Effective(str(row[0]) if row else None, None, None)
 
 
+@dataclass(frozen=True)
+class OrganizationGroups:
+    """An organization's name and its groups as (name, id), the Everyone group first."""
+
+    organization: str
+    groups: tuple[tuple[str, str], ...]
+
+
+def default_organization_groups(conn: sqlite3.Connection) -> OrganizationGroups | None:
+    """The default organization and its groups (what `aiGroupSpend` takes); None before
+    `prepare_spend` has made one."""
+    try:
+        org = conn.execute(
+            "SELECT id, name FROM organizations ORDER BY is_default DESC, id LIMIT 1"
+        ).fetchone()
+    except sqlite3.OperationalError:  # no spend tables: never prepared for the AI Gateway era
+        return None
+    if org is None:
+        return None
+    rows = conn.execute(
+        "SELECT name, id FROM ai_groups WHERE organization_id = ? ORDER BY id != ?, name, id",
+        (org[0], org[0]),
+    ).fetchall()
+    return OrganizationGroups(str(org[1]), tuple((str(name), str(id_)) for name, id_ in rows))
+
+
 def prepare_spend(path: str | Path) -> None:
     """Apply the spend schema, seed the organization once, and price unpriced token usage."""
     with contextlib.closing(sqlite3.connect(path)) as conn:

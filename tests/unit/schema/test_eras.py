@@ -182,6 +182,7 @@ async def test_the_sessions_era_has_null_network_and_error_fields() -> None:
     error = _errors(providers)["providers"]
     assert error["extensions"]["code"] == "UPSTREAM_UNSUPPORTED"
     assert error["extensions"]["missing"] == "GET /providers"
+    assert error["extensions"]["instead"] == "Session.providers"
     assert providers["data"]["models"]
     assert not fake.calls_to("/providers")
 
