@@ -25,6 +25,7 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import resources_pb2 as pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream import query as q
+from aibridge_graphql.upstream.projection import ALL_RECORDS
 
 # Session fields that cost upstream calls: returned only when the read_mask names them.
 THREAD_FIELDS = frozenset({"threads", "threads_next_page_token"})
@@ -325,6 +326,14 @@ def detail_answers(mask: FieldMask | None) -> bool:
     if mask is None or not (wants_threads(mask) or wants_network_detail(mask)):
         return False
     return not any(path.split(".")[0] in LIST_ONLY_FIELDS for path in mask.paths)
+
+
+def unread_records(mask: FieldMask | None) -> frozenset[str]:
+    """The record lists (upstream/projection.py) a session call with this mask never reads:
+    its threads' agentic actions unless it names `threads` (the session-detail call that serves
+    the network fields or the lookup parses its threads without them). The same projection as
+    GraphQL's, chosen before the loaders are built."""
+    return ALL_RECORDS - {"agentic_actions"} if wants_threads(mask) else ALL_RECORDS
 
 
 def masked(message: pb.Session, mask: FieldMask | None) -> pb.Session:

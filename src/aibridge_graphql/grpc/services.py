@@ -68,9 +68,10 @@ class Face:
         self.client = client
         self.pricer = pricer
 
-    def loaders(self, context: Context) -> Loaders:
+    def loaders(self, context: Context, skip_records: frozenset[str] = frozenset()) -> Loaders:
         """Fresh loaders holding this call's credentials, under the caller's deadline when it is
-        sooner than the gateway's own; they die with the call."""
+        sooner than the gateway's own, parsing pages without `skip_records`; they die with the
+        call."""
         loaders = Loaders.for_request(
             self.client,
             credentials_of(context),
@@ -78,6 +79,7 @@ class Face:
             pricer=self.pricer,
             within_seconds=context.time_remaining(),
             bypass=bypass_from(_metadata(context).get("cache-control")),
+            skip_records=skip_records,
         )
         # aiodataloader runs the upstream calls in tasks of its own, which cancelling the call's
         # task does not reach: when the call's task ends, for whatever reason, they are cancelled.
@@ -164,7 +166,7 @@ class SessionService(session_grpc.SessionServiceServicer):
             else None
         )
         offset = 0 if whole else paging.cursor_offset(after)
-        loaders = face.loaders(context)
+        loaders = face.loaders(context, convert.unread_records(mask))
         response = await loaders.sessions_page(
             search,
             limit=window.limit,
@@ -199,7 +201,7 @@ class SessionService(session_grpc.SessionServiceServicer):
             raise _required("session_id")
         mask = convert.read_mask(request.read_mask, request.HasField("read_mask"))
         initiator = request.initiator if request.HasField("initiator") else None
-        loaders = face.loaders(context)
+        loaders = face.loaders(context, convert.unread_records(mask))
         network = convert.wants_network_detail(mask)
         if (
             initiator is None

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -45,6 +46,7 @@ from graphql import (
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined, is_iterable
 from graphql.type import GraphQLSchema
+from graphql.utilities import get_operation_ast
 from strawberry.types.field import StrawberryField
 
 from aibridge_graphql.schema.engine import compat
@@ -56,7 +58,7 @@ from aibridge_graphql.schema.engine.compat import (
 from aibridge_graphql.schema.engine.operations import OperationCache
 from aibridge_graphql.schema.engine.selections import Selection, collect_fields
 
-__all__ = ["PlanExecutor", "plan_executor_class"]
+__all__ = ["PlanExecutor", "is_planned", "plan_executor_class"]
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
@@ -433,10 +435,7 @@ class PlanExecutor(ExecutionContextBase):
 
     def _compile(self) -> _Plan | None:
         fragments = {name: details.definition for name, details in self.fragments.items()}
-        try:
-            return _Compiler(self.schema, fragments).plan(self.operation)
-        except (NotPlannable, RecursionError):  # graphql-core reports a too-deep selection
-            return None
+        return _compiled(self.schema, fragments, self.operation)
 
     def execute_plan_fields(self, fields: list[_Field], source: Any, path: Path | None) -> Any:
         """Execute one object's planned fields; a dict, or an awaitable when a field awaits."""
@@ -605,6 +604,28 @@ async def _gathered(values: Slots, awaiting: list[Any]) -> Slots:
         for key, value in zip(awaiting, done, strict=True):
             values[key] = value
     return values
+
+
+def _compiled(
+    schema: GraphQLSchema,
+    fragments: dict[str, FragmentDefinitionNode],
+    operation: OperationDefinitionNode,
+) -> _Plan | None:
+    try:
+        return _Compiler(schema, fragments).plan(operation)
+    except (NotPlannable, RecursionError):  # graphql-core reports a too-deep selection
+        return None
+
+
+def is_planned(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None) -> bool:
+    """Whether the plan runs this operation (else graphql-core's executor does)."""
+    operation = get_operation_ast(document, operation_name)
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    return operation is not None and _compiled(schema, fragments, operation) is not None
 
 
 def plan_executor_class() -> type[PlanExecutor]:
