@@ -43,6 +43,7 @@ from bench.grpc_face import (
     grpc_address,
     grpc_view,
 )
+from bench.report import add_results_option, recorded
 
 API = "/api/v2/aibridge"
 RSS_TARGET_MB = 200.0
@@ -762,6 +763,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="apart: the stand-in alone on one core, the gateway beside the load client "
         "(default); shared: the gateway on the stand-in's core",
     )
+    add_results_option(parser, "gateway")
     return parser.parse_args(argv)
 
 
@@ -905,9 +907,11 @@ def run(args: argparse.Namespace) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ok = run(parse_args(argv))
-    # Missed targets are reported above; the run itself succeeded either way.
-    print("All targets met." if ok else "Some targets were MISSED (see above).")
+    args = parse_args(argv)
+    with recorded(args.results, "bench.gateway", argv):
+        ok = run(args)
+        # Missed targets are reported above; the run itself succeeded either way.
+        print("All targets met." if ok else "Some targets were MISSED (see above).")
 
 
 if __name__ == "__main__":

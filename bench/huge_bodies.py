@@ -29,6 +29,7 @@ from aiohttp import ClientSession, web
 from aibridge_graphql.server.graphiql import EXAMPLE_QUERY
 from aibridge_graphql.standin.tokens import generate_token
 from bench.gateway import API, Proc, cli_path, free_port, rss_mb, seed, spawn, stop, wait_ready
+from bench.report import add_results_option, recorded
 
 HUGE = 50 * 1024 * 1024
 CHUNK = 256 * 1024
@@ -232,8 +233,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="sequential dashboards")
     parser.add_argument("--concurrent", type=int, default=4, help="dashboards at once, after")
     parser.add_argument("--batches", type=int, default=3, help="batches of concurrent dashboards")
-    ok = run(parser.parse_args(argv))
-    print("Met: partial data, RSS under the limit." if ok else "MISSED (see above).")
+    add_results_option(parser, "huge_bodies")
+    args = parser.parse_args(argv)
+    with recorded(args.results, "bench.huge_bodies", argv):
+        ok = run(args)
+        print("Met: partial data, RSS under the limit." if ok else "MISSED (see above).")
 
 
 if __name__ == "__main__":

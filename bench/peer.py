@@ -48,6 +48,7 @@ import httpx
 from aibridge_graphql.server.graphiql import EXAMPLE_QUERY
 from aibridge_graphql.standin.tokens import generate_token
 from bench.gateway import API, Proc, cli_path, free_port, seed, spawn, stop, wait_ready
+from bench.report import add_results_option, recorded
 from bench.soak import SESSION
 
 PEER_DIR = Path(__file__).parent / "peer"
@@ -745,6 +746,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--interceptions", type=int, default=2000, help="stand-in seed size")
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    add_results_option(parser, "peer")
     return parser.parse_args(argv)
 
 
@@ -987,9 +989,11 @@ def cached_dashboard(
 
 
 def main(argv: list[str] | None = None) -> None:
-    ok = run(parse_args(argv))
-    # Missed goals are reported above; the run itself succeeded either way.
-    print("All goals met." if ok else "Some goals were MISSED (see above).")
+    args = parse_args(argv)
+    with recorded(args.results, "bench.peer", argv):
+        ok = run(args)
+        # Missed goals are reported above; the run itself succeeded either way.
+        print("All goals met." if ok else "Some goals were MISSED (see above).")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from bench.gateway import (
     stop,
     wait_ready,
 )
+from bench.report import add_results_option, recorded
 
 RSS_LIMIT_MB = 200.0
 RSS_FLAT = 0.20  # RSS may move this much (relative) after the warm-up minute
@@ -347,6 +348,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=30.0, help="seconds per report line")
     parser.add_argument("--interceptions", type=int, default=20_000)
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    add_results_option(parser, "soak")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.concurrency < 1 or args.window <= 0:
         parser.error("--minutes and --window must be positive, --concurrency at least 1")
@@ -426,8 +428,10 @@ def run(args: argparse.Namespace) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ok = run(parse_args(argv))
-    print("All soak targets met." if ok else "Some soak targets were MISSED (see above).")
+    args = parse_args(argv)
+    with recorded(args.results, "bench.soak", argv):
+        ok = run(args)
+        print("All soak targets met." if ok else "Some soak targets were MISSED (see above).")
     sys.exit(0 if ok else 1)
 
 

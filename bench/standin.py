@@ -33,6 +33,7 @@ from bench.gateway import (
     stop,
     wait_ready,
 )
+from bench.report import add_results_option, recorded
 
 SEED_VALUE = 1
 DAY_US = 86_400 * 1_000_000
@@ -204,6 +205,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--interceptions", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=300, help="per endpoint (bounded)")
     parser.add_argument("--warmup", type=int, default=10)
+    add_results_option(parser, "standin")
     return parser.parse_args(argv)
 
 
@@ -248,7 +250,10 @@ def run(args: argparse.Namespace) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark; exit 1 when a bar is missed."""
-    sys.exit(0 if run(parse_args(argv)) else 1)
+    args = parse_args(argv)
+    with recorded(args.results, "bench.standin", argv):
+        ok = run(args)
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """The layers, read from the imports: upstream/ <- core/ <- faces (schema/, grpc/) <- server/.
 
 Every `import`/`from … import` of `aibridge_graphql.*` in every module is parsed (with the AST,
-so lazy imports inside functions count too) and checked against the arrows ../shared/DESIGN.md
-draws: nothing below a face knows GraphQL or gRPC, the faces never import each other, and only
-the commands that run the stand-in (the demo and the CLI) import it.
+so lazy imports inside functions count too) and checked against the arrows of docs/design.md,
+whose layer table is read here: nothing below a face knows GraphQL or gRPC, the faces never
+import each other, and only the commands that run the stand-in (the demo and the CLI) import it.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,22 +17,29 @@ from pathlib import Path
 import pytest
 
 import aibridge_graphql
+from tests.support.docs import REPO
 
 PACKAGE = Path(aibridge_graphql.__file__).parent
 ROOT = "aibridge_graphql"
-# Which top-level parts each part may import (itself always allowed).
-ALLOWED: dict[str, set[str]] = {
-    "settings": set(),
-    "upstream": {"settings"},
-    "core": {"upstream", "settings"},
-    "schema": {"core", "upstream", "settings"},
-    "grpc": {"core", "upstream", "settings"},
-    "server": {"schema", "grpc", "core", "upstream", "settings"},
-    "standin": set(),
-    "cli": {"server", "standin", "settings", "__init__"},
-    "__main__": {"cli"},
-    "__init__": set(),
-}
+DESIGN = REPO / "docs" / "design.md"
+_ROW = re.compile(r"^\| `(?P<part>[\w.]+)` \| (?P<allowed>.*) \|$")
+
+
+def read_layer_table(design: Path) -> dict[str, set[str]]:
+    """The design's table of which top-level parts each part may import (itself always allowed)."""
+    lines = design.read_text(encoding="utf-8").splitlines()
+    start = lines.index("| Part | May import |") + 2  # the header and its rule
+    table: dict[str, set[str]] = {}
+    for line in lines[start:]:
+        row = _ROW.match(line)
+        if row is None:
+            break
+        table[row["part"]] = set(re.findall(r"`([\w.]+)`", row["allowed"]))
+    assert table, f"no layer table in {design}"
+    return table
+
+
+ALLOWED = read_layer_table(DESIGN)
 # The commands that start the stand-in beside the gateway (a development tool, not the gateway).
 MAY_IMPORT_STANDIN = {"server/demo.py", "server/cli.py", "cli.py"}
 # Third-party libraries that belong to one face (or the server) only.

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -17,9 +15,8 @@ from aibridge_graphql.schema.ids import decode_global_id, encode_global_id
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
 from aibridge_graphql.upstream.query import SessionFilter
+from tests.support.docs import graphql_queries
 from tests.support.gateway_fakes import FakeUpstream, gateway, populated
-
-README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def settings(**overrides: Any) -> Settings:
@@ -57,22 +54,23 @@ async def test_the_28_alias_fan_out_is_refused_with_no_upstream_call() -> None:
     assert "budget is 100" in error["message"]
 
 
-async def test_readme_views_pass_with_the_default_budget() -> None:
-    blocks = re.findall(r"```graphql\n(.*?)```", README.read_text(), re.S)
-    assert len(blocks) == 4
+async def test_documented_views_pass_with_the_default_budget() -> None:
+    # The README's three views and the usage query of docs/cost-and-usage.md.
+    views = graphql_queries()
+    assert set(views) == {"Dashboard", "Session", "Interceptions", "Usage"}
     fake = populated(sessions=25, threads=5)
     variables = {"id": "session-003", "after": None}
-    calls: list[int] = []
+    calls: dict[str, int] = {}
     async with gateway(fake) as gw:
-        for block in blocks:
+        for name, view in views.items():
             fake.calls.clear()
-            body = await gw.query(block, variables)
-            assert "errors" not in body, body
-            calls.append(len(fake.calls))
-    # The third view (the table) made its three calls, well inside the budget; the usage
-    # query (the fourth) walked the interceptions in one page.
-    assert calls[2] == 3
-    assert calls[3] == 1
+            body = await gw.query(view, variables)
+            assert "errors" not in body, (name, body)
+            calls[name] = len(fake.calls)
+    # The table made its three calls, well inside the budget; the usage query walked the
+    # interceptions in one page.
+    assert calls["Interceptions"] == 3
+    assert calls["Usage"] == 1
 
 
 async def test_the_estimate_follows_the_request_variables_not_a_cached_validation() -> None:

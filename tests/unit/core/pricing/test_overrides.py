@@ -18,6 +18,7 @@ from aibridge_graphql.core.pricing import (
     pricer_from_settings,
 )
 from aibridge_graphql.settings import Settings
+from tests.support.docs import REPO, split_fences
 
 TOKENS = TokenCounts(input=1_000_000, output=1_000_000, cache_read=1_000_000, cache_write=1_000_000)
 
@@ -235,10 +236,10 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(caught.value)
 
 
-def test_readme_example_prices_file_loads(tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[4] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Cost") :]
-    example = section[section.index("```yaml\n") + 8 : section.index("```\n", 10)]
+def test_documented_example_prices_file_loads(tmp_path: Path) -> None:
+    page = (REPO / "docs" / "cost-and-usage.md").read_text(encoding="utf-8")
+    _, blocks = split_fences(page[page.index("**Negotiated prices.**") :])
+    example = next(block.text for block in blocks if block.info == "yaml")
     overrides = load_prices_file(write(tmp_path, "prices.yaml", example))
     assert [e.provider for e in overrides.entries] == ["bedrock", "selfhosted"]
     assert overrides.aliases == {"corp-gateway": "anthropic"}

@@ -65,6 +65,13 @@ def _executor() -> Any:
     return executor
 
 
+def _drops_async_helpers() -> bool:
+    executor = _executor()
+    present = hasattr(executor, "async_helpers")
+    compat.drop_async_helpers(executor)  # deleting it must work
+    return present
+
+
 CANARIES: dict[str, Callable[[], object]] = {
     # Strawberry
     "graphql-core field extensions['strawberry-definition']": lambda: (
@@ -135,9 +142,7 @@ CANARIES: dict[str, Callable[[], object]] = {
         for stage in ("operation", "validation", "parsing", "executing")
     ),
     # graphql-core
-    "ExecutionContext.async_helpers": lambda: (
-        compat.drop_async_helpers(_executor()) is None  # deleting it must work
-    ),
+    "ExecutionContext.async_helpers": lambda: _drops_async_helpers(),
     "ExecutionContext internals the plan runs with": lambda: all(
         hasattr(_executor(), name)
         for name in (

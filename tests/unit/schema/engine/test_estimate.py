@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -16,10 +14,10 @@ from aibridge_graphql.schema import build_schema
 from aibridge_graphql.schema.engine.estimate import EstimateCache, estimate_upstream_calls
 from aibridge_graphql.schema.ids import encode_global_id
 from aibridge_graphql.settings import Settings
+from tests.support.docs import graphql_queries
 
 SETTINGS = Settings(upstream_url="http://upstream.invalid")
 SCHEMA = build_schema(SETTINGS)._schema
-README = Path(__file__).resolve().parents[4] / "README.md"
 ALICE = UserRef(UUID("8e9a3d1c-58c2-4f7a-9d3e-0c1d2e3f4a5b"))
 SESSION = SessionRef("s-1", ALICE.id)
 THREAD = ThreadRef(SESSION, UUID("11111111-2222-4333-8444-555555555555"))
@@ -38,11 +36,6 @@ def estimate(
     )
 
 
-def readme_queries() -> dict[str, str]:
-    blocks = re.findall(r"```graphql\n(.*?)```", README.read_text(), re.S)
-    return {re.match(r"query (\w+)", block)[1]: block for block in blocks}  # type: ignore[index]
-
-
 def attack(k_of: str = "{k}") -> str:
     aliases = " ".join(
         f"a{k}: sessions(first: 100) {{ nodes {{ threads(first: {k_of.format(k=k)}) "
@@ -52,8 +45,9 @@ def attack(k_of: str = "{k}") -> str:
     return "{ " + aliases + " }"
 
 
-def test_readme_views_are_estimated_at_their_real_call_counts() -> None:
-    views = readme_queries()
+def test_documented_views_are_estimated_at_their_real_call_counts() -> None:
+    # The README's three views and the usage query of docs/cost-and-usage.md.
+    views = graphql_queries()
     assert set(views) == {"Dashboard", "Session", "Interceptions", "Usage"}
     # Dashboard: 1 list + 20 thread pages; Session: its threads page, which is also the lookup
     # (it selects nothing only the list has, test_session_by_detail.py); table: 3 lists.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator
 from types import CodeType
-from typing import Any
+from typing import Any, cast
 
 from graphql import GraphQLField, GraphQLObjectType
 
@@ -32,7 +32,7 @@ def _function(definition: GraphQLField) -> Callable[..., Any] | None:
     if field is None:
         return None
     if field.base_resolver is not None:
-        return field.base_resolver.wrapped_func  # type: ignore[no-any-return]
+        return cast(Callable[..., Any], field.base_resolver.wrapped_func)
     return getattr(field.default, "_compute", None)
 
 
