@@ -17,6 +17,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from aibridge_graphql.core import errors
 from aibridge_graphql.core.errors import MASKED_MESSAGE, describe
 
 logger = logging.getLogger("aibridge_graphql.grpc")
@@ -30,21 +31,17 @@ DEADLINE_REASON: Final = "DEADLINE_EXCEEDED"
 # the contract but this deployment's backend does not serve it, and no client-side change of
 # state (FAILED_PRECONDITION's meaning) can make it work.
 GRPC_CODES: dict[str, grpc.StatusCode] = {
-    "BAD_USER_INPUT": grpc.StatusCode.INVALID_ARGUMENT,
-    "UNAUTHENTICATED": grpc.StatusCode.UNAUTHENTICATED,
-    "FORBIDDEN": grpc.StatusCode.PERMISSION_DENIED,
-    "NOT_FOUND": grpc.StatusCode.NOT_FOUND,
-    "UPSTREAM_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    errors.BAD_USER_INPUT: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    errors.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
+    errors.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    errors.UPSTREAM_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     "RATE_LIMITED": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    # The upstream-call budget (hardening): refused before or while running.
-    "COST_ESTIMATED_TOO_EXPENSIVE": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "UPSTREAM_BUDGET_EXCEEDED": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "BUDGET_EXCEEDED": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    # The request deadline of the core (hardening), whatever name it settles on.
-    "DEADLINE_EXCEEDED": grpc.StatusCode.DEADLINE_EXCEEDED,
-    "REQUEST_DEADLINE_EXCEEDED": grpc.StatusCode.DEADLINE_EXCEEDED,
-    "GATEWAY_TIMEOUT": grpc.StatusCode.DEADLINE_EXCEEDED,
-    "UPSTREAM_UNSUPPORTED": grpc.StatusCode.UNIMPLEMENTED,
+    # The upstream-call budget: refused before or while running.
+    errors.COST_ESTIMATED_TOO_EXPENSIVE: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.UPSTREAM_CALL_BUDGET_EXCEEDED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.UPSTREAM_UNSUPPORTED: grpc.StatusCode.UNIMPLEMENTED,
     INTERNAL_REASON: grpc.StatusCode.INTERNAL,
 }
 
