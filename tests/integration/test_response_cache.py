@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from aibridge_graphql.core import cache
 from aibridge_graphql.core.cache import KEY_PREFIX, MemoryCache, install_cache
 from aibridge_graphql.core.cache import build_cache as build_shared
-from aibridge_graphql.server.app import CLIENT_KEY
 from aibridge_graphql.server.apq import APQ_REDIS_PREFIX, sha256_hex
+from aibridge_graphql.server.keys import CLIENT_KEY
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.observe import RateLimitedLog
 from support.redis_server import RedisServer, free_port, run_redis

@@ -25,6 +25,7 @@ from aibridge_graphql.core.errors import (
 )
 from aibridge_graphql.core.loaders import Loaders
 from aibridge_graphql.core.usage import Dimension, aggregate_usage, render_csv, source_for
+from aibridge_graphql.server.keys import CLIENT_KEY, PRICER_KEY, SETTINGS_KEY
 from aibridge_graphql.upstream.client import Credentials
 from aibridge_graphql.upstream.query import SessionFilter
 
@@ -120,8 +121,6 @@ def _error(exc: BaseException) -> web.Response:
 
 async def usage_csv(request: web.Request) -> web.StreamResponse:
     """The handler (module docstring)."""
-    from aibridge_graphql.server.app import CLIENT_KEY, PRICER_KEY, SETTINGS_KEY
-
     settings = request.app[SETTINGS_KEY]
     loaders = Loaders.for_request(
         request.app[CLIENT_KEY],
