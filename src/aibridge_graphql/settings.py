@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=2000, ge=1)
     # Upstream calls one request may cause: documents estimated above it are refused before they
-    # run (schema/cost.py), and the loaders refuse calls beyond it (gateway/budget.py). 100 leaves
+    # run (schema/cost.py), and the loaders refuse calls beyond it (core/call_budget.py). 100 leaves
     # the README's views (21, 2 and 3 calls) far inside and stops fan-out attacks (2,828).
     upstream_call_budget: int = Field(default=100, ge=1)
 

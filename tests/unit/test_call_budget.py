@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 from gateway_fakes import FakeUpstream, gateway, populated
 
-from aibridge_graphql.core.budget import CallBudget, CallBudgetExceeded
+from aibridge_graphql.core.call_budget import CallBudget, CallBudgetExceeded
 from aibridge_graphql.core.loaders import Loaders
 from aibridge_graphql.core.refs import ThreadRef
 from aibridge_graphql.schema.ids import decode_global_id, encode_global_id

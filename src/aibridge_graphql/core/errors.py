@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from aibridge_graphql.core.budget import CallBudgetExceeded
+from aibridge_graphql.core.call_budget import CallBudgetExceeded
 from aibridge_graphql.upstream.errors import (
     DeadlineExceeded,
     UpstreamBadRequest,

@@ -10,7 +10,7 @@
 The caller's credentials live here and die with the request, and so does its `Deadline`: every
 upstream call (and the wait for a concurrency slot) runs under it. `close()` cancels the upstream
 calls still running, for a request that ended or was cancelled (its client went away).
-Each call they send spends from the request's `CallBudget` (gateway/budget.py); an answer the
+Each call they send spends from the request's `CallBudget` (core/call_budget.py); an answer the
 shared response cache holds (core/cache.py, opt-in) is no call and spends nothing.
 """
 
@@ -27,8 +27,8 @@ from aiodataloader import DataLoader
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from aibridge_graphql.core.budget import CallBudget
 from aibridge_graphql.core.cache import Bypass, CacheView, cache_for
+from aibridge_graphql.core.call_budget import CallBudget
 from aibridge_graphql.core.errors import NotFound, UpstreamUnsupported
 from aibridge_graphql.core.pricing import Pricer
 from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef

@@ -175,12 +175,12 @@ class Usage:
         )
 
 
-def max_calls_of(value: int | None, budget: int) -> int:
-    """The scan's allowance: the argument within 1..budget, the budget when omitted."""
+def max_calls_of(value: int | None, call_budget: int) -> int:
+    """The scan's allowance: the argument within 1..call_budget, the call budget when omitted."""
     if value is None:
-        return budget
-    if value < 1 or value > budget:
-        raise BadUserInput(f"`maxUpstreamCalls` must be between 1 and {budget} (got {value}).")
+        return call_budget
+    if value < 1 or value > call_budget:
+        raise BadUserInput(f"`maxUpstreamCalls` must be between 1 and {call_budget} (got {value}).")
     return value
 
 

@@ -101,12 +101,12 @@ def parse_filter(request: web.Request) -> SessionFilter:
     return SessionFilter(**values)  # type: ignore[arg-type]
 
 
-def _max_calls(request: web.Request, budget: int) -> int:
+def _max_calls(request: web.Request, call_budget: int) -> int:
     text = _one(request, "maxUpstreamCalls")
     if text is None:
-        return budget
-    if not text.isdigit() or not 1 <= int(text) <= budget:
-        raise BadUserInput(f"`maxUpstreamCalls` must be between 1 and {budget}.")
+        return call_budget
+    if not text.isdigit() or not 1 <= int(text) <= call_budget:
+        raise BadUserInput(f"`maxUpstreamCalls` must be between 1 and {call_budget}.")
     return int(text)
 
 

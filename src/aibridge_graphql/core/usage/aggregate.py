@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
-from aibridge_graphql.core.budget import CallBudgetExceeded
+from aibridge_graphql.core.call_budget import CallBudgetExceeded
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, THREADS_LIMIT_MAX, Loaders
 from aibridge_graphql.core.pricing import Cost, TokenCounts, remainder_tokens
