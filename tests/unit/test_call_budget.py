@@ -17,7 +17,7 @@ from aibridge_graphql.core.refs import ThreadRef
 from aibridge_graphql.schema.ids import decode_global_id, encode_global_id
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
-from aibridge_graphql.upstream.query import SessionFilter
+from aibridge_graphql.upstream.search_query import SessionFilter
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

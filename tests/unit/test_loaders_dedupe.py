@@ -16,7 +16,7 @@ from aibridge_graphql.core.refs import SessionRef
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
 from aibridge_graphql.upstream.errors import UpstreamError
-from aibridge_graphql.upstream.query import SessionFilter
+from aibridge_graphql.upstream.search_query import SessionFilter
 
 SETTINGS = Settings(upstream_url="http://upstream.invalid", retries=0)
 

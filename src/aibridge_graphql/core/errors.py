@@ -22,7 +22,7 @@ from aibridge_graphql.upstream.errors import (
     UpstreamResponseTooLarge,
     UpstreamUnauthorized,
 )
-from aibridge_graphql.upstream.query import SearchValueError
+from aibridge_graphql.upstream.search_query import SearchValueError
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 UNAUTHENTICATED = "UNAUTHENTICATED"

@@ -47,7 +47,6 @@ from aibridge_graphql.upstream.errors import (
     UpstreamUnauthorized,
 )
 from aibridge_graphql.upstream.observe import endpoint_template, report_deadline
-from aibridge_graphql.upstream.query import InterceptionFilter, SessionFilter
 from aibridge_graphql.upstream.requests import (
     UpstreamRequest,
     clients_request,
@@ -59,6 +58,7 @@ from aibridge_graphql.upstream.requests import (
     sessions_request,
     user_ai_spend_request,
 )
+from aibridge_graphql.upstream.search_query import InterceptionFilter, SessionFilter
 
 K = TypeVar("K")
 V = TypeVar("V")

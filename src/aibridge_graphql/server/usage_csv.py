@@ -27,7 +27,7 @@ from aibridge_graphql.core.loaders import Loaders
 from aibridge_graphql.core.usage import Dimension, aggregate_usage, render_csv, source_for
 from aibridge_graphql.server.keys import CLIENT_KEY, PRICER_KEY, SETTINGS_KEY
 from aibridge_graphql.upstream.client import Credentials
-from aibridge_graphql.upstream.query import SessionFilter
+from aibridge_graphql.upstream.search_query import SessionFilter
 
 logger = logging.getLogger("aibridge_graphql.gateway")
 

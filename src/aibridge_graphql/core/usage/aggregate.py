@@ -35,7 +35,7 @@ from aibridge_graphql.core.usage.costs import (
 )
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.errors import DeadlineExceeded
-from aibridge_graphql.upstream.query import InterceptionFilter, SessionFilter
+from aibridge_graphql.upstream.search_query import InterceptionFilter, SessionFilter
 
 ScanSource = Literal["interceptions", "sessions"]
 StopReason = Literal["max_calls", "call_budget", "deadline"]
