@@ -27,13 +27,13 @@ from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
+from aibridge_graphql.schema.amounts import SCALAR_MAP
 from aibridge_graphql.schema.cost import EstimateCache, UpstreamCallBudget
 from aibridge_graphql.schema.errors import ErrorCodes, drop_tracebacks, log_errors
 from aibridge_graphql.schema.executor import plan_executor_class
 from aibridge_graphql.schema.guards import representation_error, tolerate_unknown_fragments
 from aibridge_graphql.schema.hooks import CachedHooksRunner, HookCache
 from aibridge_graphql.schema.interception import Interception
-from aibridge_graphql.schema.money import SCALAR_MAP
 from aibridge_graphql.schema.query import Query
 from aibridge_graphql.schema.records import ProjectingExecutor
 from aibridge_graphql.schema.session import Session

@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, Loaders
 from aibridge_graphql.core.refs import InterceptionRef
 from aibridge_graphql.core.usage import interception_cost
+from aibridge_graphql.schema.amounts import Cost
 from aibridge_graphql.schema.filters import InterceptionFilter
 from aibridge_graphql.schema.ids import (
     cursor_uuid,
@@ -17,7 +18,6 @@ from aibridge_graphql.schema.ids import (
     encode_cursor,
     encode_global_id,
 )
-from aibridge_graphql.schema.money import Cost
 from aibridge_graphql.schema.node import Info, Node, computed, json_value, loaders_of, resolver
 from aibridge_graphql.schema.pagination import PageInfo, forward_args, forward_page, page_info
 from aibridge_graphql.schema.usage import TokenUsage, ToolUsage, UserPrompt

@@ -20,8 +20,8 @@ from aibridge_graphql.core.usage import (
     aggregate_usage,
     source_for,
 )
+from aibridge_graphql.schema.amounts import BigInt, Cost
 from aibridge_graphql.schema.filters import SessionFilter
-from aibridge_graphql.schema.money import BigInt, Cost
 from aibridge_graphql.schema.node import Info, loaders_of
 
 USAGE_DESCRIPTION = (
