@@ -159,7 +159,7 @@ async def test_loaders_count_distinct_calls_only() -> None:
     client = UpstreamClient(settings(), transport=fake.transport())
     budget = CallBudget(2)
     try:
-        loaders = Loaders(client, Credentials("admin-token"), concurrency=4, budget=budget)
+        loaders = Loaders(client, Credentials("admin-token"), concurrency=4, call_budget=budget)
         # Ten loads of one request: one call.
         await asyncio.gather(*(loaders.sessions_page(SessionFilter(), limit=3) for _ in range(10)))
         assert budget.used == 1

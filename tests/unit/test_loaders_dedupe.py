@@ -11,7 +11,7 @@ import pytest
 from gateway_fakes import FakeUpstream, populated
 
 from aibridge_graphql.core.errors import NotFound
-from aibridge_graphql.core.loaders import Loaders
+from aibridge_graphql.core.loaders import Loaders, loaders_for_request
 from aibridge_graphql.core.refs import SessionRef
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
@@ -119,7 +119,7 @@ async def test_a_dashboards_thread_calls_go_out_in_one_wave() -> None:
     settings = Settings(upstream_url="http://upstream.invalid", retries=0)
     client = UpstreamClient(settings, transport=httpx.MockTransport(handler))
     try:
-        loaders = Loaders.for_request(client, Credentials("admin-token"), settings)
+        loaders = loaders_for_request(client, settings, {"coder-session-token": "admin-token"})
         pages = await asyncio.wait_for(
             asyncio.gather(
                 *(loaders.threads_page(f"session-{n:03d}", limit=3) for n in range(wave))

@@ -1,19 +1,17 @@
-"""Building the per-request GraphQL context from an aiohttp request: credentials, request id and
-fresh `Loaders` (with the request's deadline and call budget)."""
+"""Building the per-request GraphQL context from an aiohttp request: request id and fresh
+`Loaders` (the caller's credentials and `Cache-Control`, the request's deadline and call budget)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from aiohttp import web
 
-from aibridge_graphql.core.cache import bypass_from
-from aibridge_graphql.core.loaders import Loaders
+from aibridge_graphql.core.loaders import loaders_for_request
 from aibridge_graphql.core.pricing import Pricer
 from aibridge_graphql.schema.context import GatewayContext
 from aibridge_graphql.settings import Settings
-from aibridge_graphql.upstream.client import Credentials, UpstreamClient
+from aibridge_graphql.upstream.client import UpstreamClient
 
 # Where a request-id middleware stores the id (taken from or added as `X-Request-Id`).
 REQUEST_ID_KEY = web.RequestKey("aibridge_request_id", str)
@@ -37,24 +35,11 @@ def build_context(
     client: UpstreamClient,
     pricer: Pricer | None = None,
 ) -> GatewayContext:
-    """Read the caller's credentials and build fresh loaders for this request only."""
-    credentials = Credentials.from_headers(request.headers)
-    loaders = Loaders.for_request(
-        client,
-        credentials,
-        settings,
-        pricer=pricer,
-        bypass=bypass_from(request.headers.get("Cache-Control")),
-    )
-    # aiohttp serves each request in a task of its own: when it ends (answered, or cancelled
-    # because the client went away), upstream calls nobody awaits any more are cancelled.
-    task = asyncio.current_task()
-    if task is not None:
-        task.add_done_callback(lambda _: loaders.close())
+    """Fresh loaders for this request only (closed when aiohttp's task for it ends)."""
     return GatewayContext(
         request=request,
         response=response,
         settings=settings,
-        loaders=loaders,
+        loaders=loaders_for_request(client, settings, request.headers, pricer=pricer),
         request_id=request_id_of(request),
     )

@@ -23,10 +23,9 @@ from aibridge_graphql.core.errors import (
     BadUserInput,
     describe,
 )
-from aibridge_graphql.core.loaders import Loaders
+from aibridge_graphql.core.loaders import loaders_for_request
 from aibridge_graphql.core.usage import Dimension, aggregate_usage, render_csv, source_for
 from aibridge_graphql.server.keys import CLIENT_KEY, PRICER_KEY, SETTINGS_KEY
-from aibridge_graphql.upstream.client import Credentials
 from aibridge_graphql.upstream.search_query import SessionFilter
 
 logger = logging.getLogger("aibridge_graphql.gateway")
@@ -122,11 +121,8 @@ def _error(exc: BaseException) -> web.Response:
 async def usage_csv(request: web.Request) -> web.StreamResponse:
     """The handler (module docstring)."""
     settings = request.app[SETTINGS_KEY]
-    loaders = Loaders.for_request(
-        request.app[CLIENT_KEY],
-        Credentials.from_headers(request.headers),
-        settings,
-        pricer=request.app[PRICER_KEY],
+    loaders = loaders_for_request(
+        request.app[CLIENT_KEY], settings, request.headers, pricer=request.app[PRICER_KEY]
     )
     try:
         group_by = parse_group_by(request.query.getall("groupBy", []))
