@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     # JSON lines (one object per record, with the request id) or plain text.
     log_format: Literal["json", "text"] = "json"
 
-    # Automatic persisted queries (gateway/apq.py). `apq_manifest`: a JSON file of operations
+    # Automatic persisted queries (server/apq.py). `apq_manifest`: a JSON file of operations
     # registered at start (never evicted); `apq_persisted_only`: run only those.
     apq_enabled: bool = True
     apq_cache_size: int = Field(default=1000, ge=1)

@@ -2,7 +2,7 @@
 `/readyz`, `/metrics`.
 
 Request ids, the access log, `/metrics`, tracing and persisted queries come from one
-`Observability` (gateway/observability.py), built from the settings unless given. Extension points
+`Observability` (server/observability.py), built from the settings unless given. Extension points
 for other layers, all keyword-only arguments of `create_app`: `middlewares`, `schema_extensions`,
 `ide_html` (rewrites GraphiQL's HTML, e.g. CDN URLs to local assets) and `setup` (adds routes such
 as the GraphiQL assets).
