@@ -129,3 +129,23 @@ async def test_a_dashboards_thread_calls_go_out_in_one_wave() -> None:
     finally:
         await client.aclose()
     assert [page.id for page in pages] == [f"session-{n:03d}" for n in range(wave)]
+
+
+async def test_loaders_for_a_request_parse_pages_without_the_unread_records(
+    fake: FakeUpstream,
+) -> None:
+    client = UpstreamClient(SETTINGS, transport=fake.transport())
+    headers = {"coder-session-token": "admin-token"}
+    try:
+        full = loaders_for_request(client, SETTINGS, headers)
+        lean = loaders_for_request(
+            client, SETTINGS, headers, skip_records=frozenset({"agentic_actions"})
+        )
+        read = await full.threads_page("session-000", limit=5)
+        skipped = await lean.threads_page("session-000", limit=5)
+    finally:
+        await client.aclose()
+    assert all(thread.agentic_actions for thread in read.threads)
+    # Left out of the parse altogether: a field reading it would fail loudly, not read [].
+    assert not any(hasattr(thread, "agentic_actions") for thread in skipped.threads)
+    assert [thread.id for thread in skipped.threads] == [thread.id for thread in read.threads]

@@ -48,13 +48,18 @@ def _loader(
 class UpstreamLoaders:
     """The request's DataLoaders of upstream resources (see the module docstring)."""
 
-    def __init__(self, resources: RequestResources, index: EntityIndex) -> None:
+    def __init__(
+        self,
+        resources: RequestResources,
+        index: EntityIndex,
+        skip_records: frozenset[str] = frozenset(),
+    ) -> None:
         self._resources = resources
         self._client = resources.client
         self._index = index
         # Record lists (upstream/projection.py) this request never reads: its pages are parsed
-        # without them. A face that knows what the request selects narrows it before loading.
-        self.skip_records: frozenset[str] = frozenset()
+        # without them.
+        self.skip_records = skip_records
 
     @functools.cached_property
     def interceptions(self) -> DataLoader[UpstreamRequest, m.ListInterceptionsResponse]:

@@ -64,6 +64,7 @@ class Loaders:
         call_budget: CallBudget | None = None,
         pricer: Pricer | None = None,
         cache: CacheView | None = None,
+        skip_records: frozenset[str] = frozenset(),
     ) -> None:
         # The process's pricer (built once at start); the library's prices when none is given.
         self.pricer = pricer or default_pricer()
@@ -76,14 +77,15 @@ class Loaders:
             cache=cache,
         )
         self._index = EntityIndex()
-        self._upstream = UpstreamLoaders(self._resources, self._index)
+        self._upstream = UpstreamLoaders(self._resources, self._index, skip_records)
         # The first session-detail load of each session id: the network fields read it.
         self._details: dict[str, asyncio.Future[m.SessionThreadsResponse]] = {}
 
     @property
     def skip_records(self) -> frozenset[str]:
         """Record lists (upstream/projection.py) this request never reads: its pages are parsed
-        without them. A face that knows what the request selects narrows it before loading."""
+        without them. A face that knows what the request selects says so at construction, or
+        narrows it before loading."""
         return self._upstream.skip_records
 
     @skip_records.setter

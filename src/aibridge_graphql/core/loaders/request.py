@@ -21,12 +21,13 @@ def loaders_for_request(
     *,
     pricer: Pricer | None = None,
     within_seconds: float | None = None,
+    skip_records: frozenset[str] = frozenset(),
 ) -> Loaders:
     """Fresh loaders for one request or call: the caller's credentials and what its
     `Cache-Control` asks of the response cache, both read from `headers` (HTTP headers, or gRPC
     metadata: a mapping whose lookups of lower-case names find any case), the settings'
     concurrency and call budget, and one deadline (`request_deadline`, or `within_seconds` when
-    the caller's own is sooner).
+    the caller's own is sooner); `skip_records`: the record lists the request never reads.
 
     They are closed when the task that asked for them ends, answered or cancelled (its client
     went away): aiodataloader runs the upstream calls in tasks of its own, which cancelling the
@@ -48,6 +49,7 @@ def loaders_for_request(
         call_budget=CallBudget(settings.upstream_call_budget),
         pricer=pricer,
         cache=cache,
+        skip_records=skip_records,
     )
     task = asyncio.current_task()
     if task is not None:
