@@ -15,25 +15,17 @@ Targets are printed as met or MISSED; nothing is hidden.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import os
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from aiohttp import ClientSession, web
 
 from aibridge_graphql.standin.tokens import generate_token
 from bench.grpc_face import (
@@ -43,13 +35,28 @@ from bench.grpc_face import (
     grpc_address,
     grpc_view,
 )
+from bench.harness import (
+    API,
+    GRPC_ANY_PORT,
+    READY_TIMEOUT,
+    RSS_TARGET_MB,
+    CountingProxy,
+    Pinning,
+    Proc,
+    choose_pinning,
+    cli_path,
+    free_port,
+    percentile,
+    rss_mb,
+    seed,
+    spawn,
+    stop,
+    wait_ready,
+)
 from bench.report import add_results_option, recorded
 
-API = "/api/v2/aibridge"
-RSS_TARGET_MB = 200.0
 SINGLE_RESOURCE_TARGET = 1.2
 DASHBOARD_TARGET = 2.0
-READY_TIMEOUT = 60.0
 # The context section: a frontend one network round trip away from the servers.
 DEFAULT_CLIENT_RTT_MS = 10.0
 RTT_ITERATIONS = 20
@@ -172,161 +179,6 @@ def models_rest(client: httpx.Client) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Processes.
-
-
-def free_port() -> int:
-    """A port free right now on 127.0.0.1 (the servers bind it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Pinning:
-    """Which CPU each party runs on (`None`: not pinned)."""
-
-    client: int | None
-    upstream: int | None
-    gateway: int | None
-
-    def describe(self) -> str:
-        if self.client is None:
-            return "not pinned (taskset or a second core unavailable)"
-        if self.gateway == self.upstream:
-            return f"load client on cpu{self.client}, stand-in and gateways on cpu{self.upstream}"
-        return f"load client and gateways on cpu{self.client}, stand-in alone on cpu{self.upstream}"
-
-
-def choose_pinning(enabled: bool, layout: str) -> Pinning:
-    """`apart`: the upstream on a core of its own, as Coder runs on its own machines; the
-    gateway beside the load client, which only waits while the gateway works. `shared`: the
-    gateway competes with the upstream for one core."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if not enabled or len(cpus) < 2 or shutil.which("taskset") is None:
-        return Pinning(None, None, None)
-    gateway = cpus[1] if layout == "shared" else cpus[0]
-    return Pinning(cpus[0], cpus[1], gateway)
-
-
-@dataclass
-class Proc:
-    """A server process and its log file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self) -> str:
-        lines = self.log.read_text(errors="replace").splitlines()
-        return "\n".join(lines[-20:])
-
-
-def spawn(name: str, args: list[str], log: Path, cpu: int | None, env: dict[str, str]) -> Proc:
-    command = (["taskset", "-c", str(cpu)] if cpu is not None else []) + args
-    with log.open("wb") as out:
-        popen = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    return Proc(name, popen, log)
-
-
-def wait_ready(proc: Proc, url: str, headers: dict[str, str] | None = None) -> None:
-    """Poll `url` until 200; fail with the process's log if it dies or the deadline passes."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if proc.popen.poll() is not None:
-                raise RuntimeError(f"{proc.name} exited early:\n{proc.tail()}")
-            with contextlib.suppress(httpx.TransportError):
-                if client.get(url, headers=headers).status_code == 200:
-                    return
-            time.sleep(0.05)  # a pause between polls, bounded by the deadline
-    raise RuntimeError(f"{proc.name} not ready at {url}:\n{proc.tail()}")
-
-
-def rss_mb(pid: int) -> float:
-    """The resident set size of a process, from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-def stop(proc: Proc) -> None:
-    if proc.popen.poll() is None:
-        proc.popen.terminate()
-        try:
-            proc.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.popen.kill()
-            proc.popen.wait()
-
-
-# ---------------------------------------------------------------------------------------------
-# The counting proxy: a loopback HTTP hop that records every upstream request it forwards.
-
-
-_SESSION = web.AppKey("session", ClientSession)
-_FORWARDED = {"coder-session-token", "authorization"}
-
-
-@dataclass
-class CountingProxy:
-    """Forwards GETs to the stand-in and records their paths; runs its own loop in a thread."""
-
-    upstream: str
-    calls: list[str] = field(default_factory=list)
-    port: int = 0
-
-    @property
-    def url(self) -> str:
-        """Where the gateway under count sends its upstream requests."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        self.calls.append(request.path_qs)
-        session = request.app[_SESSION]
-        headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED}
-        async with session.get(self.upstream + request.path_qs, headers=headers) as response:
-            body = await response.read()
-            return web.Response(
-                status=response.status, body=body, content_type=response.content_type
-            )
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[CountingProxy]:
-        ready = threading.Event()
-        stopping: asyncio.Event | None = None
-
-        async def serve() -> None:
-            nonlocal stopping
-            stopping = asyncio.Event()
-            app = web.Application()
-            app.router.add_get("/{tail:.*}", self._handle)
-            async with ClientSession() as session:
-                app[_SESSION] = session
-                runner = web.AppRunner(app, access_log=None)
-                await runner.setup()
-                await web.TCPSite(runner, "127.0.0.1", 0).start()
-                self.port = int(runner.addresses[0][1])
-                ready.set()
-                await stopping.wait()
-                await runner.cleanup()
-
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-        thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("counting proxy did not start")
-        try:
-            yield self
-        finally:
-            assert stopping is not None
-            loop.call_soon_threadsafe(stopping.set)
-            thread.join(10)
-            loop.close()
-
-
-# ---------------------------------------------------------------------------------------------
 # Measuring.
 
 
@@ -339,11 +191,6 @@ class Result:
     rest_calls: int
     gateway_ms: list[float]
     rest_ms: list[float]
-
-    @staticmethod
-    def p(values: list[float], q: float) -> float:
-        ordered = sorted(values)
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
     @property
     def ratio(self) -> float:
@@ -461,8 +308,8 @@ def print_table(results: list[Result]) -> None:
         f"{'gateway p50/p95 ms':>19} {'REST p50/p95 ms':>17} {'REST/gw p50':>12}"
     )
     for r in results:
-        gateway = f"{statistics.median(r.gateway_ms):.2f}/{Result.p(r.gateway_ms, 0.95):.2f}"
-        rest = f"{statistics.median(r.rest_ms):.2f}/{Result.p(r.rest_ms, 0.95):.2f}"
+        gateway = f"{statistics.median(r.gateway_ms):.2f}/{percentile(r.gateway_ms, 0.95):.2f}"
+        rest = f"{statistics.median(r.rest_ms):.2f}/{percentile(r.rest_ms, 0.95):.2f}"
         print(
             f"{r.view.name:<26} {r.gateway_calls:>15} {r.rest_calls:>10} "
             f"{gateway:>19} {rest:>17} {r.ratio:>11.2f}×"
@@ -508,9 +355,6 @@ def report(results: list[Result], rss: float, pinning: Pinning) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # The gRPC face: the same views through `aibridge.v1`, timed beside GraphQL and REST.
-
-# `serve` flag for the gRPC face: any free port, read back from the `gRPC listening on` line.
-GRPC_ANY_PORT = ["--grpc-port", "0"]
 
 
 def alive(proc: Proc) -> Callable[[], bool]:
@@ -622,9 +466,9 @@ def print_grpc_table(
         f"{'REST/gRPC p50':>14}"
     )
     for g, r in zip(grpc_results, results, strict=True):
-        grpc = f"{statistics.median(g.grpc_ms):.2f}/{Result.p(g.grpc_ms, 0.95):.2f}"
-        gateway = f"{statistics.median(r.gateway_ms):.2f}/{Result.p(r.gateway_ms, 0.95):.2f}"
-        rest = f"{statistics.median(r.rest_ms):.2f}/{Result.p(r.rest_ms, 0.95):.2f}"
+        grpc = f"{statistics.median(g.grpc_ms):.2f}/{percentile(g.grpc_ms, 0.95):.2f}"
+        gateway = f"{statistics.median(r.gateway_ms):.2f}/{percentile(r.gateway_ms, 0.95):.2f}"
+        rest = f"{statistics.median(r.rest_ms):.2f}/{percentile(r.rest_ms, 0.95):.2f}"
         upstream = f"{g.upstream_calls}/{r.gateway_calls}"
         ratio = statistics.median(r.rest_ms) / statistics.median(g.grpc_ms)
         print(
@@ -718,24 +562,6 @@ def report_far(results: list[Result], rtt_ms: float) -> None:
         "reaches\nthe upstream over loopback (as when it runs next to Coder):"
     )
     print_table(results)
-
-
-def seed(db: Path, count: int, admin_token: str) -> None:
-    from aibridge_graphql.standin.seed import seed_database
-    from aibridge_graphql.standin.store import open_database
-
-    conn = open_database(db)
-    try:
-        seed_database(conn, count, 1, admin_token)
-        conn.commit()
-    finally:
-        conn.close()
-
-
-def cli_path() -> str:
-    """The `aibridge-graphql` script next to this interpreter (the venv's)."""
-    script = Path(sys.executable).parent / "aibridge-graphql"
-    return str(script) if script.exists() else "aibridge-graphql"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -28,7 +28,7 @@ from aiohttp import ClientSession, web
 
 from aibridge_graphql.server.graphiql import EXAMPLE_QUERY
 from aibridge_graphql.standin.tokens import generate_token
-from bench.gateway import API, Proc, cli_path, free_port, rss_mb, seed, spawn, stop, wait_ready
+from bench.harness import API, Proc, cli_path, free_port, rss_mb, seed, spawn, stop, wait_ready
 from bench.report import add_results_option, recorded
 
 HUGE = 50 * 1024 * 1024

@@ -47,7 +47,7 @@ import httpx
 
 from aibridge_graphql.server.graphiql import EXAMPLE_QUERY
 from aibridge_graphql.standin.tokens import generate_token
-from bench.gateway import API, Proc, cli_path, free_port, seed, spawn, stop, wait_ready
+from bench.harness import API, Proc, cli_path, free_port, seed, spawn, stop, wait_ready
 from bench.report import add_results_option, recorded
 from bench.soak import SESSION
 

@@ -29,12 +29,14 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector
 
 from aibridge_graphql.server.graphiql import EXAMPLE_QUERY
 from aibridge_graphql.standin.tokens import generate_token
-from bench.gateway import (
+from bench.harness import (
     API,
+    GRPC_ANY_PORT,
     Proc,
     choose_pinning,
     cli_path,
     free_port,
+    percentile,
     rss_mb,
     seed,
     spawn,
@@ -60,7 +62,6 @@ GC_CPU = "aibridge_gc_cpu_seconds_total"
 # The stand-in's API era, chosen here only: the interceptions table needs `/interceptions`, which
 # only the `sessions` era has (the default `ai-gateway` era does not).
 STANDIN_ERA_ARGS: list[str] = ["--api-era", "sessions"]
-GRPC_ANY_PORT = ("--grpc-port", "0")
 
 # The README's example queries ("Example queries"), verbatim.
 DASHBOARD = EXAMPLE_QUERY
@@ -228,11 +229,6 @@ class Load:
                 self._fail(problem)
             else:
                 self.window.latencies_ms.append(elapsed)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def report_windows(

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench.gateway import (
+from bench.harness import (
     API,
     RSS_TARGET_MB,
     Proc,

@@ -21,13 +21,13 @@ from typing import Any
 
 import httpx
 
-from bench.gateway import (
+from bench.harness import (
     GRPC_ANY_PORT,
     CountingProxy,
     Pinning,
     Proc,
-    Result,
     free_port,
+    percentile,
     spawn,
     stop,
     wait_ready,
@@ -177,7 +177,7 @@ def report_usage(results: list[UsageResult]) -> None:
         print(
             f"{result.era:<11} {answer['source'].lower():<13} {result.upstream_calls:>14} "
             f"{statistics.median(result.gateway_ms):>9.1f} "
-            f"{Result.p(result.gateway_ms, 0.95):>9.1f}  "
+            f"{percentile(result.gateway_ms, 0.95):>9.1f}  "
             f"{str(answer['complete']).lower():<8} {what}"
         )
         if not answer["complete"]:

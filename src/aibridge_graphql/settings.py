@@ -68,15 +68,16 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=2000, ge=1)
     # Upstream calls one request may cause: documents estimated above it are refused before they
-    # run (schema/cost.py), and the loaders refuse calls beyond it (gateway/budget.py). 100 leaves
-    # the README's views (21, 2 and 3 calls) far inside and stops fan-out attacks (2,828).
+    # run (schema/engine/estimate.py), and the loaders refuse calls beyond it
+    # (core/call_budget.py). 100 leaves the README's views (21, 2 and 3 calls) far inside and
+    # stops fan-out attacks (2,828).
     upstream_call_budget: int = Field(default=100, ge=1)
 
     log_level: str = "INFO"
     # JSON lines (one object per record, with the request id) or plain text.
     log_format: Literal["json", "text"] = "json"
 
-    # Automatic persisted queries (gateway/apq.py). `apq_manifest`: a JSON file of operations
+    # Automatic persisted queries (server/apq.py). `apq_manifest`: a JSON file of operations
     # registered at start (never evicted); `apq_persisted_only`: run only those.
     apq_enabled: bool = True
     apq_cache_size: int = Field(default=1000, ge=1)

@@ -1,9 +1,9 @@
 """Every field of the schema answers the same whether pages are parsed without unread record lists.
 
-`schema/records.py` decides from field names which record lists a document reads; a field that
-reads records under a name it does not know would fail (the parsed model lacks them). Each leaf
-field reachable from the list roots is queried alone, once with the projection and once with
-every record list parsed, and the two bodies must be equal.
+`schema/engine/projection.py` decides from the fields' declared needs which record lists a
+document reads; a field that reads records it does not declare would fail (the parsed model lacks
+them). Each leaf field reachable from the list roots is queried alone, once with the projection
+and once with every record list parsed, and the two bodies must be equal.
 """
 
 from __future__ import annotations

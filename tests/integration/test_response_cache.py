@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from aibridge_graphql.core import cache
 from aibridge_graphql.core.cache import KEY_PREFIX, MemoryCache, install_cache
 from aibridge_graphql.core.cache import build_cache as build_shared
-from aibridge_graphql.server.app import CLIENT_KEY
 from aibridge_graphql.server.apq import APQ_REDIS_PREFIX, sha256_hex
+from aibridge_graphql.server.keys import CLIENT_KEY
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.observe import RateLimitedLog
 from tests.support.gateway_helpers import Gateway, faulty_proxy, serve_gateway
@@ -203,6 +203,36 @@ async def test_cache_control_no_cache_bypasses_and_refreshes(
         assert len(gw.calls) == 3 * cold
         text = await (await gw.http.get("/metrics")).text()
         assert metric(text, "aibridge_response_cache_requests_total", result="bypass") > 0
+
+
+async def usage_csv(gw: Gateway, token: str, **headers: str) -> str:
+    response = await gw.http.get(
+        "/usage.csv",
+        params={"groupBy": "USER,MODEL"},
+        headers={"Coder-Session-Token": token, **headers},
+    )
+    assert response.status == 200, await response.text()
+    # A whole scan reads the same pages every time (a partial one may stop elsewhere).
+    assert response.headers["X-Usage-Complete"] == "true"
+    return await response.text()
+
+
+async def test_usage_csv_honours_cache_control(standin_url: str, tokens: dict[str, str]) -> None:
+    """`/usage.csv` reads through the response cache like `/graphql`, and its `Cache-Control`
+    opts out the same way."""
+    async with serve_gateway(standin_url, **cache_settings()) as gw:
+        token = tokens["admin"]
+        rows = await usage_csv(gw, token)
+        cold = len(gw.calls)
+        assert cold > 0
+        assert await usage_csv(gw, token) == rows
+        assert len(gw.calls) == cold  # every page from the cache
+        assert await usage_csv(gw, token, **{"Cache-Control": "no-cache"}) == rows
+        assert len(gw.calls) == 2 * cold  # every page upstream again
+        assert await usage_csv(gw, token) == rows
+        assert len(gw.calls) == 2 * cold  # and the entries refreshed
+        assert await usage_csv(gw, token, **{"Cache-Control": "no-store"}) == rows
+        assert len(gw.calls) == 3 * cold
 
 
 async def test_anonymous_requests_are_never_cached(standin_url: str) -> None:

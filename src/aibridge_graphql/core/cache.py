@@ -1,7 +1,7 @@
 """The shared response cache (opt-in): raw upstream bodies, per caller and per upstream request.
 
-Protocol-neutral: the loaders (core/loaders.py) wrap their byte fetch in `CacheView.fetch`, so
-the GraphQL and gRPC faces share it and parsing stays the loaders' business.
+Protocol-neutral: the loaders (core/loaders/resources.py) wrap their byte fetch in
+`CacheView.fetch`, so every face shares it and parsing stays the loaders' business.
 - Keys: `HMAC-SHA256(secret, token)` names the caller (never the token itself), and a second HMAC
   over that identity, the API base URL, the path and the sorted params names the entry; a caller
   can only ever read entries made from its own token. Anonymous requests are never cached.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from aibridge_graphql.core.budget import CallBudgetExceeded
+from aibridge_graphql.core.call_budget import CallBudgetExceeded
 from aibridge_graphql.upstream.errors import (
     DeadlineExceeded,
     UpstreamBadRequest,
@@ -22,7 +22,7 @@ from aibridge_graphql.upstream.errors import (
     UpstreamResponseTooLarge,
     UpstreamUnauthorized,
 )
-from aibridge_graphql.upstream.query import SearchValueError
+from aibridge_graphql.upstream.search_query import SearchValueError
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 UNAUTHENTICATED = "UNAUTHENTICATED"

@@ -24,7 +24,7 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import (
 from aibridge_graphql.grpc.gen.aibridge.v1 import resources_pb2 as pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
 from aibridge_graphql.upstream import models as m
-from aibridge_graphql.upstream import query as q
+from aibridge_graphql.upstream import search_query as q
 from aibridge_graphql.upstream.projection import ALL_RECORDS
 
 # Session fields that cost upstream calls: returned only when the read_mask names them.

@@ -20,9 +20,13 @@ from typing import Any, TypeVar
 import grpc
 
 from aibridge_graphql.core import pagination
-from aibridge_graphql.core.cache import bypass_from
 from aibridge_graphql.core.errors import BadUserInput
-from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, THREADS_LIMIT_MAX, Loaders
+from aibridge_graphql.core.loaders import (
+    LIST_LIMIT_MAX,
+    THREADS_LIMIT_MAX,
+    Loaders,
+    loaders_for_request,
+)
 from aibridge_graphql.core.pricing import Pricer
 from aibridge_graphql.grpc import convert, paging
 from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2 as catalog_pb
@@ -36,7 +40,7 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream import models as m
-from aibridge_graphql.upstream.client import Credentials, UpstreamClient
+from aibridge_graphql.upstream.client import UpstreamClient
 from aibridge_graphql.upstream.requests import session_path_exact
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -45,14 +49,10 @@ T = TypeVar("T")
 DEFAULT_DASHBOARD_THREADS = 3
 
 
-def credentials_of(context: Context) -> Credentials | None:
-    """`coder-session-token` or `authorization: Bearer …` metadata, as the GraphQL face reads
-    the same HTTP headers (binary `-bin` metadata is never a credential)."""
-    return Credentials.from_headers(_metadata(context))
-
-
 def _metadata(context: Context) -> dict[str, str]:
-    # gRPC metadata keys are lower-case; binary (`-bin`) values are bytes and never read here.
+    """The call's text metadata, read as the GraphQL face reads HTTP headers (the credentials
+    in `coder-session-token` or `authorization: Bearer …`, `cache-control`)."""
+    # gRPC metadata keys are lower-case; binary (`-bin`) values are bytes, never a credential.
     return {
         key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)
     }
@@ -69,24 +69,17 @@ class Face:
         self.pricer = pricer
 
     def loaders(self, context: Context, skip_records: frozenset[str] = frozenset()) -> Loaders:
-        """Fresh loaders holding this call's credentials, under the caller's deadline when it is
-        sooner than the gateway's own, parsing pages without `skip_records`; they die with the
-        call."""
-        loaders = Loaders.for_request(
+        """Fresh loaders holding this call's credentials and `cache-control`, under the caller's
+        deadline when it is sooner than the gateway's own, parsing pages without `skip_records`;
+        they die with the call's task."""
+        return loaders_for_request(
             self.client,
-            credentials_of(context),
             self.settings,
+            _metadata(context),
             pricer=self.pricer,
             within_seconds=context.time_remaining(),
-            bypass=bypass_from(_metadata(context).get("cache-control")),
             skip_records=skip_records,
         )
-        # aiodataloader runs the upstream calls in tasks of its own, which cancelling the call's
-        # task does not reach: when the call's task ends, for whatever reason, they are cancelled.
-        task = asyncio.current_task()
-        if task is not None:
-            task.add_done_callback(lambda _: loaders.close())
-        return loaders
 
     def size(self, value: int, upstream_max: int, field: str = "page_size") -> int:
         """A page size within the setting and the upstream's cap (as GraphQL's `first`)."""

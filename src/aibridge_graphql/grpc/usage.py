@@ -59,12 +59,12 @@ def dimensions(values: list[usage_pb.UsageDimension.ValueType]) -> list[Dimensio
     return out
 
 
-def max_calls(value: int, budget: int) -> int:
-    """The scan's allowance: 0 is the budget, else within 1..budget (as GraphQL's)."""
+def max_calls(value: int, call_budget: int) -> int:
+    """The scan's allowance: 0 is the call budget, else within 1..call_budget (as GraphQL's)."""
     if value == 0:
-        return budget
-    if value < 1 or value > budget:
-        raise _invalid("max_upstream_calls", f"must be between 1 and {budget} (got {value})")
+        return call_budget
+    if value < 1 or value > call_budget:
+        raise _invalid("max_upstream_calls", f"must be between 1 and {call_budget} (got {value})")
     return value
 
 

@@ -26,21 +26,17 @@ from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
+from aibridge_graphql.schema.amounts import SCALAR_MAP
 from aibridge_graphql.schema.engine.compat import graphql_core_schema
-from aibridge_graphql.schema.engine.estimate import (
-    EstimateCache,
-    FieldEstimate,
-    UpstreamCallBudget,
-)
+from aibridge_graphql.schema.engine.estimate import EstimateCache, UpstreamCallBudget
 from aibridge_graphql.schema.engine.executor import plan_executor_class
 from aibridge_graphql.schema.engine.hooks import CachedHooksRunner, HookCache
-from aibridge_graphql.schema.engine.needs import NEEDS_KEY, Needs
+from aibridge_graphql.schema.engine.needs import NEEDS_KEY, FieldEstimate, Needs
 from aibridge_graphql.schema.engine.operations import OperationCache
 from aibridge_graphql.schema.engine.projection import RecordProjection
 from aibridge_graphql.schema.errors import ErrorCodes, drop_tracebacks, log_errors
 from aibridge_graphql.schema.guards import representation_error, tolerate_unknown_fragments
 from aibridge_graphql.schema.interception import Interception
-from aibridge_graphql.schema.money import SCALAR_MAP
 from aibridge_graphql.schema.query import Query
 from aibridge_graphql.schema.session import Session
 from aibridge_graphql.schema.thread import Thread

@@ -9,9 +9,8 @@ import strawberry
 
 from aibridge_graphql.core import pagination
 from aibridge_graphql.core.errors import BadUserInput
-from aibridge_graphql.schema.engine.estimate import FieldEstimate
-from aibridge_graphql.schema.engine.needs import connection, needs
-from aibridge_graphql.upstream import query as q
+from aibridge_graphql.schema.engine.needs import FieldEstimate, connection, needs
+from aibridge_graphql.upstream import search_query as q
 
 # Names, ids and prefixes the AI Bridge API knows are short; 1 KiB leaves room for any real
 # one while keeping the upstream URL bounded (a 64 KB prefix broke the upstream client's URL).

@@ -7,15 +7,23 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, Loaders
 from aibridge_graphql.core.refs import InterceptionRef
 from aibridge_graphql.core.usage import interception_cost
+from aibridge_graphql.schema.amounts import Cost
 from aibridge_graphql.schema.engine.needs import needs, per_item
-from aibridge_graphql.schema.ids import decode_typed_global_id, encode_cursor, encode_global_id
-from aibridge_graphql.schema.money import Cost
+from aibridge_graphql.schema.filters import InterceptionFilter
+from aibridge_graphql.schema.ids import (
+    cursor_uuid,
+    decode_typed_global_id,
+    encode_cursor,
+    encode_global_id,
+)
 from aibridge_graphql.schema.node import Info, Node, computed, json_value, loaders_of, resolver
-from aibridge_graphql.schema.pagination import PageInfo
+from aibridge_graphql.schema.pagination import PageInfo, forward_args, forward_page, page_info
 from aibridge_graphql.schema.usage import TokenUsage, ToolUsage, UserPrompt
 from aibridge_graphql.schema.user import User
+from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream import models as m
 
 
@@ -135,3 +143,28 @@ class InterceptionConnection:
 def interception_edge(raw: m.Interception) -> InterceptionEdge:
     """An edge whose cursor is the upstream `after_id` value."""
     return InterceptionEdge(node=Interception.from_model(raw))
+
+
+async def interceptions_connection(
+    loaders: Loaders,
+    settings: Settings,
+    first: int | None,
+    after: str | None,
+    interception_filter: InterceptionFilter | None,
+) -> InterceptionConnection:
+    """A page of `GET /interceptions` as a Relay connection."""
+    args = forward_args(
+        "Interception", first, after, settings=settings, upstream_max=LIST_LIMIT_MAX
+    )
+    after_id = cursor_uuid("Interception", args.after)
+    gql_filter = interception_filter or InterceptionFilter()
+    response = await loaders.interceptions_page(
+        gql_filter.to_upstream(), limit=args.limit, after_id=after_id
+    )
+    page = forward_page(response.results, args)
+    edges = [interception_edge(raw) for raw in page.items]
+    return InterceptionConnection(
+        edges=edges,
+        page_info=page_info(edges, page),
+        total_count=response.count,
+    )

@@ -9,11 +9,10 @@ from typing import Annotated
 import strawberry
 
 from aibridge_graphql.core.errors import BadUserInput
-from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, Loaders
+from aibridge_graphql.core.loaders import Loaders
 from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 from aibridge_graphql.schema.engine.compat import raw_info
-from aibridge_graphql.schema.engine.estimate import FieldEstimate, estimator_for
-from aibridge_graphql.schema.engine.needs import needs
+from aibridge_graphql.schema.engine.needs import FieldEstimate, estimator_for, needs
 from aibridge_graphql.schema.filters import (
     INTERCEPTIONS_CALLS,
     SESSIONS_CALLS,
@@ -22,30 +21,22 @@ from aibridge_graphql.schema.filters import (
     checked_text,
 )
 from aibridge_graphql.schema.ids import (
-    cursor_offset,
-    cursor_uuid,
     decode_global_id,
 )
 from aibridge_graphql.schema.interception import (
     Interception,
     InterceptionConnection,
-    interception_edge,
+    interceptions_connection,
 )
 from aibridge_graphql.schema.network import Provider
 from aibridge_graphql.schema.node import NODE_DESCRIPTION, Info, Node, loaders_of, resolver
-from aibridge_graphql.schema.pagination import (
-    After,
-    First,
-    forward_args,
-    forward_page,
-    page_info,
-)
+from aibridge_graphql.schema.pagination import After, First
 from aibridge_graphql.schema.session import (
     Session,
     SessionConnection,
     prefetch_threads,
     session_by_detail,
-    session_edge,
+    sessions_connection,
 )
 from aibridge_graphql.schema.spend import (
     SPEND_ERA,
@@ -66,7 +57,6 @@ from aibridge_graphql.schema.usage_report import (
     resolve_usage,
 )
 from aibridge_graphql.schema.user import User
-from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.projection import ALL_RECORDS
 
 _PARTIAL = " Null with an error when the upstream call fails; sibling fields are unaffected."
@@ -166,68 +156,6 @@ async def resolve_node(loaders: Loaders, global_id: str) -> Node:
                 raise raw_session
             return Thread.from_model(raw_thread, Session.from_model(raw_session, exact=True))
     raise BadUserInput(f"Malformed node ID: {global_id!r}.")  # pragma: no cover
-
-
-async def sessions_connection(
-    loaders: Loaders,
-    settings: Settings,
-    first: int | None,
-    after: str | None,
-    session_filter: SessionFilter | None,
-) -> SessionConnection:
-    """A page of `GET /sessions` as a Relay connection.
-
-    A filter on anything but the initiator or session id pages by `offset`, not by
-    `after_session_id`: Coder orders such a list by the filtered `last_active_at` but places the
-    cursor by the whole session's, so a cursor walk would repeat or skip sessions.
-    """
-    gql_filter = session_filter or SessionFilter()
-    whole = gql_filter.selects_whole_sessions
-    kind = "Session" if whole else "FilteredSession"
-    args = forward_args(kind, first, after, settings=settings, upstream_max=LIST_LIMIT_MAX)
-    offset = 0 if whole else cursor_offset(args.after)
-    response = await loaders.sessions_page(
-        gql_filter.to_upstream(),
-        limit=args.limit,
-        after_session_id=args.after if whole else None,
-        offset=offset,
-        whole_sessions=whole,
-    )
-    page = forward_page(response.sessions, args)
-    edges = [
-        session_edge(raw, kind, raw.id if whole else str(offset + n), exact=whole)
-        for n, raw in enumerate(page.items, start=1)
-    ]
-    return SessionConnection(
-        edges=edges,
-        page_info=page_info(edges, page),
-        total_count=response.count,
-    )
-
-
-async def interceptions_connection(
-    loaders: Loaders,
-    settings: Settings,
-    first: int | None,
-    after: str | None,
-    interception_filter: InterceptionFilter | None,
-) -> InterceptionConnection:
-    """A page of `GET /interceptions` as a Relay connection."""
-    args = forward_args(
-        "Interception", first, after, settings=settings, upstream_max=LIST_LIMIT_MAX
-    )
-    after_id = cursor_uuid("Interception", args.after)
-    gql_filter = interception_filter or InterceptionFilter()
-    response = await loaders.interceptions_page(
-        gql_filter.to_upstream(), limit=args.limit, after_id=after_id
-    )
-    page = forward_page(response.results, args)
-    edges = [interception_edge(raw) for raw in page.items]
-    return InterceptionConnection(
-        edges=edges,
-        page_info=page_info(edges, page),
-        total_count=response.count,
-    )
 
 
 def _nodes(loaders: Loaders, ids: list[strawberry.ID]) -> list[Awaitable[Node]]:

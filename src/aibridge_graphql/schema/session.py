@@ -17,17 +17,18 @@ from graphql import (
 from strawberry.scalars import JSON
 
 from aibridge_graphql.core.errors import BadUserInput
-from aibridge_graphql.core.loaders import THREADS_LIMIT_MAX, Loaders
+from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, THREADS_LIMIT_MAX, Loaders
 from aibridge_graphql.core.refs import SessionRef
 from aibridge_graphql.schema.engine.compat import (
     convert_node_arguments,
     convert_node_directives,
     raw_info,
 )
-from aibridge_graphql.schema.engine.estimate import Estimator, FieldEstimate
-from aibridge_graphql.schema.engine.needs import needs, needs_of, per_item
+from aibridge_graphql.schema.engine.needs import Estimator, FieldEstimate, needs, needs_of, per_item
 from aibridge_graphql.schema.engine.selections import Selection, collect_fields
+from aibridge_graphql.schema.filters import SessionFilter
 from aibridge_graphql.schema.ids import (
+    cursor_offset,
     cursor_uuid,
     decode_typed_global_id,
     encode_cursor,
@@ -62,10 +63,13 @@ from aibridge_graphql.schema.pagination import (
     PageInfo,
     both_ways_args,
     forward_args,
+    forward_page,
+    page_info,
 )
 from aibridge_graphql.schema.thread import ThreadConnection, thread_connection
 from aibridge_graphql.schema.usage import TokenUsageSummary
 from aibridge_graphql.schema.user import User
+from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.requests import session_path_exact
 
@@ -371,6 +375,43 @@ def session_edge(raw: m.Session, kind: str, cursor_value: str, *, exact: bool) -
     """An edge of a sessions connection, its cursor `kind` wrapping `cursor_value`."""
     return SessionEdge(
         node=Session.from_model(raw, exact=exact), kind=kind, cursor_value=cursor_value
+    )
+
+
+async def sessions_connection(
+    loaders: Loaders,
+    settings: Settings,
+    first: int | None,
+    after: str | None,
+    session_filter: SessionFilter | None,
+) -> SessionConnection:
+    """A page of `GET /sessions` as a Relay connection.
+
+    A filter on anything but the initiator or session id pages by `offset`, not by
+    `after_session_id`: Coder orders such a list by the filtered `last_active_at` but places the
+    cursor by the whole session's, so a cursor walk would repeat or skip sessions.
+    """
+    gql_filter = session_filter or SessionFilter()
+    whole = gql_filter.selects_whole_sessions
+    kind = "Session" if whole else "FilteredSession"
+    args = forward_args(kind, first, after, settings=settings, upstream_max=LIST_LIMIT_MAX)
+    offset = 0 if whole else cursor_offset(args.after)
+    response = await loaders.sessions_page(
+        gql_filter.to_upstream(),
+        limit=args.limit,
+        after_session_id=args.after if whole else None,
+        offset=offset,
+        whole_sessions=whole,
+    )
+    page = forward_page(response.sessions, args)
+    edges = [
+        session_edge(raw, kind, raw.id if whole else str(offset + n), exact=whole)
+        for n, raw in enumerate(page.items, start=1)
+    ]
+    return SessionConnection(
+        edges=edges,
+        page_info=page_info(edges, page),
+        total_count=response.count,
     )
 
 

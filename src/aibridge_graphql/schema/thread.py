@@ -11,8 +11,7 @@ import strawberry
 
 from aibridge_graphql.core.loaders import THREADS_LIMIT_MAX, Loaders
 from aibridge_graphql.core.refs import SessionRef, ThreadRef
-from aibridge_graphql.schema.engine.estimate import FieldEstimate
-from aibridge_graphql.schema.engine.needs import needs, per_item
+from aibridge_graphql.schema.engine.needs import FieldEstimate, needs, per_item
 from aibridge_graphql.schema.ids import cursor_uuid, encode_cursor, encode_global_id
 from aibridge_graphql.schema.node import LIST_ONLY, SAME_SESSION, Node, computed, resolver
 from aibridge_graphql.schema.pagination import (

@@ -17,8 +17,8 @@ from strawberry.scalars import JSON
 from aibridge_graphql.core.loaders import Loaders
 from aibridge_graphql.core.pricing import Cost as CostValue
 from aibridge_graphql.core.usage import action_cost, session_cost, thread_cost, token_usage_cost
+from aibridge_graphql.schema.amounts import Cost
 from aibridge_graphql.schema.engine.needs import needs
-from aibridge_graphql.schema.money import Cost
 from aibridge_graphql.schema.node import Info, computed, json_value, loaders_of, resolver
 from aibridge_graphql.upstream import models as m
 

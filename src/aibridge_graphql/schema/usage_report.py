@@ -20,8 +20,8 @@ from aibridge_graphql.core.usage import (
     aggregate_usage,
     source_for,
 )
+from aibridge_graphql.schema.amounts import BigInt, Cost
 from aibridge_graphql.schema.filters import SessionFilter
-from aibridge_graphql.schema.money import BigInt, Cost
 from aibridge_graphql.schema.node import Info, loaders_of
 
 USAGE_DESCRIPTION = (
@@ -175,12 +175,12 @@ class Usage:
         )
 
 
-def max_calls_of(value: int | None, budget: int) -> int:
-    """The scan's allowance: the argument within 1..budget, the budget when omitted."""
+def max_calls_of(value: int | None, call_budget: int) -> int:
+    """The scan's allowance: the argument within 1..call_budget, the call budget when omitted."""
     if value is None:
-        return budget
-    if value < 1 or value > budget:
-        raise BadUserInput(f"`maxUpstreamCalls` must be between 1 and {budget} (got {value}).")
+        return call_budget
+    if value < 1 or value > call_budget:
+        raise BadUserInput(f"`maxUpstreamCalls` must be between 1 and {call_budget} (got {value}).")
     return value
 
 

@@ -88,7 +88,7 @@ class User(Node):
         after: After = None,
         filter: SessionFilterArg = None,
     ) -> SessionConnectionType | None:
-        from aibridge_graphql.schema.query import sessions_connection
+        from aibridge_graphql.schema.session import sessions_connection
 
         own = dataclasses.replace(filter or SessionFilter(), initiator=str(self.id))
         return await sessions_connection(loaders_of(info), info.context.settings, first, after, own)
@@ -106,7 +106,7 @@ class User(Node):
         after: After = None,
         filter: InterceptionFilterArg = None,
     ) -> InterceptionConnectionType | None:
-        from aibridge_graphql.schema.query import interceptions_connection
+        from aibridge_graphql.schema.interception import interceptions_connection
 
         own = dataclasses.replace(filter or InterceptionFilter(), initiator=str(self.id))
         return await interceptions_connection(

@@ -2,7 +2,7 @@
 `/readyz`, `/metrics`.
 
 Request ids, the access log, `/metrics`, tracing and persisted queries come from one
-`Observability` (gateway/observability.py), built from the settings unless given. Extension points
+`Observability` (server/observability.py), built from the settings unless given. Extension points
 for other layers, all keyword-only arguments of `create_app`: `middlewares`, `schema_extensions`,
 `ide_html` (rewrites GraphiQL's HTML, e.g. CDN URLs to local assets) and `setup` (adds routes such
 as the GraphiQL assets).
@@ -43,6 +43,7 @@ from aibridge_graphql.server.http_protocol import (
     parse_post,
 )
 from aibridge_graphql.server.index import index_handler
+from aibridge_graphql.server.keys import CLIENT_KEY, PRICER_KEY, SETTINGS_KEY
 from aibridge_graphql.server.observability import Observability
 from aibridge_graphql.server.usage_csv import usage_csv
 from aibridge_graphql.settings import Settings
@@ -50,13 +51,10 @@ from aibridge_graphql.upstream.client import UpstreamClient
 
 logger = logging.getLogger("aibridge_graphql.gateway")
 
-CLIENT_KEY = web.AppKey("aibridge_upstream_client", UpstreamClient)
-SETTINGS_KEY = web.AppKey("aibridge_settings", Settings)
 # The response media type chosen from `Accept`, and whether the result was a request error.
 MEDIA_TYPE_KEY = web.RequestKey("aibridge_media_type", str)
 REQUEST_ERROR_KEY = web.RequestKey("aibridge_request_error", bool)
 _APQ_RETRY_CODES = frozenset({PERSISTED_QUERY_NOT_FOUND, PERSISTED_QUERY_NOT_SUPPORTED})
-PRICER_KEY = web.AppKey("aibridge_pricer", Pricer)
 
 IdeHtmlHook = Callable[[str], str]
 SetupHook = Callable[[web.Application], None]

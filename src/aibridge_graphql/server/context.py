@@ -1,5 +1,5 @@
-"""Building the per-request GraphQL context from an aiohttp request: credentials, request id and
-fresh `Loaders` (with the request's deadline and call budget)."""
+"""Building the per-request GraphQL context from an aiohttp request: request id and fresh
+`Loaders` (the caller's credentials and `Cache-Control`, the request's deadline and call budget)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import uuid
 
 from aiohttp import web
 
-from aibridge_graphql.core.cache import bypass_from
-from aibridge_graphql.core.loaders import Loaders
+from aibridge_graphql.core.loaders import Loaders, loaders_for_request
 from aibridge_graphql.core.pricing import Pricer
 from aibridge_graphql.schema.context import GatewayContext
 from aibridge_graphql.settings import Settings
-from aibridge_graphql.upstream.client import Credentials, UpstreamClient
+from aibridge_graphql.upstream.client import UpstreamClient
 
 # Where a request-id middleware stores the id (taken from or added as `X-Request-Id`).
 REQUEST_ID_KEY = web.RequestKey("aibridge_request_id", str)
@@ -38,13 +37,16 @@ def build_context(
     pricer: Pricer | None = None,
 ) -> GatewayContext:
     """Read the caller's credentials; the loaders, for this request only, are built on first use
-    (after the engine's record projection)."""
-    credentials = Credentials.from_headers(request.headers)
-    bypass = bypass_from(request.headers.get("Cache-Control"))
+    (after the engine's record projection) and closed when aiohttp's task for it ends."""
 
     def new_loaders(skip_records: frozenset[str]) -> Loaders:
-        return Loaders.for_request(
-            client, credentials, settings, pricer=pricer, bypass=bypass, skip_records=skip_records
+        return loaders_for_request(
+            client,
+            settings,
+            request.headers,
+            pricer=pricer,
+            skip_records=skip_records,
+            close_with_task=False,  # first used in whichever task resolves first: closed below
         )
 
     context = GatewayContext(

@@ -133,7 +133,7 @@ def _candidates(settings: Settings) -> Iterable[Path]:
         yield configured
         yield configured / "node_modules"
         return
-    # src/aibridge_graphql/gateway/graphiql.py: the repository root is parents[3].
+    # src/aibridge_graphql/server/graphiql.py: the repository root is parents[3].
     yield Path(__file__).resolve().parents[3] / "web" / "node_modules"
     yield Path.cwd() / "web" / "node_modules"
 

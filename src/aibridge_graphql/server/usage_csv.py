@@ -23,10 +23,10 @@ from aibridge_graphql.core.errors import (
     BadUserInput,
     describe,
 )
-from aibridge_graphql.core.loaders import Loaders
+from aibridge_graphql.core.loaders import loaders_for_request
 from aibridge_graphql.core.usage import Dimension, aggregate_usage, render_csv, source_for
-from aibridge_graphql.upstream.client import Credentials
-from aibridge_graphql.upstream.query import SessionFilter
+from aibridge_graphql.server.keys import CLIENT_KEY, PRICER_KEY, SETTINGS_KEY
+from aibridge_graphql.upstream.search_query import SessionFilter
 
 logger = logging.getLogger("aibridge_graphql.gateway")
 
@@ -100,12 +100,12 @@ def parse_filter(request: web.Request) -> SessionFilter:
     return SessionFilter(**values)  # type: ignore[arg-type]
 
 
-def _max_calls(request: web.Request, budget: int) -> int:
+def _max_calls(request: web.Request, call_budget: int) -> int:
     text = _one(request, "maxUpstreamCalls")
     if text is None:
-        return budget
-    if not text.isdigit() or not 1 <= int(text) <= budget:
-        raise BadUserInput(f"`maxUpstreamCalls` must be between 1 and {budget}.")
+        return call_budget
+    if not text.isdigit() or not 1 <= int(text) <= call_budget:
+        raise BadUserInput(f"`maxUpstreamCalls` must be between 1 and {call_budget}.")
     return int(text)
 
 
@@ -120,14 +120,9 @@ def _error(exc: BaseException) -> web.Response:
 
 async def usage_csv(request: web.Request) -> web.StreamResponse:
     """The handler (module docstring)."""
-    from aibridge_graphql.server.app import CLIENT_KEY, PRICER_KEY, SETTINGS_KEY
-
     settings = request.app[SETTINGS_KEY]
-    loaders = Loaders.for_request(
-        request.app[CLIENT_KEY],
-        Credentials.from_headers(request.headers),
-        settings,
-        pricer=request.app[PRICER_KEY],
+    loaders = loaders_for_request(
+        request.app[CLIENT_KEY], settings, request.headers, pricer=request.app[PRICER_KEY]
     )
     try:
         group_by = parse_group_by(request.query.getall("groupBy", []))

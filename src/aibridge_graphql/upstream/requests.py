@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 from uuid import UUID
 
-from aibridge_graphql.upstream.query import (
+from aibridge_graphql.upstream.search_query import (
     InterceptionFilter,
     SessionFilter,
     build_q,

@@ -8,13 +8,13 @@ from uuid import UUID
 
 import pytest
 
-from aibridge_graphql.core.budget import CallBudget, CallBudgetExceeded
+from aibridge_graphql.core.call_budget import CallBudget, CallBudgetExceeded
 from aibridge_graphql.core.loaders import Loaders
 from aibridge_graphql.core.refs import ThreadRef
 from aibridge_graphql.schema.ids import decode_global_id, encode_global_id
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
-from aibridge_graphql.upstream.query import SessionFilter
+from aibridge_graphql.upstream.search_query import SessionFilter
 from tests.support.docs import graphql_queries
 from tests.support.gateway_fakes import FakeUpstream, gateway, populated
 
@@ -157,7 +157,7 @@ async def test_loaders_count_distinct_calls_only() -> None:
     client = UpstreamClient(settings(), transport=fake.transport())
     budget = CallBudget(2)
     try:
-        loaders = Loaders(client, Credentials("admin-token"), concurrency=4, budget=budget)
+        loaders = Loaders(client, Credentials("admin-token"), concurrency=4, call_budget=budget)
         # Ten loads of one request: one call.
         await asyncio.gather(*(loaders.sessions_page(SessionFilter(), limit=3) for _ in range(10)))
         assert budget.used == 1

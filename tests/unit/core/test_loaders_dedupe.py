@@ -10,12 +10,12 @@ import httpx
 import pytest
 
 from aibridge_graphql.core.errors import NotFound
-from aibridge_graphql.core.loaders import Loaders
+from aibridge_graphql.core.loaders import Loaders, loaders_for_request
 from aibridge_graphql.core.refs import SessionRef
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
 from aibridge_graphql.upstream.errors import UpstreamError
-from aibridge_graphql.upstream.query import SessionFilter
+from aibridge_graphql.upstream.search_query import SessionFilter
 from tests.support.gateway_fakes import FakeUpstream, populated
 
 SETTINGS = Settings(upstream_url="http://upstream.invalid", retries=0)
@@ -119,7 +119,7 @@ async def test_a_dashboards_thread_calls_go_out_in_one_wave() -> None:
     settings = Settings(upstream_url="http://upstream.invalid", retries=0)
     client = UpstreamClient(settings, transport=httpx.MockTransport(handler))
     try:
-        loaders = Loaders.for_request(client, Credentials("admin-token"), settings)
+        loaders = loaders_for_request(client, settings, {"coder-session-token": "admin-token"})
         pages = await asyncio.wait_for(
             asyncio.gather(
                 *(loaders.threads_page(f"session-{n:03d}", limit=3) for n in range(wave))
@@ -129,3 +129,23 @@ async def test_a_dashboards_thread_calls_go_out_in_one_wave() -> None:
     finally:
         await client.aclose()
     assert [page.id for page in pages] == [f"session-{n:03d}" for n in range(wave)]
+
+
+async def test_loaders_for_a_request_parse_pages_without_the_unread_records(
+    fake: FakeUpstream,
+) -> None:
+    client = UpstreamClient(SETTINGS, transport=fake.transport())
+    headers = {"coder-session-token": "admin-token"}
+    try:
+        full = loaders_for_request(client, SETTINGS, headers)
+        lean = loaders_for_request(
+            client, SETTINGS, headers, skip_records=frozenset({"agentic_actions"})
+        )
+        read = await full.threads_page("session-000", limit=5)
+        skipped = await lean.threads_page("session-000", limit=5)
+    finally:
+        await client.aclose()
+    assert all(thread.agentic_actions for thread in read.threads)
+    # Left out of the parse altogether: a field reading it would fail loudly, not read [].
+    assert not any(hasattr(thread, "agentic_actions") for thread in skipped.threads)
+    assert [thread.id for thread in skipped.threads] == [thread.id for thread in read.threads]

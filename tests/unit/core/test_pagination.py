@@ -14,7 +14,7 @@ from aibridge_graphql.grpc import paging
 from aibridge_graphql.schema import ids
 from aibridge_graphql.schema.filters import SessionFilter
 from aibridge_graphql.settings import Settings
-from aibridge_graphql.upstream import query as q
+from aibridge_graphql.upstream import search_query as q
 
 
 def test_size_limit_is_the_setting_within_the_upstream_cap() -> None:

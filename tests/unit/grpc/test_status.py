@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from aibridge_graphql.core.budget import CallBudget, CallBudgetExceeded
+from aibridge_graphql.core.call_budget import CallBudget, CallBudgetExceeded
 from aibridge_graphql.grpc.status import status_for
 
 

@@ -9,13 +9,13 @@ import pytest
 
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
-from aibridge_graphql.upstream.query import InterceptionFilter
 from aibridge_graphql.upstream.requests import (
     UpstreamRequest,
     interceptions_request,
     models_request,
     session_threads_request,
 )
+from aibridge_graphql.upstream.search_query import InterceptionFilter
 
 REQUESTS = [
     models_request(None, limit=5),

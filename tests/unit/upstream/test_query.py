@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from aibridge_graphql.upstream.query import (
+from aibridge_graphql.upstream.search_query import (
     InterceptionFilter,
     SearchValueError,
     SessionFilter,

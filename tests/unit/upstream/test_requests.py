@@ -7,7 +7,6 @@ from uuid import UUID
 import pytest
 
 from aibridge_graphql.standin.goparse import chi_path_param
-from aibridge_graphql.upstream.query import InterceptionFilter, SessionFilter
 from aibridge_graphql.upstream.requests import (
     UpstreamRequest,
     clients_request,
@@ -18,6 +17,7 @@ from aibridge_graphql.upstream.requests import (
     session_threads_request,
     sessions_request,
 )
+from aibridge_graphql.upstream.search_query import InterceptionFilter, SessionFilter
 
 CURSOR = UUID("00000000-0000-0000-0000-000000000007")
 

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
-from aibridge_graphql.core.budget import CallBudgetExceeded
+from aibridge_graphql.core.call_budget import CallBudgetExceeded
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.core.loaders import LIST_LIMIT_MAX, THREADS_LIMIT_MAX, Loaders
 from aibridge_graphql.core.pricing import Cost, TokenCounts, remainder_tokens
@@ -35,7 +35,7 @@ from aibridge_graphql.core.usage.costs import (
 )
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.errors import DeadlineExceeded
-from aibridge_graphql.upstream.query import InterceptionFilter, SessionFilter
+from aibridge_graphql.upstream.search_query import InterceptionFilter, SessionFilter
 
 ScanSource = Literal["interceptions", "sessions"]
 StopReason = Literal["max_calls", "call_budget", "deadline"]

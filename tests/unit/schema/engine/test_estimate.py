@@ -1,4 +1,4 @@
-"""The pre-execution estimate of upstream calls (schema/cost.py), on the real schema."""
+"""The pre-execution estimate of upstream calls (schema/engine/estimate.py), on the real schema."""
 
 from __future__ import annotations
 

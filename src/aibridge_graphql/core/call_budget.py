@@ -1,10 +1,11 @@
 """The per-request upstream-call budget: a hard cap the `Loaders` consult before each call.
 
-Protocol-neutral on purpose (it will live in `core/`): any face — GraphQL today, gRPC later —
-builds one `CallBudget` per request and hands it to that request's `Loaders`. What counts is a
-distinct upstream request the loaders send: a load answered by the de-duplicating loaders or by a
-primed entity costs nothing, and the client's retries of one request (bounded by
-`AIBRIDGE_RETRIES`) are that same request. The face turns `CallBudgetExceeded` into its own error.
+Not Coder's AI spend budgets (schema/spend.py), which are money. Protocol-neutral: every face
+(GraphQL, gRPC, `/usage.csv`) gets one `CallBudget` per request in that request's `Loaders`
+(core/loaders/request.py). What counts is a distinct upstream request the loaders send: a load
+answered by the de-duplicating loaders or by a primed entity costs nothing, and the client's
+retries of one request (bounded by `AIBRIDGE_RETRIES`) are that same request. The face turns
+`CallBudgetExceeded` into its own error.
 """
 
 from __future__ import annotations
