@@ -413,6 +413,15 @@ class PlanExecutor(ExecutionContextBase):
             return self._respond(None)
         return self._respond(result)
 
+    def build_response(self, data: dict[str, Any] | None) -> Any:
+        """graphql-core's response (both the plan and the fallback build it here), with its errors
+        sorted by path, then location: concurrent fields fail in whatever order their upstream
+        calls answer, and equal answers should be equal bytes."""
+        errors = self.collected_errors.errors
+        if len(errors) > 1:
+            errors.sort(key=_error_order)
+        return super().build_response(data)
+
     def _respond(self, data: dict[str, Any] | None) -> Any:
         response = self.build_response(data)
         # graphql-core's executor holds bound methods of itself: a cycle that would keep the
@@ -586,6 +595,15 @@ class PlanExecutor(ExecutionContextBase):
         if awaiting is None:
             return completed
         return _gathered(completed, awaiting)
+
+
+def _error_order(error: GraphQLError) -> tuple[Any, ...]:
+    """An error's place in the response: no path first, then by path (indexes before keys at a
+    step, which one object or list never mixes), then by (line, column)."""
+    path = error.path
+    steps = () if path is None else tuple((type(step) is str, step) for step in path)
+    locations = tuple((location.line, location.column) for location in error.locations or ())
+    return path is not None, steps, locations
 
 
 Slots = TypeVar("Slots", dict[str, Any], list[Any])

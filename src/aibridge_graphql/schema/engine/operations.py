@@ -26,6 +26,10 @@ class OperationCache(Generic[V]):
         """The values held, least recently used first."""
         return [value for _, value in self._items.values()]
 
+    def latest(self) -> tuple[object, V] | None:
+        """The node and value most recently made or used, if any."""
+        return next(reversed(self._items.values()), None)
+
     def get(self, node: object, make: Callable[[], V], extra: Hashable = None) -> V:
         """`make()` for `node` (and `extra`), remembered."""
         key = (id(node), extra)

@@ -15,10 +15,11 @@ from typing import Annotated, Any
 
 import pytest
 import strawberry
+from graphql import GraphQLError, SourceLocation
 from strawberry.extensions import ParserCache
 from strawberry.types import ExecutionResult
 
-from aibridge_graphql.schema.engine.executor import plan_executor_class
+from aibridge_graphql.schema.engine.executor import _error_order, plan_executor_class
 
 
 @strawberry.enum
@@ -250,3 +251,93 @@ async def test_each_schema_has_its_own_plans() -> None:
     first, second = _schemas()[0], _schemas()[0]
     await first.execute("{ hello }")
     assert (_plans(first), _plans(second)) == ([True], [])
+
+
+@strawberry.type
+class Race:
+    """Two sibling fields that fail in the opposite order of their paths."""
+
+    @strawberry.field
+    async def alpha(self, info: strawberry.Info) -> str | None:
+        await info.context["beta_failed"].wait()
+        raise ValueError("alpha fails second")
+
+    @strawberry.field
+    async def beta(self, info: strawberry.Info) -> str | None:
+        await asyncio.sleep(0)
+        info.context["beta_failed"].set()
+        raise ValueError("beta fails first")
+
+
+@strawberry.type
+class RaceQuery:
+    @strawberry.field
+    def race(self) -> Race:
+        return Race()
+
+    @strawberry.field
+    def races(self) -> list[Race]:
+        return [Race(), Race()]
+
+
+RACE = "{ races { alpha beta } race { beta alpha } }"
+# A directive: graphql-core's executor runs it, and builds the response in the same place.
+RACE_FALLBACK = (
+    "query R($x: Boolean!) { races { alpha beta @include(if: $x) } race { beta alpha } }"
+)
+SORTED_PATHS = [
+    ["race", "alpha"],
+    ["race", "beta"],
+    ["races", 0, "alpha"],
+    ["races", 0, "beta"],
+    ["races", 1, "alpha"],
+    ["races", 1, "beta"],
+]
+
+
+async def _error_paths(schema: strawberry.Schema, query: str) -> list[Any]:
+    result = await schema.execute(
+        query, variable_values={"x": True}, context_value={"beta_failed": asyncio.Event()}
+    )
+    assert result.data is not None
+    return [error.path for error in result.errors or []]
+
+
+@pytest.mark.parametrize("query", [RACE, RACE_FALLBACK], ids=["planned", "fallback"])
+async def test_errors_come_sorted_by_path_whatever_order_fields_fail_in(query: str) -> None:
+    planned = strawberry.Schema(query=RaceQuery, execution_context_class=plan_executor_class())
+    reference = strawberry.Schema(query=RaceQuery)
+    # graphql-core lists them as they fail: every `beta` before every `alpha`.
+    unsorted = await _error_paths(reference, query)
+    assert [path[-1] for path in unsorted] == ["beta"] * 3 + ["alpha"] * 3
+    assert await _error_paths(planned, query) == SORTED_PATHS
+    assert _plans(planned) == [query == RACE]
+
+
+def test_error_order_puts_no_path_first_then_paths_then_locations() -> None:
+    a, b = SourceLocation(1, 3), SourceLocation(1, 5)
+
+    def error(path: list[str | int] | None, *at: SourceLocation) -> GraphQLError:
+        located = GraphQLError("e", path=path)
+        located.locations = list(at)
+        return located
+
+    errors = [
+        error(["x", "b"]),
+        error(["x", 1], b),
+        error(["x", 1], a),
+        error(["x", 0]),
+        error(["x"]),
+        error(None, b),
+        error(None, a),
+    ]
+    ordered = sorted(errors, key=_error_order)
+    assert [(e.path, e.locations) for e in ordered] == [
+        (None, [a]),
+        (None, [b]),
+        (["x"], []),
+        (["x", 0], []),
+        (["x", 1], [a]),
+        (["x", 1], [b]),
+        (["x", "b"], []),
+    ]
