@@ -5,7 +5,7 @@ test builds, counts every request, and can be told to fail a path with a status 
 The real stand-in is used by the integration tests; this fake makes edge cases cheap (sessions
 with hundreds of threads, 403/5xx/timeouts, exact call counts).
 
-`era` switches the API it speaks (CONTRACT-AI-GATEWAY.md): `sessions` serves only
+`era` switches the API it speaks (docs/upstream.md): `sessions` serves only
 `/api/v2/aibridge` with `GET /interceptions`; `ai-gateway` serves both prefixes, `GET /providers`
 and no `/interceptions`. Whatever is not a management route falls through to a data-plane
 stand-in answering as Coder's LLM proxy does (a plain-text 400 without an API key).

@@ -12,7 +12,7 @@ from aibridge_graphql.schema.node import computed, resolver
 from aibridge_graphql.schema.pagination import Forward, Page, PageInfo, forward_page, page_info
 from aibridge_graphql.upstream import models as m
 
-# Coder returns at most this many network call logs per session detail (CONTRACT-AI-GATEWAY.md).
+# Coder returns at most this many network call logs per session detail (docs/upstream.md).
 NETWORK_CALL_LOGS_CAP = 1000
 NETWORK_CURSOR = "NetworkCall"
 ERA_NOTE = (

@@ -84,7 +84,7 @@ def serve(upstream: str | None, host: str | None, port: int | None, grpc_port: i
       GET  /          this list, as JSON
       gRPC            aibridge.v1 services, reflection and health on --grpc-port
 
-    Every other setting comes from AIBRIDGE_* environment variables (see the README).
+    Every other setting comes from AIBRIDGE_* environment variables (docs/configuration.md).
     """
     settings = load_settings(upstream_url=upstream, host=host, port=port, grpc_port=grpc_port)
     _configure_logging(settings)

@@ -1,6 +1,6 @@
 """The two API eras the stand-in serves: Coder's sessions era and today's AI Gateway era.
 
-What differs between them (CONTRACT.md, CONTRACT-AI-GATEWAY.md): the prefixes, whether
+What differs between them (docs/upstream.md): the prefixes, whether
 `/interceptions` or `/providers` exist, the new fields, a few messages, the licence message and
 how the `provider_name` filter is resolved.
 """

@@ -1,7 +1,7 @@
 """Pydantic models of the AI Bridge REST shapes (codersdk/aibridge.go, both eras).
 
 The AI Gateway era's additions (agent-firewall network calls, thread errors, `GET /providers`;
-CONTRACT-AI-GATEWAY.md) are optional: the sessions era does not send them, and Coder omits
+docs/upstream.md) are optional: the sessions era does not send them, and Coder omits
 `network_calls` when the agent firewall is not in use.
 
 Fields that Coder omits when empty (`omitempty`) are optional here; fields it always sends are

@@ -27,7 +27,7 @@ from aibridge_graphql.upstream.requests import UpstreamRequest
 
 logger = logging.getLogger("aibridge_graphql.upstream")
 
-# The API's endpoints (CONTRACT.md §2); anything else is labelled "other" so that a label never
+# The API's endpoints (docs/upstream.md); anything else is labelled "other" so that a label never
 # carries a raw id.
 _STATIC_PATHS = frozenset({"/interceptions", "/sessions", "/models", "/clients"})
 _SESSION_PATH = re.compile(r"/sessions/[^/]+")

@@ -47,7 +47,7 @@ from aibridge_graphql.upstream.requests import (
 )
 from aibridge_graphql.upstream.search_query import InterceptionFilter, SessionFilter
 
-# Coder's 404 of `GET /sessions/{id}` when its sessions query finds none (CONTRACT.md).
+# Coder's 404 of `GET /sessions/{id}` when its sessions query finds none (docs/upstream.md).
 _DETAIL_NOT_FOUND = "Session not found."
 
 
