@@ -2,7 +2,9 @@
 
 `prepare_spend` applies spend_schema.sql and, on a database without an organization, seeds a
 deterministic one from the users already there (seeded or imported): the default organization,
-a few groups with members and budgets, one user override, and an organization admin. It then
+a few groups with members and budgets, one user override, an organization admin, and the users
+that exercise the rest of Coder's authorization matrix: a site user admin, an organization user
+admin and a system user (Coder's prebuilds user, which has no token). It then
 prices every token usage that has no cost yet (pricing.py), attributing it to its user's
 effective budget group at that moment, as Coder's spend recorder does.
 """
@@ -17,13 +19,17 @@ from importlib import resources
 from pathlib import Path
 
 from aibridge_graphql.standin.pricing import cost_micros
-from aibridge_graphql.standin.seed import ANCHOR, DAY, SECOND
+from aibridge_graphql.standin.records import UserRecord, insert_api_key, insert_users
+from aibridge_graphql.standin.seed import ANCHOR, DAY, KEY_LIFETIME, SECOND
+from aibridge_graphql.standin.tokens import derived_token
 
 SPEND_SCHEMA_SQL = resources.files("aibridge_graphql.standin").joinpath("spend_schema.sql")
 # Every seeded id is a UUIDv5 under this namespace: the same database content every time.
 _NAMESPACE = uuid.UUID("6f9d1c64-8a51-4a43-9c1e-2f0b5d7e3a10")
 ORG_NAME = "coder"
 ORG_ADMIN_ROLE = "organization-admin"
+ORG_USER_ADMIN_ROLE = "organization-user-admin"
+USER_ADMIN_ROLE = "user-admin"  # a site role (rbac.RoleUserAdmin)
 # Budgets were configured well before the seeded traffic.
 CONFIGURED_AT = ANCHOR - 90 * DAY
 EVERYONE_BUDGET_MICROS = 20_000_000
@@ -37,6 +43,13 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...], int | None], ...] = (
 # username -> (group name, limit): a personal limit replacing the group's.
 OVERRIDES = {"dara": ("data-science", 600_000_000)}
 ORG_ADMINS = frozenset({"chen"})
+# (username, name, site role, organization role, system user, has a token): added to the users
+# already there, all organization members (Coder adds its prebuilds user to organizations too).
+ROLE_USERS: tuple[tuple[str, str, str, str, bool, bool], ...] = (
+    ("ursula", "Ursula Admin", USER_ADMIN_ROLE, "", False, True),
+    ("olga", "Olga Org", "", ORG_USER_ADMIN_ROLE, False, True),
+    ("prebuilds", "Prebuilds", "", "", True, False),
+)
 
 
 def seeded_id(kind: str, name: str) -> str:
@@ -138,12 +151,13 @@ def _seed_organization(conn: sqlite3.Connection) -> None:
         "INSERT INTO ai_groups (id, organization_id, name, display_name) VALUES (?, ?, ?, ?)",
         (org_id, org_id, "Everyone", ""),
     )
+    org_roles = _seed_role_users(conn)
     users = {
         str(name): str(user_id)
         for user_id, name in conn.execute("SELECT id, username FROM users ORDER BY username")
     }
     for index, (name, user_id) in enumerate(users.items()):
-        roles = ORG_ADMIN_ROLE if name in ORG_ADMINS else ""
+        roles = ORG_ADMIN_ROLE if name in ORG_ADMINS else org_roles.get(name, "")
         conn.execute(
             "INSERT INTO organization_members (organization_id, user_id, roles, created_at) "
             "VALUES (?, ?, ?, ?)",
@@ -168,6 +182,28 @@ def _seed_organization(conn: sqlite3.Connection) -> None:
                 "INSERT INTO user_ai_budget_overrides VALUES (?, ?, ?, ?, ?)",
                 (users[username], seeded_id("group", group), limit, CONFIGURED_AT, CONFIGURED_AT),
             )
+
+
+def _seed_role_users(conn: sqlite3.Connection) -> dict[str, str]:
+    """Insert ROLE_USERS (skipping a name or email already taken); their organization roles."""
+    org_roles = {}
+    for username, name, site_role, org_role, system, has_token in ROLE_USERS:
+        email = f"{username}@example.com"
+        taken = conn.execute(
+            "SELECT 1 FROM users WHERE lower(username) = ? OR lower(email) = ?", (username, email)
+        ).fetchone()
+        if taken is not None:
+            continue
+        user_id = seeded_id("user", username)
+        insert_users(conn, [UserRecord(user_id, username, email, name, "", "member")])
+        if has_token:
+            insert_api_key(conn, user_id, derived_token(username), ANCHOR + KEY_LIFETIME)
+        if site_role:
+            conn.execute("INSERT INTO user_site_roles VALUES (?, ?)", (user_id, site_role))
+        if system:
+            conn.execute("INSERT INTO system_users VALUES (?)", (user_id,))
+        org_roles[username] = org_role
+    return org_roles
 
 
 def _budget(conn: sqlite3.Connection, group_id: str, limit: int) -> None:

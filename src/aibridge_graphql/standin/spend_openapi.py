@@ -97,6 +97,23 @@ SCHEMAS: dict[str, Json] = {
             "current_spend_micros": _INT64,
         },
     },
+    "codersdk.GroupAISpend": {
+        "type": "object",
+        "required": [
+            "period_start", "period_end", "group_id", "spend_limit_micros",
+            "total_spend_limit_micros", "current_spend_micros",
+        ],
+        "properties": {
+            "period_start": _TIME,
+            "period_end": _TIME,
+            "group_id": _UUID,
+            "spend_limit_micros": _nullable_int64("Per-member limit; null without a budget."),
+            "total_spend_limit_micros": _nullable_int64(
+                "Combined limit of the members attributed to the group; null without a budget."
+            ),
+            "current_spend_micros": _INT64,
+        },
+    },
     "codersdk.OrganizationGroupsAISpend": {
         "type": "object",
         "required": ["period_start", "period_end", "groups"],
@@ -170,6 +187,7 @@ def paths(error_content: Json) -> dict[str, Json]:
         e,
     )
     override_put["requestBody"] = _body("codersdk.UpsertUserAIBudgetOverrideRequest")
+    override_put["responses"]["403"]["description"] = "Unlicensed (Premium), or a system user."
     export = _operation(
         "export-organization-ai-spend-as-csv",
         "Export organization AI spend as CSV",
@@ -204,6 +222,12 @@ def paths(error_content: Json) -> dict[str, Json]:
             "delete": _operation(
                 "delete-group-ai-budget", "Delete group AI budget", [_GROUP], None, e
             ),
+        },
+        "/groups/{group}/ai/spend": {
+            "get": _operation(
+                "get-group-ai-spend", "Get group AI spend", [_GROUP],
+                _ref("codersdk.GroupAISpend"), e,
+            )
         },
         "/users/{user}/ai/budget/override": {
             "get": _operation(

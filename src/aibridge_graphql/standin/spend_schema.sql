@@ -63,3 +63,30 @@ CREATE INDEX IF NOT EXISTS ix_token_usage_costs_spend
     ON token_usage_costs (effective_group_id, user_id, created_at, cost_micros);
 CREATE INDEX IF NOT EXISTS ix_token_usage_costs_time
     ON token_usage_costs (created_at);
+
+-- Site roles beyond users.role (Coder's `user-admin`); one row per user and role.
+CREATE TABLE IF NOT EXISTS user_site_roles (
+    user_id  TEXT NOT NULL,
+    role     TEXT NOT NULL,
+    PRIMARY KEY (user_id, role)
+);
+
+-- Coder's users.is_system (the prebuilds user): they cannot sign in and get no budget override.
+CREATE TABLE IF NOT EXISTS system_users (
+    user_id  TEXT PRIMARY KEY
+);
+
+-- The budget changes, as Coder's audit log records them (audit_logs): who, what, the diff
+-- `{field: {"old": ..., "new": ...}}` of the changed auditable fields.
+CREATE TABLE IF NOT EXISTS audit_logs (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    time             INTEGER NOT NULL,
+    user_id          TEXT NOT NULL,
+    organization_id  TEXT NOT NULL,
+    action           TEXT NOT NULL CHECK (action IN ('write', 'delete')),
+    resource_type    TEXT NOT NULL,
+    resource_id      TEXT NOT NULL,
+    resource_target  TEXT NOT NULL,
+    diff             TEXT NOT NULL,
+    status_code      INTEGER NOT NULL
+);

@@ -85,7 +85,9 @@ def groups_spend(
         members = [
             str(row[0])
             for row in conn.execute(
-                f"SELECT DISTINCT user_id FROM ({user_groups_sql()}) WHERE group_id = ?",  # noqa: S608
+                # System users count toward no group's total (coder/coder#28698).
+                f"SELECT DISTINCT user_id FROM ({user_groups_sql()}) WHERE group_id = ? "  # noqa: S608
+                "AND user_id NOT IN (SELECT user_id FROM system_users)",
                 (group_id,),
             )
         ]

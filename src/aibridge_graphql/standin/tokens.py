@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -19,6 +20,13 @@ def generate_token() -> str:
     key_id = "".join(secrets.choice(_ALPHABET) for _ in range(10))
     secret = "".join(secrets.choice(_ALPHABET) for _ in range(22))
     return f"{key_id}-{secret}"
+
+
+def derived_token(label: str) -> str:
+    """A fixed Coder-shaped token for `label`: the same token in every seeded database."""
+    digest = hashlib.sha256(f"aibridge-graphql standin/{label}".encode()).digest()
+    chars = "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest)
+    return f"{chars[:10]}-{chars[10:32]}"
 
 
 def split_token(token: str) -> tuple[str, str]:
@@ -43,14 +51,25 @@ class UserToken:
         return json.dumps({"Coder-Session-Token": self.token})
 
 
+def _role_sql(conn: sqlite3.Connection) -> str:
+    """users.role, or a site role of the AI Gateway era (user_site_roles) where one is set."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'user_site_roles'"
+    ).fetchone()
+    if found is None:
+        return "u.role"
+    return "COALESCE((SELECT min(r.role) FROM user_site_roles AS r WHERE r.user_id = u.id), u.role)"
+
+
 def read_tokens(conn: sqlite3.Connection) -> list[UserToken]:
-    """Every user with a token, owner first, then auditors, then members, by username."""
+    """Every user with a token, owner first, then auditors, then others, by username."""
+    role = _role_sql(conn)
     rows = conn.execute(
-        """
-        SELECT u.username, u.role, k.id || '-' || k.secret
+        f"""
+        SELECT u.username, {role} AS role, k.id || '-' || k.secret
         FROM users AS u JOIN api_keys AS k ON k.user_id = u.id
         ORDER BY CASE u.role WHEN 'owner' THEN 0 WHEN 'auditor' THEN 1 ELSE 2 END, u.username, k.id
-        """
+        """  # noqa: S608 (the role expression is one of two constants)
     ).fetchall()
     seen: set[str] = set()
     tokens = []
