@@ -7,6 +7,7 @@ or pull request whose behaviour it holds the stand-in to; docs/standin.md lists 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -15,8 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
 from aibridge_graphql.standin.app import create_app
+from aibridge_graphql.standin.openapi import document
 from aibridge_graphql.standin.records import UserRecord, insert_api_key, insert_users
 from aibridge_graphql.standin.seed import ANCHOR, KEY_LIFETIME, seed_database
 from aibridge_graphql.standin.spend_api import SYSTEM_USER_OVERRIDE
@@ -379,3 +382,39 @@ def test_the_sessions_era_serves_none_of_the_writes(db: Path) -> None:
         ):
             response = client.request(method, path, json={})
             assert (response.status_code, response.json()) == (404, {"message": "Route not found."})
+
+
+def test_the_openapi_document_describes_the_writes_and_the_group_spend(api: Api) -> None:
+    doc = document("ai-gateway")
+    strict = copy.deepcopy(doc["components"]["schemas"])
+    for schema in strict.values():
+        if "properties" in schema:
+            schema["additionalProperties"] = False
+    override = {"group_id": PLATFORM, "spend_limit_micros": 3}
+    samples = [
+        ("/groups/{group}/ai/spend", "get", api.call("GET", f"/groups/{SCIENCE}/ai/spend", OWNER)),
+        (
+            "/groups/{group}/ai/budget",
+            "put",
+            api.call("PUT", f"/groups/{INTERNS}/ai/budget", OWNER, {"spend_limit_micros": 1}),
+        ),
+        (
+            "/users/{user}/ai/budget/override",
+            "put",
+            api.call("PUT", "/users/alice/ai/budget/override", OWNER, override),
+        ),
+    ]
+    problems = []
+    for path, method, response in samples:
+        assert response.status_code == 200, response.text
+        ok = doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]
+        validator = OAS30Validator(
+            {**ok["schema"], "components": {"schemas": strict}}, format_checker=oas30_format_checker
+        )
+        problems += [f"{path}: {e.message}" for e in validator.iter_errors(response.json())]
+    assert problems == []
+    deletes = doc["paths"]["/groups/{group}/ai/budget"]["delete"]["responses"]
+    assert "204" in deletes
+    system = api.call("PUT", "/users/prebuilds/ai/budget/override", OWNER, override)
+    put_responses = doc["paths"]["/users/{user}/ai/budget/override"]["put"]["responses"]
+    assert str(system.status_code) in put_responses
