@@ -304,8 +304,8 @@ class Query:
     @resolver(
         "Groups' budgets and spend in the current period, Coder's own figures "
         "(`GET /api/v2/organizations/{organization}/groups/ai/spend?group_ids=`, one call for "
-        "the whole list). Read-only. Groups the caller may not read are left out (a member "
-        "reads none), as Coder does." + SPEND_ERA + _PARTIAL,
+        "the whole list). Read-only. Groups the caller may not read are left out, as Coder "
+        "does (a member of the organization reads its groups)." + SPEND_ERA + _PARTIAL,
         needs(1),
     )
     async def ai_group_spend(

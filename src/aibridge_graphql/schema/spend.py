@@ -189,7 +189,7 @@ class AIGroupSpend:
     description=(
         "Groups' budgets and spend in the current period "
         "(`GET /api/v2/organizations/{org}/groups/ai/spend`). Groups the caller may not read "
-        "are left out, as Coder does (a member sees none)."
+        "are left out, as Coder does (a member of the organization reads its groups)."
     )
 )
 class AIGroupSpendReport:
