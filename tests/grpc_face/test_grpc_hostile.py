@@ -79,14 +79,15 @@ def test_an_out_of_range_time_is_invalid_argument(
     channel: grpc.Channel, tokens: dict[str, str], bound: str, value: Timestamp
 ) -> None:
     sessions = session_grpc.SessionServiceStub(channel)
-    request = session_pb.ListSessionsRequest(filter=session_pb.SessionFilter(**{bound: value}))
+    fields: dict[str, Any] = {bound: value}
+    request = session_pb.ListSessionsRequest(filter=session_pb.SessionFilter(**fields))
     message, field = refused(sessions.ListSessions, request, tokens["admin"])
     assert field == f"filter.{bound}"
     assert "valid Timestamp" in message
     # The interceptions filter is checked before any call, so in both eras too.
     interceptions = interception_grpc.InterceptionServiceStub(channel)
     request_i = interception_pb.ListInterceptionsRequest(
-        filter=interception_pb.InterceptionFilter(**{bound: value})
+        filter=interception_pb.InterceptionFilter(**fields)
     )
     assert refused(interceptions.ListInterceptions, request_i, tokens["admin"])[1] == field
 
@@ -146,20 +147,20 @@ def test_a_megabyte_session_id_filter_is_invalid_argument(
 ) -> None:
     stub = session_grpc.SessionServiceStub(channel)
     for name in ("session_id", "initiator", "model", "client", "provider", "provider_name"):
-        request = session_pb.ListSessionsRequest(
-            filter=session_pb.SessionFilter(**{name: MEGABYTE})
-        )
+        fields: dict[str, Any] = {name: MEGABYTE}
+        request = session_pb.ListSessionsRequest(filter=session_pb.SessionFilter(**fields))
         message, field = refused(stub.ListSessions, request, tokens["admin"])
         assert field == f"filter.{name}"
         assert f"at most {MAX_TEXT_LENGTH} characters" in message
     nul = session_pb.ListSessionsRequest(filter=session_pb.SessionFilter(session_id="a\x00b"))
     assert refused(stub.ListSessions, nul, tokens["admin"])[1] == "filter.session_id"
-    for call, request in (
+    calls: list[tuple[Callable[..., Any], Any]] = [
         (stub.GetSession, session_pb.GetSessionRequest(session_id=MEGABYTE)),
         (stub.ListSessionThreads, session_pb.ListSessionThreadsRequest(session_id=MEGABYTE)),
         (stub.GetSession, session_pb.GetSessionRequest(session_id="s", initiator=MEGABYTE)),
-    ):
-        refused(call, request, tokens["admin"])
+    ]
+    for call, other in calls:
+        refused(call, other, tokens["admin"])
 
 
 @pytest.mark.parametrize("method", ["ListModels", "ListClients"])
