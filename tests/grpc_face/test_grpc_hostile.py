@@ -23,6 +23,8 @@ from aibridge_graphql.grpc.gen.aibridge.v1 import (
 )
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2 as session_pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2_grpc as session_grpc
+from aibridge_graphql.grpc.gen.aibridge.v1 import usage_service_pb2 as usage_pb
+from aibridge_graphql.grpc.gen.aibridge.v1 import usage_service_pb2_grpc as usage_grpc
 from tests.grpc_face.test_grpc_face import details, md
 from tests.support.grpc_face import RunningGrpc
 
@@ -90,6 +92,9 @@ def test_an_out_of_range_time_is_invalid_argument(
         filter=interception_pb.InterceptionFilter(**fields)
     )
     assert refused(interceptions.ListInterceptions, request_i, tokens["admin"])[1] == field
+    usage = usage_grpc.UsageServiceStub(channel)
+    request_u = usage_pb.GetUsageRequest(filter=session_pb.SessionFilter(**fields))
+    assert refused(usage.GetUsage, request_u, tokens["admin"])[1] == field
 
 
 def test_the_latest_time_still_works(channel: grpc.Channel, tokens: dict[str, str]) -> None:
