@@ -52,13 +52,21 @@ class Settings(BaseSettings):
     grpc_enabled: bool = True
     grpc_port: int = Field(default=9090, ge=0, le=65535)
     grpc_max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    grpc_max_concurrent_streams: int = Field(default=100, ge=1)
+    # Calls in flight per HTTP/2 connection. grpc-core clients do not queue past the server's
+    # limit: a burst beyond it on one connection fails (UNAVAILABLE, RST_STREAM). 1000 takes a
+    # burst of 500 on one connection (docs/grpc.md#bursts-and-keepalive); the loaders' upstream
+    # limits, not this one, bound the work behind them.
+    grpc_max_concurrent_streams: int = Field(default=1000, ge=1, le=2**31 - 1)
     # Seconds: the server pings idle connections every keepalive_time and drops them when a ping
     # is not answered within keepalive_timeout; clients pinging more often than
-    # keepalive_min_ping_interval are disconnected (too_many_pings).
+    # keepalive_min_ping_interval are disconnected (too_many_pings). 10 s is the shortest
+    # keepalive grpc-go and grpc-java clients allow, so none of their settings is refused.
     grpc_keepalive_time: float = Field(default=60.0, gt=0)
     grpc_keepalive_timeout: float = Field(default=20.0, gt=0)
-    grpc_keepalive_min_ping_interval: float = Field(default=30.0, gt=0)
+    grpc_keepalive_min_ping_interval: float = Field(default=10.0, gt=0)
+    # Clients may ping a connection with no call in flight (and the server pings it): a bursty
+    # client keeps its connection warm between bursts instead of being sent GOAWAY for it.
+    grpc_keepalive_permit_without_calls: bool = True
     graphiql_assets_dir: str | None = None
 
     # Pagination and query limits.

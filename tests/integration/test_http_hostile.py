@@ -5,6 +5,8 @@ is logged above INFO for it (a client's mistake is not an operator's problem).
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import json
 import logging
 import uuid
@@ -12,10 +14,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
 
-from aibridge_graphql.schema.filters import MAX_TEXT_LENGTH
+from aibridge_graphql.core.inputs import MAX_TEXT_LENGTH
 from aibridge_graphql.schema.ids import MAX_ID_LENGTH, MAX_OFFSET, encode_cursor
 from aibridge_graphql.server.http_protocol import MAX_JSON_DEPTH
+from aibridge_graphql.upstream.capabilities import PROBE_USER_AGENT
 from tests.support.gateway_helpers import Gateway, serve_gateway
 
 JSON = "application/json"
@@ -377,3 +382,102 @@ async def test_text_at_the_cap_still_goes_upstream(gw: Gateway) -> None:
         gw, "query($v: String) { models(prefix: $v) }", {"v": "é" * MAX_TEXT_LENGTH}
     )
     assert body == {"data": {"models": []}}
+
+
+# -- issue 20: the last unhandled inputs -------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["²", "١٢", "1²", "-1", "0", "+3", " 3", "99999999999999999999"])
+async def test_max_upstream_calls_in_other_digits_is_400(gw: Gateway, value: str) -> None:
+    # `str.isdigit` accepts `²` and Arabic-Indic digits; `int()` refuses the first: it was a 500.
+    response = await gw.http.get(
+        "/usage.csv", params={"maxUpstreamCalls": value}, headers=_headers(gw)
+    )
+    assert response.status == 400, await response.text()
+    body = await response.json()
+    assert body["message"].startswith("`maxUpstreamCalls` must be between 1 and"), body
+    assert len(body["message"]) < 100, body
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_not_in_its_content_encoding_is_a_graphql_shaped_400(
+    gw: Gateway, encoding: str
+) -> None:
+    # aiohttp's RequestPayloadError used to escape as a 500 with an ERROR traceback.
+    status, body = await post_raw(gw, dumps({"query": MODELS}), **{"Content-Encoding": encoding})
+    message = assert_http_error(status, body, 400, "BAD_REQUEST")
+    assert "Content-Encoding" in message
+
+
+async def test_a_gzip_body_is_still_read(gw: Gateway) -> None:
+    status, body = await post_raw(
+        gw, gzip.compress(dumps({"query": MODELS})), **{"Content-Encoding": "gzip"}
+    )
+    assert status == 200, body
+    assert isinstance(body["data"]["models"], list), body
+
+
+def holding_hop(upstream_url: str, held: str, arrived: asyncio.Event) -> web.Application:
+    """A hop before the stand-in that holds every call to a path ending in `held` (but the
+    capability probes) until its caller gives up, and forwards the rest."""
+
+    async def forward(request: web.Request) -> web.Response:
+        if request.path.endswith(held) and request.headers.get("User-Agent") != PROBE_USER_AGENT:
+            arrived.set()
+            await asyncio.Event().wait()  # cancelled when the gateway closes the connection
+        headers = {k: v for k, v in request.headers.items() if k.lower() == "coder-session-token"}
+        async with (
+            ClientSession() as session,
+            session.get(upstream_url + request.path_qs, headers=headers) as answer,
+        ):
+            return web.Response(
+                status=answer.status, body=await answer.read(), content_type=answer.content_type
+            )
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", forward)
+    return app
+
+
+async def test_a_client_hang_up_is_499_at_info_and_never_a_5xx(
+    standin_url: str, tokens: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    arrived = asyncio.Event()
+    async with (
+        TestServer(holding_hop(standin_url, "/models", arrived), host="127.0.0.1") as hop,
+        serve_gateway(str(hop.make_url("")).rstrip("/"), tokens["admin"]) as gw,
+    ):
+        server = gw.http.server
+        _reader, writer = await asyncio.open_connection(server.host, server.port)
+        body = dumps({"query": MODELS})
+        writer.write(
+            b"POST /graphql HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+            + f"Coder-Session-Token: {tokens['admin']}\r\n".encode()
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        await asyncio.wait_for(arrived.wait(), 10)
+        writer.close()  # the client hangs up with its request in flight
+        await writer.wait_closed()
+        access = await _access_record(caplog, "/graphql")
+        metrics = await gw.http.get("/metrics")
+        text = await metrics.text()
+    assert access.levelno == logging.INFO, access
+    assert access.getMessage() == "POST /graphql 499"
+    assert access.__dict__["status"] == 499
+    assert 'aibridge_http_client_closed_requests_total{method="POST"} 1.0' in text
+    # The operation is counted as cancelled, not as the client's BAD_REQUEST nor as an error.
+    assert 'outcome="CANCELLED"' in text, text
+    assert 'outcome="BAD_REQUEST"' not in text
+    assert not [r for r in caplog.records if getattr(r, "status", 0) >= 500]
+
+
+async def _access_record(caplog: pytest.LogCaptureFixture, path: str) -> logging.LogRecord:
+    """The access-log record of the first request to `path`, once the gateway wrote it."""
+    for _ in range(1000):  # bounded: the gateway logs as soon as the cancellation reaches it
+        for record in caplog.records:
+            if record.name == "aibridge_graphql.access" and record.__dict__.get("path") == path:
+                return record
+        await asyncio.sleep(0.01)
+    raise AssertionError("no access-log record for " + path)

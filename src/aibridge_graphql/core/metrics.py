@@ -6,6 +6,8 @@ Series (all prefixed `aibridge_`):
 - `graphql_errors_total{operation, code}`: every error of every operation;
 - `graphql_apq_requests_total{result}`: persisted-query lookups (hit, miss, registered...);
 - `http_requests_in_flight`: HTTP requests being served (the scrape itself excluded);
+- `http_client_closed_requests_total{method}`: requests whose client hung up before the answer
+  (logged as status 499, "client closed request", at INFO: the client's doing, never a 5xx);
 - `upstream_request_duration_seconds{endpoint, status}`: each upstream attempt, by path template
   (`/sessions/{session_id}`) and HTTP status (`error` when no response came);
 - `upstream_failures_total{endpoint, reason}`: upstream calls that failed for good (after retries):
@@ -62,6 +64,12 @@ class GatewayMetrics:
         self.in_flight = Gauge(
             "aibridge_http_requests_in_flight",
             "HTTP requests being served (not counting /metrics).",
+            registry=self.registry,
+        )
+        self.client_closed = Counter(
+            "aibridge_http_client_closed_requests",
+            "HTTP requests whose client closed the connection before the answer (status 499).",
+            ["method"],
             registry=self.registry,
         )
         self.upstream = Histogram(

@@ -6,6 +6,7 @@ activity...) are set when the upstream sends them and unset (or empty) otherwise
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aibridge_graphql.core.errors import BadUserInput
+from aibridge_graphql.core.inputs import checked_text, preview
 from aibridge_graphql.grpc.gen.aibridge.v1 import (
     catalog_service_pb2 as catalog_pb,
 )
@@ -247,64 +249,96 @@ def provider(raw: m.Provider) -> catalog_pb.Provider:
 # -- filters -----------------------------------------------------------------------------------
 
 
-def _time(message: Any, name: str) -> datetime | None:
+# What `Timestamp.ToDatetime` takes (AIP-142: 0001-01-01 to 9999-12-31, nanos in [0, 1e9)).
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
+_MAX_NANOS = 999_999_999
+
+
+def _time(message: Any, name: str, prefix: str) -> datetime | None:
     if not message.HasField(name):
         return None
-    value: datetime = getattr(message, name).ToDatetime(tzinfo=UTC)
+    stamp: Timestamp = getattr(message, name)
+    if not (_MIN_SECONDS <= stamp.seconds <= _MAX_SECONDS and 0 <= stamp.nanos <= _MAX_NANOS):
+        field = f"{prefix}.{name}"
+        detail = "must be a valid Timestamp: 0001-01-01 to 9999-12-31, nanos in [0, 999999999]"
+        raise BadUserInput(
+            f"`{field}` {detail}.",
+            extensions={"validations": [{"field": field, "detail": detail}]},
+        )
+    value: datetime = stamp.ToDatetime(tzinfo=UTC)
     return value
 
 
-def _text(message: Any, name: str) -> str | None:
-    return getattr(message, name) if message.HasField(name) else None
+def _text(message: Any, name: str, prefix: str) -> str | None:
+    """A set string field, within the limits GraphQL's filters have (core/inputs.py)."""
+    if not message.HasField(name):
+        return None
+    return checked_text(f"{prefix}.{name}", getattr(message, name))
 
 
 def session_filter(message: session_pb.SessionFilter) -> q.SessionFilter:
     """The upstream filter of a ListSessions request."""
     return q.SessionFilter(
-        initiator=_text(message, "initiator"),
-        provider=_text(message, "provider"),
-        provider_name=_text(message, "provider_name"),
-        model=_text(message, "model"),
-        client=_text(message, "client"),
-        session_id=_text(message, "session_id"),
-        started_after=_time(message, "started_after"),
-        started_before=_time(message, "started_before"),
+        initiator=_text(message, "initiator", "filter"),
+        provider=_text(message, "provider", "filter"),
+        provider_name=_text(message, "provider_name", "filter"),
+        model=_text(message, "model", "filter"),
+        client=_text(message, "client", "filter"),
+        session_id=_text(message, "session_id", "filter"),
+        started_after=_time(message, "started_after", "filter"),
+        started_before=_time(message, "started_before", "filter"),
     )
 
 
 def interception_filter(message: interception_pb.InterceptionFilter) -> q.InterceptionFilter:
     """The upstream filter of a ListInterceptions request."""
     return q.InterceptionFilter(
-        initiator=_text(message, "initiator"),
-        provider=_text(message, "provider"),
-        provider_name=_text(message, "provider_name"),
-        model=_text(message, "model"),
-        client=_text(message, "client"),
-        started_after=_time(message, "started_after"),
-        started_before=_time(message, "started_before"),
+        initiator=_text(message, "initiator", "filter"),
+        provider=_text(message, "provider", "filter"),
+        provider_name=_text(message, "provider_name", "filter"),
+        model=_text(message, "model", "filter"),
+        client=_text(message, "client", "filter"),
+        started_after=_time(message, "started_after", "filter"),
+        started_before=_time(message, "started_before", "filter"),
     )
 
 
 # -- read masks (AIP-157) ----------------------------------------------------------------------
 
 
+# A path is dotted proto field names. upb checks a path only up to a NUL, so `session_id\x00`
+# passed the descriptor check and then failed inside `MergeMessage`: the shape is checked first.
+_MASK_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+# How many refused paths an error lists (a mask may hold thousands).
+_MAX_LISTED_PATHS = 5
+
+
+def _bad_path(path: str) -> bool:
+    return _MASK_PATH.fullmatch(path) is None or not FieldMask(paths=[path]).IsValidForDescriptor(
+        pb.Session.DESCRIPTOR
+    )
+
+
 def read_mask(mask: FieldMask, has_mask: bool) -> FieldMask | None:
     """The validated mask (None: every field but the threads and the network detail); unknown
-    paths are an error."""
+    or malformed paths are an error that quotes a few of them, each cut short."""
     if not has_mask or not mask.paths:
         return None
-    if not mask.IsValidForDescriptor(pb.Session.DESCRIPTOR):
-        bad = [path for path in mask.paths if path.split(".")[0] not in SESSION_FIELDS]
-        raise BadUserInput(
-            f"read_mask names unknown Session fields: {', '.join(bad) or mask.paths}.",
-            extensions={
-                "validations": [
-                    {"field": "read_mask", "detail": f"unknown path {path!r}"}
-                    for path in (bad or list(mask.paths))
-                ]
-            },
-        )
-    return mask
+    bad = [path for path in mask.paths if _bad_path(path)]
+    if not bad:
+        return mask
+    listed = [preview(path) for path in bad[:_MAX_LISTED_PATHS]]
+    more = len(bad) - len(listed)
+    shown = ", ".join(repr(path) for path in listed) + (f" and {more} more" if more else "")
+    raise BadUserInput(
+        f"read_mask names unknown Session fields: {shown}.",
+        extensions={
+            "validations": [
+                {"field": "read_mask", "detail": f"unknown path {path!r}"} for path in listed
+            ]
+        },
+    )
 
 
 def wants_threads(mask: FieldMask | None) -> bool:

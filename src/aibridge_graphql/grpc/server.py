@@ -62,13 +62,16 @@ def server_options(settings: Settings) -> list[tuple[str, Any]]:
         ("grpc.keepalive_time_ms", int(settings.grpc_keepalive_time * _MS)),
         ("grpc.keepalive_timeout_ms", int(settings.grpc_keepalive_timeout * _MS)),
         # Enforcement: clients pinging more often than this get GOAWAY (too_many_pings) after
-        # `max_ping_strikes` strikes; pings without calls are refused.
+        # `max_ping_strikes` strikes; pings without calls are a strike unless permitted.
         (
             "grpc.http2.min_recv_ping_interval_without_data_ms",
             int(settings.grpc_keepalive_min_ping_interval * _MS),
         ),
         ("grpc.http2.max_ping_strikes", 2),
-        ("grpc.keepalive_permit_without_calls", 0),
+        (
+            "grpc.keepalive_permit_without_calls",
+            int(settings.grpc_keepalive_permit_without_calls),
+        ),
         # A port already in use must fail the start, not be shared silently.
         ("grpc.so_reuseport", 0),
     ]

@@ -21,6 +21,7 @@ import grpc
 
 from aibridge_graphql.core import pagination
 from aibridge_graphql.core.errors import BadUserInput
+from aibridge_graphql.core.inputs import checked_text
 from aibridge_graphql.core.loaders import (
     LIST_LIMIT_MAX,
     THREADS_LIMIT_MAX,
@@ -192,8 +193,9 @@ class SessionService(session_grpc.SessionServiceServicer):
         if not request.session_id:
             # Coder reads an empty `session_id` filter as none: it would return any session.
             raise _required("session_id")
+        checked_text("session_id", request.session_id)
         mask = convert.read_mask(request.read_mask, request.HasField("read_mask"))
-        initiator = request.initiator if request.HasField("initiator") else None
+        initiator = _initiator(request)
         loaders = face.loaders(context, convert.unread_records(mask))
         network = convert.wants_network_detail(mask)
         if (
@@ -246,11 +248,12 @@ class SessionService(session_grpc.SessionServiceServicer):
         face = self._face
         if not request.session_id:
             raise _required("session_id")
+        checked_text("session_id", request.session_id)
         size = face.size(request.page_size, THREADS_LIMIT_MAX)
         bound = paging.fingerprint(request.session_id)
         after = paging.cursor_uuid(paging.decode_token("threads", request.page_token, bound))
         window = paging.Window(size, str(after) if after else None)
-        initiator = request.initiator if request.HasField("initiator") else None
+        initiator = _initiator(request)
         loaders = face.loaders(context)
         page, raw = await _gather(
             loaders.threads_page(request.session_id, limit=window.limit, after_id=after),
@@ -316,6 +319,7 @@ class CatalogService(catalog_grpc.CatalogServiceServicer):
         self, kind: str, page_size: int, page_token: str, prefix: str, context: Context
     ) -> tuple[list[str], str, int]:
         size = self._face.size(page_size, LIST_LIMIT_MAX + 1)
+        checked_text("prefix", prefix)
         bound = paging.fingerprint(kind, prefix)
         names = await self._face.loaders(context).strings(kind, prefix or None)
         page, token = _slice(kind, names, size, page_token, bound)
@@ -348,6 +352,13 @@ class CatalogService(catalog_grpc.CatalogServiceServicer):
         return catalog_pb.ListProvidersResponse(
             providers=page, next_page_token=token, total_size=len(providers)
         )
+
+
+def _initiator(
+    request: session_pb.GetSessionRequest | session_pb.ListSessionThreadsRequest,
+) -> str | None:
+    """The request's optional initiator, within the limits of every text input."""
+    return checked_text("initiator", request.initiator) if request.HasField("initiator") else None
 
 
 def _required(field: str) -> BadUserInput:

@@ -8,36 +8,15 @@ from datetime import UTC, datetime
 import strawberry
 
 from aibridge_graphql.core import pagination
-from aibridge_graphql.core.errors import BadUserInput
+from aibridge_graphql.core.inputs import checked_text
 from aibridge_graphql.schema.engine.needs import FieldEstimate, connection, needs
 from aibridge_graphql.upstream import search_query as q
-
-# Names, ids and prefixes the AI Bridge API knows are short; 1 KiB leaves room for any real
-# one while keeping the upstream URL bounded (a 64 KB prefix broke the upstream client's URL).
-MAX_TEXT_LENGTH = 1024
 
 _INITIATOR = "A user: Coder user UUID, username, or `me` for the caller."
 _DATES = (
     "Dates are inclusive bounds on each interception's start time (RFC 3339; a time without an "
     "offset is taken as UTC)."
 )
-
-
-def checked_text(name: str, value: str | None) -> str | None:
-    """`value` when it is a string the upstream can take; `BadUserInput` otherwise.
-
-    NUL is refused too: Coder's PostgreSQL cannot store or compare it, so it fails upstream.
-    """
-    if value is None:
-        return None
-    if len(value) > MAX_TEXT_LENGTH:
-        raise BadUserInput(
-            f"`{name}` takes at most {MAX_TEXT_LENGTH} characters (got {len(value)}).",
-            extensions={"field": name},
-        )
-    if "\x00" in value:
-        raise BadUserInput(f"`{name}` must not contain NUL characters.", extensions={"field": name})
-    return value
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -9,6 +9,7 @@ from typing import Annotated
 import strawberry
 
 from aibridge_graphql.core.errors import BadUserInput
+from aibridge_graphql.core.inputs import checked_text
 from aibridge_graphql.core.loaders import Loaders
 from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef, UserRef
 from aibridge_graphql.schema.engine.compat import raw_info
@@ -18,7 +19,6 @@ from aibridge_graphql.schema.filters import (
     SESSIONS_CALLS,
     InterceptionFilter,
     SessionFilter,
-    checked_text,
 )
 from aibridge_graphql.schema.ids import (
     decode_global_id,

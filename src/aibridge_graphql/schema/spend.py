@@ -16,8 +16,8 @@ from uuid import UUID
 import strawberry
 
 from aibridge_graphql.core.errors import BadUserInput
+from aibridge_graphql.core.inputs import checked_text
 from aibridge_graphql.schema.amounts import CostSource, Micros
-from aibridge_graphql.schema.filters import checked_text
 from aibridge_graphql.schema.node import Info, loaders_of
 from aibridge_graphql.upstream import models as m
 

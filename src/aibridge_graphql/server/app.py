@@ -121,6 +121,12 @@ class GatewayView(GraphQLView[GatewayContext, None]):
         except web.HTTPRequestEntityTooLarge:
             limit = request.request.client_max_size  # type: ignore[attr-defined]
             raise RequestRejected(413, f"The request body exceeds {limit} bytes.") from None
+        except web.RequestPayloadError:
+            # aiohttp could not decode the body as sent: not gzip (or deflate, br) although
+            # `Content-Encoding` says so, or a broken chunked encoding. The client's mistake.
+            raise RequestRejected(
+                400, "The request body could not be decoded (check `Content-Encoding`)."
+            ) from None
         return parse_post(request.content_type, body)
 
     async def execute_single(

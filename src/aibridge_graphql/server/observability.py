@@ -9,6 +9,7 @@ the APQ protocol and observe each GraphQL operation (metrics, span, name for the
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -53,6 +54,13 @@ METRICS_PATH: Final = "/metrics"
 # Probes are frequent and boring: logged at DEBUG.
 _QUIET_PATHS: Final = frozenset({"/healthz", "/readyz"})
 _BAD_REQUEST: Final = "BAD_REQUEST"
+# nginx's status for a request whose client closed the connection before the answer: the
+# client's doing, so never a 5xx in the access log (issue 20). No response is sent.
+CLIENT_CLOSED_REQUEST: Final = 499
+# The outcome of an operation cut short by a cancellation (a client hang-up, a shutdown).
+_CANCELLED: Final = "CANCELLED"
+# Methods are a label: anything but the standard ones counts as `other`.
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -91,6 +99,10 @@ class OperationObserver(SchemaExtension):
             try:
                 yield
                 codes = self._codes()
+            except (asyncio.CancelledError, GeneratorExit):
+                # Not the request's fault nor the gateway's: the client left (or we stop).
+                codes = [_CANCELLED]
+                raise
             finally:
                 name, kind = self._name_and_type()
                 scope.metrics.observe_operation(name, codes, time.perf_counter() - started)
@@ -185,6 +197,13 @@ class Observability:
             status = exc.status
             exc.headers[REQUEST_ID_HEADER] = request_id
             raise
+        except asyncio.CancelledError:
+            # aiohttp cancels the handler when the client hangs up (`handler_cancellation`).
+            if _client_gone(request):
+                status = CLIENT_CLOSED_REQUEST
+                method = request.method if request.method in _METHODS else "other"
+                self.metrics.client_closed.labels(method).inc()
+            raise
         except Exception:
             # A bug: logged here with the request id (the scope is still set), masked for clients.
             logger.exception("unhandled error serving %s %s", request.method, request.path)
@@ -199,6 +218,12 @@ class Observability:
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = request_id
         return response
+
+
+def _client_gone(request: web.Request) -> bool:
+    """Whether the client's connection is closed (as opposed to a cancellation of our own)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _trace_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -104,7 +104,8 @@ def _max_calls(request: web.Request, call_budget: int) -> int:
     text = _one(request, "maxUpstreamCalls")
     if text is None:
         return call_budget
-    if not text.isdigit() or not 1 <= int(text) <= call_budget:
+    # ASCII digits only: `str.isdigit` also accepts `²`, which `int()` refuses.
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= call_budget:
         raise BadUserInput(f"`maxUpstreamCalls` must be between 1 and {call_budget}.")
     return int(text)
 
