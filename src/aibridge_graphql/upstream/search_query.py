@@ -18,7 +18,8 @@ def format_rfc3339nano(dt: datetime) -> str:
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError("datetime must be timezone-aware")
     utc = dt.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime: glibc's %Y gives "1", not "0001", for the year 1, which Go cannot parse.
+    text = utc.replace(microsecond=0, tzinfo=None).isoformat()
     if utc.microsecond:
         text += "." + f"{utc.microsecond:06d}".rstrip("0")
     return text + "Z"

@@ -74,3 +74,10 @@ def test_equal_filters_give_equal_q() -> None:
     assert a == b
     assert hash(a) == hash(b)
     assert build_q(a) == build_q(b)
+
+
+def test_rfc3339nano_pads_early_years_to_four_digits() -> None:
+    assert format_rfc3339nano(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00Z"
+    assert format_rfc3339nano(datetime(999, 12, 31, 23, 59, 59, 5, tzinfo=UTC)) == (
+        "0999-12-31T23:59:59.000005Z"
+    )
