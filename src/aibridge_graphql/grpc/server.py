@@ -80,9 +80,17 @@ class UpstreamHealth(health.aio.HealthServicer):
     def __init__(self, client: UpstreamClient) -> None:
         super().__init__()
         self._client = client
+        self._draining = False
+
+    async def drain(self) -> None:
+        """NOT_SERVING for good, Watch streams told at once: the process is shutting down."""
+        self._draining = True
+        await self.enter_graceful_shutdown()
 
     async def refresh(self) -> bool:
         """Ping the upstream and publish the result for "" and every service."""
+        if self._draining:
+            return False
         try:
             ready = await self._client.ping()
         except Exception:  # a failing probe means "not ready", whatever the reason
@@ -104,9 +112,10 @@ class UpstreamHealth(health.aio.HealthServicer):
 
 @dataclass
 class GrpcServer:
-    """A started gRPC server and the port it listens on."""
+    """A started gRPC server, its health service and the port it listens on."""
 
     server: grpc.aio.Server
+    health: UpstreamHealth
     host: str
     port: int
 
@@ -116,8 +125,8 @@ class GrpcServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Stop taking calls; running ones get `grace` seconds."""
+    async def stop(self, grace: float | None = 5.0) -> None:
+        """Stop taking calls; running ones get `grace` seconds (None: cancelled at once)."""
         await self.server.stop(grace)
 
 
@@ -200,7 +209,7 @@ class PreparedGrpc:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.UNKNOWN)
         await self.server.start()
-        return GrpcServer(self.server, host, bound)
+        return GrpcServer(self.server, self.health, host, bound)
 
 
 def prepare_grpc(
