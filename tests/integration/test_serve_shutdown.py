@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -64,6 +65,22 @@ def assert_clean_log(running: ServeProcess) -> None:
     assert "Traceback" not in running.output(), running.output()
     loud = [r for r in running.records() if r.get("level") not in ("DEBUG", "INFO")]
     assert not loud, loud
+
+
+def watch_health(address: str, first: threading.Event) -> tuple[list[Any], grpc.StatusCode]:
+    """Watch the server's health until the stream ends (`first` set at the first status): the
+    statuses seen and the end code."""
+    statuses: list[Any] = []
+    with grpc.insecure_channel(address) as channel:
+        stub: Any = health_pb2_grpc.HealthStub(channel)
+        stream = stub.Watch(health_pb2.HealthCheckRequest(), timeout=30)
+        try:
+            for reply in stream:
+                statuses.append(reply.status)
+                first.set()
+        except grpc.RpcError as error:
+            return statuses, error.code()
+    return statuses, grpc.StatusCode.OK
 
 
 def models_over_http(base_url: str, tokens: dict[str, str]) -> httpx.Response:
@@ -134,12 +151,15 @@ def test_work_longer_than_the_grace_is_cancelled_cleanly(
     }
     with (
         serve(standin, env) as running,
-        concurrent.futures.ThreadPoolExecutor(2) as pool,
+        concurrent.futures.ThreadPoolExecutor(3) as pool,
     ):
         gate.hold = True
         http_call = pool.submit(models_over_http, running.base_url, tokens)
         grpc_call = pool.submit(models_over_grpc, running.grpc_address, tokens)
+        watching = threading.Event()
+        watched = pool.submit(watch_health, running.grpc_address, watching)
         poll_until(lambda: gate.held == 2, "both calls held upstream")
+        assert watching.wait(30), "the Watch stream never started"
         sigterm(running)
         started = time.monotonic()
         code = running.exit_code(drain + grace + EXIT_MARGIN_S)
@@ -152,8 +172,41 @@ def test_work_longer_than_the_grace_is_cancelled_cleanly(
         with pytest.raises(grpc.RpcError) as error:
             grpc_call.result(timeout=10)
         assert error.value.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+        # A Watch stream hears NOT_SERVING at the signal, and ends with the server.
+        statuses, ended = watched.result(timeout=10)
+        assert statuses[-1] == health_pb2.HealthCheckResponse.NOT_SERVING, statuses
+        assert ended in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
     assert_clean_log(running)
     assert any("503" in line and "/graphql" in line for line in running.lines), running.output()
+
+
+def test_a_second_signal_cuts_the_grace_short(
+    standin: str, gate: ModelsGate, tokens: dict[str, str]
+) -> None:
+    env = {
+        "AIBRIDGE_SHUTDOWN_DRAIN_DELAY": "0.2",
+        "AIBRIDGE_SHUTDOWN_GRACE": "120",
+        "AIBRIDGE_REQUEST_DEADLINE": "60",
+        "AIBRIDGE_READ_TIMEOUT": "60",
+    }
+    with (
+        serve(standin, env) as running,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
+        gate.hold = True
+        http_call = pool.submit(models_over_http, running.base_url, tokens)
+        poll_until(lambda: gate.held == 1, "the call held upstream")
+        sigterm(running)
+        http_address = running.base_url.removeprefix("http://")
+        # The first signal's drain is over: the grace has begun.
+        poll_until(lambda: refuses_connections(http_address), "refusing HTTP connections")
+        assert running.process.poll() is None
+        sigterm(running)
+        assert running.exit_code(EXIT_MARGIN_S) == 0, running.output()
+        response = http_call.result(timeout=10)
+        assert response.status_code == 503
+        assert response.json()["errors"][0]["message"] == SHUTTING_DOWN
+    assert_clean_log(running)
 
 
 async def _load(
