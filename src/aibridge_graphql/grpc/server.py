@@ -10,6 +10,7 @@ the first Check, Watch streams see UNKNOWN.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import socket
@@ -75,17 +76,53 @@ def server_options(settings: Settings) -> list[tuple[str, Any]]:
 
 
 class UpstreamHealth(health.aio.HealthServicer):
-    """The standard health service; each `Check` asks the upstream first (like `/readyz`)."""
+    """The standard health service; each `Check` asks the upstream first (like `/readyz`).
+
+    Watch streams end (OK) once they have sent NOT_SERVING at shutdown: the stock Watch never
+    ends, so every watcher would hold the shutdown grace open to its last second.
+    """
 
     def __init__(self, client: UpstreamClient) -> None:
         super().__init__()
         self._client = client
         self._draining = False
+        # What Watch streams report, beside the base class's own map (private to it).
+        self._statuses: dict[str, Any] = {"": health_pb2.HealthCheckResponse.SERVING}
+        self._changed = asyncio.Condition()
+
+    async def set(self, service: str, status: Any) -> None:
+        """Publish `status` for `service` to Check and Watch (ignored once draining)."""
+        if self._draining:
+            return
+        await super().set(service, status)
+        async with self._changed:
+            self._statuses[service] = status
+            self._changed.notify_all()
 
     async def drain(self) -> None:
         """NOT_SERVING for good, Watch streams told at once: the process is shutting down."""
         self._draining = True
         await self.enter_graceful_shutdown()
+        async with self._changed:
+            for service in self._statuses:
+                self._statuses[service] = health_pb2.HealthCheckResponse.NOT_SERVING
+            self._changed.notify_all()
+
+    async def Watch(self, request: Any, context: Any) -> None:
+        last = None
+        while True:
+            async with self._changed:
+                while (status := self._watched(request.service)) == last and not self._draining:
+                    await self._changed.wait()
+            if status != last:
+                await context.write(health_pb2.HealthCheckResponse(status=status))
+                last = status
+            # Draining, and the last word sent is still the status: nothing more will change.
+            if self._draining and self._watched(request.service) == last:
+                return
+
+    def _watched(self, service: str) -> Any:
+        return self._statuses.get(service, health_pb2.HealthCheckResponse.SERVICE_UNKNOWN)
 
     async def refresh(self) -> bool:
         """Ping the upstream and publish the result for "" and every service."""

@@ -162,15 +162,16 @@ class GracefulStop:
         )
         for site in list(self.runner.sites):
             await site.stop()
-        server = self.runner.server
-        # As aiohttp's own cleanup does: let requests already read start being handled, then
-        # close idle keep-alive connections (busy ones close after their response).
-        await asyncio.sleep(0)
-        if server is not None:
-            server.pre_shutdown()
+        # Requests in flight finish, each closing its connection after the response. Only then
+        # are idle keep-alive connections closed: aiohttp's `pre_shutdown` also drops the rest of
+        # a body still arriving, which left a request sent at the close waiting for it until the
+        # grace ran out.
         idle = asyncio.ensure_future(self.draining.wait_idle())
         await _first_of(idle, urgent, grace)
         idle.cancel()
+        server = self.runner.server
+        if server is not None:
+            server.pre_shutdown()
         if self.draining.in_flight:
             cancelled = await self.draining.cancel_in_flight()
             logger.info("grace over: %d HTTP request(s) answered 503", cancelled)
