@@ -3,7 +3,7 @@
 On the first SIGTERM/SIGINT: `/readyz` answers 503 and gRPC health NOT_SERVING at once; both
 faces keep serving for `shutdown_drain_delay` (every HTTP response then closes its connection);
 the listeners close; requests and calls in flight get `shutdown_grace` seconds, after which HTTP
-requests are answered 503 and gRPC calls CANCELLED. A second signal cuts the drain and the grace
+requests are answered 503 and gRPC calls cancelled. A second signal cuts the drain and the grace
 short. The caller then closes the upstream pool; the process exits 0 either way.
 """
 
