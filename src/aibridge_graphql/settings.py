@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     # client keeps its connection warm between bursts instead of being sent GOAWAY for it.
     grpc_keepalive_permit_without_calls: bool = True
     graphiql_assets_dir: str | None = None
+    # Graceful shutdown (server/shutdown.py), seconds. On SIGTERM/SIGINT both faces turn
+    # not-ready at once, keep serving for the drain delay (so a balancer polling `/readyz` or gRPC
+    # health moves traffic away first, and requests already on the wire are read), then close
+    # their listeners; what is in flight then has the grace to finish and is cancelled after it.
+    # 15 s: longer than the 10 s request deadline, so every GraphQL request accepted finishes;
+    # with Kubernetes' 5 s preStop and the 1 s drain it fits the 30 s termination grace.
+    shutdown_grace: float = Field(default=15.0, ge=0, le=3600)
+    shutdown_drain_delay: float = Field(default=1.0, ge=0, le=600)
 
     # Pagination and query limits.
     default_page_size: int = Field(default=20, ge=1)

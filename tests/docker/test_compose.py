@@ -135,6 +135,18 @@ def test_gateway_environment_is_valid_settings(
         assert services[name]["expose"] == [str(settings.port), str(settings.grpc_port)]
 
 
+def test_gateways_get_their_shutdown_grace_before_sigkill(services: dict[str, Any]) -> None:
+    for name in GATEWAYS:
+        environment: dict[str, str] = services[name]["environment"]
+        settings = Settings.model_validate(
+            {key.removeprefix("AIBRIDGE_").lower(): value for key, value in environment.items()}
+        )
+        match = re.fullmatch(r"(\d+)s", services[name]["stop_grace_period"])
+        assert match is not None, services[name]["stop_grace_period"]
+        # SIGKILL must come after the drain and the grace, with room for closing.
+        assert int(match.group(1)) >= settings.shutdown_drain_delay + settings.shutdown_grace + 5
+
+
 def test_gateway_healthcheck_probes_readiness(services: dict[str, Any]) -> None:
     for name in GATEWAYS:
         url = urlsplit(healthcheck_url(services[name]))

@@ -57,7 +57,13 @@ def test_strict_schema_check_rejects_a_misplaced_field() -> None:
 
 def test_expected_objects_exist() -> None:
     kinds = {(obj["kind"], obj["metadata"]["name"]) for obj in k8s_objects()}
-    for kind in ("ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler"):
+    for kind in (
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    ):
         assert (kind, NAME) in kinds
 
 
@@ -112,6 +118,46 @@ def test_hpa_scales_the_deployment_on_cpu() -> None:
     assert "cpu" in gateway_container()["resources"]["requests"]
     # The HPA owns the replica count; a fixed one would be reset on every apply.
     assert "replicas" not in k8s_object("Deployment", NAME)["spec"]
+
+
+def configmap_settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for key, value in k8s_object("ConfigMap", NAME)["data"].items():
+        monkeypatch.setenv(key, value)
+    return Settings()
+
+
+def test_termination_grace_covers_prestop_drain_and_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = configmap_settings(monkeypatch)
+    pre_stop = gateway_container()["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep", pre_stop
+    pause = float(pre_stop[1])
+    # The pod leaves the endpoints during the pause; a pause under a few seconds races them.
+    assert pause >= 3
+    # Kubernetes counts the preStop pause in the grace; its SIGKILL must not cut the gateway's
+    # drain and grace, and closing (pools, the interpreter) takes a few seconds more.
+    budget = gateway_pod()["spec"]["terminationGracePeriodSeconds"]
+    assert budget >= pause + settings.shutdown_drain_delay + settings.shutdown_grace + 5
+    # Rolling updates start the new pod before the old one stops: no capacity lost meanwhile.
+    rolling = k8s_object("Deployment", NAME)["spec"]["strategy"]["rollingUpdate"]
+    assert rolling["maxUnavailable"] == 0
+
+
+def test_pdb_keeps_a_pod_and_allows_an_eviction() -> None:
+    pdb = k8s_object("PodDisruptionBudget", NAME)
+    assert pdb["apiVersion"] == "policy/v1"
+    labels = gateway_pod()["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    min_replicas = k8s_object("HorizontalPodAutoscaler", NAME)["spec"]["minReplicas"]
+    # At least one pod through a drain, and a node drain can still evict one (no deadlock).
+    assert 1 <= pdb["spec"]["minAvailable"] < min_replicas
+    assert "maxUnavailable" not in pdb["spec"]
+
+
+def test_hpa_scales_down_one_pod_at_a_time() -> None:
+    scale_down = k8s_object("HorizontalPodAutoscaler", NAME)["spec"]["behavior"]["scaleDown"]
+    assert scale_down["stabilizationWindowSeconds"] >= 60
+    (policy,) = scale_down["policies"]
+    assert (policy["type"], policy["value"]) == ("Pods", 1)
 
 
 @pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["metadata"]["name"])

@@ -10,6 +10,7 @@ the first Check, Watch streams see UNKNOWN.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import socket
@@ -78,14 +79,58 @@ def server_options(settings: Settings) -> list[tuple[str, Any]]:
 
 
 class UpstreamHealth(health.aio.HealthServicer):
-    """The standard health service; each `Check` asks the upstream first (like `/readyz`)."""
+    """The standard health service; each `Check` asks the upstream first (like `/readyz`).
+
+    Watch streams end (OK) once they have sent NOT_SERVING at shutdown: the stock Watch never
+    ends, so every watcher would hold the shutdown grace open to its last second.
+    """
 
     def __init__(self, client: UpstreamClient) -> None:
         super().__init__()
         self._client = client
+        self._draining = False
+        # What Watch streams report, beside the base class's own map (private to it).
+        self._statuses: dict[str, Any] = {"": health_pb2.HealthCheckResponse.SERVING}
+        self._changed = asyncio.Condition()
+
+    async def set(self, service: str, status: Any) -> None:
+        """Publish `status` for `service` to Check and Watch (ignored once draining)."""
+        if self._draining:
+            return
+        await super().set(service, status)
+        async with self._changed:
+            self._statuses[service] = status
+            self._changed.notify_all()
+
+    async def drain(self) -> None:
+        """NOT_SERVING for good, Watch streams told at once: the process is shutting down."""
+        self._draining = True
+        await self.enter_graceful_shutdown()
+        async with self._changed:
+            for service in self._statuses:
+                self._statuses[service] = health_pb2.HealthCheckResponse.NOT_SERVING
+            self._changed.notify_all()
+
+    async def Watch(self, request: Any, context: Any) -> None:
+        last = None
+        while True:
+            async with self._changed:
+                while (status := self._watched(request.service)) == last and not self._draining:
+                    await self._changed.wait()
+            if status != last:
+                await context.write(health_pb2.HealthCheckResponse(status=status))
+                last = status
+            # Draining, and the last word sent is still the status: nothing more will change.
+            if self._draining and self._watched(request.service) == last:
+                return
+
+    def _watched(self, service: str) -> Any:
+        return self._statuses.get(service, health_pb2.HealthCheckResponse.SERVICE_UNKNOWN)
 
     async def refresh(self) -> bool:
         """Ping the upstream and publish the result for "" and every service."""
+        if self._draining:
+            return False
         try:
             ready = await self._client.ping()
         except Exception:  # a failing probe means "not ready", whatever the reason
@@ -107,9 +152,10 @@ class UpstreamHealth(health.aio.HealthServicer):
 
 @dataclass
 class GrpcServer:
-    """A started gRPC server and the port it listens on."""
+    """A started gRPC server, its health service and the port it listens on."""
 
     server: grpc.aio.Server
+    health: UpstreamHealth
     host: str
     port: int
 
@@ -119,8 +165,8 @@ class GrpcServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Stop taking calls; running ones get `grace` seconds."""
+    async def stop(self, grace: float | None = 5.0) -> None:
+        """Stop taking calls; running ones get `grace` seconds (None: cancelled at once)."""
         await self.server.stop(grace)
 
 
@@ -203,7 +249,7 @@ class PreparedGrpc:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.UNKNOWN)
         await self.server.start()
-        return GrpcServer(self.server, host, bound)
+        return GrpcServer(self.server, self.health, host, bound)
 
 
 def prepare_grpc(

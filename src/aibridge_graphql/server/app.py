@@ -43,8 +43,9 @@ from aibridge_graphql.server.http_protocol import (
     parse_post,
 )
 from aibridge_graphql.server.index import index_handler
-from aibridge_graphql.server.keys import CLIENT_KEY, PRICER_KEY, SETTINGS_KEY
+from aibridge_graphql.server.keys import CLIENT_KEY, DRAINING_KEY, PRICER_KEY, SETTINGS_KEY
 from aibridge_graphql.server.observability import Observability
+from aibridge_graphql.server.shutdown import Draining
 from aibridge_graphql.server.usage_csv import usage_csv
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
@@ -270,8 +271,11 @@ async def readyz(request: web.Request) -> web.Response:
     """Readiness: the upstream answers, serves an AI Bridge API and is licensed for it.
 
     Each probe re-detects what the upstream offers (upstream/capabilities.py), so a Coder
-    upgrade or a licence change shows here and in the next queries.
+    upgrade or a licence change shows here and in the next queries. Once a shutdown began it
+    answers 503 without asking the upstream (server/shutdown.py).
     """
+    if request.app[DRAINING_KEY].started:
+        return web.json_response({"status": "shutting down"}, status=503)
     try:
         found = await request.app[CLIENT_KEY].capabilities.detect()
     except Exception:  # a failing probe means "not ready", whatever the reason
@@ -345,7 +349,10 @@ def create_app(
     """
     _demote_client_http_errors()
     observed = observability or Observability(settings)
-    app = web.Application(middlewares=[observed.middleware, *middlewares])
+    draining = Draining()
+    # Inside the observability middleware: a request answered 503 at shutdown is logged as such.
+    app = web.Application(middlewares=[observed.middleware, draining.middleware, *middlewares])
+    app[DRAINING_KEY] = draining
     app[SETTINGS_KEY] = settings
     app[PRICER_KEY] = pricer or pricer_from_settings(settings)
     app.cleanup_ctx.append(_client_lifecycle(settings, client))

@@ -85,6 +85,10 @@ def serve(upstream: str | None, host: str | None, port: int | None, grpc_port: i
       gRPC            aibridge.v1 services, reflection and health on --grpc-port
 
     Every other setting comes from AIBRIDGE_* environment variables (docs/configuration.md).
+
+    SIGTERM or SIGINT stops it gracefully: not ready at once, listeners closed after
+    AIBRIDGE_SHUTDOWN_DRAIN_DELAY, work in flight given AIBRIDGE_SHUTDOWN_GRACE, exit 0; a
+    second signal stops at once (docs/operations.md#graceful-shutdown).
     """
     settings = load_settings(upstream_url=upstream, host=host, port=port, grpc_port=grpc_port)
     _configure_logging(settings)

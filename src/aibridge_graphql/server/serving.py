@@ -19,8 +19,10 @@ from aibridge_graphql.core.cache import close_cache
 from aibridge_graphql.core.pricing import Pricer, pricer_from_settings
 from aibridge_graphql.server.app import create_app
 from aibridge_graphql.server.graphiql import OfflineGraphiQL, offline_graphiql
+from aibridge_graphql.server.keys import DRAINING_KEY
 from aibridge_graphql.server.looplag import LoopLagMonitor
 from aibridge_graphql.server.observability import Observability
+from aibridge_graphql.server.shutdown import GracefulStop, ShutdownSignals
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
 
@@ -68,10 +70,17 @@ def build_gateway(
     return app
 
 
-async def setup_runner(app: web.Application) -> web.AppRunner:
-    """`app`'s runner, set up (its start-up hooks run) but listening nowhere yet."""
+async def setup_runner(app: web.Application, shutdown_timeout: float = 60.0) -> web.AppRunner:
+    """`app`'s runner, set up (its start-up hooks run) but listening nowhere yet; its cleanup
+    gives requests in flight `shutdown_timeout` seconds."""
     # handler_cancellation: a request whose client hung up stops, and with it its upstream calls.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        handler_cancellation=True,
+        shutdown_timeout=shutdown_timeout,
+    )
     await runner.setup()
     return runner
 
@@ -89,9 +98,11 @@ async def listen(runner: web.AppRunner, host: str, port: int) -> Started:
     return Started(runner, host, int(bound[1]))
 
 
-async def start_app(app: web.Application, host: str, port: int) -> Started:
+async def start_app(
+    app: web.Application, host: str, port: int, shutdown_timeout: float = 60.0
+) -> Started:
     """Start `app` on `host:port` (0 picks a free port) and return where it listens."""
-    runner = await setup_runner(app)
+    runner = await setup_runner(app, shutdown_timeout)
     try:
         return await listen(runner, host, port)
     except BaseException:
@@ -198,7 +209,8 @@ async def shared_serving(
 
 
 async def run_gateway(settings: Settings, pricer: Pricer | None = None) -> None:
-    """Serve the gateway on `settings.host:port` (and gRPC on `grpc_port`) until SIGINT/SIGTERM.
+    """Serve the gateway on `settings.host:port` (and gRPC on `grpc_port`) until SIGINT/SIGTERM,
+    then stop gracefully (server/shutdown.py).
 
     Both faces share one event loop, one pooled upstream client and one observability stack
     (`SharedServing`).
@@ -210,15 +222,25 @@ async def run_gateway(settings: Settings, pricer: Pricer | None = None) -> None:
         grpc_server: GrpcServer | None = None
         started: Started | None = None
         try:
-            started = await start_app(shared.gateway_app(), settings.host, settings.port)
+            app = shared.gateway_app()
+            started = await start_app(app, settings.host, settings.port, settings.shutdown_grace)
             if settings.grpc_enabled:
                 grpc_server = await shared.start_grpc()
             freeze_startup_heap()
-            # One line a script (or a test) can read to find the port when it asked for 0.
-            print(f"Gateway listening on {started.base_url}/graphql", flush=True)
-            if grpc_server is not None:
-                print(f"gRPC listening on {grpc_server.address}", flush=True)
-            await wait_for_shutdown_signal()
+            with ShutdownSignals().installed() as signals:
+                # One line a script (or a test) can read to find the port when it asked for 0.
+                print(f"Gateway listening on {started.base_url}/graphql", flush=True)
+                if grpc_server is not None:
+                    print(f"gRPC listening on {grpc_server.address}", flush=True)
+                await signals.requested.wait()
+                stop = GracefulStop(
+                    started.runner,
+                    app[DRAINING_KEY],
+                    grpc_server,
+                    drain_delay=settings.shutdown_drain_delay,
+                    grace=settings.shutdown_grace,
+                )
+                await stop.run(signals.urgent)
         finally:
             if grpc_server is not None:
                 await grpc_server.stop()
