@@ -34,6 +34,8 @@ _SESSION_PATH = re.compile(r"/sessions/[^/]+")
 # Coder's spend routes (outside the AI Gateway prefix; upstream/requests.py builds them).
 _USER_SPEND_PATH = re.compile(r"/api/v2/users/[^/]+/ai/spend")
 _GROUPS_SPEND_PATH = re.compile(r"/api/v2/organizations/[^/]+/groups/ai/spend")
+_GROUP_BUDGET_PATH = re.compile(r"/api/v2/groups/[^/]+/ai/budget")
+_USER_OVERRIDE_PATH = re.compile(r"/api/v2/users/[^/]+/ai/budget/override")
 
 
 @dataclass(slots=True)
@@ -85,6 +87,10 @@ def endpoint_template(path: str) -> str:
         return "/api/v2/users/{user}/ai/spend"
     if _GROUPS_SPEND_PATH.fullmatch(path):
         return "/api/v2/organizations/{organization}/groups/ai/spend"
+    if _GROUP_BUDGET_PATH.fullmatch(path):
+        return "/api/v2/groups/{group}/ai/budget"
+    if _USER_OVERRIDE_PATH.fullmatch(path):
+        return "/api/v2/users/{user}/ai/budget/override"
     return "other"
 
 
