@@ -433,7 +433,7 @@ class UpstreamClient:
         sent: Attempt | None = None
         try:
             # The current observer (metrics, tracing) may add headers per attempt.
-            with observed_attempt(request, headers) as sent:
+            with observed_attempt(request, headers, call.method) as sent:
                 if self._pool is None:
                     return await self._exchange_httpx(request, sent, call)
                 return await self._exchange_aiohttp(self._pool, request, sent, call)

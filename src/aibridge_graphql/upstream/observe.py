@@ -40,10 +40,11 @@ _USER_OVERRIDE_PATH = re.compile(r"/api/v2/users/[^/]+/ai/budget/override")
 
 @dataclass(slots=True)
 class Attempt:
-    """One HTTP attempt: the headers it sends (an observer may add some) and its status."""
+    """One HTTP attempt: the headers it sends (an observer may add some), its method and status."""
 
     headers: dict[str, str]
     status: int | None = None
+    method: str = "GET"
 
 
 class CallObserver(Protocol):
@@ -66,9 +67,11 @@ CURRENT_OBSERVER: ContextVar[CallObserver | None] = ContextVar(
 
 
 @contextmanager
-def observed_attempt(request: UpstreamRequest, headers: Mapping[str, str]) -> Iterator[Attempt]:
+def observed_attempt(
+    request: UpstreamRequest, headers: Mapping[str, str], method: str = "GET"
+) -> Iterator[Attempt]:
     """Run one attempt under the current observer, if any; set `attempt.status` inside."""
-    attempt = Attempt(dict(headers))
+    attempt = Attempt(dict(headers), method=method)
     observer = CURRENT_OBSERVER.get()
     if observer is None:
         yield attempt
