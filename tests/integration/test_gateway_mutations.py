@@ -10,6 +10,7 @@ and its tests); tests/standin/test_api_budget_access.py holds the stand-in to th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
@@ -20,14 +21,23 @@ from typing import Any
 import httpx
 import pytest
 
+from aibridge_graphql.core.errors import OUTCOME_UNKNOWN_MESSAGE, describe
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.standin.app import create_app
 from aibridge_graphql.standin.seed import seed_database
 from aibridge_graphql.standin.store import open_database
 from aibridge_graphql.standin.tokens import read_tokens
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
-from aibridge_graphql.upstream.requests import group_ai_budget_request
-from tests.support.gateway_helpers import Gateway, serve_gateway, when
+from aibridge_graphql.upstream.deadline import Deadline
+from aibridge_graphql.upstream.errors import UpstreamOutcomeUnknown
+from aibridge_graphql.upstream.requests import UpstreamRequest, group_ai_budget_request
+from tests.support.gateway_helpers import (
+    Gateway,
+    WriteFaults,
+    serve_gateway,
+    when,
+    write_fault_proxy,
+)
 from tests.support.redis_server import run_redis
 from tests.support.servers import run_app_in_thread
 
@@ -427,3 +437,48 @@ async def test_writes_go_over_the_production_pool_too(
         stored = json.loads(await client.send_json("PUT", request, body, creds))
         assert stored["spend_limit_micros"] == 12
         assert await client.send_json("DELETE", request, None, creds) == b""
+
+
+async def test_a_put_whose_connection_drops_is_retried(
+    url: str, tokens: dict[str, str], groups: dict[str, str]
+) -> None:
+    interns = groups["interns"]
+    given = {"input": {"groupId": interns, "spendLimitMicros": 21}}
+    # Two drops: aiohttp itself resends an idempotent request once when a reused pooled
+    # connection turns out closed (never a POST); the rest is the gateway's own retry.
+    faults = WriteFaults(resets=2)
+    with run_app_in_thread(lambda: write_fault_proxy(url, faults)) as hop:
+        async with serve_gateway(hop, tokens["admin"], retries=0, retry_backoff=0) as gw:
+            body = await gw.query(SET_GROUP, given)
+            assert _error(body)["extensions"] == {"code": "UPSTREAM_UNAVAILABLE"}
+        faults.resets, faults.seen = 2, []
+        async with serve_gateway(hop, tokens["admin"], retries=2, retry_backoff=0) as gw:
+            data = await gw.data(SET_GROUP, given)
+            assert data["setGroupAIBudget"]["budget"]["spendLimit"]["micros"] == "21"
+            assert faults.count("PUT") == 3  # two dropped, then the one answered
+            await gw.data(CLEAR_GROUP, {"input": {"groupId": interns}})
+    assert _rest(url, "GET", f"/groups/{interns}/ai/budget", tokens["admin"]).status_code == 404
+
+
+async def test_a_post_held_past_the_deadline_is_sent_once_and_outcome_unknown(
+    url: str, tokens: dict[str, str]
+) -> None:
+    # No mutation POSTs yet (gateway keys will): the production client on the real pool.
+    faults = WriteFaults(hold_post=3.0)
+    request = UpstreamRequest.make("/api/v2/ai-gateway/keys", root=True)
+    with run_app_in_thread(lambda: write_fault_proxy(url, faults)) as hop:
+        async with UpstreamClient(Settings(upstream_url=hop, retry_backoff=0)) as client:
+            with pytest.raises(UpstreamOutcomeUnknown) as caught:
+                await client.send_json(
+                    "POST",
+                    request,
+                    {"name": "replica"},
+                    Credentials(tokens["admin"]),
+                    deadline=Deadline.after(1.0),
+                )
+            for _ in range(200):  # bounded: the POST was on its way when the deadline passed
+                if faults.count("POST"):
+                    break
+                await asyncio.sleep(0.01)
+        assert faults.count("POST") == 1
+    assert describe(caught.value) == (OUTCOME_UNKNOWN_MESSAGE, {"code": "UPSTREAM_OUTCOME_UNKNOWN"})

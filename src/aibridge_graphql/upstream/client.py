@@ -14,7 +14,8 @@ Writes (`send_json`): PUT and DELETE are idempotent (setting or clearing the sam
 ends in the same state), so they retry like reads. A POST never retries, and once it may have
 left (anything after the connection was made: a dropped connection, a read timeout, the deadline,
 a gateway's 502/504) it is `UpstreamOutcomeUnknown`, not `UpstreamUnavailable`: the upstream may
-have done it. Only a failure to connect at all is "not done".
+have done it. Only a failure to connect at all is "not done". (aiohttp itself resends an
+idempotent request once when a reused pooled connection turns out closed; never a POST.)
 
 The hot path (`_attempt`) bypasses `httpx.AsyncClient.send`, which would run its auth and redirect
 machinery and feed every response to the cookie jar (which accepts nothing, but parsing for it cost
