@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     cache_ttl_sessions: float = Field(default=10.0, ge=0)
     cache_ttl_threads: float = Field(default=10.0, ge=0)
     cache_ttl_interceptions: float = Field(default=10.0, ge=0)
+    # Coder's spend figures (`aiSpend`, `aiGroupSpend`); off by default, since spend grows with
+    # every priced call. A budget write through the gateway invalidates the writer's entries.
+    cache_ttl_spend: float = Field(default=0.0, ge=0)
 
     # Negotiated prices (YAML or JSON) that win over genai-prices; validated at start
     # (aibridge_graphql.core.pricing.load_prices_file).

@@ -4,6 +4,7 @@ and no `data` for request errors, while `application/json` keeps answering 200 a
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -139,3 +140,55 @@ async def test_websocket_operations_are_refused(
         await ws.close()
     assert message.data == 4406
     assert message.extra == "Subprotocol not acceptable"
+
+
+MUTATION = (
+    "mutation { clearGroupAIBudget(input: {groupId: "
+    '"00000000-0000-4000-8000-000000000001"}) { cleared } }'
+)
+
+
+@pytest.mark.parametrize("accept", [GRJ, JSON])
+async def test_a_mutation_over_get_is_405_and_never_runs(
+    standin_url: str, tokens: dict[str, str], accept: str
+) -> None:
+    headers = {"Accept": accept, "Coder-Session-Token": tokens["admin"]}
+    async with serve_gateway(standin_url, tokens["admin"]) as gw:
+        response = await gw.http.get("/graphql", params={"query": MUTATION}, headers=headers)
+        body = json.loads(await response.text())
+        calls = list(gw.calls)
+    assert response.status == 405
+    assert response.headers["Allow"] == "POST"
+    assert body["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+    assert calls == []
+
+
+@pytest.mark.parametrize("persisted_only", [False, True])
+async def test_a_persisted_mutation_runs_over_post_only(
+    standin_url: str, tokens: dict[str, str], tmp_path: Path, persisted_only: bool, api_era: str
+) -> None:
+    sha = sha256_hex(MUTATION)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({sha: MUTATION}), encoding="utf-8")
+    ext = {"persistedQuery": {"version": 1, "sha256Hash": sha}}
+    headers = {"Accept": JSON, "Coder-Session-Token": tokens["admin"]}
+    settings = {"apq_manifest": str(manifest), "apq_persisted_only": persisted_only}
+    async with serve_gateway(standin_url, tokens["admin"], **settings) as gw:
+        by_hash = {"extensions": json.dumps(ext)}
+        response = await gw.http.get("/graphql", params=by_hash, headers=headers)
+        refused = json.loads(await response.text())
+        assert gw.calls == []
+        # The same hash over POST runs it: the sessions era has no budgets (no call is made), the
+        # AI Gateway era's Coder knows no such group.
+        status, _, ran = await post(gw, {"extensions": ext}, JSON)
+        calls = list(gw.calls)
+    assert response.status == 405, refused
+    assert response.headers["Allow"] == "POST"
+    assert refused["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+    assert status == 200
+    if api_era == "sessions":
+        assert ran["errors"][0]["extensions"]["code"] == "UPSTREAM_UNSUPPORTED"
+        assert not [call for call in calls if "/ai/" in call]
+    else:
+        assert ran["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        assert calls == ["/api/v2/groups/00000000-0000-4000-8000-000000000001/ai/budget"]

@@ -4,6 +4,7 @@ stand-in, a counting transport, a REST client with the same token, and REST→Gr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from aiohttp import ClientSession, web
+from aiohttp import ClientResponse, ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from aibridge_graphql.server.app import create_app
@@ -140,6 +141,61 @@ def faulty_proxy(
     app.cleanup_ctx.append(client)
     app.router.add_get("/{tail:.*}", forward)
     return app
+
+
+@dataclass
+class WriteFaults:
+    """What `write_fault_proxy` does and saw: the first `resets` PUTs lose their connection,
+    every POST is held `hold_post` seconds (past a deadline) and answered 201."""
+
+    resets: int = 1
+    hold_post: float = 3.0
+    seen: list[tuple[str, str]] = field(default_factory=list)
+
+    def count(self, method: str) -> int:
+        return sum(1 for seen, _ in self.seen if seen == method)
+
+
+def write_fault_proxy(upstream_url: str, faults: WriteFaults) -> web.Application:
+    """A loopback hop to the stand-in for the writes' failures: a PUT whose connection drops
+    before any answer (once it arrived whole), a POST whose answer comes too late; everything else
+    (capability probes, reads, the PUT retried) is forwarded as it came."""
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        faults.seen.append((request.method, request.path))
+        if request.method == "PUT" and faults.resets > 0:
+            faults.resets -= 1
+            assert request.transport is not None
+            request.transport.close()  # the upstream got it all; the gateway gets no answer
+            return web.Response(status=500)
+        if request.method == "POST":
+            await asyncio.sleep(faults.hold_post)
+            return web.json_response({}, status=201)
+        names = ("coder-session-token", "content-type", "accept", "user-agent")
+        headers = {k: v for k, v in request.headers.items() if k.lower() in names}
+        session = request.app[_SESSION]
+        async with session.request(
+            request.method, upstream_url + request.path_qs, headers=headers, data=body or None
+        ) as answer:
+            return web.Response(
+                status=answer.status, body=await answer.read(), headers=_content_type(answer)
+            )
+
+    async def client(app: web.Application) -> AsyncIterator[None]:
+        async with ClientSession() as session:
+            app[_SESSION] = session
+            yield
+
+    app = web.Application()
+    app.cleanup_ctx.append(client)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    return app
+
+
+def _content_type(answer: ClientResponse) -> dict[str, str]:
+    found = answer.headers.get("Content-Type")
+    return {} if found is None else {"Content-Type": found}
 
 
 @contextlib.asynccontextmanager

@@ -10,6 +10,11 @@ Protocol-neutral: the loaders (core/loaders/resources.py) wrap their byte fetch 
   (`cache_url`, shared by replicas); a Redis that fails degrades to no cache, never to an error.
 - A request may opt out (`Cache-Control: no-cache` / gRPC `cache-control` metadata): `no-cache`
   skips the read and refreshes the entry, `no-store` neither reads nor writes.
+- Invalidation: the entries a write can make stale (a family of endpoints, e.g. the spend reads)
+  are keyed with the caller's current generation of that family, a random token stored in the
+  cache itself (so replicas sharing Redis share it); a successful write replaces it
+  (`CacheView.invalidate`), which leaves the caller's older entries unreachable until they
+  expire. Writes themselves never go through the cache.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
 import time
 import weakref
 from collections import OrderedDict
@@ -44,6 +50,16 @@ KEY_PREFIX = "aibridge:resp:"
 _REDIS_RETRY_AFTER = 1.0
 # Connections to Redis per process: commands are sub-millisecond, so a few dozen serve bursts.
 _REDIS_MAX_CONNECTIONS = 32
+GENERATION_PREFIX = "aibridge:gen:"
+# How long a caller's generation of a family lives without a write: past it, a fresh random one
+# (entries under the old one were unreachable anyway). Far longer than any TTL of an entry.
+_GENERATION_TTL = 86_400.0
+SPEND = "spend"
+# Endpoint templates whose entries a write can make stale, by family (one generation each).
+FAMILIES: dict[str, str] = {
+    "/api/v2/users/{user}/ai/spend": SPEND,
+    "/api/v2/organizations/{organization}/groups/ai/spend": SPEND,
+}
 
 
 class ResponseCache(Protocol):
@@ -198,11 +214,23 @@ class CacheKeys:
             self._secret, b"identity\0" + credentials.token.encode(), "sha256"
         ).hexdigest()
 
-    def entry(self, identity: str, base_url: str, request: UpstreamRequest) -> str:
-        """The key of one caller's answer to one normalized upstream request."""
+    def entry(
+        self, identity: str, base_url: str, request: UpstreamRequest, generation: str = ""
+    ) -> str:
+        """The key of one caller's answer to one normalized upstream request (under the
+        caller's `generation` of the request's family, for a family that has one)."""
         parts = [identity, base_url, request.path, *(f"{k}={v}" for k, v in request.params)]
+        if generation:
+            parts.append(f"generation={generation}")
         digest = hmac.new(self._secret, "\0".join(parts).encode(), hashlib.sha256).hexdigest()
         return KEY_PREFIX + digest
+
+    def generation(self, identity: str, family: str) -> str:
+        """The key under which a caller's current generation of a family is stored."""
+        digest = hmac.new(
+            self._secret, f"generation\0{identity}\0{family}".encode(), hashlib.sha256
+        ).hexdigest()
+        return GENERATION_PREFIX + digest
 
 
 class Bypass(Enum):
@@ -232,6 +260,7 @@ def ttls(settings: Settings) -> dict[str, float]:
         "/sessions": settings.cache_ttl_sessions,
         "/sessions/{session_id}": settings.cache_ttl_threads,
         "/interceptions": settings.cache_ttl_interceptions,
+        **dict.fromkeys(FAMILIES, settings.cache_ttl_spend),
     }
 
 
@@ -275,8 +304,11 @@ class CacheView:
         ttl = self._shared.ttls.get(endpoint, 0.0)
         if ttl <= 0:
             return parse(await fetch(request))
+        family = FAMILIES.get(endpoint)
+        generation = "" if family is None else await self._generation(family)
         # The base URL as detected now: a prefix change (a Coder upgrade) is another key.
-        key = self._shared.keys.entry(self._identity, str(self._client.http.base_url), request)
+        base_url = str(self._client.http.base_url)
+        key = self._shared.keys.entry(self._identity, base_url, request, generation)
         store = self._shared.store
         if self._bypass is Bypass.NONE:
             cached = await store.get(key)
@@ -291,6 +323,26 @@ class CacheView:
         if self._bypass is not Bypass.NO_STORE:
             await store.set(key, content, ttl)
         return parsed
+
+    async def _generation(self, family: str) -> str:
+        """The caller's current generation of `family`; a fresh one when none is stored, so
+        entries of a generation that expired or was evicted are never reached again."""
+        key = self._shared.keys.generation(self._identity, family)
+        stored = await self._shared.store.get(key)
+        if stored is not None:
+            return stored.decode("ascii", "replace")
+        return await self._renew(key)
+
+    async def _renew(self, key: str) -> str:
+        fresh = secrets.token_hex(16)
+        await self._shared.store.set(key, fresh.encode("ascii"), _GENERATION_TTL)
+        return fresh
+
+    async def invalidate(self, family: str) -> None:
+        """After a successful write: this caller's cached entries of `family` are not served
+        again (a new generation; the old entries expire unread). Best effort, as every cache
+        operation: a Redis that is down answers no entry either."""
+        await self._renew(self._shared.keys.generation(self._identity, family))
 
 
 def _count(endpoint: str, result: str) -> None:

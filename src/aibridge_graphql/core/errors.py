@@ -19,6 +19,7 @@ from aibridge_graphql.upstream.errors import (
     UpstreamForbidden,
     UpstreamHTTPError,
     UpstreamNotFound,
+    UpstreamOutcomeUnknown,
     UpstreamResponseTooLarge,
     UpstreamUnauthorized,
 )
@@ -35,6 +36,13 @@ DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 # `extensions.reason` of an UPSTREAM_UNAVAILABLE error whose upstream body was over the cap.
 RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+# A non-idempotent write may have been done upstream, but its answer was lost: read the state
+# back before trying again. Distinct from UPSTREAM_UNAVAILABLE (nothing was done).
+UPSTREAM_OUTCOME_UNKNOWN = "UPSTREAM_OUTCOME_UNKNOWN"
+OUTCOME_UNKNOWN_MESSAGE = (
+    "The AI Bridge API may or may not have made this change: its answer did not arrive. Read "
+    "the state back before trying again."
+)
 # Demand control: a document refused before it runs, and a call refused while it runs.
 COST_ESTIMATED_TOO_EXPENSIVE = "COST_ESTIMATED_TOO_EXPENSIVE"
 UPSTREAM_CALL_BUDGET_EXCEEDED = "UPSTREAM_CALL_BUDGET_EXCEEDED"
@@ -133,6 +141,8 @@ def describe(exc: BaseException) -> tuple[str, dict[str, Any]] | None:
             "reason": RESPONSE_TOO_LARGE,
             "maxBytes": exc.max_bytes,
         }
+    if isinstance(exc, UpstreamOutcomeUnknown):
+        return OUTCOME_UNKNOWN_MESSAGE, {"code": UPSTREAM_OUTCOME_UNKNOWN}
     if isinstance(exc, UpstreamError):
         # 5xx, timeouts, connection failures, unparseable bodies: no detail, it may hold internals.
         return UNAVAILABLE_MESSAGE, {"code": UPSTREAM_UNAVAILABLE}

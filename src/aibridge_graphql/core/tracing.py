@@ -59,9 +59,10 @@ class Tracing:
     @contextmanager
     def upstream_call(self, endpoint: str, attempt: Attempt) -> Iterator[None]:
         """A CLIENT span around one upstream attempt; its context replaces any forwarded one."""
-        attributes: dict[str, Any] = {"http.request.method": "GET", "url.template": endpoint}
+        method = attempt.method
+        attributes: dict[str, Any] = {"http.request.method": method, "url.template": endpoint}
         with self._tracer.start_as_current_span(
-            f"GET {endpoint}", kind=SpanKind.CLIENT, attributes=attributes
+            f"{method} {endpoint}", kind=SpanKind.CLIENT, attributes=attributes
         ) as span:
             for name in TRACE_HEADERS:
                 attempt.headers.pop(name, None)

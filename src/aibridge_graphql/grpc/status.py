@@ -42,6 +42,8 @@ GRPC_CODES: dict[str, grpc.StatusCode] = {
     errors.UPSTREAM_CALL_BUDGET_EXCEEDED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.UPSTREAM_UNSUPPORTED: grpc.StatusCode.UNIMPLEMENTED,
+    # A write whose answer was lost: gRPC's UNKNOWN, never UNAVAILABLE (which invites a retry).
+    errors.UPSTREAM_OUTCOME_UNKNOWN: grpc.StatusCode.UNKNOWN,
     INTERNAL_REASON: grpc.StatusCode.INTERNAL,
 }
 

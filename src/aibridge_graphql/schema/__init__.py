@@ -37,6 +37,7 @@ from aibridge_graphql.schema.engine.projection import RecordProjection
 from aibridge_graphql.schema.errors import ErrorCodes, drop_tracebacks, log_errors
 from aibridge_graphql.schema.guards import representation_error, tolerate_unknown_fragments
 from aibridge_graphql.schema.interception import Interception
+from aibridge_graphql.schema.mutation import Mutation
 from aibridge_graphql.schema.query import Query
 from aibridge_graphql.schema.session import Session
 from aibridge_graphql.schema.thread import Thread
@@ -139,6 +140,7 @@ def build_schema(
     """The gateway schema with `settings`' limits plus any extra extensions (run after ours)."""
     return GatewaySchema(
         query=Query,
+        mutation=Mutation,
         types=[*_ENTITIES, Thread],
         extensions=[*default_extensions(settings), *extra_extensions],
         federation_version=FEDERATION_VERSION,

@@ -304,7 +304,7 @@ class Query:
     @resolver(
         "Groups' budgets and spend in the current period, Coder's own figures "
         "(`GET /api/v2/organizations/{organization}/groups/ai/spend?group_ids=`, one call for "
-        "the whole list). Read-only. Groups the caller may not read are left out, as Coder "
+        "the whole list). Groups the caller may not read are left out, as Coder "
         "does (a member of the organization reads its groups)." + SPEND_ERA + _PARTIAL,
         needs(1),
     )

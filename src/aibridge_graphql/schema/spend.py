@@ -1,4 +1,5 @@
-"""Coder's AI spend and budgets (enterprise, AI Gateway era): read-only views of its figures.
+"""Coder's AI spend and budgets (enterprise, AI Gateway era): views of its figures (the budget
+writes are schema/mutation.py's).
 
 The routes live outside the AI Gateway prefix (`/api/v2/users/{user}/ai/spend`,
 `/api/v2/organizations/{org}/groups/ai/spend`); the loaders reach them on the configured

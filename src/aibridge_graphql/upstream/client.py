@@ -4,11 +4,18 @@ Credentials go only to the configured upstream: redirects are not followed (a 3x
 redirect to another host never receives the token) and `trust_env=False` keeps proxy variables from
 routing the token through a host nobody configured.
 
-Retries (idempotent GETs only): connection failures (connect errors and connect timeouts, a
-dropped connection or a truncated body, read/write errors) and 502/503/504, with exponential
-backoff and jitter, up to `settings.retries` extra attempts; an answer aiohttp cannot parse at all
-fails at once. A read timeout is not retried: the upstream is slow, not gone, and retrying would
-multiply the wait; it maps to `UpstreamUnavailable` at once.
+Retries (idempotent methods only: GET, and the PUT/DELETE writes): connection failures (connect
+errors and connect timeouts, a dropped connection or a truncated body, read/write errors) and
+502/503/504, with exponential backoff and jitter, up to `settings.retries` extra attempts; an
+answer aiohttp cannot parse at all fails at once. A read timeout is not retried: the upstream is
+slow, not gone, and retrying would multiply the wait; it maps to `UpstreamUnavailable` at once.
+
+Writes (`send_json`): PUT and DELETE are idempotent (setting or clearing the same value twice
+ends in the same state), so they retry like reads. A POST never retries, and once it may have
+left (anything after the connection was made: a dropped connection, a read timeout, the deadline,
+a gateway's 502/504) it is `UpstreamOutcomeUnknown`, not `UpstreamUnavailable`: the upstream may
+have done it. Only a failure to connect at all is "not done". (aiohttp itself resends an
+idempotent request once when a reused pooled connection turns out closed; never a POST.)
 
 The hot path (`_attempt`) bypasses `httpx.AsyncClient.send`, which would run its auth and redirect
 machinery and feed every response to the cookie jar (which accepts nothing, but parsing for it cost
@@ -57,6 +64,7 @@ from aibridge_graphql.upstream.deadline import Deadline, within
 from aibridge_graphql.upstream.errors import (
     DeadlineExceeded,
     UpstreamHTTPError,
+    UpstreamOutcomeUnknown,
     UpstreamProtocolError,
     UpstreamResponseTooLarge,
     UpstreamUnavailable,
@@ -96,6 +104,38 @@ _KEEPALIVE_EXPIRY = 5.0
 _MIN_ATTEMPT_SECONDS = 0.1
 
 OnResponse = Callable[[UpstreamRequest, "int | None", float], None]
+# Failures before any byte could reach the upstream: a write that failed so was not done.
+_NOT_SENT: tuple[type[Exception], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+# Statuses a proxy answers when it lost (or never had) the upstream's answer to a forwarded call.
+_LOST_ANSWER_STATUSES = frozenset({502, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE"})
+_WRITE_METHODS = frozenset({"PUT", "DELETE", "POST"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """The method and JSON body of one upstream call (a read: GET with no body)."""
+
+    method: str = "GET"
+    body: bytes | None = None
+
+    @property
+    def idempotent(self) -> bool:
+        return self.method in IDEMPOTENT_METHODS
+
+
+_GET = _Call()
+
+
+@dataclass(slots=True)
+class _Progress:
+    """Whether an attempt reached the exchange (a write may then have reached the upstream)."""
+
+    exchanging: bool = False
 
 
 @dataclass(frozen=True)
@@ -232,7 +272,7 @@ def _backoff(base: float, attempt: int) -> float:
 
 
 class UpstreamClient:
-    """GETs against the AI Bridge API with one pooled connection set."""
+    """Calls to the AI Bridge API (and Coder's routes beside it) with one pooled connection set."""
 
     def __init__(
         self,
@@ -363,33 +403,51 @@ class UpstreamClient:
             self._api_base, self._api_base_text = base, str(base)
         return self._api_base_text
 
-    def _request(self, request: UpstreamRequest, headers: Mapping[str, str]) -> httpx.Request:
-        """The GET `build_request` would build (same URL, headers, timeouts), parsed once."""
+    def _request(
+        self, request: UpstreamRequest, headers: Mapping[str, str], call: _Call = _GET
+    ) -> httpx.Request:
+        """The request `build_request` would build (same URL, headers, timeouts), parsed once."""
         merged = self._default_headers.copy()
         merged.update(headers)
         url = _parsed_url(_joined(self._base(request), request))
-        return httpx.Request("GET", url, headers=merged, extensions=self._extensions)
+        return httpx.Request(
+            call.method, url, headers=merged, content=call.body, extensions=self._extensions
+        )
 
-    async def _attempt(self, request: UpstreamRequest, headers: dict[str, str]) -> _Answer:
-        """One GET, its body read under the cap (not at all for a status that is retried)."""
+    async def _attempt(
+        self,
+        request: UpstreamRequest,
+        headers: dict[str, str],
+        call: _Call = _GET,
+        progress: _Progress | None = None,
+    ) -> _Answer:
+        """One call, its body read under the cap (not at all for a status that is retried)."""
         async with self._global_slots:
-            return await self._attempt_in_slot(request, headers)
+            if progress is not None:
+                progress.exchanging = True
+            return await self._attempt_in_slot(request, headers, call)
 
-    async def _attempt_in_slot(self, request: UpstreamRequest, headers: dict[str, str]) -> _Answer:
+    async def _attempt_in_slot(
+        self, request: UpstreamRequest, headers: dict[str, str], call: _Call
+    ) -> _Answer:
         started = time.perf_counter()
         sent: Attempt | None = None
         try:
             # The current observer (metrics, tracing) may add headers per attempt.
-            with observed_attempt(request, headers) as sent:
+            with observed_attempt(request, headers, call.method) as sent:
                 if self._pool is None:
-                    return await self._exchange_httpx(request, sent)
-                return await self._exchange_aiohttp(self._pool, request, sent)
+                    return await self._exchange_httpx(request, sent, call)
+                return await self._exchange_aiohttp(self._pool, request, sent, call)
         finally:
             self._observe(request, None if sent is None else sent.status, started)
 
-    async def _exchange_httpx(self, request: UpstreamRequest, sent: Attempt) -> _Answer:
+    async def _exchange_httpx(
+        self, request: UpstreamRequest, sent: Attempt, call: _Call
+    ) -> _Answer:
         # Straight to the transport: no cookie jar ever sees the response (module doc).
-        response = await self._transport.handle_async_request(self._request(request, sent.headers))
+        response = await self._transport.handle_async_request(
+            self._request(request, sent.headers, call)
+        )
         try:
             sent.status = response.status_code
             declared = response.headers.get("content-length")
@@ -398,14 +456,16 @@ class UpstreamClient:
             await response.aclose()
 
     async def _exchange_aiohttp(
-        self, pool: AiohttpPool, request: UpstreamRequest, sent: Attempt
+        self, pool: AiohttpPool, request: UpstreamRequest, sent: Attempt, call: _Call
     ) -> _Answer:
         # httpx's defaults under ours, case-insensitively, as `httpx.Headers.update` merges them.
         headers = self._wire_headers.copy()
         headers.update(sent.headers)
         try:
-            async with pool.session().get(
+            async with pool.session().request(
+                call.method,
                 _wire_url(self._base(request), request),
+                data=call.body,
                 headers=headers,
                 allow_redirects=False,  # a redirect elsewhere must not receive the token
                 timeout=self._aiohttp_timeout,
@@ -424,12 +484,15 @@ class UpstreamClient:
         *,
         retries: int,
         deadline: Deadline | None,
+        call: _Call = _GET,
     ) -> _Answer:
+        if not call.idempotent:
+            return await self._send_once(request, headers, call, deadline)
         attempt = 0
         while True:
             try:
                 async with within(deadline):
-                    answer = await self._attempt(request, headers)
+                    answer = await self._attempt(request, headers, call)
             except _RETRY_EXCEPTIONS as exc:
                 failure = UpstreamUnavailable(
                     f"upstream unreachable ({type(exc).__name__})", kind="unreachable"
@@ -457,22 +520,64 @@ class UpstreamClient:
                 await asyncio.sleep(delay)
             attempt += 1
 
+    async def _send_once(
+        self,
+        request: UpstreamRequest,
+        headers: dict[str, str],
+        call: _Call,
+        deadline: Deadline | None,
+    ) -> _Answer:
+        """A non-idempotent call: one attempt; a failure once it may have left is "unknown"."""
+        progress = _Progress()
+        unknown = f"upstream {call.method} outcome unknown"
+        try:
+            async with within(deadline):
+                answer = await self._attempt(request, headers, call, progress)
+        except DeadlineExceeded:
+            if progress.exchanging:
+                raise UpstreamOutcomeUnknown(f"{unknown} (deadline)") from None
+            raise
+        except _NOT_SENT as exc:
+            raise UpstreamUnavailable(
+                f"upstream unreachable ({type(exc).__name__})", kind="unreachable"
+            ) from None
+        except _TRANSPORT_ERRORS as exc:
+            raise UpstreamOutcomeUnknown(f"{unknown} ({type(exc).__name__})") from None
+        if answer.status in _LOST_ANSWER_STATUSES:
+            raise UpstreamOutcomeUnknown(f"{unknown} (HTTP {answer.status})", status=answer.status)
+        if answer.status in RETRY_STATUSES:  # 503: the upstream refused it, nothing was done
+            raise UpstreamUnavailable(
+                f"upstream answered HTTP {answer.status}", status=answer.status, kind="http_5xx"
+            )
+        return answer
+
     async def _content(
-        self, request: UpstreamRequest, credentials: Credentials | None, deadline: Deadline | None
+        self,
+        request: UpstreamRequest,
+        credentials: Credentials | None,
+        deadline: Deadline | None,
+        call: _Call = _GET,
     ) -> bytes:
         """The body of a 2xx answer; any other status raises its typed `UpstreamError`.
 
         Failures an operator should see (not the caller's mistakes) are reported once per call.
         """
+        headers = self._headers(credentials)
+        if call.body is not None:
+            headers["Content-Type"] = "application/json"
         try:
             answer = await self._send(
                 request,
-                self._headers(credentials),
+                headers,
                 retries=self._settings.retries,
                 deadline=deadline,
+                call=call,
             )
         except UpstreamUnavailable as exc:
             report_failure(request, exc.kind, exc.reason)
+            raise
+        except UpstreamOutcomeUnknown as exc:
+            report_failure(request, "outcome_unknown", exc.reason)
             raise
         except DeadlineExceeded as exc:
             first = deadline.first_report() if deadline is not None else False
@@ -515,6 +620,23 @@ class UpstreamClient:
     ) -> bytes:
         """The raw body of a 2xx answer (what the response cache stores); typed errors else."""
         return await self._content(request, credentials, deadline)
+
+    async def send_json(
+        self,
+        method: str,
+        request: UpstreamRequest,
+        body: Any,
+        credentials: Credentials | None,
+        *,
+        deadline: Deadline | None = None,
+    ) -> bytes:
+        """A write (`PUT`, `DELETE`, `POST`) with `body` as JSON (None: no body); the raw body
+        of its 2xx answer (empty for a 204). PUT/DELETE retry like reads; a POST never does, and
+        one that may have reached the upstream without an answer is `UpstreamOutcomeUnknown`."""
+        if method not in _WRITE_METHODS:
+            raise ValueError(f"not a write method: {method!r}")
+        content = None if body is None else _JSON.dump_json(body)
+        return await self._content(request, credentials, deadline, _Call(method, content))
 
     def parse_json(self, request: UpstreamRequest, content: bytes) -> Any:
         """A body as JSON; anything else is `UpstreamProtocolError`."""

@@ -30,6 +30,17 @@ class UpstreamUnavailable(UpstreamError):
         return f"{type(self).__name__}({self.reason!r}, status={self.status!r})"
 
 
+class UpstreamOutcomeUnknown(UpstreamError):
+    """A non-idempotent write may have reached the upstream, but its answer never arrived (the
+    connection dropped, a read timed out, the deadline passed): it may or may not have been done.
+    Never retried; the caller should read the state back before trying again."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
 class UpstreamResponseTooLarge(UpstreamUnavailable):
     """The body passed `max_bytes` while streaming (or its Content-Length said it would)."""
 

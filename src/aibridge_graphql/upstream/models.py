@@ -298,3 +298,22 @@ class OrganizationGroupsAISpend(_Model):
     period_start: datetime
     period_end: datetime
     groups: list[OrganizationGroupAISpend]
+
+
+class GroupAIBudget(_Model):
+    """`PUT /api/v2/groups/{group}/ai/budget`'s answer (codersdk.GroupAIBudget)."""
+
+    group_id: UUID
+    spend_limit_micros: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserAIBudgetOverride(_Model):
+    """`PUT /api/v2/users/{user}/ai/budget/override`'s answer (codersdk.UserAIBudgetOverride)."""
+
+    user_id: UUID
+    group_id: UUID
+    spend_limit_micros: int
+    created_at: datetime
+    updated_at: datetime

@@ -34,14 +34,17 @@ _SESSION_PATH = re.compile(r"/sessions/[^/]+")
 # Coder's spend routes (outside the AI Gateway prefix; upstream/requests.py builds them).
 _USER_SPEND_PATH = re.compile(r"/api/v2/users/[^/]+/ai/spend")
 _GROUPS_SPEND_PATH = re.compile(r"/api/v2/organizations/[^/]+/groups/ai/spend")
+_GROUP_BUDGET_PATH = re.compile(r"/api/v2/groups/[^/]+/ai/budget")
+_USER_OVERRIDE_PATH = re.compile(r"/api/v2/users/[^/]+/ai/budget/override")
 
 
 @dataclass(slots=True)
 class Attempt:
-    """One HTTP attempt: the headers it sends (an observer may add some) and its status."""
+    """One HTTP attempt: the headers it sends (an observer may add some), its method and status."""
 
     headers: dict[str, str]
     status: int | None = None
+    method: str = "GET"
 
 
 class CallObserver(Protocol):
@@ -64,9 +67,11 @@ CURRENT_OBSERVER: ContextVar[CallObserver | None] = ContextVar(
 
 
 @contextmanager
-def observed_attempt(request: UpstreamRequest, headers: Mapping[str, str]) -> Iterator[Attempt]:
+def observed_attempt(
+    request: UpstreamRequest, headers: Mapping[str, str], method: str = "GET"
+) -> Iterator[Attempt]:
     """Run one attempt under the current observer, if any; set `attempt.status` inside."""
-    attempt = Attempt(dict(headers))
+    attempt = Attempt(dict(headers), method=method)
     observer = CURRENT_OBSERVER.get()
     if observer is None:
         yield attempt
@@ -85,6 +90,10 @@ def endpoint_template(path: str) -> str:
         return "/api/v2/users/{user}/ai/spend"
     if _GROUPS_SPEND_PATH.fullmatch(path):
         return "/api/v2/organizations/{organization}/groups/ai/spend"
+    if _GROUP_BUDGET_PATH.fullmatch(path):
+        return "/api/v2/groups/{group}/ai/budget"
+    if _USER_OVERRIDE_PATH.fullmatch(path):
+        return "/api/v2/users/{user}/ai/budget/override"
     return "other"
 
 

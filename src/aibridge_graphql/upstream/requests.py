@@ -198,3 +198,13 @@ def groups_ai_spend_request(organization: str, group_ids: list[str]) -> Upstream
         {"group_ids": ",".join(group_ids)},
         root=True,
     )
+
+
+def group_ai_budget_request(group_id: str) -> UpstreamRequest:
+    """`/api/v2/groups/{group}/ai/budget` (PUT sets, DELETE clears; outside the prefix)."""
+    return UpstreamRequest.make(f"/api/v2/groups/{_segment(group_id)}/ai/budget", root=True)
+
+
+def user_ai_budget_override_request(user: str) -> UpstreamRequest:
+    """`/api/v2/users/{user}/ai/budget/override` (PUT sets, DELETE clears; outside the prefix)."""
+    return UpstreamRequest.make(f"/api/v2/users/{_segment(user)}/ai/budget/override", root=True)

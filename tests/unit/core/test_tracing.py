@@ -10,7 +10,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
+from aibridge_graphql.core.tracing import Tracing
 from aibridge_graphql.server.observability import load_tracing
+from aibridge_graphql.upstream.observe import Attempt
 from tests.support.gateway_fakes import populated
 from tests.support.observability import DASHBOARD, observed_gateway, settings
 
@@ -126,3 +128,17 @@ def test_tracing_without_the_exporter_installed_is_off_with_a_warning(
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
     assert load_tracing(settings(tracing=True), None) is None
     assert "Tracing is off" in caplog.text
+
+
+def test_a_write_attempt_is_a_span_named_by_its_method(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    tracing = Tracing(provider)
+    attempt = Attempt({}, method="PUT")
+    with tracing.upstream_call("/api/v2/groups/{group}/ai/budget", attempt):
+        attempt.status = 200
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "PUT /api/v2/groups/{group}/ai/budget"
+    assert span.attributes is not None
+    assert span.attributes["http.request.method"] == "PUT"
+    assert "traceparent" in attempt.headers

@@ -6,7 +6,8 @@ per job:
   concurrency slots, its view of the response cache) and the tasks spending it;
 - dataloaders.py: one DataLoader per upstream resource, keyed by the normalized request;
 - index.py: the entities the request has loaded, for the by-id lookups, with their fallback
-  list queries.
+  list queries;
+- writes.py: Coder's budget writes (`Loaders.budget_writes`), sent once, never cached.
 request.py builds a request's loaders from its headers, the same way for every face.
 """
 

@@ -22,6 +22,7 @@ from aibridge_graphql.core.loaders.dataloaders import UpstreamLoaders, drop
 from aibridge_graphql.core.loaders.index import EntityIndex
 from aibridge_graphql.core.loaders.limits import LIST_LIMIT_MAX, MAX_LOOKUP_PAGES
 from aibridge_graphql.core.loaders.resources import RequestResources
+from aibridge_graphql.core.loaders.writes import BudgetWrites
 from aibridge_graphql.core.pricing import Pricer
 from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef
 from aibridge_graphql.upstream import models as m
@@ -100,6 +101,11 @@ class Loaders:
     @functools.cached_property
     def thread(self) -> DataLoader[ThreadRef, m.Thread]:
         return self._upstream.each("thread", functools.partial(self._index.lookup_thread, self))
+
+    @functools.cached_property
+    def budget_writes(self) -> BudgetWrites:
+        """Coder's budget writes with this request's token, deadline, budget and cache view."""
+        return BudgetWrites(self._resources)
 
     # -- lifetime -----------------------------------------------------------------------------
 

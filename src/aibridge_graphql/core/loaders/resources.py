@@ -19,7 +19,7 @@ from aibridge_graphql.core.errors import UpstreamUnsupported
 from aibridge_graphql.upstream.capabilities import Capabilities
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
 from aibridge_graphql.upstream.deadline import Deadline, within
-from aibridge_graphql.upstream.errors import DeadlineExceeded
+from aibridge_graphql.upstream.errors import DeadlineExceeded, UpstreamOutcomeUnknown
 from aibridge_graphql.upstream.observe import report_deadline
 from aibridge_graphql.upstream.requests import UpstreamRequest
 
@@ -112,6 +112,30 @@ class RequestResources:
             first = self.deadline.first_report() if self.deadline is not None else False
             report_deadline(request, exc.seconds, first)
             raise
+
+    async def write(
+        self, method: str, request: UpstreamRequest, body: Any, *, invalidates: str
+    ) -> bytes:
+        """A write with the caller's token under the request's deadline, budget and slots, never
+        through the cache; once it succeeded (or may have), the caller's cached entries of the
+        `invalidates` family are not served again."""
+        self._call_budget.spend()
+        await self._slot(request)
+        try:
+            content = await self.client.send_json(
+                method, request, body, self._credentials, deadline=self.deadline
+            )
+        except UpstreamOutcomeUnknown:
+            await self._invalidate(invalidates)
+            raise
+        finally:
+            self._slots.release()
+        await self._invalidate(invalidates)
+        return content
+
+    async def _invalidate(self, family: str) -> None:
+        if self._cache is not None:
+            await self._cache.invalidate(family)
 
     async def _upstream_bytes(self, request: UpstreamRequest) -> bytes:
         self._call_budget.spend()
