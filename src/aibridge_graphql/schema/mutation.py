@@ -20,10 +20,10 @@ from uuid import UUID
 import strawberry
 
 from aibridge_graphql.core.errors import BadUserInput
+from aibridge_graphql.core.inputs import checked_text, preview
 from aibridge_graphql.core.loaders.writes import MAX_SPEND_LIMIT_MICROS, MIN_SPEND_LIMIT_MICROS
 from aibridge_graphql.schema.amounts import Micros
 from aibridge_graphql.schema.engine.needs import needs
-from aibridge_graphql.schema.filters import checked_text
 from aibridge_graphql.schema.node import Info, loaders_of
 from aibridge_graphql.schema.spend import SPEND_ERA, CoderAmount
 from aibridge_graphql.upstream import models as m
@@ -65,7 +65,7 @@ def _uuid(name: str, value: str) -> str:
         return str(UUID(value))
     except ValueError:
         raise BadUserInput(
-            f"`{name}` holds {value[:64]!r}, which is not a UUID.", extensions={"field": name}
+            f"`{name}` holds {preview(value)!r}, which is not a UUID.", extensions={"field": name}
         ) from None
 
 
