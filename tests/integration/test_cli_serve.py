@@ -5,12 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,42 +18,10 @@ import pytest
 
 from aibridge_graphql.server.graphiql import ASSETS, find_assets_dir, page_integrity, sri_hash
 from aibridge_graphql.settings import Settings
+from tests.support.serve_process import CLI, ProcessOutput
 
-CLI = str(Path(sys.executable).parent / "aibridge-graphql")
 DEADLINE = 30.0
 LISTENING = re.compile(r"Gateway listening on (http://127\.0\.0\.1:\d+)/graphql")
-
-
-class Output:
-    """A process's stdout read line by line on a thread, so waits can have deadlines."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._process = process
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def wait_for(self, pattern: re.Pattern[str], within: float = DEADLINE) -> re.Match[str]:
-        """Read lines until one matches `pattern`; fail with everything read so far otherwise."""
-        deadline = time.monotonic() + within
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self._queue.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.lines.append(line)
-            if match := pattern.search(line):
-                return match
-        output = "\n".join(self.lines)
-        raise AssertionError(f"no line matching {pattern.pattern!r}; output:\n{output}")
 
 
 @dataclass
@@ -64,7 +29,7 @@ class Running:
     """A started command, its output reader and (once known) its base URL."""
 
     process: subprocess.Popen[str]
-    output: Output
+    output: ProcessOutput
 
 
 @contextlib.contextmanager
@@ -78,7 +43,7 @@ def start(args: list[str], env: dict[str, str] | None = None) -> Iterator[Runnin
         env={**os.environ, **(env or {})},
     )
     try:
-        yield Running(process, Output(process))
+        yield Running(process, ProcessOutput(process))
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)

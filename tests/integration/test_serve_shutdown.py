@@ -62,7 +62,7 @@ def readyz_status(base_url: str) -> int:
 
 def assert_clean_log(running: ServeProcess) -> None:
     """Nothing above INFO and no traceback: a graceful stop is not an incident."""
-    assert "Traceback" not in running.output(), running.output()
+    assert "Traceback" not in running.text(), running.text()
     loud = [r for r in running.records() if r.get("level") not in ("DEBUG", "INFO")]
     assert not loud, loud
 
@@ -136,7 +136,7 @@ def test_sigterm_finishes_in_flight_work_after_turning_unready(
         assert response.status_code == 200, response.text
         assert response.json() == {"data": {"models": expected}}
         assert list(grpc_call.result(timeout=30).models) == expected
-        assert running.exit_code(30) == 0, running.output()
+        assert running.exit_code(30) == 0, running.text()
         # A Watch stream is no work in flight: it ended at the signal and held nothing open.
         assert time.monotonic() - started < 20, "exited once the work was done, not at the grace"
         statuses, ended = watched.result(timeout=10)
@@ -173,7 +173,7 @@ def test_work_longer_than_the_grace_is_cancelled_cleanly(
         started = time.monotonic()
         code = running.exit_code(drain + grace + EXIT_MARGIN_S)
         took = time.monotonic() - started
-        assert code == 0, running.output()
+        assert code == 0, running.text()
         assert took >= grace, "cancelled before the grace was over"
         response = http_call.result(timeout=10)
         assert response.status_code == 503
@@ -186,7 +186,7 @@ def test_work_longer_than_the_grace_is_cancelled_cleanly(
         assert statuses[-1] == health_pb2.HealthCheckResponse.NOT_SERVING, statuses
         assert ended == grpc.StatusCode.OK
     assert_clean_log(running)
-    assert any("503" in line and "/graphql" in line for line in running.lines), running.output()
+    assert any("503" in line and "/graphql" in line for line in running.lines), running.text()
 
 
 def test_a_second_signal_cuts_the_grace_short(
@@ -211,7 +211,7 @@ def test_a_second_signal_cuts_the_grace_short(
         poll_until(lambda: refuses_connections(http_address), "refusing HTTP connections")
         assert running.process.poll() is None
         sigterm(running)
-        assert running.exit_code(EXIT_MARGIN_S) == 0, running.output()
+        assert running.exit_code(EXIT_MARGIN_S) == 0, running.text()
         response = http_call.result(timeout=10)
         assert response.status_code == 503
         assert response.json()["errors"][0]["message"] == SHUTTING_DOWN
@@ -263,7 +263,7 @@ def test_sigterm_under_load_fails_no_request_sent_before_it(
         signalled, results = asyncio.run(
             _load(running.base_url, admin(tokens), running, in_flight=16, before=200)
         )
-        assert running.exit_code(30) == 0, running.output()
+        assert running.exit_code(30) == 0, running.text()
         # Nothing was left waiting for the grace (15 s) to run out.
         assert time.monotonic() - signalled < 10
     before = [outcome for sent, outcome in results if sent < signalled]

@@ -30,17 +30,16 @@ GRPC_LINE = re.compile(r"gRPC listening on (127\.0\.0\.1:(\d+))")
 WAIT_S = 30.0
 
 
-@dataclass
-class ServeProcess:
-    """A started `serve`, its merged output read on a thread, and where it listens."""
+class ProcessOutput:
+    """A process's output read line by line on a thread, so every wait has a deadline."""
 
-    process: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
-    base_url: str = ""
-    grpc_address: str = ""
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
 
-    def pump(self) -> None:
+    def _pump(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self._queue.put(line.rstrip("\n"))
@@ -59,7 +58,7 @@ class ServeProcess:
             self.lines.append(line)
             if match := pattern.search(line):
                 return match
-        raise AssertionError(f"no {pattern.pattern!r} in:\n" + self.output())
+        raise AssertionError(f"no line matching {pattern.pattern!r}; output:\n{self.text()}")
 
     def exit_code(self, within: float) -> int:
         """Wait for the process to exit (bounded), then read the rest of its output."""
@@ -68,8 +67,16 @@ class ServeProcess:
             self.lines.append(line)
         return code
 
-    def output(self) -> str:
+    def text(self) -> str:
+        """Everything read so far."""
         return "\n".join(self.lines)
+
+
+class ServeProcess(ProcessOutput):
+    """A started `serve`, its output and where it listens."""
+
+    base_url: str = ""
+    grpc_address: str = ""
 
     def records(self) -> list[dict[str, object]]:
         """The JSON log records among the output lines."""
@@ -93,7 +100,6 @@ def serve(upstream: str, env: dict[str, str] | None = None) -> Iterator[ServePro
         env={**os.environ, "AIBRIDGE_RETRIES": "0", **(env or {})},
     )
     running = ServeProcess(process)
-    threading.Thread(target=running.pump, daemon=True).start()
     try:
         running.base_url = running.wait_for(GRAPHQL_LINE).group(1)
         running.grpc_address = running.wait_for(GRPC_LINE).group(1)
