@@ -23,7 +23,6 @@ from aibridge_graphql.core.loaders.resources import RequestResources
 from aibridge_graphql.core.scope import observe_batch
 from aibridge_graphql.upstream import models as m
 from aibridge_graphql.upstream.errors import UpstreamProtocolError
-from aibridge_graphql.upstream.observe import endpoint_template
 from aibridge_graphql.upstream.requests import UpstreamRequest
 
 K = TypeVar("K")
@@ -172,14 +171,7 @@ class UpstreamLoaders:
         self, model_type: type[ModelT]
     ) -> Callable[[UpstreamRequest], Coroutine[Any, Any, ModelT]]:
         async def fetch(request: UpstreamRequest) -> ModelT:
-            if (await self._resources.capabilities()).interceptions is True:
-                # The sessions era predates Coder's AI spend and budgets: nothing to ask.
-                endpoint = endpoint_template(request.path)
-                raise UpstreamUnsupported(
-                    "This Coder release has no AI spend or budgets (added with the AI Gateway "
-                    f"API, enterprise): `GET {endpoint}` is missing.",
-                    missing=f"GET {endpoint}",
-                )
+            await self._resources.require_spend_routes("GET", request)
             return await self._fetch(request, model_type)
 
         return fetch

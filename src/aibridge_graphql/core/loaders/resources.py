@@ -20,7 +20,7 @@ from aibridge_graphql.upstream.capabilities import Capabilities
 from aibridge_graphql.upstream.client import Credentials, UpstreamClient
 from aibridge_graphql.upstream.deadline import Deadline, within
 from aibridge_graphql.upstream.errors import DeadlineExceeded, UpstreamOutcomeUnknown
-from aibridge_graphql.upstream.observe import report_deadline
+from aibridge_graphql.upstream.observe import endpoint_template, report_deadline
 from aibridge_graphql.upstream.requests import UpstreamRequest
 
 V = TypeVar("V")
@@ -64,6 +64,17 @@ class RequestResources:
                 found.reason or "The upstream serves no AI Bridge API.", missing="the AI Bridge API"
             )
         return found
+
+    async def require_spend_routes(self, method: str, request: UpstreamRequest) -> None:
+        """`UpstreamUnsupported`, before any call, on a sessions-era Coder: it predates Coder's
+        AI spend and budgets (enterprise, with the AI Gateway API), so there is nothing to ask."""
+        if (await self.capabilities()).interceptions is True:
+            endpoint = endpoint_template(request.path)
+            raise UpstreamUnsupported(
+                "This Coder release has no AI budgets or AI spend (added with the AI Gateway API, "
+                f"enterprise): `{method} {endpoint}` is missing.",
+                missing=f"{method} {endpoint}",
+            )
 
     async def load(self, request: UpstreamRequest, parse: Callable[[bytes], V]) -> V:
         """`parse` of the raw body of `request`: from the response cache when it holds it (then

@@ -13,10 +13,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from aibridge_graphql.core.cache import SPEND
-from aibridge_graphql.core.errors import UpstreamUnsupported
 from aibridge_graphql.core.loaders.resources import RequestResources
 from aibridge_graphql.upstream import models as m
-from aibridge_graphql.upstream.observe import endpoint_template
 from aibridge_graphql.upstream.requests import (
     UpstreamRequest,
     group_ai_budget_request,
@@ -67,12 +65,5 @@ class BudgetWrites:
         return self._resources.client.parse_model(request, content, model)
 
     async def _send(self, method: str, request: UpstreamRequest, body: Any) -> bytes:
-        if (await self._resources.capabilities()).interceptions is True:
-            # The sessions era predates Coder's AI budgets: nothing to send.
-            endpoint = endpoint_template(request.path)
-            raise UpstreamUnsupported(
-                "This Coder release has no AI budgets (added with the AI Gateway API, "
-                f"enterprise): `{method} {endpoint}` is missing.",
-                missing=f"{method} {endpoint}",
-            )
+        await self._resources.require_spend_routes(method, request)
         return await self._resources.write(method, request, body, invalidates=SPEND)
