@@ -89,6 +89,21 @@ class Settings(BaseSettings):
     # stops fan-out attacks (2,828).
     upstream_call_budget: int = Field(default=100, ge=1)
 
+    # Live views (core/live/, docs/live.md): GraphQL subscriptions and gRPC watches, one shared
+    # poller per caller and upstream request. Seconds between polls (at least 1: every poll is
+    # an upstream call); failed polls back off exponentially up to `live_max_backoff`.
+    live_poll_interval: float = Field(default=5.0, ge=1.0, le=3600)
+    live_max_backoff: float = Field(default=60.0, ge=1.0, le=3600)
+    # Open streams allowed in the process and per caller (token); more are refused RATE_LIMITED.
+    live_max_streams: int = Field(default=10_000, ge=0)
+    live_max_streams_per_caller: int = Field(default=1_000, ge=0)
+    # Seconds without new activity after which a session counts as ended (Coder has no end
+    # marker: a session stops growing). 5 minutes: agents pause between turns for less.
+    live_session_idle: float = Field(default=300.0, ge=1.0, le=86_400)
+    # Seconds between SSE keep-alive comments (and multipart heartbeats), so that proxies keep
+    # an idle stream open.
+    live_heartbeat_interval: float = Field(default=15.0, ge=1.0, le=300)
+
     log_level: str = "INFO"
     # JSON lines (one object per record, with the request id) or plain text.
     log_format: Literal["json", "text"] = "json"

@@ -123,15 +123,27 @@ def broken_link(page: Path, target: str, root: Path = REPO) -> str | None:
 
 
 def graphql_queries(root: Path = REPO) -> dict[str, str]:
-    """The named GraphQL operations of the docs' ```graphql blocks, by operation name."""
+    """The named GraphQL queries of the docs' ```graphql blocks, by operation name."""
+    return graphql_operations("query", root)
+
+
+def graphql_subscriptions(root: Path = REPO) -> dict[str, str]:
+    """The named GraphQL subscriptions of the docs' ```graphql blocks, by operation name."""
+    return graphql_operations("subscription", root)
+
+
+def graphql_operations(kind: str, root: Path = REPO) -> dict[str, str]:
+    """The docs' ```graphql blocks that are `kind` operations (each one named), by name."""
     found: dict[str, str] = {}
     for page in documents(root):
         _, blocks = split_fences(page.read_text(encoding="utf-8"))
         for block in blocks:
             if block.info != "graphql":
                 continue
-            name = re.match(r"\s*query (\w+)", block.text)
-            assert name, f"{page}: a graphql block without a named query:\n{block.text}"
-            earlier = found.setdefault(name[1], block.text)
-            assert earlier == block.text, f"{page}: query {name[1]} differs from its other copy"
+            name = re.match(r"\s*(query|subscription) (\w+)", block.text)
+            assert name, f"{page}: a graphql block without a named operation:\n{block.text}"
+            if name[1] != kind:
+                continue
+            earlier = found.setdefault(name[2], block.text)
+            assert earlier == block.text, f"{page}: {kind} {name[2]} differs from its other copy"
     return found

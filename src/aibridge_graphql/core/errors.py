@@ -31,6 +31,8 @@ FORBIDDEN = "FORBIDDEN"
 NOT_FOUND = "NOT_FOUND"
 UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
 UPSTREAM_UNSUPPORTED = "UPSTREAM_UNSUPPORTED"
+# Over a gateway limit that frees itself (live streams): retry later (gRPC RESOURCE_EXHAUSTED).
+RATE_LIMITED = "RATE_LIMITED"
 # The request's deadline passed before the field's upstream call finished (retry or not).
 DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 # `extensions.reason` of an UPSTREAM_UNAVAILABLE error whose upstream body was over the cap.
@@ -71,6 +73,18 @@ class NotFound(GatewayError):
     """The entity asked for does not exist or is not visible to the caller."""
 
     code = NOT_FOUND
+
+
+class Unauthenticated(GatewayError):
+    """The request carries no credentials where the gateway itself needs them (live views)."""
+
+    code = UNAUTHENTICATED
+
+
+class RateLimited(GatewayError):
+    """Over one of the gateway's own limits (open live streams)."""
+
+    code = RATE_LIMITED
 
 
 class UpstreamUnsupported(GatewayError):
@@ -129,7 +143,7 @@ def describe(exc: BaseException) -> tuple[str, dict[str, Any]] | None:
         return _upstream_message(exc, "Not found."), {"code": NOT_FOUND}
     if isinstance(exc, UpstreamHTTPError) and 400 <= exc.status < 500:
         # Another client error (e.g. 429): the upstream's own message, never its detail.
-        code = "RATE_LIMITED" if exc.status == 429 else BAD_USER_INPUT
+        code = RATE_LIMITED if exc.status == 429 else BAD_USER_INPUT
         return exc.message or "The AI Bridge API rejected the request.", {"code": code}
     if isinstance(exc, DeadlineExceeded):
         message = f"The request's deadline ({exc.seconds:g}s) passed before this field was loaded."

@@ -16,7 +16,10 @@ Series (all prefixed `aibridge_`):
 - `loader_batch_size{loader}`: keys per data-loader batch;
 - `response_cache_requests_total{endpoint, result}`: response-cache lookups (core/cache.py):
   `hit`, `miss`, or `bypass` (the request's `Cache-Control` opted out);
-- `response_cache_errors_total{backend}`: cache backend failures served as misses (Redis down).
+- `response_cache_errors_total{backend}`: cache backend failures served as misses (Redis down);
+- `live_streams`, `live_pollers`: open live streams (subscriptions, gRPC watches) and their
+  shared pollers; `live_polls_total{view, outcome}` (`changed`, `unchanged`, `error`),
+  `live_poll_errors_total{view, code}` and `live_events_total{view}` (changes delivered).
 Operation names come from clients, so distinct names are capped and a name that is not a GraphQL
 name of at most 128 characters is never a label; those count as `other`.
 """
@@ -108,6 +111,34 @@ class GatewayMetrics:
             "aibridge_response_cache_errors",
             "Response-cache backend failures, each served as a miss (no cache), by backend.",
             ["backend"],
+            registry=self.registry,
+        )
+        self.live_streams = Gauge(
+            "aibridge_live_streams",
+            "Open live streams (GraphQL subscriptions and gRPC watches).",
+            registry=self.registry,
+        )
+        self.live_pollers = Gauge(
+            "aibridge_live_pollers",
+            "Running live pollers: one per caller and upstream request, shared by its streams.",
+            registry=self.registry,
+        )
+        self.live_polls = Counter(
+            "aibridge_live_polls",
+            "Polls of live views by view and outcome (changed, unchanged, error).",
+            ["view", "outcome"],
+            registry=self.registry,
+        )
+        self.live_poll_errors = Counter(
+            "aibridge_live_poll_errors",
+            "Failed polls of live views by view and error code.",
+            ["view", "code"],
+            registry=self.registry,
+        )
+        self.live_events = Counter(
+            "aibridge_live_events",
+            "Changes delivered to live streams, by view.",
+            ["view"],
             registry=self.registry,
         )
 

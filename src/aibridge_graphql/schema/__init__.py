@@ -37,6 +37,7 @@ from aibridge_graphql.schema.engine.projection import RecordProjection
 from aibridge_graphql.schema.errors import ErrorCodes, drop_tracebacks, log_errors
 from aibridge_graphql.schema.guards import representation_error, tolerate_unknown_fragments
 from aibridge_graphql.schema.interception import Interception
+from aibridge_graphql.schema.live import Subscription
 from aibridge_graphql.schema.mutation import Mutation
 from aibridge_graphql.schema.query import Query
 from aibridge_graphql.schema.session import Session
@@ -141,6 +142,7 @@ def build_schema(
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[*_ENTITIES, Thread],
         extensions=[*default_extensions(settings), *extra_extensions],
         federation_version=FEDERATION_VERSION,

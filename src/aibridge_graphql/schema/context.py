@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aibridge_graphql.core.live import Watch
 from aibridge_graphql.core.loaders import Loaders
 from aibridge_graphql.settings import Settings
 
@@ -17,7 +18,9 @@ class GatewayContext:
     The caller's credentials are held only by the loaders (never logged, never cached beyond
     them), which `new_loaders` builds on first use: by then the engine's record projection has
     set `skip_records` (the record lists the operation never reads), which they are built with.
-    `request`/`response` are the HTTP layer's own objects, opaque to resolvers.
+    `request`/`response` are the HTTP layer's own objects, opaque to resolvers. `watch` opens a
+    live view's stream for this caller (None where live views are not served); a subscription
+    `renew`s the scope before each event.
     """
 
     request: Any
@@ -26,6 +29,7 @@ class GatewayContext:
     new_loaders: Callable[[frozenset[str]], Loaders]
     request_id: str
     skip_records: frozenset[str] = frozenset()
+    watch: Watch | None = None
     _loaders: Loaders | None = field(default=None, repr=False)
 
     @property
@@ -40,3 +44,9 @@ class GatewayContext:
         """Cancel the request's upstream work still running and free what it loaded."""
         if self._loaders is not None:
             self._loaders.close()
+
+    def renew(self) -> None:
+        """A new scope for the next event of a stream: the previous event's loaders are closed,
+        the next use builds fresh ones (a new deadline and call budget)."""
+        self.close()
+        self._loaders = None

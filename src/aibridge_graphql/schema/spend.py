@@ -209,7 +209,8 @@ class AIGroupSpendReport:
         )
 
 
-def _checked_name(name: str, value: str) -> str:
+def checked_name(name: str, value: str) -> str:
+    """A user or organization name as a path segment: bounded, not empty, not `.` or `..`."""
     checked = checked_text(name, value)
     if not checked or checked in (".", ".."):
         raise BadUserInput(f"`{name}` must not be empty.", extensions={"field": name})
@@ -240,7 +241,7 @@ def _group_ids(values: list[strawberry.ID]) -> list[str]:
 
 async def user_spend(info: Info, user: str) -> AISpendStatus:
     """The spend status of `user` (id, username or `me`) through the request's loaders."""
-    raw = await loaders_of(info).user_ai_spend(_checked_name("user", user))
+    raw = await loaders_of(info).user_ai_spend(checked_name("user", user))
     return AISpendStatus.from_model(raw)
 
 
@@ -248,7 +249,7 @@ async def group_spend(
     info: Info, organization: str, group_ids: list[strawberry.ID]
 ) -> AIGroupSpendReport:
     """The groups' budgets and spend of an organization through the request's loaders."""
-    checked = _checked_name("organization", organization)
+    checked = checked_name("organization", organization)
     raw = await loaders_of(info).groups_spend(checked, _group_ids(group_ids))
     return AIGroupSpendReport.from_model(raw)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import TypeGuard
 
 import orjson
@@ -21,12 +21,21 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from strawberry.aiohttp.views import GraphQLView
+from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.http.streaming import (
+    HTTPStreamTransport,
+    MultipartSubscriptionTransport,
+    SSETransport,
+)
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from aibridge_graphql.core.cache import close_cache
+from aibridge_graphql.core.live import LiveHub
 from aibridge_graphql.core.pricing import Pricer, pricer_from_settings
 from aibridge_graphql.schema import ExtensionFactory, build_schema
 from aibridge_graphql.schema.context import GatewayContext
@@ -43,7 +52,14 @@ from aibridge_graphql.server.http_protocol import (
     parse_post,
 )
 from aibridge_graphql.server.index import index_handler
-from aibridge_graphql.server.keys import CLIENT_KEY, DRAINING_KEY, PRICER_KEY, SETTINGS_KEY
+from aibridge_graphql.server.keys import (
+    CLIENT_KEY,
+    DRAINING_KEY,
+    LIVE_KEY,
+    PRICER_KEY,
+    SETTINGS_KEY,
+    STREAMING_KEY,
+)
 from aibridge_graphql.server.observability import Observability
 from aibridge_graphql.server.shutdown import Draining
 from aibridge_graphql.server.usage_csv import usage_csv
@@ -55,10 +71,29 @@ logger = logging.getLogger("aibridge_graphql.gateway")
 # The response media type chosen from `Accept`, and whether the result was a request error.
 MEDIA_TYPE_KEY = web.RequestKey("aibridge_media_type", str)
 REQUEST_ERROR_KEY = web.RequestKey("aibridge_request_error", bool)
+# The streaming protocol `Accept` asked for (graphql-sse, multipart subscriptions), if any.
+STREAM_PROTOCOL_KEY = web.RequestKey("aibridge_stream_protocol", str)
+SUBSCRIPTION_NEEDS_STREAM = (
+    "A subscription answers with a stream: send it with `Accept: text/event-stream` "
+    "(graphql-sse) or `Accept: multipart/mixed;subscriptionSpec=1.0` (multipart subscriptions)."
+)
 _APQ_RETRY_CODES = frozenset({PERSISTED_QUERY_NOT_FOUND, PERSISTED_QUERY_NOT_SUPPORTED})
 
 IdeHtmlHook = Callable[[str], str]
 SetupHook = Callable[[web.Application], None]
+
+
+def _stream_transports(heartbeat: float) -> dict[str, type[HTTPStreamTransport]]:
+    """Strawberry's two HTTP streaming transports, SSE with the settings' keep-alive interval."""
+
+    class HeartbeatSSE(SSETransport):
+        def __init__(self) -> None:
+            super().__init__(heartbeat_interval=heartbeat)
+
+    return {
+        GRAPHQL_SSE_PROTOCOL: HeartbeatSSE,
+        MULTIPART_SUBSCRIPTION_PROTOCOL: MultipartSubscriptionTransport,
+    }
 
 
 class GatewayView(GraphQLView[GatewayContext, None]):
@@ -81,20 +116,34 @@ class GatewayView(GraphQLView[GatewayContext, None]):
             schema=schema,  # type: ignore[arg-type]
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=True,
-            # GraphQL over HTTP only: the schema has no subscriptions, and over a WebSocket every
-            # operation of a connection would share one context (loaders, deadline, call budget).
-            subscription_protocols=(),
+            # Subscriptions stream over HTTP, one request each (its own context, loaders,
+            # deadline and budget per event). Not over a WebSocket: there every operation of a
+            # connection would share one context (docs/live.md).
+            subscription_protocols=(GRAPHQL_SSE_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL),
         )
+        self.stream_transport_classes_by_protocol = _stream_transports(
+            settings.live_heartbeat_interval
+        )
+        self._streams = [cls() for cls in self.stream_transport_classes_by_protocol.values()]
         self._settings = settings
         self._ide_html = ide_html
 
+    def _stream_protocol(self, accept: str | None) -> str | None:
+        return next((t.protocol for t in self._streams if t.accepts(accept or "")), None)
+
     async def __call__(self, request: web.Request) -> web.StreamResponse:
-        accepted = negotiate(request.headers.get(hdrs.ACCEPT))
+        accept = request.headers.get(hdrs.ACCEPT)
+        accepted = negotiate(accept)
         media = accepted or APPLICATION_JSON
         request[MEDIA_TYPE_KEY] = media
+        stream = self._stream_protocol(accept)
+        if stream is not None:
+            request[STREAM_PROTOCOL_KEY] = stream
         try:
-            if accepted is None and not self.should_render_graphql_ide(
-                self.request_adapter_class(request)
+            if (
+                accepted is None
+                and stream is None
+                and not self.should_render_graphql_ide(self.request_adapter_class(request))
             ):
                 raise RequestRejected(
                     406, f"Accept must allow {GRAPHQL_RESPONSE_JSON} or {APPLICATION_JSON}."
@@ -115,8 +164,16 @@ class GatewayView(GraphQLView[GatewayContext, None]):
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
         # Strawberry's parser lets non-objects, non-UTF-8 bodies and non-string operation names
         # through to places that crash; ours type-checks everything first.
+        protocol = request.request.get(STREAM_PROTOCOL_KEY)  # type: ignore[attr-defined]
         if request.method == "GET":
-            return parse_get(request.query_params)  # type: ignore[arg-type]
+            data = parse_get(request.query_params)  # type: ignore[arg-type]
+        else:
+            data = parse_post(request.content_type, await self._body(request))
+        if protocol is not None:
+            data.protocol = protocol
+        return data
+
+    async def _body(self, request: AsyncHTTPRequestAdapter) -> bytes:
         try:
             body = await request.get_body()
         except web.HTTPRequestEntityTooLarge:
@@ -128,7 +185,7 @@ class GatewayView(GraphQLView[GatewayContext, None]):
             raise RequestRejected(
                 400, "The request body could not be decoded (check `Content-Encoding`)."
             ) from None
-        return parse_post(request.content_type, body)
+        return body
 
     async def execute_single(
         self,
@@ -139,15 +196,29 @@ class GatewayView(GraphQLView[GatewayContext, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
+        # Strawberry's, with subscriptions left to the streaming transports: answered as one
+        # JSON body, a subscription is refused (406) instead of failing inside.
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
         try:
-            return await super().execute_single(
-                request, request_adapter, sub_response, context, root_value, request_data
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
             )
-        except HTTPException as exc:
-            if isinstance(exc.__cause__, InvalidOperationTypeError):
-                # The spec's answer to a mutation over GET: 405, and say which method works.
-                raise RequestRejected(405, exc.reason, headers={hdrs.ALLOW: "POST"}) from None
-            raise
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type == OperationType.SUBSCRIPTION:
+                raise RequestRejected(406, SUBSCRIPTION_NEEDS_STREAM) from None
+            # The spec's answer to a mutation over GET: 405, and say which method works.
+            message = exc.as_http_error_reason(request_adapter.method)
+            raise RequestRejected(405, message, headers={hdrs.ALLOW: "POST"}) from None
+        except CannotGetOperationTypeError as exc:
+            raise RequestRejected(400, exc.as_http_error_reason()) from None
+        except MissingQueryError:
+            raise RequestRejected(400, "No GraphQL query found in the request") from None
 
     def is_websocket_request(self, request: web.Request) -> TypeGuard[web.Request]:
         # Strawberry asks by building a WebSocketResponse, for every request: only an upgrade
@@ -197,6 +268,17 @@ class GatewayView(GraphQLView[GatewayContext, None]):
                 response.pop("data", None)
         return response
 
+    async def create_streaming_response(
+        self,
+        request: web.Request,
+        stream: Callable[[], AsyncGenerator[str, None]],
+        sub_response: web.Response,
+        headers: Mapping[str, str],
+    ) -> web.StreamResponse:
+        # Its client closing it is how a stream ends: not a request cut short (499).
+        request[STREAMING_KEY] = True
+        return await super().create_streaming_response(request, stream, sub_response, headers)
+
     async def get_context(
         self, request: web.Request, response: web.StreamResponse
     ) -> GatewayContext:
@@ -206,6 +288,7 @@ class GatewayView(GraphQLView[GatewayContext, None]):
             settings=self._settings,
             client=request.app[CLIENT_KEY],
             pricer=request.app[PRICER_KEY],
+            live=request.app[LIVE_KEY],
         )
 
 
@@ -302,6 +385,23 @@ async def _detect_at_start(client: UpstreamClient) -> None:
         logger.warning("upstream capability detection failed at start", exc_info=True)
 
 
+def _live_lifecycle(
+    live: LiveHub | None, observed: Observability
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        hub = live or LiveHub(
+            app[CLIENT_KEY], app[SETTINGS_KEY], pricer=app[PRICER_KEY], metrics=observed.metrics
+        )
+        app[LIVE_KEY] = hub
+        try:
+            yield
+        finally:
+            if live is None:
+                hub.close()
+
+    return lifecycle
+
+
 def _client_lifecycle(
     settings: Settings, client: UpstreamClient | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -338,8 +438,10 @@ def create_app(
     setup: Iterable[SetupHook] = (),
     observability: Observability | None = None,
     pricer: Pricer | None = None,
+    live: LiveHub | None = None,
 ) -> web.Application:
-    """The gateway app; it creates (and closes) one pooled `UpstreamClient` unless given one.
+    """The gateway app; it creates (and closes) one pooled `UpstreamClient` unless given one,
+    and a `LiveHub` for its subscriptions unless given the process's one.
 
     `pricer` is the process's one `Pricer`; without it one is built from the settings here (a bad
     prices file raises `PricesFileError`).
@@ -356,6 +458,7 @@ def create_app(
     app[SETTINGS_KEY] = settings
     app[PRICER_KEY] = pricer or pricer_from_settings(settings)
     app.cleanup_ctx.append(_client_lifecycle(settings, client))
+    app.cleanup_ctx.append(_live_lifecycle(live, observed))
     view = GatewayView(
         build_schema(
             settings, extra_extensions=[*observed.schema_extensions(), *schema_extensions]

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 
 from aiohttp import web
 
+from aibridge_graphql.core.live import LiveHub
 from aibridge_graphql.core.loaders import Loaders, loaders_for_request
 from aibridge_graphql.core.pricing import Pricer
 from aibridge_graphql.schema.context import GatewayContext
@@ -35,9 +37,11 @@ def build_context(
     settings: Settings,
     client: UpstreamClient,
     pricer: Pricer | None = None,
+    live: LiveHub | None = None,
 ) -> GatewayContext:
     """Read the caller's credentials; the loaders, for this request only, are built on first use
-    (after the engine's record projection) and closed when aiohttp's task for it ends."""
+    (after the engine's record projection) and closed when aiohttp's task for it ends. With
+    `live`, subscriptions watch its views with the request's credentials."""
 
     def new_loaders(skip_records: frozenset[str]) -> Loaders:
         return loaders_for_request(
@@ -55,6 +59,7 @@ def build_context(
         settings=settings,
         new_loaders=new_loaders,
         request_id=request_id_of(request),
+        watch=None if live is None else functools.partial(live.watch, request.headers),
     )
     # aiohttp serves each request in a task of its own: when it ends (answered, or cancelled
     # because the client went away), upstream calls nobody awaits any more are cancelled.

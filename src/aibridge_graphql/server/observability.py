@@ -38,6 +38,7 @@ from aibridge_graphql.server.apq import (
     load_manifest,
 )
 from aibridge_graphql.server.context import REQUEST_ID_KEY
+from aibridge_graphql.server.keys import STREAMING_KEY
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.observe import CURRENT_OBSERVER
 
@@ -198,8 +199,11 @@ class Observability:
             exc.headers[REQUEST_ID_HEADER] = request_id
             raise
         except asyncio.CancelledError:
-            # aiohttp cancels the handler when the client hangs up (`handler_cancellation`).
-            if _client_gone(request):
+            # aiohttp cancels the handler when the client hangs up (`handler_cancellation`):
+            # the normal end of a stream (already answered 200), else a request cut short.
+            if request.get(STREAMING_KEY):
+                status = 200
+            elif _client_gone(request):
                 status = CLIENT_CLOSED_REQUEST
                 method = request.method if request.method in _METHODS else "other"
                 self.metrics.client_closed.labels(method).inc()

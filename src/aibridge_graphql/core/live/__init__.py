@@ -1,0 +1,27 @@
+"""Live views: shared pollers turning upstream answers into change streams (docs/live.md)."""
+
+from aibridge_graphql.core.live.hub import LiveHub, Subscription, Watch
+from aibridge_graphql.core.live.views import (
+    SPEND_THRESHOLDS,
+    Change,
+    SessionsView,
+    SpendView,
+    Timeline,
+    TimelineView,
+    View,
+    spend_percent,
+)
+
+__all__ = [
+    "SPEND_THRESHOLDS",
+    "Change",
+    "LiveHub",
+    "SessionsView",
+    "SpendView",
+    "Subscription",
+    "Timeline",
+    "TimelineView",
+    "View",
+    "Watch",
+    "spend_percent",
+]
