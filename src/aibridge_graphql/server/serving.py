@@ -16,6 +16,7 @@ import httpx
 from aiohttp import web
 
 from aibridge_graphql.core.cache import close_cache
+from aibridge_graphql.core.live import LiveHub
 from aibridge_graphql.core.pricing import Pricer, pricer_from_settings
 from aibridge_graphql.server.app import create_app
 from aibridge_graphql.server.graphiql import OfflineGraphiQL, offline_graphiql
@@ -52,6 +53,7 @@ def build_gateway(
     client: UpstreamClient | None = None,
     observability: Observability | None = None,
     pricer: Pricer | None = None,
+    live: LiveHub | None = None,
 ) -> web.Application:
     """The gateway app as `serve` and `demo` run it: GraphiQL from local assets when installed,
     and the event-loop lag monitor in `/metrics`."""
@@ -63,6 +65,7 @@ def build_gateway(
         client=client,
         observability=observability,
         pricer=pricer,
+        live=live,
         ide_html=graphiql.ide_html,
         setup=[graphiql.setup],
     )
@@ -161,12 +164,14 @@ def freeze_startup_heap() -> None:
 @dataclass(frozen=True)
 class SharedServing:
     """What the two faces of one process share: one pooled upstream client, one observability
-    stack (the gRPC metrics appear in the same `/metrics`) and one pricer."""
+    stack (the gRPC metrics appear in the same `/metrics`), one pricer and one live hub (a view
+    watched from both faces is polled once)."""
 
     settings: Settings
     client: UpstreamClient
     observability: Observability
     pricer: Pricer
+    live: LiveHub
 
     def gateway_app(self, graphiql: OfflineGraphiQL | None = None) -> web.Application:
         """The GraphQL face's app over the shared client (not yet started)."""
@@ -176,6 +181,7 @@ class SharedServing:
             client=self.client,
             observability=self.observability,
             pricer=self.pricer,
+            live=self.live,
         )
 
     def prepare_grpc(self) -> PreparedGrpc:
@@ -199,11 +205,13 @@ async def shared_serving(
     """The shared resources of `serve` and `demo`; the upstream client (and its cache) closed
     at the end, after the faces built on it have stopped."""
     client = UpstreamClient(settings)
+    observability = Observability(settings)
+    pricer = pricer or pricer_from_settings(settings)
+    live = LiveHub(client, settings, pricer=pricer, metrics=observability.metrics)
     try:
-        yield SharedServing(
-            settings, client, Observability(settings), pricer or pricer_from_settings(settings)
-        )
+        yield SharedServing(settings, client, observability, pricer, live)
     finally:
+        live.close()
         await close_cache(client)
         await client.aclose()
 
@@ -237,6 +245,7 @@ async def run_gateway(settings: Settings, pricer: Pricer | None = None) -> None:
                     started.runner,
                     app[DRAINING_KEY],
                     grpc_server,
+                    live=shared.live,
                     drain_delay=settings.shutdown_drain_delay,
                     grace=settings.shutdown_grace,
                 )

@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 if TYPE_CHECKING:
+    from aibridge_graphql.core.live import LiveHub
     from aibridge_graphql.grpc.server import GrpcServer
 
 logger = logging.getLogger("aibridge_graphql.shutdown")
@@ -138,6 +139,8 @@ class GracefulStop:
     grpc: GrpcServer | None
     drain_delay: float
     grace: float
+    # Its streams complete once the drain delay is over: clients reconnect to another replica.
+    live: LiveHub | None = None
 
     async def run(self, urgent: asyncio.Event) -> None:
         """Not ready, drain, close the listeners, give in-flight work the grace, cancel the rest.
@@ -154,6 +157,8 @@ class GracefulStop:
             self.grace,
         )
         await _unless_urgent(urgent, self.drain_delay)
+        if self.live is not None:
+            self.live.close()
         grace = 0.0 if urgent.is_set() else self.grace
         # gRPC: the listener closes and new calls are refused at once (GOAWAY on open
         # connections); calls running get the grace, then are cancelled.
