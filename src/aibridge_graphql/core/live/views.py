@@ -4,11 +4,10 @@ A `View` names one upstream request (its `key`: equal views share one poller) an
 a tick's loaders; its `Tracker` compares each answer with the last and says what changed. Kinds:
 
 - sessions: `ADDED` (started after the view's first poll), `UPDATED` (a session's row changed:
-  activity, tokens, threads, network calls), `ENDED` (idle for `idle_after`: Coder has no end
-  marker, a session simply stops growing), and `EXISTING` (the first poll's rows, to a
-  subscriber that asked for them);
-- timeline: `ADDED`/`UPDATED` threads, then `ENDED` once the session is idle (the view is then
-  complete);
+  activity, tokens, threads, network calls), `ENDED` (seen unchanged for `idle_after`), and
+  `EXISTING` (the first poll's rows, to a subscriber that asked for them);
+- timeline: `ADDED`/`UPDATED` threads, then `ENDED` once nothing changed for `idle_after` (the
+  view is then complete);
 - spend: `CURRENT` (the status when subscribing), `CHANGED` (spend or effective budget), and
   `THRESHOLD` when spend reaches 85 % or 100 % of the budget (where Coder notifies).
 """
@@ -76,6 +75,13 @@ class View(Protocol):
         """A fresh memory for a new poller."""
 
 
+# Coder has no end marker for a session: in-flight interceptions are not served, so a session
+# simply stops growing. "Ended" is therefore what the poller observes: no change for
+# `idle_after`, on the gateway's clock (the upstream's timestamps may be skewed, or synthetic).
+# Only the first poll reads them: a row whose last activity is already `idle_after` old counts
+# as ended from the start, and gets no ENDED event.
+
+
 def _idle(last: datetime, now: datetime, idle_after: timedelta) -> bool:
     return now - last >= idle_after
 
@@ -117,6 +123,7 @@ class SessionsView:
 @dataclass(slots=True)
 class _Seen:
     row: Any
+    changed_at: datetime  # when a poll last saw it change (or first saw it)
     ended: bool
 
 
@@ -131,28 +138,29 @@ class SessionsTracker:
 
     def update(self, answer: m.ListSessionsResponse, now: datetime) -> list[Change]:
         rows = {(row.id, str(row.initiator.id)): row for row in answer.sessions}
-        previous, changes = self._seen, []
+        previous = self._seen
         if previous is None:
-            starts = [row.started_at for row in rows.values()]
-            self._baseline_start = max(starts, default=now)
+            self._baseline_start = max((row.started_at for row in rows.values()), default=now)
             self._seen = {
-                key: _Seen(row, _idle(_last_activity(row), now, self.idle_after))
+                key: _Seen(row, now, _idle(_last_activity(row), now, self.idle_after))
                 for key, row in rows.items()
             }
             return []
+        changes: list[Change] = []
         seen: dict[tuple[str, str], _Seen] = {}
         for key, row in rows.items():
             old = previous.get(key)
-            ended = _idle(_last_activity(row), now, self.idle_after)
-            if old is None:
-                assert self._baseline_start is not None
-                kind = "ADDED" if row.started_at > self._baseline_start else "UPDATED"
+            if old is None or old.row != row:
+                kind = "UPDATED"
+                if old is None and self._baseline_start and row.started_at > self._baseline_start:
+                    kind = "ADDED"
                 changes.append(Change(kind, key, row))
-            elif old.row != row:
-                changes.append(Change("UPDATED", key, row))
-            elif ended and not old.ended:
+                seen[key] = _Seen(row, now, ended=False)
+                continue
+            if not old.ended and _idle(old.changed_at, now, self.idle_after):
                 changes.append(Change("ENDED", key, row))
-            seen[key] = _Seen(row, ended)
+                old.ended = True
+            seen[key] = old
         self._seen = seen
         return changes
 
@@ -201,18 +209,18 @@ class TimelineView:
 
 @dataclass(slots=True)
 class TimelineTracker:
-    """Threads by id, as last seen; complete once the session ended."""
+    """Threads by id, as last seen; complete once nothing changed for `idle_after`."""
 
     idle_after: timedelta
     complete: bool = False
     _threads: dict[Any, m.Thread] | None = None
     _session: m.SessionThreadsResponse | None = None
+    _changed_at: datetime | None = None
 
     def update(self, answer: Timeline, now: datetime) -> list[Change]:
         header = answer.session
         current = {thread.id: thread for thread in answer.threads}
-        previous = self._threads
-        changed = previous is not None and header != self._session
+        previous, changed = self._threads, header != self._session
         self._threads, self._session = current, header
         changes: list[Change] = []
         if previous is not None:
@@ -222,7 +230,9 @@ class TimelineTracker:
                     changes.append(Change("ADDED", thread_id, thread, session=header))
                 elif old != thread:
                     changes.append(Change("UPDATED", thread_id, thread, session=header))
-        if not changes and not changed and _idle(_last_activity(header), now, self.idle_after):
+        if self._changed_at is None or changes or changed:
+            self._changed_at = now
+        elif _idle(self._changed_at, now, self.idle_after):
             self.complete = True
             changes.append(Change("ENDED", header.id, None, session=header))
         return changes

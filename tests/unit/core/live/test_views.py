@@ -57,17 +57,34 @@ def test_sessions_are_added_updated_and_ended_once() -> None:
     tracker.update(sessions(a), T0 + timedelta(minutes=2))
     b = session("b", start=T0 + timedelta(minutes=3), end=T0 + timedelta(minutes=3))
     a2 = session("a", start=T0, end=T0 + timedelta(minutes=3), tokens=20)
-    now = T0 + timedelta(minutes=4)
-    assert kinds(tracker.update(sessions(b, a2), now)) == [("ADDED", "b"), ("UPDATED", "a")]
-    # Nothing new: nothing, until each has been idle for IDLE; then ENDED, once.
-    assert tracker.update(sessions(b, a2), now + timedelta(minutes=1)) == []
-    later = T0 + timedelta(minutes=3) + IDLE
-    assert kinds(tracker.update(sessions(b, a2), later)) == [("ENDED", "b"), ("ENDED", "a")]
-    assert tracker.update(sessions(b, a2), later + timedelta(minutes=1)) == []
+    seen = T0 + timedelta(minutes=4)
+    assert kinds(tracker.update(sessions(b, a2), seen)) == [("ADDED", "b"), ("UPDATED", "a")]
+    # Nothing new: nothing, until the polls saw neither change for IDLE; then ENDED, once.
+    assert tracker.update(sessions(b, a2), seen + IDLE - timedelta(seconds=1)) == []
+    assert kinds(tracker.update(sessions(b, a2), seen + IDLE)) == [("ENDED", "b"), ("ENDED", "a")]
+    assert tracker.update(sessions(b, a2), seen + 2 * IDLE) == []
     # New activity after its end makes it UPDATED again.
-    b2 = session("b", start=b.started_at, end=later + timedelta(minutes=1))
-    assert kinds(tracker.update(sessions(b2, a2), later + timedelta(minutes=2))) == [
-        ("UPDATED", "b")
+    b2 = session("b", start=b.started_at, end=seen + 2 * IDLE)
+    assert kinds(tracker.update(sessions(b2, a2), seen + 2 * IDLE)) == [("UPDATED", "b")]
+
+
+def test_ended_is_what_the_polls_saw_not_the_upstream_timestamps() -> None:
+    # Records stamped long ago (a skewed clock, synthetic data) still end only after IDLE.
+    tracker = SessionsTracker(IDLE)
+    tracker.update(sessions(), T0)
+    old = T0 - timedelta(days=30)
+    late = session("late", start=old, end=old)
+    assert kinds(tracker.update(sessions(late), T0)) == [("UPDATED", "late")]
+    assert tracker.update(sessions(late), T0 + timedelta(minutes=1)) == []
+    assert kinds(tracker.update(sessions(late), T0 + IDLE)) == [("ENDED", "late")]
+
+
+def test_a_session_active_at_the_baseline_ends_after_idle() -> None:
+    tracker = SessionsTracker(IDLE)
+    active = session("active", start=T0, end=T0)
+    tracker.update(sessions(active), T0 + timedelta(seconds=10))
+    assert kinds(tracker.update(sessions(active), T0 + timedelta(seconds=10) + IDLE)) == [
+        ("ENDED", "active")
     ]
 
 
@@ -82,7 +99,7 @@ def test_sessions_idle_at_the_baseline_are_never_reported_ended() -> None:
     tracker = SessionsTracker(IDLE)
     stale = session("stale", start=T0 - timedelta(days=2), end=T0 - timedelta(days=1))
     tracker.update(sessions(stale), T0)
-    assert tracker.update(sessions(stale), T0 + IDLE) == []
+    assert tracker.update(sessions(stale), T0 + 2 * IDLE) == []
 
 
 def thread(thread_id: int, *, end: datetime, tokens: int = 1) -> m.Thread:
@@ -120,21 +137,23 @@ def test_a_timeline_reports_new_and_grown_threads_then_ends_and_completes() -> N
     assert not tracker.complete
     two = thread(2, end=T0 + timedelta(minutes=1))
     one_grown = thread(1, end=T0 + timedelta(minutes=1), tokens=5)
-    changes = tracker.update(timeline(one_grown, two), T0 + timedelta(minutes=1))
+    seen = T0 + timedelta(minutes=1)
+    changes = tracker.update(timeline(one_grown, two), seen)
     assert [(c.kind, c.key) for c in changes] == [("UPDATED", UUID(int=1)), ("ADDED", UUID(int=2))]
     assert all(c.session.id == "s" for c in changes)
-    assert tracker.update(timeline(one_grown, two), T0 + timedelta(minutes=2)) == []
-    [ended] = tracker.update(timeline(one_grown, two), T0 + timedelta(minutes=1) + IDLE)
+    assert tracker.update(timeline(one_grown, two), seen + IDLE - timedelta(seconds=1)) == []
+    [ended] = tracker.update(timeline(one_grown, two), seen + IDLE)
     assert (ended.kind, ended.value) == ("ENDED", None)
     assert tracker.complete
 
 
-def test_a_timeline_of_a_session_long_ended_ends_at_once() -> None:
+def test_a_quiet_timeline_ends_after_idle_from_the_first_poll() -> None:
     tracker = TimelineTracker(IDLE)
-    [ended] = tracker.update(timeline(thread(1, end=T0)), T0 + IDLE)
+    assert tracker.update(timeline(thread(1, end=T0 - timedelta(days=9))), T0) == []
+    assert [c.kind for c in tracker.existing()] == ["EXISTING"]
+    [ended] = tracker.update(timeline(thread(1, end=T0 - timedelta(days=9))), T0 + IDLE)
     assert ended.kind == "ENDED"
     assert tracker.complete
-    assert [c.kind for c in tracker.existing()] == ["EXISTING"]
 
 
 def spend(micros: int, limit: int | None) -> m.UserAISpendStatus:
