@@ -2,14 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Coder's AI Bridge API prefixes: today's, and the legacy alias older releases only have.
 PREFERRED_API_BASE_PATH = "/api/v2/ai-gateway"
 LEGACY_API_BASE_PATH = "/api/v2/aibridge"
+# `AIBRIDGE_CORS_ORIGINS=*`: every origin, without credentials (server/cors.py).
+ANY_ORIGIN = "*"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# A DNS name or IPv4 address (urlsplit lowercases it), or an IPv6 address (its brackets removed).
+_HOST = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)*|[0-9a-f:.]*:[0-9a-f:.]*")
+
+_NOT_AN_ORIGIN = (
+    "an origin is http(s)://host[:port], with no path, query or user info "
+    "(a non-ASCII host in its punycode form)"
+)
+
+
+def normalize_origin(text: str) -> str:
+    """`scheme://host[:port]` as a browser sends it in `Origin` (lowercase, no default port).
+
+    Raises `ValueError` for anything else: a path, a query, user info, another scheme, a bad
+    port, a non-ASCII host (its punycode form is the origin), and `null` (every sandboxed page
+    and `file:` URL sends it, so allowing it would allow them all).
+    """
+    if text == "null":
+        raise ValueError("the `null` origin cannot be allowed (every sandboxed page sends it)")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:  # a port that is no number from 0 to 65535
+        raise ValueError(_NOT_AN_ORIGIN) from None
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if (
+        scheme not in _DEFAULT_PORTS
+        or not _HOST.fullmatch(host)
+        or parts.username is not None
+        or parts.password is not None
+        or parts.path not in ("", "/")
+        or "?" in text
+        or "#" in text
+    ):
+        raise ValueError(_NOT_AN_ORIGIN)
+    if ":" in host:
+        host = f"[{host}]"
+    suffix = "" if port is None or port == _DEFAULT_PORTS[scheme] else f":{port}"
+    return f"{scheme}://{host}{suffix}"
 
 
 class Settings(BaseSettings):
@@ -68,6 +111,11 @@ class Settings(BaseSettings):
     # client keeps its connection warm between bursts instead of being sent GOAWAY for it.
     grpc_keepalive_permit_without_calls: bool = True
     graphiql_assets_dir: str | None = None
+    # Browser pages on these origins may call /graphql and the exports (server/cors.py): exact
+    # origins, comma-separated, or `*` alone (any origin, never with credentials); None: off.
+    cors_origins: Annotated[tuple[str, ...] | None, NoDecode] = None
+    # Seconds a browser may reuse a preflight's answer; Chromium caps it at 7200, Firefox 86400.
+    cors_max_age: int = Field(default=600, ge=0, le=86400)
     # Graceful shutdown (server/shutdown.py), seconds. On SIGTERM/SIGINT both faces turn
     # not-ready at once, keep serving for the drain delay (so a balancer polling `/readyz` or gRPC
     # health moves traffic away first, and requests already on the wire are read), then close
@@ -155,6 +203,33 @@ class Settings(BaseSettings):
         if value is None or value.strip().lower() in ("", "auto"):
             return None
         return "/" + value.strip().strip("/")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        if isinstance(value, list | tuple):
+            value = tuple(part for part in value if part)
+            return value or None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _normalize_origins(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if ANY_ORIGIN in value:
+            if len(value) > 1:
+                raise ValueError("`*` allows every origin: give it alone, or only exact origins")
+            return value
+        normalized = []
+        for position, origin in enumerate(value, start=1):
+            try:
+                normalized.append(normalize_origin(origin))
+            except ValueError as error:
+                raise ValueError(f"entry {position}: {error}") from None
+        return tuple(dict.fromkeys(normalized))
 
     @model_validator(mode="after")
     def _persisted_only_needs_a_manifest(self) -> Settings:

@@ -10,27 +10,7 @@
 // Every request that does not go to 127.0.0.1 is aborted and listed in `blocked`.
 'use strict';
 
-const { chromium } = require('playwright-core');
-
-const TIMEOUT_MS = 20000;
-// The flags TOOLING.md lists for headless Chromium as root, and a resolver that resolves nothing
-// but loopback: even the browser's own background traffic cannot leave the machine.
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-];
-
-function isLoopback(url) {
-  const { protocol, hostname } = new URL(url);
-  // data: and blob: URLs never touch the network.
-  return protocol === 'data:' || protocol === 'blob:' || hostname === '127.0.0.1';
-}
+const { TIMEOUT_MS, isLoopback, launch, main } = require('./chromium.cjs');
 
 // GraphiQL's editors are CodeMirror 5 instances, reachable from their DOM node.
 async function setEditor(page, selector, text) {
@@ -117,12 +97,7 @@ async function probeBlocking(page, url, report) {
 }
 
 async function run(options) {
-  const browser = await chromium.launch({
-    executablePath: options.chromium,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: TIMEOUT_MS,
-  });
+  const browser = await launch(options.chromium);
   const report = { blocked: [], requests: [], headersSent: [], consoleErrors: [] };
   try {
     const page = await openPage(browser, options, report);
@@ -137,10 +112,4 @@ async function run(options) {
   return report;
 }
 
-run(JSON.parse(process.argv[2])).then(
-  (report) => process.stdout.write(JSON.stringify(report) + '\n'),
-  (error) => {
-    process.stderr.write(`${error.stack || error}\n`);
-    process.exit(1);
-  },
-);
+main(run);

@@ -10,7 +10,6 @@ The screenshot is kept as an artifact (path printed; `artifacts/` is ignored by 
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,19 +25,13 @@ from aibridge_graphql.server.graphiql import (
 )
 from aibridge_graphql.server.serving import build_gateway
 from aibridge_graphql.settings import Settings
-from tests.support.node_tools import (
-    REPO_ROOT,
-    ensure_node_modules,
-    missing_tool,
-    require_executable,
-)
+from tests.support.chromium import require_chromium, run_driver
+from tests.support.node_tools import REPO_ROOT, ensure_node_modules
 from tests.support.servers import run_app_in_thread
 
-CHROMIUM = Path("/usr/bin/chromium")
 DRIVER = Path(__file__).with_name("graphiql_driver.cjs")
 SCREENSHOT = REPO_ROOT / "artifacts" / "graphiql-e2e.png"
 OPENED_SCREENSHOT = REPO_ROOT / "artifacts" / "graphiql-e2e-opened.png"
-DRIVER_TIMEOUT_S = 120.0
 # Fetched by the page after the query: it must be blocked (so `blocked == []` means something).
 PROBE_URL = "https://unpkg.com/graphiql@3.8.3/graphiql.min.css"
 PAGE = 3
@@ -59,9 +52,7 @@ QUERY = f"""query GraphiQLEndToEnd {{
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    if not CHROMIUM.is_file():
-        missing_tool(f"{CHROMIUM} not found: `apt-get install -y chromium` (.ci/run does it)")
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +91,6 @@ def drive_graphiql(
     screenshot: Path = SCREENSHOT,
 ) -> dict[str, Any]:
     """Run the browser driver; its JSON report (see graphiql_driver.cjs)."""
-    node = require_executable("node", "install Node.js 20+")
-    node_modules = ensure_node_modules(REPO_ROOT / "tests" / "frontend")
     options = {
         "url": url,
         "chromium": str(chromium),
@@ -111,18 +100,7 @@ def drive_graphiql(
         "probe": PROBE_URL,
         "keepDefaults": keep_defaults,
     }
-    result = subprocess.run(
-        [node, str(DRIVER), json.dumps(options)],
-        # A minimal environment: no proxy variables reach Chromium, and its profile stays in `home`.
-        env={"PATH": "/usr/bin:/bin", "NODE_PATH": str(node_modules), "HOME": str(home)},
-        capture_output=True,
-        text=True,
-        timeout=DRIVER_TIMEOUT_S,
-        check=False,
-    )
-    assert result.returncode == 0, f"the browser driver failed:\n{result.stderr[-4000:]}"
-    report: dict[str, Any] = json.loads(result.stdout)
-    return report
+    return run_driver(DRIVER, options, home)
 
 
 def rest_sessions(standin_url: str, token: str) -> dict[str, Any]:

@@ -1,18 +1,20 @@
 // Run graphql-http's auditServer (the GraphQL-over-HTTP spec's reference audit) against a URL.
-// Usage: node audit.mjs URL [TOKEN]. Prints one JSON line per result, then a JSON summary
+// Usage: node audit.mjs URL [TOKEN [ORIGIN]]. Prints one JSON line per result, then a JSON summary
 // ({"ok": n, "warn": n, "error": n, "notice": n}); exits 0 whatever the results (the caller judges).
 import { auditServer } from 'graphql-http';
 
-const [url, token] = process.argv.slice(2);
+const [url, token, origin] = process.argv.slice(2);
 if (!url) {
-  console.error('usage: node audit.mjs URL [TOKEN]');
+  console.error('usage: node audit.mjs URL [TOKEN [ORIGIN]]');
   process.exit(2);
 }
 
-// The gateway forwards the caller's Coder token; every audit request carries it.
+// The gateway forwards the caller's Coder token; every audit request carries it (and, given an
+// origin, the `Origin` a browser page there would send).
 const fetchFn = (input, init = {}) => {
   const headers = new Headers(init.headers);
   if (token) headers.set('Coder-Session-Token', token);
+  if (origin) headers.set('Origin', origin);
   return fetch(input, { ...init, headers });
 };
 

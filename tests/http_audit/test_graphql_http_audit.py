@@ -1,6 +1,9 @@
 """The GraphQL-over-HTTP spec's reference audit (`graphql-http`'s `auditServer`) against the real
 gateway in front of the real stand-in: 0 warnings and 0 errors, and no log record above INFO
-(the audit sends malformed requests on purpose). `npm ci` installs the audit from the lock file."""
+(the audit sends malformed requests on purpose). `npm ci` installs the audit from the lock file.
+
+It runs twice: as it always did, and with CORS on and every request from the allowed origin (as a
+browser page there sends them), which must answer the same."""
 
 from __future__ import annotations
 
@@ -21,11 +24,17 @@ HERE = Path(__file__).parent
 AUDIT_TIMEOUT_S = 120.0
 
 
-def run_audit(url: str, token: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+# A dashboard's origin (server/cors.py): allowed in the CORS run.
+ORIGIN = "http://127.0.0.1:5173"
+
+
+def run_audit(
+    url: str, token: str, origin: str | None = None
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     node = require_executable("node", "install Node.js 20+ (the audit runs in Node)")
     ensure_node_modules(HERE)
     done = subprocess.run(
-        [node, str(HERE / "audit.mjs"), url, token],
+        [node, str(HERE / "audit.mjs"), url, token, *([origin] if origin else [])],
         cwd=HERE,
         capture_output=True,
         text=True,
@@ -38,13 +47,17 @@ def run_audit(url: str, token: str) -> tuple[list[dict[str, Any]], dict[str, int
     return lines[:-1], summary
 
 
+@pytest.mark.parametrize("origin", [None, ORIGIN], ids=["plain", "cors"])
 def test_graphql_http_audit_has_no_warnings_or_errors(
-    standin_url: str, tokens: dict[str, str], caplog: pytest.LogCaptureFixture
+    origin: str | None,
+    standin_url: str,
+    tokens: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    settings = Settings(upstream_url=standin_url)
+    settings = Settings(upstream_url=standin_url, cors_origins=origin)
     with run_app_in_thread(lambda: create_app(settings)) as gateway_url:
-        results, summary = run_audit(f"{gateway_url}/graphql", tokens["admin"])
+        results, summary = run_audit(f"{gateway_url}/graphql", tokens["admin"], origin)
     not_ok = [result for result in results if result["status"] != "ok"]
     print(json.dumps(summary))
     for result in not_ok:

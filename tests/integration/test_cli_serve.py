@@ -21,6 +21,8 @@ from aibridge_graphql.settings import Settings
 from tests.support.serve_process import CLI, ProcessOutput
 
 DEADLINE = 30.0
+# The dashboard origin `serve --cors-origins` allows in the module's gateway (docs/cors.md).
+DASHBOARD = "http://127.0.0.1:5173"
 LISTENING = re.compile(r"Gateway listening on (http://127\.0\.0\.1:\d+)/graphql")
 
 
@@ -75,9 +77,8 @@ def wait_ok(client: httpx.Client, url: str, within: float = DEADLINE) -> httpx.R
 def gateway_url(standin_url: str) -> Iterator[str]:
     """`aibridge-graphql serve` on a free port in front of the stand-in."""
     env = {"AIBRIDGE_LOG_LEVEL": "WARNING"}
-    with start(
-        ["serve", "--upstream", standin_url, "--port", "0", "--grpc-port", "0"], env
-    ) as running:
+    args = ["serve", "--upstream", standin_url, "--port", "0", "--grpc-port", "0"]
+    with start([*args, "--cors-origins", DASHBOARD], env) as running:
         yield running.output.wait_for(LISTENING).group(1)
 
 
@@ -108,6 +109,23 @@ def test_graphql_query_matches_rest(
     assert rest.status_code == 200
     assert response.status_code == 200
     assert response.json() == {"data": {"models": rest.json()}}
+
+
+def test_cors_origins_flag_lets_the_dashboard_preflight(gateway_url: str) -> None:
+    preflight = {"Access-Control-Request-Method": "POST"}
+    with httpx.Client(timeout=10) as client:
+        wait_ok(client, f"{gateway_url}/healthz")
+        allowed = client.options(
+            f"{gateway_url}/graphql", headers={**preflight, "Origin": DASHBOARD}
+        )
+        other = client.options(
+            f"{gateway_url}/graphql", headers={**preflight, "Origin": "http://127.0.0.1:5174"}
+        )
+    assert allowed.status_code == 204
+    assert allowed.headers["Access-Control-Allow-Origin"] == DASHBOARD
+    assert allowed.headers["Access-Control-Max-Age"] == "600"
+    assert other.status_code == 405
+    assert "Access-Control-Allow-Origin" not in other.headers
 
 
 def test_graphiql_page_uses_local_assets(gateway_url: str) -> None:

@@ -1,5 +1,6 @@
 """The aiohttp application: `/graphql` (GraphiQL in a browser), `/usage.csv`, `/healthz`,
-`/readyz`, `/metrics`.
+`/readyz`, `/metrics`; CORS for the browser routes when `AIBRIDGE_CORS_ORIGINS` is set
+(server/cors.py).
 
 Request ids, the access log, `/metrics`, tracing and persisted queries come from one
 `Observability` (server/observability.py), built from the settings unless given. Extension points
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import TypeGuard
+from typing import Final, TypeGuard
 
 import orjson
 from aiohttp import hdrs, web
@@ -42,6 +43,7 @@ from aibridge_graphql.schema.context import GatewayContext
 from aibridge_graphql.schema.errors import format_error
 from aibridge_graphql.server.apq import PERSISTED_QUERY_NOT_FOUND, PERSISTED_QUERY_NOT_SUPPORTED
 from aibridge_graphql.server.context import build_context
+from aibridge_graphql.server.cors import Cors, CorsPolicy
 from aibridge_graphql.server.http_protocol import (
     APPLICATION_JSON,
     GRAPHQL_RESPONSE_JSON,
@@ -78,6 +80,12 @@ SUBSCRIPTION_NEEDS_STREAM = (
     "(graphql-sse) or `Accept: multipart/mixed;subscriptionSpec=1.0` (multipart subscriptions)."
 )
 _APQ_RETRY_CODES = frozenset({PERSISTED_QUERY_NOT_FOUND, PERSISTED_QUERY_NOT_SUPPORTED})
+# What a browser page on another origin may call (server/cors.py), with the methods each route
+# serves: GraphQL and the exports; never the probes or `/metrics`, which are for operators.
+BROWSER_ROUTES: Final[Mapping[str, tuple[str, ...]]] = {
+    "/graphql": ("GET", "POST"),
+    "/usage.csv": ("GET",),
+}
 
 IdeHtmlHook = Callable[[str], str]
 SetupHook = Callable[[web.Application], None]
@@ -452,8 +460,21 @@ def create_app(
     _demote_client_http_errors()
     observed = observability or Observability(settings)
     draining = Draining()
-    # Inside the observability middleware: a request answered 503 at shutdown is logged as such.
-    app = web.Application(middlewares=[observed.middleware, draining.middleware, *middlewares])
+    policy = CorsPolicy.from_settings(settings, BROWSER_ROUTES)
+    cors = Cors(policy) if policy is not None else None
+    # Inside the observability middleware: a request answered 503 at shutdown is logged as such;
+    # preflights are logged too, and answered before any other layer's middleware (they carry no
+    # credentials by design).
+    app = web.Application(
+        middlewares=[
+            observed.middleware,
+            draining.middleware,
+            *([cors.middleware] if cors is not None else []),
+            *middlewares,
+        ]
+    )
+    if cors is not None:
+        cors.install(app)
     app[DRAINING_KEY] = draining
     app[SETTINGS_KEY] = settings
     app[PRICER_KEY] = pricer or pricer_from_settings(settings)

@@ -70,7 +70,20 @@ def _configure_logging(settings: Settings) -> None:
     help="gRPC port (aibridge.v1), 0 for any [env AIBRIDGE_GRPC_PORT; default 9090; "
     "AIBRIDGE_GRPC_ENABLED=false turns it off].",
 )
-def serve(upstream: str | None, host: str | None, port: int | None, grpc_port: int | None) -> None:
+@click.option(
+    "--cors-origins",
+    metavar="ORIGINS",
+    help="Browser origins allowed to call /graphql and /usage.csv, comma-separated "
+    "(e.g. http://127.0.0.1:5173), or * for any, without credentials "
+    "[env AIBRIDGE_CORS_ORIGINS; default: none, CORS off].",
+)
+def serve(
+    upstream: str | None,
+    host: str | None,
+    port: int | None,
+    grpc_port: int | None,
+    cors_origins: str | None,
+) -> None:
     """Serve the GraphQL gateway, and its gRPC face on --grpc-port.
 
     \b
@@ -90,7 +103,13 @@ def serve(upstream: str | None, host: str | None, port: int | None, grpc_port: i
     AIBRIDGE_SHUTDOWN_DRAIN_DELAY, work in flight given AIBRIDGE_SHUTDOWN_GRACE, exit 0; a
     second signal stops at once (docs/operations.md#graceful-shutdown).
     """
-    settings = load_settings(upstream_url=upstream, host=host, port=port, grpc_port=grpc_port)
+    settings = load_settings(
+        upstream_url=upstream,
+        host=host,
+        port=port,
+        grpc_port=grpc_port,
+        cors_origins=cors_origins,
+    )
     _configure_logging(settings)
     from aibridge_graphql.core.pricing import PricesFileError, pricer_from_settings
     from aibridge_graphql.server.serving import run_gateway

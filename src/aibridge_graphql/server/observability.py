@@ -54,6 +54,8 @@ access_logger = logging.getLogger("aibridge_graphql.access")
 METRICS_PATH: Final = "/metrics"
 # Probes are frequent and boring: logged at DEBUG.
 _QUIET_PATHS: Final = frozenset({"/healthz", "/readyz"})
+# The W3C trace context of the caller: the only request headers tracing reads.
+TRACE_HEADERS: Final = ("traceparent", "tracestate")
 _BAD_REQUEST: Final = "BAD_REQUEST"
 # nginx's status for a request whose client closed the connection before the answer: the
 # client's doing, so never a 5xx in the access log (issue 20). No response is sent.
@@ -231,7 +233,7 @@ def _client_gone(request: web.Request) -> bool:
 
 
 def _trace_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name: headers[name] for name in ("traceparent", "tracestate") if name in headers}
+    return {name: headers[name] for name in TRACE_HEADERS if name in headers}
 
 
 def _access_log(request: web.Request, scope: RequestScope, status: int, seconds: float) -> None:

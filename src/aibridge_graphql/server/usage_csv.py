@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Final
 
 from aiohttp import web
 
@@ -39,6 +40,18 @@ _FILTER_PARAMS = {
     "sessionId": "session_id",
 }
 _TIME_PARAMS = {"startedAfter": "started_after", "startedBefore": "started_before"}
+# The headers that describe the scan; a browser page on another origin may read them
+# (server/cors.py exposes them).
+COMPLETE_HEADER: Final = "X-Usage-Complete"
+INCOMPLETE_REASON_HEADER: Final = "X-Usage-Incomplete-Reason"
+UPSTREAM_CALLS_HEADER: Final = "X-Usage-Upstream-Calls"
+SOURCE_HEADER: Final = "X-Usage-Source"
+USAGE_HEADERS: Final = (
+    COMPLETE_HEADER,
+    INCOMPLETE_REASON_HEADER,
+    UPSTREAM_CALLS_HEADER,
+    SOURCE_HEADER,
+)
 _KNOWN = {"groupBy", "maxUpstreamCalls", *_FILTER_PARAMS, *_TIME_PARAMS}
 _STATUS = {
     BAD_USER_INPUT: 400,
@@ -142,12 +155,12 @@ async def usage_csv(request: web.Request) -> web.StreamResponse:
         loaders.close()
     headers = {
         "Content-Disposition": 'attachment; filename="usage.csv"',
-        "X-Usage-Complete": "true" if report.complete else "false",
-        "X-Usage-Upstream-Calls": str(report.scanned.upstream_calls),
-        "X-Usage-Source": report.source,
+        COMPLETE_HEADER: "true" if report.complete else "false",
+        UPSTREAM_CALLS_HEADER: str(report.scanned.upstream_calls),
+        SOURCE_HEADER: report.source,
     }
     if report.incomplete_reason:
-        headers["X-Usage-Incomplete-Reason"] = report.incomplete_reason
+        headers[INCOMPLETE_REASON_HEADER] = report.incomplete_reason
     return web.Response(
         text=render_csv(report), content_type="text/csv", charset="utf-8", headers=headers
     )
