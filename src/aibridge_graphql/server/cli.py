@@ -42,7 +42,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise SystemExit(USAGE_ERROR) from None
 
 
-def _configure_logging(settings: Settings) -> None:
+def _configure_logging(settings: Settings, *, with_pid: bool = False) -> None:
     level = logging.getLevelName(settings.log_level.upper())
     if not isinstance(level, int):
         click.echo(
@@ -51,7 +51,7 @@ def _configure_logging(settings: Settings) -> None:
         raise SystemExit(USAGE_ERROR)
     from aibridge_graphql.server.jsonlog import configure_logging
 
-    configure_logging(level, settings.log_format)
+    configure_logging(level, settings.log_format, with_pid=with_pid)
 
 
 @click.command()
@@ -70,7 +70,19 @@ def _configure_logging(settings: Settings) -> None:
     help="gRPC port (aibridge.v1), 0 for any [env AIBRIDGE_GRPC_PORT; default 9090; "
     "AIBRIDGE_GRPC_ENABLED=false turns it off].",
 )
-def serve(upstream: str | None, host: str | None, port: int | None, grpc_port: int | None) -> None:
+@click.option(
+    "--workers",
+    metavar="N|auto",
+    help="Processes sharing both ports, auto for one per available core "
+    "[env AIBRIDGE_WORKERS; default 1].",
+)
+def serve(
+    upstream: str | None,
+    host: str | None,
+    port: int | None,
+    grpc_port: int | None,
+    workers: str | None,
+) -> None:
     """Serve the GraphQL gateway, and its gRPC face on --grpc-port.
 
     \b
@@ -89,11 +101,16 @@ def serve(upstream: str | None, host: str | None, port: int | None, grpc_port: i
     SIGTERM or SIGINT stops it gracefully: not ready at once, listeners closed after
     AIBRIDGE_SHUTDOWN_DRAIN_DELAY, work in flight given AIBRIDGE_SHUTDOWN_GRACE, exit 0; a
     second signal stops at once (docs/operations.md#graceful-shutdown).
+
+    With --workers N a master process starts N workers, restarts any that dies and passes the
+    signals on (docs/operations.md#workers).
     """
-    settings = load_settings(upstream_url=upstream, host=host, port=port, grpc_port=grpc_port)
-    _configure_logging(settings)
+    settings = load_settings(
+        upstream_url=upstream, host=host, port=port, grpc_port=grpc_port, workers=workers
+    )
+    count = settings.worker_count
+    _configure_logging(settings, with_pid=count > 1)
     from aibridge_graphql.core.pricing import PricesFileError, pricer_from_settings
-    from aibridge_graphql.server.serving import run_gateway
 
     try:
         # Once, before listening: a bad prices file stops the gateway with its one line.
@@ -102,9 +119,19 @@ def serve(upstream: str | None, host: str | None, port: int | None, grpc_port: i
         click.echo(f"Error: {error}", err=True)
         raise SystemExit(USAGE_ERROR) from None
     try:
-        asyncio.run(run_gateway(settings, pricer))
+        if count == 1:
+            from aibridge_graphql.server.serving import run_gateway
+
+            asyncio.run(run_gateway(settings, pricer))
+            return
+        from aibridge_graphql.server.workers import run_workers
+
+        # Each worker builds its own pricer from the settings, as checked here.
+        status = run_workers(settings, count)
     except OSError as error:
         raise click.ClickException(f"cannot listen on {settings.host}: {error}") from None
+    if status:
+        raise SystemExit(status)
 
 
 def schema_sdl() -> str:
