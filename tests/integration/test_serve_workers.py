@@ -62,9 +62,12 @@ def admin(tokens: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def workers(upstream: str) -> Iterator[ServeProcess]:
-    """One `serve --workers 2` shared by the tests that only send requests."""
+    """One `serve --workers 2` shared by the tests that only send requests; stopped with
+    SIGTERM (which must exit 0), so the master removes its metrics directory."""
     with serve(upstream, args=WORKERS) as running:
         yield running
+        sigterm(running)
+        assert running.exit_code(WAIT_S) == 0, running.text()
 
 
 def worker_pids(running: ServeProcess) -> dict[int, int]:
