@@ -9,6 +9,8 @@ gateway process whose upstream is a counting proxy (so the timed gateway pays no
 The same views through the gateway's gRPC face (bench/grpc_face.py, a grpc.aio client in this
 process) are timed in the same interleaving and counted through the same proxy.
 Then the `usage` query in both API eras (bench/usage.py): upstream calls, p50/p95, coverage.
+Last, throughput at c16 with `serve --workers 1` and `--workers auto` (bench/workers.py), every
+process free to use every core.
 Targets are printed as met or MISSED; nothing is hidden.
 """
 
@@ -589,11 +591,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="apart: the stand-in alone on one core, the gateway beside the load client "
         "(default); shared: the gateway on the stand-in's core",
     )
+    parser.add_argument(
+        "--workers-seconds",
+        type=float,
+        default=10.0,
+        help="load duration per point of the workers section (0: skip that section)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=workers_option,
+        default="auto",
+        help="the --workers compared with --workers 1 in that section (a number, or auto)",
+    )
     add_results_option(parser, "gateway")
     return parser.parse_args(argv)
 
 
+def workers_option(value: str) -> str:
+    """`auto` or a whole number from 2, as `serve --workers` takes it."""
+    text = value.strip().lower()
+    if text == "auto" or (text.isascii() and text.isdigit() and int(text) >= 2):
+        return text
+    raise argparse.ArgumentTypeError("a whole number from 2, or auto")
+
+
 def run(args: argparse.Namespace) -> bool:
+    cores = os.sched_getaffinity(0)
     pinning = choose_pinning(not args.no_pin, args.layout)
     if pinning.client is not None:
         os.sched_setaffinity(0, {pinning.client})
@@ -729,6 +752,14 @@ def run(args: argparse.Namespace) -> bool:
                 db, work, cli, env, pinning, auth, args.usage_iterations, min(args.warmup, 2)
             )
             report_usage(usage)
+        if args.workers_seconds > 0:
+            from bench.workers import measure_workers, report_workers
+
+            # Every core again: the workers are there to use them all.
+            os.sched_setaffinity(0, cores)
+            timing = (args.workers_seconds, min(args.warmup, 2))
+            points = measure_workers(db, work, cli, env, admin_token, timing, args.workers)
+            ok = report_workers(points, args.workers_seconds) and ok
         return ok
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
@@ -53,6 +54,16 @@ def normalize_origin(text: str) -> str:
         host = f"[{host}]"
     suffix = "" if port is None or port == _DEFAULT_PORTS[scheme] else f":{port}"
     return f"{scheme}://{host}{suffix}"
+# More `serve` worker processes than this is a typo, not a deployment.
+MAX_WORKERS: Final = 1024
+_ASCII_NUMBER = re.compile(r"[0-9]{1,5}")
+
+
+def available_cores() -> int:
+    """The CPUs this process may run on (its affinity mask; CPU quotas are not seen)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -90,6 +101,9 @@ class Settings(BaseSettings):
     # Serving.
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # `serve` processes sharing the two ports (server/workers.py): a number, or `auto` for one per
+    # core this process may use. 1: one process, no supervisor (as before workers existed).
+    workers: int | Literal["auto"] = 1
     graphiql: bool = True
     # The gRPC face (grpc/), on the same host and event loop: 0 picks a free port.
     grpc_enabled: bool = True
@@ -231,6 +245,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"entry {position}: {error}") from None
         return tuple(dict.fromkeys(normalized))
 
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _parse_workers(cls, value: object) -> int | str:
+        # Parsed here rather than by the union, so a bad value gets one message, not one per
+        # member; ASCII digits only (`str.isdigit` accepts "²", which `int` refuses).
+        text = value.strip().lower() if isinstance(value, str) else value
+        if text == "auto":
+            return "auto"
+        if isinstance(text, str) and _ASCII_NUMBER.fullmatch(text):
+            text = int(text)
+        if isinstance(text, int) and not isinstance(text, bool) and 1 <= text <= MAX_WORKERS:
+            return text
+        raise ValueError(f"must be a whole number from 1 to {MAX_WORKERS}, or auto")
+
     @model_validator(mode="after")
     def _persisted_only_needs_a_manifest(self) -> Settings:
         if self.apq_persisted_only and not self.apq_manifest:
@@ -246,6 +274,11 @@ class Settings(BaseSettings):
         if self.apq_store == "redis" and not self.cache_url:
             raise ValueError("apq_store=redis needs cache_url (the Redis to share)")
         return self
+
+    @property
+    def worker_count(self) -> int:
+        """How many `serve` processes `workers` asks for (`auto`: the cores available now)."""
+        return available_cores() if self.workers == "auto" else self.workers
 
     @property
     def api_base_url(self) -> str:

@@ -90,10 +90,13 @@ class ServeProcess(ProcessOutput):
 
 
 @contextlib.contextmanager
-def serve(upstream: str, env: dict[str, str] | None = None) -> Iterator[ServeProcess]:
-    """`serve` on free ports before `upstream`; killed at the end if it is still running."""
+def serve(
+    upstream: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[ServeProcess]:
+    """`serve` on free ports before `upstream` (more flags in `args`); killed at the end if it
+    is still running."""
     process = subprocess.Popen(
-        [CLI, "serve", "--upstream", upstream, "--port", "0", "--grpc-port", "0"],
+        [CLI, "serve", "--upstream", upstream, "--port", "0", "--grpc-port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

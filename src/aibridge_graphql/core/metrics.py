@@ -22,27 +22,55 @@ Series (all prefixed `aibridge_`):
   `live_poll_errors_total{view, code}` and `live_events_total{view}` (changes delivered).
 Operation names come from clients, so distinct names are capped and a name that is not a GraphQL
 name of at most 128 characters is never a label; those count as `other`.
+
+Under `serve --workers N` prometheus_client runs in its multiprocess mode (the master sets
+`PROMETHEUS_MULTIPROC_DIR` for every worker, server/workers.py): each worker writes its values to
+files there, and `exposed` reads all of them, so one scrape of any worker shows the whole group:
+counters and histograms summed, the in-flight gauge summed over live workers, the maxima the
+largest of any worker.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 
 MAX_OPERATION_NAMES: Final = 200
 OTHER: Final = "other"
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,127}")
 _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+# prometheus_client's own switch: set before it is imported, it stores values in files there.
+MULTIPROCESS_DIR_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """Where this process's metric values are shared with its siblings' (None: only here)."""
+    return os.environ.get(MULTIPROCESS_DIR_ENV) or None
+
+
+def exposition_registry(own: CollectorRegistry, shared_dir: str | None) -> CollectorRegistry:
+    """What `/metrics` serves: `own`, or the values every process wrote to `shared_dir`."""
+    if shared_dir is None:
+        return own
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path=shared_dir)  # type: ignore[no-untyped-call]
+    return merged
 
 
 class GatewayMetrics:
     """The app's collectors; two apps never share one (each has its own registry)."""
 
-    def __init__(self, max_operation_names: int = MAX_OPERATION_NAMES) -> None:
+    def __init__(
+        self, max_operation_names: int = MAX_OPERATION_NAMES, shared_dir: str | None = None
+    ) -> None:
         self.registry = CollectorRegistry()
+        # What a scrape reads: this registry, or every worker's values (`multiprocess_dir()`).
+        self.exposed = exposition_registry(self.registry, shared_dir)
         self._names: set[str] = set()
         self._max_names = max_operation_names
         self.operations = Histogram(
@@ -68,6 +96,7 @@ class GatewayMetrics:
             "aibridge_http_requests_in_flight",
             "HTTP requests being served (not counting /metrics).",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.client_closed = Counter(
             "aibridge_http_client_closed_requests",
@@ -117,11 +146,13 @@ class GatewayMetrics:
             "aibridge_live_streams",
             "Open live streams (GraphQL subscriptions and gRPC watches).",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.live_pollers = Gauge(
             "aibridge_live_pollers",
             "Running live pollers: one per caller and upstream request, shared by its streams.",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.live_polls = Counter(
             "aibridge_live_polls",

@@ -53,8 +53,9 @@ SERVICE_NAMES = (
 _MS = 1000
 
 
-def server_options(settings: Settings) -> list[tuple[str, Any]]:
-    """Channel arguments: message size, concurrent streams, keepalive and its enforcement."""
+def server_options(settings: Settings, *, reuse_port: bool = False) -> list[tuple[str, Any]]:
+    """Channel arguments: message size, concurrent streams, keepalive and its enforcement;
+    `reuse_port` for a `serve` worker sharing the port with its siblings (server/workers.py)."""
     return [
         ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
         ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
@@ -73,8 +74,9 @@ def server_options(settings: Settings) -> list[tuple[str, Any]]:
             "grpc.keepalive_permit_without_calls",
             int(settings.grpc_keepalive_permit_without_calls),
         ),
-        # A port already in use must fail the start, not be shared silently.
-        ("grpc.so_reuseport", 0),
+        # A port already in use must fail the start, not be shared silently; workers share it
+        # on purpose (their supervisor checked it was free and holds it).
+        ("grpc.so_reuseport", int(reuse_port)),
     ]
 
 
@@ -186,11 +188,13 @@ def build_server(
     metrics: GatewayMetrics,
     tracing: Tracing | None = None,
     pricer: Pricer | None = None,
+    *,
+    reuse_port: bool = False,
 ) -> tuple[grpc.aio.Server, UpstreamHealth]:
     """The server with the four services, health and reflection (not yet bound or started)."""
     server = grpc.aio.server(
         interceptors=[ObservingInterceptor(metrics, tracing, _known_methods())],
-        options=server_options(settings),
+        options=server_options(settings, reuse_port=reuse_port),
         maximum_concurrent_rpcs=None,
     )
     face = Face(settings, client, pricer)
@@ -258,9 +262,13 @@ def prepare_grpc(
     metrics: GatewayMetrics,
     tracing: Tracing | None = None,
     pricer: Pricer | None = None,
+    *,
+    reuse_port: bool = False,
 ) -> PreparedGrpc:
     """The server for `settings.host`, built once (its metrics are registered once)."""
-    server, health_servicer = build_server(settings, client, metrics, tracing, pricer)
+    server, health_servicer = build_server(
+        settings, client, metrics, tracing, pricer, reuse_port=reuse_port
+    )
     return PreparedGrpc(server, health_servicer, settings.host)
 
 

@@ -42,7 +42,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise SystemExit(USAGE_ERROR) from None
 
 
-def _configure_logging(settings: Settings) -> None:
+def _configure_logging(settings: Settings, *, with_pid: bool = False) -> None:
     level = logging.getLevelName(settings.log_level.upper())
     if not isinstance(level, int):
         click.echo(
@@ -51,7 +51,7 @@ def _configure_logging(settings: Settings) -> None:
         raise SystemExit(USAGE_ERROR)
     from aibridge_graphql.server.jsonlog import configure_logging
 
-    configure_logging(level, settings.log_format)
+    configure_logging(level, settings.log_format, with_pid=with_pid)
 
 
 @click.command()
@@ -77,12 +77,19 @@ def _configure_logging(settings: Settings) -> None:
     "(e.g. http://127.0.0.1:5173), or * for any, without credentials "
     "[env AIBRIDGE_CORS_ORIGINS; default: none, CORS off].",
 )
+@click.option(
+    "--workers",
+    metavar="N|auto",
+    help="Processes sharing both ports, auto for one per available core "
+    "[env AIBRIDGE_WORKERS; default 1].",
+)
 def serve(
     upstream: str | None,
     host: str | None,
     port: int | None,
     grpc_port: int | None,
     cors_origins: str | None,
+    workers: str | None,
 ) -> None:
     """Serve the GraphQL gateway, and its gRPC face on --grpc-port.
 
@@ -102,6 +109,9 @@ def serve(
     SIGTERM or SIGINT stops it gracefully: not ready at once, listeners closed after
     AIBRIDGE_SHUTDOWN_DRAIN_DELAY, work in flight given AIBRIDGE_SHUTDOWN_GRACE, exit 0; a
     second signal stops at once (docs/operations.md#graceful-shutdown).
+
+    With --workers N a master process starts N workers, restarts any that dies and passes the
+    signals on (docs/operations.md#workers).
     """
     settings = load_settings(
         upstream_url=upstream,
@@ -109,10 +119,11 @@ def serve(
         port=port,
         grpc_port=grpc_port,
         cors_origins=cors_origins,
+        workers=workers,
     )
-    _configure_logging(settings)
+    count = settings.worker_count
+    _configure_logging(settings, with_pid=count > 1)
     from aibridge_graphql.core.pricing import PricesFileError, pricer_from_settings
-    from aibridge_graphql.server.serving import run_gateway
 
     try:
         # Once, before listening: a bad prices file stops the gateway with its one line.
@@ -121,9 +132,19 @@ def serve(
         click.echo(f"Error: {error}", err=True)
         raise SystemExit(USAGE_ERROR) from None
     try:
-        asyncio.run(run_gateway(settings, pricer))
+        if count == 1:
+            from aibridge_graphql.server.serving import run_gateway
+
+            asyncio.run(run_gateway(settings, pricer))
+            return
+        from aibridge_graphql.server.workers import run_workers
+
+        # Each worker builds its own pricer from the settings, as checked here.
+        status = run_workers(settings, count)
     except OSError as error:
         raise click.ClickException(f"cannot listen on {settings.host}: {error}") from None
+    if status:
+        raise SystemExit(status)
 
 
 def schema_sdl() -> str:

@@ -43,6 +43,7 @@ class LoopLagMonitor:
             "aibridge_event_loop_lag_max_seconds",
             "The longest event-loop lag since the process started.",
             registry=registry,
+            multiprocess_mode="max",
         )
 
         self.gc_pause = Histogram(
@@ -55,6 +56,7 @@ class LoopLagMonitor:
             "aibridge_gc_pause_max_seconds",
             "The longest garbage collection since the process started.",
             registry=registry,
+            multiprocess_mode="max",
         )
         # CPU time as well as wall time: on a busy host (or a CPU-throttled container) a collection
         # can take far longer than the work it does; the CPU share tells the two apart.

@@ -22,7 +22,7 @@ from prometheus_client.exposition import choose_encoder
 from strawberry.extensions import SchemaExtension
 
 from aibridge_graphql.core.cache import RedisCache
-from aibridge_graphql.core.metrics import GatewayMetrics
+from aibridge_graphql.core.metrics import GatewayMetrics, multiprocess_dir
 from aibridge_graphql.core.scope import (
     CURRENT_SCOPE,
     REQUEST_ID_HEADER,
@@ -135,7 +135,7 @@ class OperationObserver(SchemaExtension):
 async def serve_metrics(metrics: GatewayMetrics, request: web.Request) -> web.Response:
     """`GET /metrics`: the text format (or OpenMetrics when the scraper asks for it)."""
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    return web.Response(body=encoder(metrics.registry), headers={"Content-Type": content_type})
+    return web.Response(body=encoder(metrics.exposed), headers={"Content-Type": content_type})
 
 
 class Observability:
@@ -145,7 +145,7 @@ class Observability:
         self, settings: Settings, *, tracer_provider: TracerProvider | None = None
     ) -> None:
         self.settings = settings
-        self.metrics = GatewayMetrics()
+        self.metrics = GatewayMetrics(shared_dir=multiprocess_dir())
         self.tracing = load_tracing(settings, tracer_provider)
         pinned = load_manifest(settings.apq_manifest) if settings.apq_manifest else {}
         self.persisted_queries = PersistedQueryStore(settings.apq_cache_size, pinned)

@@ -10,7 +10,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 from aiohttp import web
@@ -23,7 +23,7 @@ from aibridge_graphql.server.graphiql import OfflineGraphiQL, offline_graphiql
 from aibridge_graphql.server.keys import DRAINING_KEY
 from aibridge_graphql.server.looplag import LoopLagMonitor
 from aibridge_graphql.server.observability import Observability
-from aibridge_graphql.server.shutdown import GracefulStop, ShutdownSignals
+from aibridge_graphql.server.shutdown import STOP_SIGNALS, GracefulStop, ShutdownSignals
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.upstream.client import UpstreamClient
 
@@ -88,10 +88,13 @@ async def setup_runner(app: web.Application, shutdown_timeout: float = 60.0) -> 
     return runner
 
 
-async def listen(runner: web.AppRunner, host: str, port: int) -> Started:
+async def listen(
+    runner: web.AppRunner, host: str, port: int, *, reuse_port: bool = False
+) -> Started:
     """Listen on `host:port` (0 picks a free port); on an `OSError` (e.g. the port is busy) the
-    runner is left as it was, to try another port or clean up."""
-    site = web.TCPSite(runner, host, port)
+    runner is left as it was, to try another port or clean up. `reuse_port`: share the port with
+    sibling workers (SO_REUSEPORT; server/workers.py)."""
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     try:
         await site.start()
     except BaseException:
@@ -102,12 +105,17 @@ async def listen(runner: web.AppRunner, host: str, port: int) -> Started:
 
 
 async def start_app(
-    app: web.Application, host: str, port: int, shutdown_timeout: float = 60.0
+    app: web.Application,
+    host: str,
+    port: int,
+    shutdown_timeout: float = 60.0,
+    *,
+    reuse_port: bool = False,
 ) -> Started:
     """Start `app` on `host:port` (0 picks a free port) and return where it listens."""
     runner = await setup_runner(app, shutdown_timeout)
     try:
-        return await listen(runner, host, port)
+        return await listen(runner, host, port, reuse_port=reuse_port)
     except BaseException:
         await runner.cleanup()
         raise
@@ -184,18 +192,23 @@ class SharedServing:
             live=self.live,
         )
 
-    def prepare_grpc(self) -> PreparedGrpc:
+    def prepare_grpc(self, *, reuse_port: bool = False) -> PreparedGrpc:
         """The gRPC face over the shared client, built but listening nowhere yet."""
         from aibridge_graphql.grpc.server import prepare_grpc
 
         observability = self.observability
         return prepare_grpc(
-            self.settings, self.client, observability.metrics, observability.tracing, self.pricer
+            self.settings,
+            self.client,
+            observability.metrics,
+            observability.tracing,
+            self.pricer,
+            reuse_port=reuse_port,
         )
 
-    async def start_grpc(self) -> GrpcServer:
+    async def start_grpc(self, *, reuse_port: bool = False) -> GrpcServer:
         """The gRPC face, listening on `settings.host:grpc_port` (0: any)."""
-        return await self.prepare_grpc().listen(self.settings.grpc_port)
+        return await self.prepare_grpc(reuse_port=reuse_port).listen(self.settings.grpc_port)
 
 
 @contextlib.asynccontextmanager
@@ -216,13 +229,35 @@ async def shared_serving(
         await client.aclose()
 
 
-async def run_gateway(settings: Settings, pricer: Pricer | None = None) -> None:
+class Supervisor(Protocol):
+    """What a worker of `serve --workers N` tells that it serves, and hears a stop from (the
+    master process, server/workers.py)."""
+
+    def ready(self) -> None:
+        """Both faces listen: the master may count this worker in."""
+
+    def follow(self, signals: ShutdownSignals) -> contextlib.AbstractContextManager[None]:
+        """While inside, a stop the master asks for (or its death) reaches `signals`."""
+
+
+def _announce(started: Started, grpc_server: GrpcServer | None) -> None:
+    # One line a script (or a test) can read to find the port when it asked for 0.
+    print(f"Gateway listening on {started.base_url}/graphql", flush=True)
+    if grpc_server is not None:
+        print(f"gRPC listening on {grpc_server.address}", flush=True)
+
+
+async def run_gateway(
+    settings: Settings, pricer: Pricer | None = None, supervisor: Supervisor | None = None
+) -> None:
     """Serve the gateway on `settings.host:port` (and gRPC on `grpc_port`) until SIGINT/SIGTERM,
     then stop gracefully (server/shutdown.py).
 
     Both faces share one event loop, one pooled upstream client and one observability stack
-    (`SharedServing`).
+    (`SharedServing`). As one of `serve --workers N` (`supervisor` given) both ports are shared
+    with the sibling workers, the master announces them, and SIGINT is left to the master.
     """
+    reuse_port = supervisor is not None
     # CPython's default GC thresholds are kept on purpose: raising them bought a faster dashboard
     # p95 but let RSS grow to ~600 MB under load, then froze the loop for seconds when the
     # collector finally ran (issue 7).
@@ -231,15 +266,20 @@ async def run_gateway(settings: Settings, pricer: Pricer | None = None) -> None:
         started: Started | None = None
         try:
             app = shared.gateway_app()
-            started = await start_app(app, settings.host, settings.port, settings.shutdown_grace)
+            started = await start_app(
+                app, settings.host, settings.port, settings.shutdown_grace, reuse_port=reuse_port
+            )
             if settings.grpc_enabled:
-                grpc_server = await shared.start_grpc()
+                grpc_server = await shared.start_grpc(reuse_port=reuse_port)
             freeze_startup_heap()
-            with ShutdownSignals().installed() as signals:
-                # One line a script (or a test) can read to find the port when it asked for 0.
-                print(f"Gateway listening on {started.base_url}/graphql", flush=True)
-                if grpc_server is not None:
-                    print(f"gRPC listening on {grpc_server.address}", flush=True)
+            handled = STOP_SIGNALS if supervisor is None else (signal.SIGTERM,)
+            with contextlib.ExitStack() as stack:
+                signals = stack.enter_context(ShutdownSignals().installed(handled))
+                if supervisor is None:
+                    _announce(started, grpc_server)
+                else:
+                    stack.enter_context(supervisor.follow(signals))
+                    supervisor.ready()
                 await signals.requested.wait()
                 stop = GracefulStop(
                     started.runner,

@@ -15,7 +15,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -95,10 +95,13 @@ def _shutting_down_response() -> web.Response:
     return web.json_response({"errors": [error]}, status=503)
 
 
+STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+
 @dataclass
 class ShutdownSignals:
     """SIGINT/SIGTERM on the running loop: the first asks for a graceful stop, a second for an
-    immediate one."""
+    immediate one. A supervisor's request (`ask`) sets the same events."""
 
     requested: asyncio.Event = field(default_factory=asyncio.Event)
     urgent: asyncio.Event = field(default_factory=asyncio.Event)
@@ -111,16 +114,29 @@ class ShutdownSignals:
         logger.info("%s: shutting down gracefully", sig.name)
         self.requested.set()
 
+    def ask(self, *, urgent: bool, why: str) -> None:
+        """Stop gracefully (or now, when `urgent`), as the supervisor asks; unlike a signal, asking
+        twice for a graceful stop is still a graceful stop."""
+        if urgent and not self.urgent.is_set():
+            logger.info("%s: stopping now", why)
+            self.requested.set()
+            self.urgent.set()
+        elif not self.requested.is_set():
+            logger.info("%s: shutting down gracefully", why)
+            self.requested.set()
+
     @contextlib.contextmanager
-    def installed(self) -> Iterator[ShutdownSignals]:
-        """Handle both signals while inside; the previous handlers come back after."""
+    def installed(
+        self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS
+    ) -> Iterator[ShutdownSignals]:
+        """Handle `signals` while inside; the previous handlers come back after."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             loop.add_signal_handler(sig, self._received, sig)
         try:
             yield self
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in signals:
                 loop.remove_signal_handler(sig)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,12 @@ from aiohttp import web
 
 from aibridge_graphql.core.scope import accept_request_id
 from aibridge_graphql.server.apq import sha256_hex
-from aibridge_graphql.server.jsonlog import QUIET_LOGGERS, configure_logging
+from aibridge_graphql.server.jsonlog import (
+    QUIET_LOGGERS,
+    TEXT_FORMAT_WITH_PID,
+    JsonFormatter,
+    configure_logging,
+)
 from tests.support.observability import DASHBOARD, TOKEN, observed_gateway
 
 HEX_ID = 32
@@ -167,3 +173,12 @@ async def test_an_unhandled_error_is_masked_and_logged_with_the_request_id(
     assert error["request_id"] == "bug-1"
     assert "RuntimeError: internal detail" in error["exc_info"]
     assert [(line["status"], line["request_id"]) for line in access(json_lines)] == [(500, "bug-1")]
+
+
+def test_lines_carry_the_process_id_only_when_several_processes_share_the_stream() -> None:
+    record = logging.LogRecord("aibridge_graphql.workers", logging.INFO, "", 0, "ready", None, None)
+    alone = json.loads(JsonFormatter().format(record))
+    shared = json.loads(JsonFormatter(with_pid=True).format(record))
+    assert "pid" not in alone
+    assert shared["pid"] == os.getpid()
+    assert f"[{os.getpid()}]: ready" in logging.Formatter(TEXT_FORMAT_WITH_PID).format(record)
