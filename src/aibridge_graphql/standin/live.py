@@ -70,6 +70,9 @@ async def _ticks(traffic: Traffic, executor: ThreadPoolExecutor, interval: float
         except sqlite3.Error as error:  # e.g. the file stayed locked: try again next tick
             log.warning("live traffic tick failed: %s", error)
             continue
+        except Exception:  # a bug must not end live traffic silently, nor the server
+            log.exception("live traffic tick failed")
+            continue
         log.debug(
             "live traffic: %d started, %d extended, %d ended, %d interceptions served",
             len(report.started),
