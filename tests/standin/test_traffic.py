@@ -520,6 +520,36 @@ def test_the_functions_take_a_connection_and_leave_the_commit_to_the_caller(
     assert not db_rows(db, "SELECT 1 FROM interceptions WHERE id = ?", added.interception_id)
 
 
+def test_a_refused_request_leaves_the_running_session_as_it_was(
+    seeded: Path, tmp_path: Path
+) -> None:
+    db = _copy(seeded, tmp_path / "refused.db")
+    with Traffic(db) as traffic:
+        # A script: no client tools, no session id; its request is in flight.
+        running = traffic.start_session("farah", client=None, in_flight=True)
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        with pytest.raises(CannotGrow, match="cannot grow"):
+            append_interception(conn, traffic_rng(1, 99), running.session_id, now=ANCHOR + DAY)
+        still = conn.execute(
+            "SELECT ended_at FROM interceptions WHERE id = ?", (running.interception_id,)
+        ).fetchone()
+        assert still == (None,)
+        assert not conn.in_transaction  # nothing was written
+
+
+def test_every_session_a_tick_ends_had_a_request_to_end(seeded: Path, tmp_path: Path) -> None:
+    db = _copy(seeded, tmp_path / "ends.db")
+    with Traffic(db, 11) as traffic:
+        reports = traffic.run(40)
+    ended = [e for r in reports for e in r.ended]
+    assert ended
+    for report in reports:
+        for end in report.ended:
+            assert end.finished, end
+            assert end.session_id not in {a.session_id for a in report.extended}
+    assert len({e.session_id for e in ended}) == len(ended)  # an ended session stays ended
+
+
 def test_record_shape_is_the_seeds(seeded: Path, tmp_path: Path) -> None:
     """Appended records look like seeded ones: a root's prompt, provider names routed through
     their runtime provider, tokens in the seed's ranges, thread links."""

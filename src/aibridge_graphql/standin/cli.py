@@ -58,8 +58,8 @@ def check_live_interval(ctx: click.Context, live: bool) -> None:
 def live_note(seed_value: int, interval: float) -> str:
     """The banner's line about live traffic."""
     return (
-        f"live: the stand-in appends traffic every {interval:g} s (seed value {seed_value}; "
-        "new and growing sessions, ended ones)"
+        f"live: the stand-in appends traffic every {interval:g} s (seed value {seed_value}): "
+        "sessions start, grow and end"
     )
 
 

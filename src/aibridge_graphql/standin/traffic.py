@@ -427,7 +427,7 @@ def append_interception(
     """
     if thread not in THREAD_CHOICES:
         raise ValueError(f"thread must be one of {THREAD_CHOICES}, not {thread!r}")
-    records, finished = _finish(conn, _session(conn, session_id), now)
+    records = _session(conn, session_id)
     latest = records[-1]
     session_key = next((r.client_session_id for r in records if r.client_session_id), None)
     if thread == "auto":
@@ -447,6 +447,9 @@ def append_interception(
         )
     user = _user(conn, latest.initiator_id)
     profile = _profile(latest.client)
+    # Checked first, written now: a refused request leaves the session as it was.
+    records, finished = _finish(conn, records, now)
+    latest = records[-1]
     base = max(now, *(r.ended_at or r.started_at for r in records))
     if thread == "continue":
         root_id = latest.thread_root_id or latest.id
