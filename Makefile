@@ -67,11 +67,13 @@ proto: $(STAMP)
 
 # `make demo GATEWAY_PORT=9080 STANDIN_PORT=9081 GRPC_PORT=9091` picks the ports; by default
 # 8080/8081/9090, or free ports (printed) when those are busy. `API_ERA=sessions` serves the
-# earlier AI Bridge API (default ai-gateway).
+# earlier AI Bridge API (default ai-gateway). The stand-in's traffic is live (a tick every 5 s,
+# `LIVE_INTERVAL=2`); `LIVE=0` keeps the seeded snapshot still.
 demo: $(STAMP)
 	$(BIN)/aibridge-graphql demo $(if $(GATEWAY_PORT),--gateway-port $(GATEWAY_PORT)) \
 		$(if $(STANDIN_PORT),--standin-port $(STANDIN_PORT)) \
-		$(if $(GRPC_PORT),--grpc-port $(GRPC_PORT)) $(if $(API_ERA),--api-era $(API_ERA))
+		$(if $(GRPC_PORT),--grpc-port $(GRPC_PORT)) $(if $(API_ERA),--api-era $(API_ERA)) \
+		$(if $(filter 0,$(LIVE)),--no-live,--live $(if $(LIVE_INTERVAL),--live-interval $(LIVE_INTERVAL)))
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.gateway

@@ -1,7 +1,8 @@
 """Shared pytest configuration for every suite (tests/ and its folders are packages).
 
 Session-scoped stand-in fixtures: one seeded database per API era, the stand-in serving it on
-loopback, and every seeded user's token. `api_era` picks the era: the sessions era, except in
+loopback, and every seeded user's token; `live_standin`, a test's own served copy that it
+appends traffic to. `api_era` picks the era: the sessions era, except in
 the gateway suites of `TWO_ERA_SUITES`, where every test runs once per era.
 """
 
@@ -22,6 +23,7 @@ from aibridge_graphql.standin.seed import seed_database
 from aibridge_graphql.standin.store import open_database
 from aibridge_graphql.standin.tokens import read_tokens
 from tests.support.eras import TWO_ERA_SUITES, assert_interceptions_unsupported, has_interceptions
+from tests.support.live_standin import LiveStandin, live_copy
 from tests.support.servers import run_app_in_thread
 
 TESTS = Path(__file__).parent
@@ -114,6 +116,14 @@ def standin_db(api_era: ApiEra, standin_db_for: Callable[[ApiEra], Path]) -> Pat
 def standin_url(api_era: ApiEra, standin_url_for: Callable[[ApiEra], str]) -> str:
     """Base URL (no /api/v2/aibridge suffix) of the stand-in serving `standin_db` in `api_era`."""
     return standin_url_for(api_era)
+
+
+@pytest.fixture
+def live_standin(_seeded_db: Path, api_era: ApiEra, tmp_path: Path) -> Iterator[LiveStandin]:
+    """The stand-in of `api_era` over a fresh copy of the seeded database, for this test alone,
+    with `.traffic` to append to it (tests/support/live_standin.py); `tokens` sign in to it."""
+    with live_copy(_seeded_db, tmp_path, api_era) as standin:
+        yield standin
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ GRAPHIQL_LINE = re.compile(r"GraphiQL:\s+(http://127\.0\.0\.1:(\d+)/graphql)")
 GRPC_LINE = re.compile(r"gRPC:\s+(127\.0\.0\.1:(\d+))\s")
 STANDIN_LINE = re.compile(r"Stand-in:\s+http://127\.0\.0\.1:\d+(/\S+)\s+\((.*)\)")
 ERA_LINE = re.compile(r"^\s+Era:\s+(\S+) ")
+TRAFFIC_LINE = re.compile(r"^\s+Traffic:\s+(.+)$")
 BANNER_END = re.compile(r"^Ctrl-C to stop\.$")
 
 
@@ -317,6 +319,7 @@ def test_demo_in_the_sessions_era_names_it_and_its_prefix(tmp_path: Path) -> Non
         assert standin.group(1) == "/api/v2/aibridge"
         assert "also" not in standin.group(2)
         assert "none in the sessions era" in banner.text
+        assert banner.match(TRAFFIC_LINE).group(1).startswith("a fixed snapshot")
         assert not any(SPEND_ORG.search(line) for line in banner.lines)
         # `providers` needs the AI Gateway API; its error points to where providers are.
         body = graphql(banner, "{ providers { name } sessions(first: 3) { nodes { providers } } }")
@@ -325,6 +328,28 @@ def test_demo_in_the_sessions_era_names_it_and_its_prefix(tmp_path: Path) -> Non
         assert error["extensions"]["code"] == "UPSTREAM_UNSUPPORTED"
         assert error["extensions"]["instead"] == "Session.providers"
         assert all(node["providers"] for node in body["data"]["sessions"]["nodes"])
+        stop_cleanly(process)
+
+
+SESSION_COUNT = "{ sessions(first: 1) { totalCount } }"
+
+
+def test_demo_with_live_traffic_says_so_and_the_gateway_sees_sessions_arrive(
+    tmp_path: Path,
+) -> None:
+    args = ["--db", str(tmp_path / "demo.db"), "--seed", "30", "--seed-value", "3"]
+    args += ["--live", "--live-interval", "0.1"]
+    ports = ["--gateway-port", "0", "--standin-port", "0", "--grpc-port", "0"]
+    with demo_process([*args, *ports]) as process:
+        banner = read_banner(process)
+        traffic = banner.match(TRAFFIC_LINE).group(1)
+        assert traffic.startswith("live: the stand-in appends traffic every 0.1 s (seed value 3")
+        first = graphql(banner, SESSION_COUNT)["data"]["sessions"]["totalCount"]
+        deadline = time.monotonic() + DEADLINE
+        while (count := graphql(banner, SESSION_COUNT)["data"]["sessions"]["totalCount"]) == first:
+            assert time.monotonic() < deadline, "no new session through the gateway"
+            time.sleep(0.1)  # between polls only; bounded by the deadline
+        assert count > first
         stop_cleanly(process)
 
 
@@ -346,3 +371,22 @@ def test_make_demo_passes_the_era_and_the_grpc_port() -> None:
     )
     assert "--api-era sessions" in dry_run.stdout
     assert "--grpc-port 9191" in dry_run.stdout
+    assert "--live" in dry_run.stdout.split()  # `make demo` shows live traffic
+    still = subprocess.run(
+        ["make", "-n", "demo", "LIVE=0"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=True,
+    )
+    assert "--no-live" in still.stdout.split()
+    paced = subprocess.run(
+        ["make", "-n", "demo", "LIVE_INTERVAL=2"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=True,
+    )
+    assert "--live --live-interval 2" in paced.stdout

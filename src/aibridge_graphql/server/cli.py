@@ -12,7 +12,7 @@ from click.core import ParameterSource
 from pydantic import ValidationError
 
 from aibridge_graphql.settings import Settings
-from aibridge_graphql.standin.cli import era_option
+from aibridge_graphql.standin.cli import check_live_interval, era_option, live_options
 
 if TYPE_CHECKING:
     from aibridge_graphql.standin.eras import ApiEra
@@ -214,6 +214,7 @@ def export_schema(output: Path | None) -> None:
 @click.option("--seed-value", type=int, default=1, show_default=True, help="The generator's seed.")
 @click.option("--admin-token", help="The owner's token (generated when omitted).")
 @era_option
+@live_options
 def demo(
     gateway_port: int,
     standin_port: int,
@@ -223,9 +224,11 @@ def demo(
     seed_value: int,
     admin_token: str | None,
     api_era: ApiEra,
+    live: bool,
+    live_interval: float,
 ) -> None:
     """Start the seeded stand-in and the gateway (GraphQL and gRPC), print their addresses, the
-    era, tokens, a first query and a gRPC call.
+    era, tokens, a first query and a gRPC call. `make demo` adds --live.
 
     Logs go to stderr as `serve` writes them (JSON lines with access lines; AIBRIDGE_LOG_*).
     """
@@ -233,6 +236,7 @@ def demo(
 
     # A port given explicitly must be that port; a default one may fall back to a free one.
     context = click.get_current_context()
+    check_live_interval(context, live)
     defaulted = {ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP}
 
     options = DemoOptions(
@@ -247,6 +251,7 @@ def demo(
         fallback_gateway_port=context.get_parameter_source("gateway_port") in defaulted,
         fallback_standin_port=context.get_parameter_source("standin_port") in defaulted,
         fallback_grpc_port=context.get_parameter_source("grpc_port") in defaulted,
+        live_interval=live_interval if live else None,
     )
     _configure_logging(load_settings())
     try:

@@ -23,6 +23,7 @@ from aibridge_graphql.server.serving import (
     wait_until_ok,
 )
 from aibridge_graphql.settings import Settings
+from aibridge_graphql.standin.cli import live_note
 from aibridge_graphql.standin.eras import ApiEra, era
 from aibridge_graphql.standin.spend_data import OrganizationGroups, default_organization_groups
 from aibridge_graphql.standin.tokens import UserToken, read_tokens
@@ -55,6 +56,8 @@ class DemoOptions:
     fallback_gateway_port: bool = False
     fallback_standin_port: bool = False
     fallback_grpc_port: bool = False
+    # Seconds between the stand-in's live traffic ticks (seeded by seed_value); None: off.
+    live_interval: float | None = None
 
 
 @dataclass(frozen=True)
@@ -201,11 +204,17 @@ def render_banner(
         if running.grpc_address
         else "off (AIBRIDGE_GRPC_ENABLED=false)"
     )
+    traffic = (
+        live_note(options.seed_value, options.live_interval)
+        if options.live_interval is not None
+        else "a fixed snapshot (make demo, or --live, appends live traffic)"
+    )
     lines = [
         "",
         "aibridge-graphql demo",
         *(f"  {note}" for note in notes or []),
         f"  Era:       {options.api_era} ({_ERA_NOTE[options.api_era]})",
+        f"  Traffic:   {traffic}",
         f"  GraphiQL:  {running.gateway.base_url}/graphql   ({assets})",
         f"  gRPC:      {grpc}",
         f"  Stand-in:  {running.standin.base_url}{prefix}   "
@@ -249,8 +258,12 @@ async def run_demo(options: DemoOptions, echo: Callable[[str], None]) -> None:
     """Seed, start the stand-in and both faces, wait until they answer, print the banner, serve
     until Ctrl-C."""
     from aibridge_graphql.standin.app import create_app as create_standin
+    from aibridge_graphql.standin.live import LiveOptions
 
     tokens = prepare_database(options)
+    live = None
+    if options.live_interval is not None:
+        live = LiveOptions(options.seed_value, options.live_interval)
     notes: list[str] = []
 
     def noted(started_note: tuple[ListeningT, str | None]) -> ListeningT:
@@ -260,7 +273,7 @@ async def run_demo(options: DemoOptions, echo: Callable[[str], None]) -> None:
 
     # Closed in reverse: the gRPC face, the gateway, their shared client, then the stand-in.
     async with contextlib.AsyncExitStack() as stack:
-        runner = await setup_runner(create_standin(options.db, api_era=options.api_era))
+        runner = await setup_runner(create_standin(options.db, api_era=options.api_era, live=live))
         stack.push_async_callback(runner.cleanup)
         standin = noted(
             await start_on_port(

@@ -32,6 +32,7 @@ from aibridge_graphql.standin.auth import (
 from aibridge_graphql.standin.eras import DEFAULT_API_ERA, ApiEra, Era, era
 from aibridge_graphql.standin.errors import ApiError, FieldError
 from aibridge_graphql.standin.goparse import chi_path_param, go_quote
+from aibridge_graphql.standin.live import LiveOptions, add_live_traffic
 from aibridge_graphql.standin.params import (
     INVALID_PARAMS,
     check_list_limit,
@@ -409,11 +410,13 @@ def create_app(
     api_era: ApiEra = DEFAULT_API_ERA,
     unlicensed: bool = False,
     providers_shape: str = "objects",
+    live: LiveOptions | None = None,
 ) -> web.Application:
     """The stand-in application over the SQLite database at `db_path` (schema applied).
 
     `api_era` picks the API served (eras.py); `unlicensed` answers Coder's premium 403
-    everywhere; `providers_shape` is "objects" or "names" (the two `GET /providers` shapes).
+    everywhere; `providers_shape` is "objects" or "names" (the two `GET /providers` shapes);
+    `live` appends generated traffic while the app runs (live.py).
     """
     if providers_shape not in PROVIDER_SHAPES:
         raise ValueError(f"providers_shape must be one of {PROVIDER_SHAPES}")
@@ -444,4 +447,6 @@ def create_app(
         # Everything else under a prefix is the LLM proxy data plane, `/interceptions` too.
         for index, prefix in enumerate(api.prefixes):
             app.router.add_route("*", prefix + "/{tail:.*}", _data_plane, name=f"data.p{index}")
+    if live is not None:
+        add_live_traffic(app, path, live)
     return app

@@ -25,6 +25,42 @@ ERA_HELP = (
     "(the earlier AI Bridge API under /api/v2/aibridge)."
 )
 UNLICENSED_HELP = "Answer every route with Coder's 403 'Premium feature' message."
+LIVE_HELP = (
+    "Append generated traffic while serving: every --live-interval seconds the data plane's "
+    "requests advance (running sessions grow or end, new ones start), drawn from --seed-value."
+)
+LIVE_INTERVAL_HELP = "Seconds between two live traffic ticks (with --live)."
+# live.DEFAULT_INTERVAL and live.MIN_INTERVAL, not imported: live.py loads the pricing library,
+# which `--help` need not wait for (tests/standin/test_live.py checks they agree).
+DEFAULT_LIVE_INTERVAL = 5.0
+MIN_LIVE_INTERVAL = 0.05
+
+
+def live_options(function: Callable[..., None]) -> Callable[..., None]:
+    """The `--live` and `--live-interval` options (also used by `demo`)."""
+    interval = click.option(
+        "--live-interval",
+        type=click.FloatRange(min=MIN_LIVE_INTERVAL),
+        default=DEFAULT_LIVE_INTERVAL,
+        show_default=True,
+        help=LIVE_INTERVAL_HELP,
+    )
+    return click.option("--live/--no-live", default=False, help=LIVE_HELP)(interval(function))
+
+
+def check_live_interval(ctx: click.Context, live: bool) -> None:
+    """An explicit --live-interval without --live is a mistake worth saying."""
+    source = ctx.get_parameter_source("live_interval")
+    if not live and source not in (None, click.core.ParameterSource.DEFAULT):
+        raise click.UsageError("--live-interval needs --live", ctx=ctx)
+
+
+def live_note(seed_value: int, interval: float) -> str:
+    """The banner's line about live traffic."""
+    return (
+        f"live: the stand-in appends traffic every {interval:g} s (seed value {seed_value}): "
+        "sessions start, grow and end"
+    )
 
 
 def era_option(function: Callable[..., None]) -> Callable[..., None]:
@@ -98,20 +134,28 @@ def _add_owner(conn: sqlite3.Connection, token: str) -> None:
     insert_api_key(conn, record.id, token, ANCHOR + KEY_LIFETIME)
 
 
-def _banner(base_url: str, db: Path, seeded: bool, tokens: list[UserToken], api_era: ApiEra) -> str:
+def _banner(
+    base_url: str,
+    db: Path,
+    seeded: bool,
+    tokens: list[UserToken],
+    api_era: ApiEra,
+    traffic: str | None = None,
+) -> str:
     owner = next(t for t in tokens if t.role == "owner")
     state = "seeded now" if seeded else "existing"
     prefixes = era(api_era).prefixes
     also = f"; legacy alias {base_url}{prefixes[1]}" if len(prefixes) > 1 else ""
-    return "\n".join(
-        [
-            f"Stand-in listening on {base_url}{prefixes[0]}",
-            f"API era: {api_era}{also}",
-            f"Database: {db} ({state})",
-            f"Admin token ({owner.username}, owner): {owner.token}",
-            f"Every user's token: aibridge-graphql standin tokens --db {db}",
-        ]
-    )
+    lines = [
+        f"Stand-in listening on {base_url}{prefixes[0]}",
+        f"API era: {api_era}{also}",
+        f"Database: {db} ({state})",
+        f"Admin token ({owner.username}, owner): {owner.token}",
+        f"Every user's token: aibridge-graphql standin tokens --db {db}",
+    ]
+    if traffic is not None:
+        lines.append(f"Traffic: {traffic}")
+    return "\n".join(lines)
 
 
 async def _serve(
@@ -186,6 +230,7 @@ async def _wait_for_signal() -> None:
     default="objects",
     hidden=True,  # for testing clients against both documented shapes of GET /providers
 )
+@live_options
 @click.pass_context
 def standin(
     ctx: click.Context,
@@ -198,14 +243,20 @@ def standin(
     api_era: ApiEra,
     unlicensed: bool,
     providers_shape: str,
+    live: bool,
+    live_interval: float,
 ) -> None:
     """Serve Coder's AI Gateway / AI Bridge REST API stand-in on a seeded SQLite database.
 
-    Same --seed and --seed-value give the same data; every user's token is printed by
-    `standin tokens`. This is a development server: tokens are stored readable.
+    Same --seed and --seed-value give the same data (and, with --live, the same traffic);
+    every user's token is printed by `standin tokens`. This is a development server: tokens
+    are stored readable.
     """
     if ctx.invoked_subcommand is not None:
         return
+    check_live_interval(ctx, live)
+    from aibridge_graphql.standin.live import LiveOptions
+
     with _database(db) as conn:
         seeded = prepare(conn, count, seed_value, admin_token)
         users = read_tokens(conn)
@@ -213,11 +264,15 @@ def standin(
         "api_era": api_era,
         "unlicensed": unlicensed,
         "providers_shape": providers_shape,
+        "live": LiveOptions(seed_value, live_interval) if live else None,
     }
+    traffic = live_note(seed_value, live_interval) if live else None
+
+    def banner(url: str) -> str:
+        return _banner(url, db, seeded, users, api_era, traffic)
+
     try:
-        asyncio.run(
-            _serve(db, host, port, lambda url: _banner(url, db, seeded, users, api_era), options)
-        )
+        asyncio.run(_serve(db, host, port, banner, options))
     except OSError as error:
         raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from None
 
@@ -270,3 +325,62 @@ def import_(file: TextIO, db: Path) -> None:
     click.echo(f"Imported {result.interceptions} interceptions into {db}.")
     if result.new_users:
         click.echo(f"Created {len(result.new_users)} member(s): {', '.join(result.new_users)}.")
+
+
+@standin.command()
+@click.option(
+    "--db",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    help="The stand-in's SQLite file (seeded; a running stand-in may be serving it).",
+)
+@click.option(
+    "--ticks",
+    type=click.IntRange(min=1, max=100_000),
+    default=1,
+    show_default=True,
+    help="How many ticks of traffic to append.",
+)
+@click.option(
+    "--seed-value", type=int, default=1, show_default=True, help="The traffic generator's seed."
+)
+@click.option(
+    "--tick-seconds",
+    type=click.FloatRange(min=MIN_LIVE_INTERVAL),
+    default=DEFAULT_LIVE_INTERVAL,
+    show_default=True,
+    help="Simulated seconds per tick.",
+)
+def simulate(db: Path, ticks: int, seed_value: int, tick_seconds: float) -> None:
+    """Append TICKS ticks of generated traffic to the database, as --live does while serving.
+
+    Each tick, running sessions send their next request (ending the one before), wait on it
+    or end, and a new session may start. A stand-in serving the file sees every tick at once
+    (each is committed; it reads in a fresh transaction per request). The same database and
+    --seed-value give the same traffic; steps continue where the last run (any process)
+    stopped.
+    """
+    from aibridge_graphql.standin.traffic import Traffic
+
+    with _database(db) as conn:
+        if not conn.execute("SELECT EXISTS (SELECT 1 FROM users)").fetchone()[0]:
+            raise click.ClickException(
+                f"{db} has no users: serve it once (or import into it) before simulating"
+            )
+    try:
+        with Traffic(db, seed_value, tick_seconds=tick_seconds) as traffic:
+            first = traffic.next_step
+            reports = []
+            for _ in range(ticks):
+                report = traffic.tick()
+                reports.append(report)
+                click.echo(
+                    f"step {first + len(reports) - 1}: {len(report.started)} started, "
+                    f"{len(report.extended)} extended, {len(report.ended)} ended; "
+                    f"{len(report.finished)} interception(s) now served"
+                )
+    except sqlite3.Error as error:
+        raise click.ClickException(f"database {str(db)!r}: {error}") from None
+    served = sum(len(r.finished) for r in reports)
+    click.echo(f"Appended {ticks} tick(s) to {db}: {served} interception(s) now served.")

@@ -241,3 +241,13 @@ def insert_interceptions(conn: sqlite3.Connection, records: Iterable[Interceptio
                 conn.executemany(_INSERTS[table], rows)
         total += len(batch)
     return total
+
+
+def finish_interception(conn: sqlite3.Connection, interception_id: str, ended_at: int) -> bool:
+    """End an in-flight interception, as Coder's UpdateAIBridgeInterceptionEnded does (no
+    commit); whether it was in flight."""
+    cursor = conn.execute(
+        "UPDATE interceptions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
+        (ended_at, interception_id),
+    )
+    return cursor.rowcount == 1

@@ -117,7 +117,6 @@ class Writer:
 
 
 WRITER = web.AppKey("spend_writer", Writer)
-CLOCK = web.AppKey("spend_clock", int)
 
 
 # --- who may do what ---------------------------------------------------------------------
@@ -513,9 +512,8 @@ class _Routes:
         return await request.app[WRITER].run(run)
 
     async def user_spend(self, request: web.Request) -> web.Response:
-        period = monthly_period(request.app[CLOCK])
-
         def work(conn: sqlite3.Connection, caller: Caller) -> Json:
+            period = monthly_period(spend_clock(conn))
             user = _user_param(conn, caller, request.match_info["user"])
             return user_spend(conn, str(user[0]), period) | _window(period)
 
@@ -582,9 +580,8 @@ class _Routes:
         return web.Response(status=204)
 
     async def group_spend(self, request: web.Request) -> web.Response:
-        period = monthly_period(request.app[CLOCK])
-
         def work(conn: sqlite3.Connection, caller: Caller) -> Json:
+            period = monthly_period(spend_clock(conn))
             group = _group_param(conn, caller, request.match_info["group"])
             rows = groups_spend(conn, group.organization_id, [group.id], period)
             if not rows:
@@ -679,9 +676,8 @@ class _Routes:
         return web.Response(status=204)
 
     async def groups_spend(self, request: web.Request) -> web.Response:
-        period = monthly_period(request.app[CLOCK])
-
         def work(conn: sqlite3.Connection, caller: Caller) -> Json:
+            period = monthly_period(spend_clock(conn))
             org_id = _organization_param(conn, caller, request.match_info["organization"])
             ids = _group_ids(request.query)
             # Every member of the organization reads its groups' spend
@@ -691,9 +687,8 @@ class _Routes:
         return _json(await self._read(request, work))
 
     async def export(self, request: web.Request) -> web.Response:
-        now = request.app[CLOCK]
-
         def work(conn: sqlite3.Connection, caller: Caller) -> tuple[str, str]:
+            now = spend_clock(conn)
             org_id = _organization_param(conn, caller, request.match_info["organization"])
             if not (caller.role == "owner" or _org_admin(conn, caller)):
                 raise ApiError(403, FORBIDDEN, FORBIDDEN_DETAIL)
@@ -743,9 +738,6 @@ async def _writer(app: web.Application, path: Path) -> AsyncIterator[None]:
 def add_spend_routes(app: web.Application, path: Path, pool: web.AppKey[ReadPool]) -> None:
     """Prepare the spend tables of the database at `path` and add the spend routes."""
     prepare_spend(path)
-    with sqlite3.connect(path) as conn:
-        app[CLOCK] = spend_clock(conn)
-    conn.close()
     app.cleanup_ctx.append(lambda a: _writer(a, path))
     routes = _Routes(pool)
     user, group, org = (

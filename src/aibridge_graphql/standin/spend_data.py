@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -213,15 +214,22 @@ def _budget(conn: sqlite3.Connection, group_id: str, limit: int) -> None:
     )
 
 
-def price_token_usages(conn: sqlite3.Connection) -> int:
-    """Price every token usage without a cost row; how many were priced."""
+def price_token_usages(
+    conn: sqlite3.Connection, interception_ids: Sequence[str] | None = None
+) -> int:
+    """Price every token usage without a cost row (only those of `interception_ids` when
+    given: appended traffic); how many were priced."""
+    only, params = "", tuple(interception_ids or ())
+    if interception_ids is not None:
+        only = f"AND t.interception_id IN ({','.join('?' * len(params))}) " if params else "AND 0 "
     rows = conn.execute(
-        "SELECT t.id, t.interception_id, i.initiator_id, i.provider_name, i.model, "
+        "SELECT t.id, t.interception_id, i.initiator_id, i.provider_name, i.model, "  # noqa: S608
         "t.input_tokens, t.output_tokens, t.cache_read_input_tokens, "
         "t.cache_write_input_tokens, t.created_at FROM token_usages AS t "
         "JOIN interceptions AS i ON i.id = t.interception_id "
         "WHERE NOT EXISTS (SELECT 1 FROM token_usage_costs AS c WHERE c.token_usage_id = t.id) "
-        "ORDER BY t.created_at, t.id"
+        f"{only}ORDER BY t.created_at, t.id",
+        params,
     ).fetchall()
     groups: dict[str, str | None] = {}
     priced = []
