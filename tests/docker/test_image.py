@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from aibridge_graphql.cli import main as cli_main
+from aibridge_graphql.server.graphiql import with_sse_subscriptions
 from aibridge_graphql.settings import Settings
 from tests.support.docker_checks import (
     DOCKER_DIR,
@@ -71,10 +72,14 @@ def context_copies(stage: Stage) -> list[Instruction]:
 
 
 def cdn_assets() -> dict[str, str]:
-    """GraphiQL page assets: node_modules-relative path -> the exact version on the page."""
+    """GraphiQL page assets: node_modules-relative path -> the exact version on the page (as the
+    gateway serves it: Strawberry's 7 files and graphql-sse's client)."""
     html = (resources.files("strawberry") / "static" / "graphiql.html").read_text()
     found = {f"{pkg}/{path}": version for pkg, version, path in UNPKG.findall(html)}
     assert len(found) == 7, f"Strawberry's GraphiQL page changed: {sorted(found)}"
+    served = with_sse_subscriptions(html)
+    found = {f"{pkg}/{path}": version for pkg, version, path in UNPKG.findall(served)}
+    assert len(found) == 8, f"the page gained no SSE client: {sorted(found)}"
     return found
 
 

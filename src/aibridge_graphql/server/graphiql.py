@@ -1,10 +1,12 @@
-"""GraphiQL offline: serve the 7 files of Strawberry's GraphiQL page from `web/node_modules`.
+"""GraphiQL offline: serve the 8 files of the GraphiQL page from `web/node_modules`.
 
 Strawberry's page loads react, react-dom, js-cookie, graphiql and the explorer plugin from a CDN
 with SRI hashes. `npm ci --prefix web` installs byte-identical copies (the hashes match), so the
 page keeps its `integrity` attributes and only the URLs change. Without the files, the CDN is used.
 The page opens on the README's dashboard query, with the token header in its Headers pane (the
-demo's admin token, or a placeholder to replace), instead of Strawberry's welcome text.
+demo's admin token, or a placeholder to replace), instead of Strawberry's welcome text. It runs
+subscriptions over SSE with graphql-sse's client (the 8th file): GraphiQL's own fetcher knows
+only WebSocket for them, which the gateway refuses (docs/live.md).
 """
 
 from __future__ import annotations
@@ -54,7 +56,16 @@ class Asset:
 _JS: Final = "application/javascript; charset=utf-8"
 _CSS: Final = "text/css; charset=utf-8"
 
-# Exactly the files Strawberry's graphiql.html references (checked against its SRI hashes).
+# graphql-sse's browser build (its UMD global is `graphqlSse`), added to the page for
+# subscriptions. Strawberry's page does not pin it, so its SRI hash is pinned here (a test
+# checks it against `web/node_modules`).
+SSE_CLIENT: Final = Asset("graphql-sse", "2.6.1", "umd/graphql-sse.min.js", _JS)
+SSE_CLIENT_INTEGRITY: Final = (
+    "sha384-UsvndtFvDnjGmKs11OV8EvlC6rGNPfLJL0VuJCUUWVglJHD4sFt9jcb48vhqaMtj"
+)
+
+# Exactly the files Strawberry's graphiql.html references (checked against its SRI hashes), and
+# the SSE client.
 ASSETS: Final[tuple[Asset, ...]] = (
     Asset("react", "18.2.0", "umd/react.production.min.js", _JS),
     Asset("react-dom", "18.2.0", "umd/react-dom.production.min.js", _JS),
@@ -63,6 +74,7 @@ ASSETS: Final[tuple[Asset, ...]] = (
     Asset("@graphiql/plugin-explorer", "1.0.2", "dist/style.css", _CSS),
     Asset("graphiql", "3.8.3", "graphiql.min.js", _JS),
     Asset("@graphiql/plugin-explorer", "1.0.2", "dist/index.umd.js", _JS),
+    SSE_CLIENT,
 )
 _BY_NAME: Final = {asset.name: asset for asset in ASSETS}
 
@@ -87,6 +99,41 @@ PLACEHOLDER_HEADERS: Final = json.dumps({"Coder-Session-Token": "<your Coder ses
 _EXAMPLE_QUERY_JS: Final = re.compile(r"const EXAMPLE_QUERY = `[^`]*`;")
 _HEADERS_STATE_JS: Final = "React.useState(parameters.headers)"
 
+# Strawberry's fetcher: queries over HTTP, subscriptions over WebSocket (`subscriptionUrl`).
+_FETCHER_JS: Final = re.compile(r"const fetcher = GraphiQL\.createFetcher\(\{[^}]*\}\);")
+_HEAD_END: Final = "</head>"
+_SSE_CLIENT_TAG: Final = (
+    f'  <script crossorigin src="{CDN_PREFIX}{SSE_CLIENT.name}"\n'
+    f'      integrity="{SSE_CLIENT_INTEGRITY}"></script>\n  '
+)
+# Queries and mutations as before; a subscription over SSE (graphql-sse, distinct connections),
+# with the same headers: Strawberry's (a CSRF token) and the Headers pane's (the Coder token).
+# No retries: a dropped stream shows its error, and running again starts afresh.
+_SSE_FETCHER_JS: Final = """\
+const httpFetcher = GraphiQL.createFetcher({ url: fetchURL, headers: defaultHeaders });
+
+      // The operation the server will run (named, or the only one) is a subscription.
+      function isSubscription(params, options) {
+        const document = options && options.documentAST;
+        const operations = document
+          ? document.definitions.filter((node) => node.kind === "OperationDefinition")
+          : [];
+        const operation = params.operationName
+          ? operations.find((node) => node.name && node.name.value === params.operationName)
+          : operations.length === 1 ? operations[0] : undefined;
+        return Boolean(operation) && operation.operation === "subscription";
+      }
+
+      function fetcher(params, options) {
+        if (!isSubscription(params, options)) return httpFetcher(params, options);
+        const client = graphqlSse.createClient({
+          url: fetchURL,
+          headers: { ...defaultHeaders, ...(options && options.headers) },
+          retryAttempts: 0,
+        });
+        return client.iterate(params);
+      }"""
+
 _TAG: Final = re.compile(r"<(?:script|link)\b[^>]*>", re.IGNORECASE)
 _URL: Final = re.compile(r'(?:src|href)="' + re.escape(CDN_PREFIX) + r'([^"]+)"')
 _INTEGRITY: Final = re.compile(r'integrity="([^"]+)"')
@@ -100,7 +147,7 @@ def sri_hash(path: Path) -> str:
 
 def page_integrity(html: str | None = None) -> dict[str, str]:
     """Each CDN asset of the GraphiQL page (name after the CDN host) → its `integrity` value."""
-    html = html if html is not None else get_graphql_ide_html("graphiql")
+    html = html if html is not None else with_sse_subscriptions(get_graphql_ide_html("graphiql"))
     found: dict[str, str] = {}
     for tag in _TAG.findall(html):
         url, integrity = _URL.search(tag), _INTEGRITY.search(tag)
@@ -112,7 +159,7 @@ def page_integrity(html: str | None = None) -> dict[str, str]:
 def assets_complete(node_modules: Path, expected: Mapping[str, str] | None = None) -> bool:
     """Whether every asset is installed, byte-identical to what the page's SRI hashes pin.
 
-    Only the 7 files are needed (a container image may copy nothing else); a file the page does
+    Only the 8 files are needed (a container image may copy nothing else); a file the page does
     not pin, or one that differs (another version), means the CDN is used instead.
     """
     expected = page_integrity() if expected is None else expected
@@ -183,6 +230,18 @@ def with_defaults(html: str, query: str, headers: str) -> str:
     )
 
 
+def with_sse_subscriptions(html: str) -> str:
+    """Make Strawberry's GraphiQL page run subscriptions over SSE with graphql-sse's client.
+
+    When the page's script no longer has the expected shape, it is left as it is, and logged.
+    """
+    if not _FETCHER_JS.search(html) or _HEAD_END not in html:
+        logger.warning("Strawberry's GraphiQL page changed shape; it runs no subscription")
+        return html
+    html = _FETCHER_JS.sub(lambda _: _SSE_FETCHER_JS, html, count=1)
+    return html.replace(_HEAD_END, _SSE_CLIENT_TAG + _HEAD_END, 1)
+
+
 def _asset_handler(node_modules: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def serve_asset(request: web.Request) -> web.StreamResponse:
         # An allow-list lookup: anything else, `..` included, is simply not found.
@@ -230,8 +289,9 @@ class OfflineGraphiQL:
         return self.assets_dir is not None
 
     def ide_html(self, html: str) -> str:
-        """The GraphiQL page on the example query, at the local assets when they are installed."""
-        html = with_defaults(html, self.default_query, self.default_headers)
+        """The GraphiQL page on the example query, running subscriptions over SSE, at the local
+        assets when they are installed."""
+        html = with_sse_subscriptions(with_defaults(html, self.default_query, self.default_headers))
         return rewrite_graphiql_html(html, self.assets_prefix) if self.enabled else html
 
     def setup(self, app: web.Application) -> None:

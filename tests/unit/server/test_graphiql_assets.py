@@ -1,7 +1,9 @@
-"""GraphiQL offline: the page's CDN URLs are rewritten and an allow-list of files is served."""
+"""GraphiQL offline: the page's CDN URLs are rewritten and an allow-list of files is served; the
+page runs subscriptions with graphql-sse's client, whose pinned hash is npm's file's."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,14 +16,18 @@ from aibridge_graphql.server.graphiql import (
     ASSETS,
     CACHE_CONTROL,
     CDN_PREFIX,
+    SSE_CLIENT,
+    SSE_CLIENT_INTEGRITY,
     add_graphiql_asset_routes,
     find_assets_dir,
     offline_graphiql,
     page_integrity,
     rewrite_graphiql_html,
     sri_hash,
+    with_sse_subscriptions,
 )
 from aibridge_graphql.settings import Settings
+from tests.support.node_tools import REPO_ROOT, ensure_node_modules
 
 
 def fake_node_modules(root: Path) -> Path:
@@ -47,7 +53,7 @@ def test_the_page_pins_exactly_the_allow_listed_assets() -> None:
 
 
 def test_rewrite_points_every_asset_at_the_local_route_and_keeps_sri() -> None:
-    html = get_graphql_ide_html("graphiql")
+    html = with_sse_subscriptions(get_graphql_ide_html("graphiql"))
     integrity_before = html.count('integrity="sha384-')
     rewritten = rewrite_graphiql_html(html, "/graphiql-assets")
     assert CDN_PREFIX not in rewritten
@@ -55,6 +61,27 @@ def test_rewrite_points_every_asset_at_the_local_route_and_keeps_sri() -> None:
         assert f'"/graphiql-assets/{asset.name}"' in rewritten
     assert integrity_before == len(ASSETS)
     assert rewritten.count('integrity="sha384-') == integrity_before
+
+
+def test_the_page_sends_subscriptions_over_sse_with_the_pinned_client() -> None:
+    html = get_graphql_ide_html("graphiql")
+    page = with_sse_subscriptions(html)
+    assert page_integrity(page)[SSE_CLIENT.name] == SSE_CLIENT_INTEGRITY
+    # The client loads before the page's script uses it.
+    assert page.index(SSE_CLIENT.name) < page.index("graphqlSse.createClient")
+    # GraphiQL's own fetcher keeps queries; it is no longer told of a WebSocket URL.
+    assert "subscriptionUrl," in html
+    assert "subscriptionUrl," not in page
+    assert "GraphiQL.createFetcher({ url: fetchURL, headers: defaultHeaders })" in page
+    # A page of another shape is left as it is (and GraphiQL still opens).
+    assert with_sse_subscriptions("<html><head></head></html>") == "<html><head></head></html>"
+
+
+def test_the_pinned_sse_client_is_the_locked_npm_file() -> None:
+    lock = json.loads((REPO_ROOT / "web" / "package-lock.json").read_text())
+    assert lock["packages"][f"node_modules/{SSE_CLIENT.package}"]["version"] == SSE_CLIENT.version
+    node_modules = ensure_node_modules(REPO_ROOT / "web")
+    assert sri_hash(SSE_CLIENT.file(node_modules)) == SSE_CLIENT_INTEGRITY
 
 
 def test_find_assets_dir_uses_the_setting_and_checks_hashes(tmp_path: Path) -> None:
