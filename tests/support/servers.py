@@ -13,8 +13,14 @@ _READY_TIMEOUT_S = 10.0
 
 
 @contextlib.contextmanager
-def run_app_in_thread(app_factory: Callable[[], web.Application]) -> Iterator[str]:
-    """Serve the factory's app on 127.0.0.1 (ephemeral port) in its own loop; yield the base URL."""
+def run_app_in_thread(
+    app_factory: Callable[[], web.Application], *, handler_cancellation: bool = False
+) -> Iterator[str]:
+    """Serve the factory's app on 127.0.0.1 (ephemeral port) in its own loop; yield the base URL.
+
+    `handler_cancellation=True` stops a request whose client hung up, as `serve` does
+    (server/serving.py): a live stream is freed then, not at its next write.
+    """
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     stop: asyncio.Event | None = None
@@ -23,7 +29,7 @@ def run_app_in_thread(app_factory: Callable[[], web.Application]) -> Iterator[st
     async def serve() -> None:
         nonlocal stop
         stop = asyncio.Event()
-        runner = web.AppRunner(app_factory())
+        runner = web.AppRunner(app_factory(), handler_cancellation=handler_cancellation)
         await runner.setup()
         try:
             site = web.TCPSite(runner, "127.0.0.1", 0)
