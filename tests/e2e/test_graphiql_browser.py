@@ -2,7 +2,9 @@
 Debian Chromium (driven by playwright-core from tests/frontend, no browser download), the token
 set in the Headers pane, a query run and its result read from the page and compared with the REST
 API. Every request not to 127.0.0.1 is blocked, and the test asserts none was even attempted: the
-page loads fully offline from the gateway's local GraphiQL assets (web/node_modules).
+page loads fully offline from the gateway's local GraphiQL assets (web/node_modules). A
+subscription runs too (over SSE, graphql-sse's client): its events show in the result window as
+the test appends a session to the stand-in while the page watches.
 
 The screenshot is kept as an artifact (path printed; `artifacts/` is ignored by git).
 """
@@ -10,6 +12,8 @@ The screenshot is kept as an artifact (path printed; `artifacts/` is ignored by 
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,13 +29,16 @@ from aibridge_graphql.server.graphiql import (
 )
 from aibridge_graphql.server.serving import build_gateway
 from aibridge_graphql.settings import Settings
-from tests.support.chromium import require_chromium, run_driver
+from aibridge_graphql.standin.traffic import Appended
+from tests.support.chromium import Answer, require_chromium, run_driver
+from tests.support.live_standin import LiveStandin
 from tests.support.node_tools import REPO_ROOT, ensure_node_modules
 from tests.support.servers import run_app_in_thread
 
 DRIVER = Path(__file__).with_name("graphiql_driver.cjs")
 SCREENSHOT = REPO_ROOT / "artifacts" / "graphiql-e2e.png"
 OPENED_SCREENSHOT = REPO_ROOT / "artifacts" / "graphiql-e2e-opened.png"
+LIVE_SCREENSHOT = REPO_ROOT / "artifacts" / "graphiql-e2e-live.png"
 # Fetched by the page after the query: it must be blocked (so `blocked == []` means something).
 PROBE_URL = "https://unpkg.com/graphiql@3.8.3/graphiql.min.css"
 PAGE = 3
@@ -48,6 +55,17 @@ QUERY = f"""query GraphiQLEndToEnd {{
   }}
 }}
 """
+SUBSCRIPTION = f"""subscription GraphiQLLive {{
+  sessions(first: {PAGE}, includeExisting: true) {{
+    kind
+    session {{
+      sessionId
+    }}
+  }}
+}}
+"""
+STREAMS = re.compile(r"^aibridge_live_streams (\S+)$", re.MULTILINE)
+STREAMS_WAIT_S = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +93,20 @@ def demo_gateway_url(standin_url: str, tokens: dict[str, str]) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def live_gateway_url(live_standin: LiveStandin) -> Iterator[str]:
+    """A gateway over the test's own stand-in copy, polling live views at the shortest interval."""
+    ensure_node_modules(REPO_ROOT / "web")
+    settings = Settings(upstream_url=live_standin.url, live_poll_interval=1.0)
+    graphiql = offline_graphiql(settings)
+    assert graphiql.enabled, "web/node_modules lacks GraphiQL's assets: the page would use the CDN"
+    # As `serve` runs it: a client that hangs up stops its request, and so frees its stream.
+    with run_app_in_thread(
+        lambda: build_gateway(settings, graphiql), handler_cancellation=True
+    ) as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
 def admin_token(tokens: dict[str, str]) -> str:
     """The stand-in owner's token: it sees every user's sessions."""
@@ -89,18 +121,40 @@ def drive_graphiql(
     *,
     keep_defaults: bool = False,
     screenshot: Path = SCREENSHOT,
+    live: Answer | None = None,
 ) -> dict[str, Any]:
-    """Run the browser driver; its JSON report (see graphiql_driver.cjs)."""
+    """Run the browser driver; its JSON report (see graphiql_driver.cjs). With `live`, it runs
+    `SUBSCRIPTION` and `live` answers what the driver asks meanwhile."""
     options = {
         "url": url,
         "chromium": str(chromium),
         "headers": {"Coder-Session-Token": token},
-        "query": QUERY,
+        "query": QUERY if live is None else SUBSCRIPTION,
         "screenshot": str(screenshot),
         "probe": PROBE_URL,
         "keepDefaults": keep_defaults,
+        "live": live is not None,
     }
-    return run_driver(DRIVER, options, home)
+    if live is None:
+        return run_driver(DRIVER, options, home)
+    return run_driver(DRIVER, options, home, live)
+
+
+def open_streams(gateway_url: str) -> float:
+    """The gateway's `aibridge_live_streams` gauge."""
+    response = httpx.get(f"{gateway_url}/metrics")
+    assert response.status_code == 200, response.text
+    found = STREAMS.search(response.text)
+    assert found, "no aibridge_live_streams in /metrics"
+    return float(found.group(1))
+
+
+def wait_for_streams(gateway_url: str, count: float) -> None:
+    """Until the gateway has `count` live streams open (bounded)."""
+    deadline = time.monotonic() + STREAMS_WAIT_S
+    while (streams := open_streams(gateway_url)) != count:
+        assert time.monotonic() < deadline, f"{streams} live streams open, not {count}"
+        time.sleep(0.05)
 
 
 def rest_sessions(standin_url: str, token: str) -> dict[str, Any]:
@@ -172,3 +226,55 @@ def test_graphiql_opens_on_the_dashboard_with_the_token_and_runs_it_as_is(
     expected = rest_sessions(standin_url, admin_token)
     assert result["data"]["sessions"]["totalCount"] == expected["count"]
     assert len(result["data"]["sessions"]["nodes"]) == 20
+
+
+def test_graphiql_runs_a_subscription_and_shows_its_events_arriving(
+    chromium: Path,
+    live_gateway_url: str,
+    live_standin: LiveStandin,
+    admin_token: str,
+    tmp_path: Path,
+) -> None:
+    existing = {raw["id"] for raw in rest_sessions(live_standin.url, admin_token)["sessions"]}
+    appended: list[Appended] = []
+
+    def answer(question: Any) -> Any:
+        if question == {"shown": "EXISTING"}:
+            # The page shows the view's current sessions: a session starts while it watches.
+            assert open_streams(live_gateway_url) == 1
+            appended.append(live_standin.traffic.start_session("alice"))
+            return {"appended": appended[-1].session_id}
+        assert question == {"stopped": True}, question
+        # GraphiQL's stop button hangs up the stream, and the gateway frees it.
+        wait_for_streams(live_gateway_url, 0)
+        return {"streams": 0}
+
+    report = drive_graphiql(
+        chromium,
+        f"{live_gateway_url}/graphql",
+        admin_token,
+        tmp_path,
+        screenshot=LIVE_SCREENSHOT,
+        live=answer,
+    )
+    print(f"GraphiQL screenshot: {LIVE_SCREENSHOT}")
+
+    assert report["blocked"] == [], "the page tried to leave loopback"
+    assert report["consoleErrors"] == []
+    # One subscription over SSE, with the token typed into the Headers pane; no WebSocket.
+    assert len(report["eventStreams"]) == 1
+    assert "coder-session-token" in report["eventStreams"][0]
+    assert not [r for r in report["requests"] if r.split(" ", 1)[1].startswith("ws")]
+    live = report["live"]
+    assert live["runningBeforeStop"], "the subscription ended before the test stopped it"
+    # What the result window showed, in order: current sessions first, then the one started.
+    shown = live["shown"]
+    assert all("errors" not in result for result in shown), shown
+    events = [result["data"]["sessions"] for result in shown]
+    kinds = [event["kind"] for event in events]
+    assert kinds == ["EXISTING"] * (len(kinds) - 1) + ["ADDED"], kinds
+    assert 1 <= kinds.count("EXISTING") <= PAGE
+    assert {event["session"]["sessionId"] for event in events[:-1]} <= existing
+    assert [started.session_id for started in appended] == [events[-1]["session"]["sessionId"]]
+    assert events[-1]["session"]["sessionId"] not in existing
+    assert LIVE_SCREENSHOT.read_bytes().startswith(b"\x89PNG")
