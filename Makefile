@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install lock web-assets test lint typecheck pytest schema proto demo bench bench-standin \
-	soak clean federation-tools supergraph peer-tools bench-peer
+	soak clean federation-tools supergraph peer-tools bench-peer bench-live
 
 install: $(STAMP)
 
@@ -80,6 +80,10 @@ bench: $(STAMP)
 
 bench-standin: $(STAMP)
 	$(BIN)/python -m bench.standin
+
+# 1,000 open subscriptions of one view: upstream calls per poll, RSS, idle CPU, event latency.
+bench-live: $(STAMP)
+	$(BIN)/python -m bench.live
 
 # Minutes of the README's views at saturation: gateway RSS, p50/p99, open fds, event-loop stalls.
 SOAK_MINUTES ?= 10

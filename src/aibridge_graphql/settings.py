@@ -54,6 +54,8 @@ def normalize_origin(text: str) -> str:
         host = f"[{host}]"
     suffix = "" if port is None or port == _DEFAULT_PORTS[scheme] else f":{port}"
     return f"{scheme}://{host}{suffix}"
+
+
 # More `serve` worker processes than this is a typo, not a deployment.
 MAX_WORKERS: Final = 1024
 _ASCII_NUMBER = re.compile(r"[0-9]{1,5}")

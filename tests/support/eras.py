@@ -23,7 +23,7 @@ DEFAULT_QUERY = "{ interceptions(first: 1) { totalCount } }"
 
 
 # The gateway suites run in both eras; the rest (gRPC, federation, e2e...) in the sessions era.
-TWO_ERA_SUITES = ("integration", "frontend/test_relay_operations_live.py")
+TWO_ERA_SUITES = ("integration", "frontend/test_relay_operations_live.py", "live")
 
 
 def has_interceptions(era: ApiEra) -> bool:

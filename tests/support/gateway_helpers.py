@@ -102,7 +102,9 @@ async def serve_gateway(
     client = UpstreamClient(settings, transport=transport)
     app = create_app(settings, client=client)
     try:
-        async with TestClient(TestServer(app, host="127.0.0.1")) as http:
+        # As `serve` runs it (server/serving.py): a client hanging up cancels its handler.
+        server = TestServer(app, host="127.0.0.1", handler_cancellation=True)
+        async with TestClient(server) as http:
             yield Gateway(http, transport, default_token=token)
     finally:
         await client.aclose()

@@ -67,16 +67,41 @@ class ProcessOutput:
             self.lines.append(line)
         return code
 
+    def drain(self) -> str:
+        """Everything read so far, and what the process wrote since, without waiting."""
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                self._queue.put(None)  # the end stays visible to the next reader
+                break
+            self.lines.append(line)
+        return self.text()
+
     def text(self) -> str:
         """Everything read so far."""
         return "\n".join(self.lines)
 
 
 class ServeProcess(ProcessOutput):
-    """A started `serve`, its output and where it listens."""
+    """A started `serve`, its output and (once it listens) where it listens."""
 
     base_url: str = ""
     grpc_address: str = ""
+
+    def wait_listening(self) -> ServeProcess:
+        """Read the output until both faces listen (bounded); note where."""
+        self.base_url = self.wait_for(GRAPHQL_LINE).group(1)
+        self.grpc_address = self.wait_for(GRPC_LINE).group(1)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, unless it has exited already."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(WAIT_S)
 
     def records(self) -> list[dict[str, object]]:
         """The JSON log records among the output lines."""
@@ -89,12 +114,11 @@ class ServeProcess(ProcessOutput):
         return found
 
 
-@contextlib.contextmanager
-def serve(
+def spawn_serve(
     upstream: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
-) -> Iterator[ServeProcess]:
-    """`serve` on free ports before `upstream` (more flags in `args`); killed at the end if it
-    is still running."""
+) -> ServeProcess:
+    """Start `serve` on free ports before `upstream` (more flags in `args`), without waiting
+    for it to listen."""
     process = subprocess.Popen(
         [CLI, "serve", "--upstream", upstream, "--port", "0", "--grpc-port", "0", *args],
         stdout=subprocess.PIPE,
@@ -102,15 +126,20 @@ def serve(
         text=True,
         env={**os.environ, "AIBRIDGE_RETRIES": "0", **(env or {})},
     )
-    running = ServeProcess(process)
+    return ServeProcess(process)
+
+
+@contextlib.contextmanager
+def serve(
+    upstream: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[ServeProcess]:
+    """`serve` on free ports before `upstream` (more flags in `args`); killed at the end if it
+    is still running."""
+    running = spawn_serve(upstream, env, args)
     try:
-        running.base_url = running.wait_for(GRAPHQL_LINE).group(1)
-        running.grpc_address = running.wait_for(GRPC_LINE).group(1)
-        yield running
+        yield running.wait_listening()
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            process.wait(WAIT_S)
+        running.kill()
 
 
 def sigterm(running: ServeProcess) -> None:

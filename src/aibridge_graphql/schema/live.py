@@ -17,7 +17,14 @@ import strawberry
 
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.core.inputs import checked_text
-from aibridge_graphql.core.live import Change, SessionsView, SpendView, TimelineView, View
+from aibridge_graphql.core.live import (
+    Change,
+    SessionsView,
+    SpendView,
+    TimelineView,
+    View,
+    Watching,
+)
 from aibridge_graphql.core.loaders import LIST_LIMIT_MAX
 from aibridge_graphql.schema.engine.needs import FieldEstimate, needs
 from aibridge_graphql.schema.filters import SessionFilter
@@ -129,21 +136,17 @@ def _event_calls(estimate: FieldEstimate) -> int:
     return 1 + estimate.children()
 
 
-async def _changes(info: Info, view: View, *, existing: bool) -> AsyncGenerator[Any, None]:
-    """The view's changes one by one (an `Exception` item is an error event), each yielded
-    in a fresh scope of the subscription's context."""
-    context = info.context
-    if context.watch is None:
+def _watching(info: Info, view: View, *, existing: bool) -> Watching:
+    """The caller's stream of `view` (entered with `async with`)."""
+    if info.context.watch is None:
         raise BadUserInput("Live views are not served here.")
-    async with context.watch(view, existing=existing) as stream:
-        async for item in stream:
-            if isinstance(item, Exception):
-                context.renew()
-                yield item
-                continue
-            for change in item:
-                context.renew()
-                yield change
+    return info.context.watch(view, existing=existing)
+
+
+def _events(item: list[Change] | Exception) -> list[Change | Exception]:
+    """A stream item's events one by one (an `Exception` is an error event); each is yielded
+    in a fresh scope of the subscription's context (`renew`)."""
+    return [item] if isinstance(item, Exception) else list(item)
 
 
 def _idle(info: Info) -> timedelta:
@@ -202,8 +205,14 @@ class Subscription:
         gql_filter = filter or SessionFilter()
         whole = gql_filter.selects_whole_sessions
         view = SessionsView(gql_filter.to_upstream(), first, _idle(info))
-        async for item in _changes(info, view, existing=include_existing):
-            yield _error_event(item) if isinstance(item, Exception) else _session_event(item, whole)
+        async with _watching(info, view, existing=include_existing) as stream:
+            async for item in stream:
+                for event in _events(item):
+                    info.context.renew()
+                    if isinstance(event, Exception):
+                        yield _error_event(event)
+                    else:
+                        yield _session_event(event, whole)
 
     @_subscription(
         "New and updated threads of one session (every `GET /sessions/{id}` page per poll, 200 "
@@ -219,8 +228,14 @@ class Subscription:
             raise BadUserInput("`sessionId` must not be empty.")
         view = TimelineView(session_id, _idle(info))
         checked_text("sessionId", session_id)
-        async for item in _changes(info, view, existing=include_existing):
-            yield _error_event(item) if isinstance(item, Exception) else _timeline_event(item)
+        async with _watching(info, view, existing=include_existing) as stream:
+            async for item in stream:
+                for event in _events(item):
+                    info.context.renew()
+                    if isinstance(event, Exception):
+                        yield _error_event(event)
+                    else:
+                        yield _timeline_event(event)
 
     @_subscription(
         "A user's AI spend against their effective budget (`GET /api/v2/users/{user}/ai/spend`, "
@@ -231,5 +246,11 @@ class Subscription:
         self, info: Info, user: UserArg = "me"
     ) -> AsyncGenerator[AISpendEvent, None]:
         view = SpendView(checked_name("user", user))
-        async for item in _changes(info, view, existing=True):
-            yield _error_event(item) if isinstance(item, Exception) else _spend_event(item)
+        async with _watching(info, view, existing=True) as stream:
+            async for item in stream:
+                for event in _events(item):
+                    info.context.renew()
+                    if isinstance(event, Exception):
+                        yield _error_event(event)
+                    else:
+                        yield _spend_event(event)

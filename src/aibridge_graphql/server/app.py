@@ -283,9 +283,23 @@ class GatewayView(GraphQLView[GatewayContext, None]):
         sub_response: web.Response,
         headers: Mapping[str, str],
     ) -> web.StreamResponse:
-        # Its client closing it is how a stream ends: not a request cut short (499).
+        # Strawberry's, except that its client closing it (a write then finds the connection
+        # gone) is how a stream ends: not an error, and not a request cut short (499).
         request[STREAMING_KEY] = True
-        return await super().create_streaming_response(request, stream, sub_response, headers)
+        response = web.StreamResponse(
+            status=sub_response.status, headers={**sub_response.headers, **headers}
+        )
+        await response.prepare(request)
+        chunks = stream()
+        try:
+            async for data in chunks:
+                await response.write(data.encode())
+            await response.write_eof()
+        except ConnectionResetError:
+            logger.debug("stream client went away")
+        finally:
+            await chunks.aclose()
+        return response
 
     async def get_context(
         self, request: web.Request, response: web.StreamResponse

@@ -1,6 +1,6 @@
 """Live views: shared pollers turning upstream answers into change streams (docs/live.md)."""
 
-from aibridge_graphql.core.live.hub import LiveHub, Subscription, Watch
+from aibridge_graphql.core.live.hub import LiveHub, Subscription, Watch, Watching
 from aibridge_graphql.core.live.views import (
     SPEND_THRESHOLDS,
     Change,
@@ -23,5 +23,6 @@ __all__ = [
     "TimelineView",
     "View",
     "Watch",
+    "Watching",
     "spend_percent",
 ]

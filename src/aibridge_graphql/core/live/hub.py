@@ -18,8 +18,7 @@ import logging
 import os
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Hashable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -110,12 +109,41 @@ class Subscription:
         raise self._end
 
 
+class Watching:
+    """One stream's lifetime: admitted on entry, released on exit, and also as soon as the task
+    that entered it ends. A streaming transport may drop its async generators without closing
+    them (Strawberry's SSE drain, on a client hang-up): the stream, and the poller when last,
+    must not wait for the garbage collector."""
+
+    def __init__(
+        self, hub: LiveHub, headers: Mapping[str, str], view: View, existing: bool
+    ) -> None:
+        self._hub, self._headers, self._view, self._existing = hub, headers, view, existing
+        self._release: Callable[[], None] | None = None
+        self._task: asyncio.Task[Any] | None = None
+
+    async def __aenter__(self) -> Subscription:
+        subscription, self._release = self._hub._open(self._headers, self._view, self._existing)
+        self._task = asyncio.current_task()
+        if self._task is not None:
+            self._task.add_done_callback(self._task_done)
+        return subscription
+
+    def _task_done(self, _: object) -> None:
+        if self._release is not None:
+            self._release()
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.remove_done_callback(self._task_done)
+        if self._release is not None:
+            self._release()
+
+
 class Watch(Protocol):
     """Opens a stream of a view for one caller (`LiveHub.watch` with the caller's headers)."""
 
-    def __call__(
-        self, view: View, *, existing: bool = False
-    ) -> AbstractAsyncContextManager[Subscription]: ...
+    def __call__(self, view: View, *, existing: bool = False) -> Watching: ...
 
 
 class Poller:
@@ -271,12 +299,16 @@ class LiveHub:
         """The caller's key: an HMAC of the token, never the token."""
         return hmac.new(self._secret, b"live\0" + credentials.token.encode(), "sha256").hexdigest()
 
-    @asynccontextmanager
-    async def watch(
-        self, headers: Mapping[str, str], view: View, *, existing: bool = False
-    ) -> AsyncIterator[Subscription]:
+    def watch(self, headers: Mapping[str, str], view: View, *, existing: bool = False) -> Watching:
         """A stream of `view`'s changes for the caller of `headers` (`existing`: the current
-        state first); `Unauthenticated` without a token, `RateLimited` over a stream limit."""
+        state first), as an async context manager; entering it raises `Unauthenticated` without
+        a token, `RateLimited` over a stream limit."""
+        return Watching(self, headers, view, existing)
+
+    def _open(
+        self, headers: Mapping[str, str], view: View, existing: bool
+    ) -> tuple[Subscription, Callable[[], None]]:
+        """Admit a stream; its subscription and the (idempotent) release of it."""
         credentials = Credentials.from_headers(headers)
         if credentials is None:
             raise Unauthenticated("A live view needs the caller's Coder session token.")
@@ -290,16 +322,22 @@ class LiveHub:
             )
         subscription = Subscription(view.name, self.metrics)
         self._streams[identity] += 1
-        self._gauge()
-        try:
-            poller.join(subscription, existing=existing)
-            yield subscription
-        finally:
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
             self._streams[identity] -= 1
             if not self._streams[identity]:
                 del self._streams[identity]
             poller.leave(subscription)
             self._gauge()
+
+        poller.join(subscription, existing=existing)
+        self._gauge()
+        return subscription, release
 
     def _admit(self, identity: str) -> None:
         settings = self.settings
