@@ -12,7 +12,6 @@ The screenshot is kept as an artifact (path printed; `artifacts/` is ignored by 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from aibridge_graphql.server.serving import build_gateway
 from aibridge_graphql.settings import Settings
 from aibridge_graphql.standin.traffic import Appended
 from tests.support.chromium import Answer, require_chromium, run_driver
+from tests.support.live import metric
 from tests.support.live_standin import LiveStandin
 from tests.support.node_tools import REPO_ROOT, ensure_node_modules
 from tests.support.servers import run_app_in_thread
@@ -64,7 +64,6 @@ SUBSCRIPTION = f"""subscription GraphiQLLive {{
   }}
 }}
 """
-STREAMS = re.compile(r"^aibridge_live_streams (\S+)$", re.MULTILINE)
 STREAMS_WAIT_S = 10.0
 
 
@@ -144,9 +143,7 @@ def open_streams(gateway_url: str) -> float:
     """The gateway's `aibridge_live_streams` gauge."""
     response = httpx.get(f"{gateway_url}/metrics")
     assert response.status_code == 200, response.text
-    found = STREAMS.search(response.text)
-    assert found, "no aibridge_live_streams in /metrics"
-    return float(found.group(1))
+    return metric(response.text, "aibridge_live_streams")
 
 
 def wait_for_streams(gateway_url: str, count: float) -> None:
