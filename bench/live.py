@@ -36,6 +36,7 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector
 from aibridge_graphql.standin.tokens import generate_token, split_token
 from aibridge_graphql.standin.traffic import Traffic
 from bench.harness import (
+    API,
     CountingProxy,
     Proc,
     cli_path,
@@ -177,7 +178,7 @@ def servers(workdir: Path, pin: bool) -> Iterator[tuple[Proc, CountingProxy, Pat
     gateway: Proc | None = None
     try:
         standin_url = f"http://127.0.0.1:{standin_port}"
-        wait_ready(standin, standin_url + "/healthz")
+        wait_ready(standin, f"{standin_url}{API}/models", {"Coder-Session-Token": admin})
         with CountingProxy(standin_url).running() as proxy:
             port = free_port()
             gateway = spawn(
