@@ -8,15 +8,17 @@ auditors see every row, members none.
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aibridge_graphql.standin import summaries
 from aibridge_graphql.standin.search import InterceptionSearch, SessionSearch
 
 T = TypeVar("T")
@@ -35,8 +37,18 @@ def open_database(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys = OFF")
     conn.execute("PRAGMA synchronous = NORMAL")
     _add_missing_columns(conn)
+    summarized = _has_table(conn, "session_summaries")
     conn.executescript(SCHEMA_SQL)
+    summaries.install_triggers(conn)
+    if not summarized:  # a database from before the table: summarize what it holds
+        summaries.rebuild(conn)
+    conn.commit()
     return conn
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return row.fetchone() is not None
 
 
 # Columns added since the first schema: a database written by an older stand-in gains them
@@ -215,11 +227,17 @@ def count_interceptions(conn: sqlite3.Connection, where: Where) -> int:
 
 
 def _interceptions_sql(where: Where, *, cursor: bool) -> str:
+    # The page's ids first, walking the filter's index (an offset skips index entries, not
+    # joined rows), then their rows and initiators. The IN keeps the users join's semantics for
+    # the offset: an interception without a user is on no page (the count still has it).
     keyset = " AND (i.started_at, i.id) < (?, ?)" if cursor else ""
     return (
-        "SELECT i.*, u.username, u.name, u.avatar_url FROM interceptions AS i "  # noqa: S608
-        f"JOIN users AS u ON u.id = i.initiator_id WHERE {where.sql}{keyset} "
-        "ORDER BY i.started_at DESC, i.id DESC LIMIT ? OFFSET ?"
+        "SELECT i.*, u.username, u.name, u.avatar_url FROM (SELECT i.id "  # noqa: S608
+        f"FROM interceptions AS i WHERE {where.sql}{keyset} "
+        "AND i.initiator_id IN (SELECT id FROM users) "
+        "ORDER BY i.started_at DESC, i.id DESC LIMIT ? OFFSET ?) AS page "
+        "JOIN interceptions AS i ON i.id = page.id JOIN users AS u ON u.id = i.initiator_id "
+        "ORDER BY i.started_at DESC, i.id DESC"
     )
 
 
@@ -290,8 +308,34 @@ class SessionSummary:
     network_calls: tuple[int, int] | None = None
 
 
-def count_sessions(conn: sqlite3.Connection, where: Where) -> int:
+def _narrows_sessions(search: SessionSearch) -> bool:
+    """Whether a filter keeps only some interceptions of a session (then the page's MIN, MAX,
+    thread count and last activity are over those). The initiator and the session id are the
+    grouping key: they keep or drop whole sessions, which the summaries answer alone."""
+    texts = (search.provider, search.provider_name, search.model, search.client)
+    return any(texts) or search.started_after is not None or search.started_before is not None
+
+
+def _summary_where(search: SessionSearch, *, authorized: bool) -> Where:
+    """The whole-session filters over `session_summaries AS s`, plus the authorize filter."""
+    clauses, params = ["1"], list[Any]()
+    if not authorized:
+        clauses.append("0")
+    keys = (("s.initiator_id", search.initiator_id), ("s.session_id", search.session_id))
+    for column, value in keys:
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return Where(" AND ".join(clauses), tuple(params))
+
+
+def count_sessions(conn: sqlite3.Connection, search: SessionSearch, *, authorized: bool) -> int:
     """COUNT(DISTINCT (session_id, initiator_id)) over the filters, ignoring pagination."""
+    if not _narrows_sessions(search):
+        where = _summary_where(search, authorized=authorized)
+        sql = f"SELECT COUNT(*) FROM session_summaries AS s WHERE {where.sql}"  # noqa: S608
+        return int(conn.execute(sql, where.params).fetchone()[0])
+    where = search_where(search, authorized=authorized)
     sql = (
         "SELECT COUNT(*) FROM (SELECT 1 FROM interceptions AS i "  # noqa: S608
         f"WHERE {where.sql} GROUP BY i.session_id, i.initiator_id)"
@@ -319,7 +363,33 @@ def session_cursor_position(conn: sqlite3.Connection, session_id: str) -> int | 
     return None if row[0] is None else int(row[0])
 
 
-def _sessions_sql(where: Where, *, cursor: bool) -> str:
+# The lateral fields of a page row, from its session's summary (whatever the filters).
+_LATERAL = (
+    "s.providers, s.models, s.client, s.metadata, s.input_tokens, s.output_tokens, "
+    "s.cache_read_input_tokens, s.cache_write_input_tokens, s.last_prompt, s.firewall, "
+    "u.username, u.name, u.avatar_url"
+)
+# Most recently active first; the initiator only orders sessions that share an id.
+_SESSION_ORDER = "last_active_at DESC, {t}session_id DESC, {t}initiator_id DESC"
+
+
+def _summary_page_sql(where: Where, *, cursor: bool) -> str:
+    """A page straight from the summaries: an index walk, then the page's rows and users."""
+    keyset = " AND (s.last_active_at, s.session_id) < (?, ?)" if cursor else ""
+    return (
+        "SELECT s.session_id, s.initiator_id, s.started_at, s.ended_at, s.threads, "  # noqa: S608
+        f"s.last_active_at, {_LATERAL} FROM (SELECT s.session_id, s.initiator_id "
+        f"FROM session_summaries AS s WHERE {where.sql}{keyset} "
+        f"ORDER BY s.{_SESSION_ORDER.format(t='s.')} LIMIT ? OFFSET ?) AS page "
+        "JOIN session_summaries AS s ON s.session_id = page.session_id "
+        "AND s.initiator_id = page.initiator_id JOIN users AS u ON u.id = s.initiator_id "
+        f"ORDER BY s.{_SESSION_ORDER.format(t='s.')}"
+    )
+
+
+def _grouped_page_sql(where: Where, *, cursor: bool) -> str:
+    """ListAIBridgeSessions' session_page: the filtered interceptions grouped by session, with
+    the last activity from each interception's latest prompt; the rest from the summaries."""
     having = "HAVING (last_active_at, i.session_id) < (?, ?) " if cursor else ""
     return (
         "WITH page AS (SELECT i.session_id, i.initiator_id, "  # noqa: S608
@@ -329,17 +399,30 @@ def _sessions_sql(where: Where, *, cursor: bool) -> str:
         "WHERE p.interception_id = i.id)), MIN(i.started_at)) AS last_active_at "
         f"FROM interceptions AS i WHERE {where.sql} "
         f"GROUP BY i.session_id, i.initiator_id {having}"
-        "ORDER BY last_active_at DESC, i.session_id DESC LIMIT ? OFFSET ?) "
-        "SELECT page.*, u.username, u.name, u.avatar_url FROM page "
-        "JOIN users AS u ON u.id = page.initiator_id "
-        "ORDER BY page.last_active_at DESC, page.session_id DESC"
+        f"ORDER BY {_SESSION_ORDER.format(t='i.')} LIMIT ? OFFSET ?) "
+        "SELECT page.session_id, page.initiator_id, page.started_at, page.ended_at, "
+        f"page.threads, page.last_active_at, {_LATERAL} FROM page "
+        "JOIN session_summaries AS s ON s.session_id = page.session_id "
+        "AND s.initiator_id = page.initiator_id JOIN users AS u ON u.id = page.initiator_id "
+        f"ORDER BY page.{_SESSION_ORDER.format(t='page.')}"
     )
+
+
+def _sessions_query(
+    search: SessionSearch, *, authorized: bool, cursor: bool
+) -> tuple[str, tuple[Any, ...]]:
+    if _narrows_sessions(search):
+        where = search_where(search, authorized=authorized)
+        return _grouped_page_sql(where, cursor=cursor), where.params
+    where = _summary_where(search, authorized=authorized)
+    return _summary_page_sql(where, cursor=cursor), where.params
 
 
 def list_sessions(
     conn: sqlite3.Connection,
-    where: Where,
+    search: SessionSearch,
     *,
+    authorized: bool,
     cursor: tuple[int, str] | None,
     limit: int,
     offset: int,
@@ -347,109 +430,93 @@ def list_sessions(
 ) -> list[SessionSummary]:
     """A page of sessions, most recently active first, each with its lateral aggregates
     (and, when `network`, its agent firewall call counts)."""
-    params = (*where.params, *(cursor or ()), limit, offset)
-    rows = conn.execute(_sessions_sql(where, cursor=cursor is not None), params).fetchall()
-    summaries = [_summarize(conn, row) for row in rows]
+    sql, params = _sessions_query(search, authorized=authorized, cursor=cursor is not None)
+    rows = conn.execute(sql, (*params, *(cursor or ()), limit, offset)).fetchall()
+    counts: dict[tuple[str, str], tuple[int, int]] = {}
     if network:
-        summaries = [
-            replace(s, network_calls=network_counts(conn, s.session_id, s.initiator_id))
-            for s in summaries
-        ]
-    return summaries
+        counts = network_counts(conn, [_key(r) for r in rows if r["firewall"]])
+    # No network_calls when no interception was behind the firewall; (0, 0) when one was.
+    return [
+        _summary(row, counts.get(_key(row), (0, 0)) if row["firewall"] else None) for row in rows
+    ]
 
 
-_SESSION_MEMBERS = (
-    "SELECT id FROM interceptions WHERE session_id = ? AND initiator_id = ? "
-    "AND ended_at IS NOT NULL"
-)
+def _key(row: Row) -> tuple[str, str]:
+    return str(row["session_id"]), str(row["initiator_id"])
 
 
-def _summarize(conn: sqlite3.Connection, row: Row) -> SessionSummary:
-    """The lateral joins: read all ended interceptions of the session, whatever the filters."""
-    key = (row["session_id"], row["initiator_id"])
-    members = conn.execute(
-        "SELECT provider, model, client, metadata FROM interceptions "
-        "WHERE session_id = ? AND initiator_id = ? AND ended_at IS NOT NULL "
-        "ORDER BY started_at, id",
-        key,
-    ).fetchall()
-    tokens = conn.execute(
-        "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "  # noqa: S608
-        "COALESCE(SUM(cache_read_input_tokens), 0), COALESCE(SUM(cache_write_input_tokens), 0) "
-        f"FROM token_usages WHERE interception_id IN ({_SESSION_MEMBERS})",
-        key,
-    ).fetchone()
-    last_prompt = conn.execute(
-        f"SELECT prompt FROM user_prompts WHERE interception_id IN ({_SESSION_MEMBERS}) "  # noqa: S608
-        "ORDER BY created_at DESC, id DESC LIMIT 1",
-        key,
-    ).fetchone()
-    first = members[0]
+def _summary(row: Row, network_calls: tuple[int, int] | None) -> SessionSummary:
     return SessionSummary(
         session_id=row["session_id"],
         initiator_id=row["initiator_id"],
         username=row["username"],
         name=row["name"],
         avatar_url=row["avatar_url"],
-        providers=sorted({m["provider"] for m in members}),
-        models=sorted({m["model"] for m in members}),
-        client=first["client"] or "",
-        metadata=first["metadata"],
+        # Sorted here: SQLite's json_group_array keeps no order.
+        providers=sorted(json.loads(row["providers"])),
+        models=sorted(json.loads(row["models"])),
+        client=row["client"] or "",
+        metadata=row["metadata"],
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         threads=row["threads"],
-        input_tokens=tokens[0],
-        output_tokens=tokens[1],
-        cache_read_input_tokens=tokens[2],
-        cache_write_input_tokens=tokens[3],
-        last_prompt="" if last_prompt is None else last_prompt[0],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        cache_read_input_tokens=row["cache_read_input_tokens"],
+        cache_write_input_tokens=row["cache_write_input_tokens"],
+        last_prompt=row["last_prompt"] or "",
         last_active_at=row["last_active_at"],
+        network_calls=network_calls,
     )
 
 
 # --- agent firewall network calls ----------------------------------------------------------
 
-# The firewall windows of a session's ended interceptions: each owns its firewall session's
-# logs after its own sequence number (its LLM call, excluded) and before the next marked
-# interception of that firewall session, whichever AI session that one belongs to.
-_WINDOWS = (
-    "WITH w AS (SELECT i.agent_firewall_session_id AS fw, "
+# The firewall windows of the ended interceptions of some sessions (a JSON array of
+# [session_id, initiator_id] pairs): each owns its firewall session's logs after its own
+# sequence number (its LLM call, excluded) and before the next marked interception of that
+# firewall session, whichever AI session that one belongs to. A window's logs are one range of
+# the (session_id, sequence_number) index; a log is counted once per AI session (DISTINCT).
+_WINDOW_LOGS = (
+    "WITH k AS (SELECT json_extract(value, '$[0]') AS sid, json_extract(value, '$[1]') AS uid "
+    "FROM json_each(?)), "
+    "w AS (SELECT k.sid, k.uid, i.agent_firewall_session_id AS fw, "
     "i.agent_firewall_sequence_number AS lo, "
     "(SELECT MIN(j.agent_firewall_sequence_number) FROM interceptions AS j "
     "WHERE j.agent_firewall_session_id = i.agent_firewall_session_id "
     "AND j.agent_firewall_sequence_number > i.agent_firewall_sequence_number) AS hi "
-    "FROM interceptions AS i WHERE i.session_id = ? AND i.initiator_id = ? "
-    "AND i.ended_at IS NOT NULL AND i.agent_firewall_session_id IS NOT NULL) "
+    "FROM k JOIN interceptions AS i ON i.session_id = k.sid AND i.initiator_id = k.uid "
+    "WHERE i.ended_at IS NOT NULL AND i.agent_firewall_session_id IS NOT NULL) "
 )
 _IN_WINDOW = (
-    "FROM boundary_logs AS b WHERE EXISTS (SELECT 1 FROM w WHERE b.session_id = w.fw "
-    "AND b.sequence_number > w.lo AND (w.hi IS NULL OR b.sequence_number < w.hi))"
+    "FROM w JOIN boundary_logs AS b ON b.session_id = w.fw AND b.sequence_number > w.lo "
+    "AND (w.hi IS NULL OR b.sequence_number < w.hi)"
 )
 
 
 def network_counts(
-    conn: sqlite3.Connection, session_id: str, initiator_id: str
-) -> tuple[int, int] | None:
-    """(total, blocked) calls in the session's windows; None when no interception of it was
-    behind the firewall."""
-    marked = conn.execute(
-        "SELECT 1 FROM interceptions WHERE session_id = ? AND initiator_id = ? "
-        "AND ended_at IS NOT NULL AND agent_firewall_session_id IS NOT NULL LIMIT 1",
-        (session_id, initiator_id),
-    ).fetchone()
-    if marked is None:
-        return None
-    row = conn.execute(
-        _WINDOWS + "SELECT COUNT(*), COALESCE(SUM(NOT b.allowed), 0) " + _IN_WINDOW,
-        (session_id, initiator_id),
-    ).fetchone()
-    return int(row[0]), int(row[1])
+    conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """(total, blocked) calls in the windows of each (session_id, initiator_id); sessions with
+    no call in any window are left out."""
+    if not keys:
+        return {}
+    sql = (
+        f"{_WINDOW_LOGS}SELECT w.sid, w.uid, COUNT(DISTINCT b.rowid), "
+        f"COUNT(DISTINCT CASE WHEN NOT b.allowed THEN b.rowid END) {_IN_WINDOW} "
+        "GROUP BY w.sid, w.uid"
+    )
+    rows = conn.execute(sql, (json.dumps([list(k) for k in keys]),))
+    return {(str(r[0]), str(r[1])): (int(r[2]), int(r[3])) for r in rows}
 
 
 def network_logs(conn: sqlite3.Connection, session_id: str, initiator_id: str) -> list[Row]:
     """Every call in the session's windows, oldest first."""
-    sql = _WINDOWS + "SELECT b.* " + _IN_WINDOW + " ORDER BY b.captured_at, b.sequence_number, b.id"
-    return conn.execute(sql, (session_id, initiator_id)).fetchall()
+    sql = (
+        f"{_WINDOW_LOGS}SELECT * FROM boundary_logs WHERE rowid IN (SELECT b.rowid "  # noqa: S608
+        f"{_IN_WINDOW}) ORDER BY captured_at, sequence_number, id"
+    )
+    return conn.execute(sql, (json.dumps([[session_id, initiator_id]]),)).fetchall()
 
 
 def list_providers(conn: sqlite3.Connection) -> list[Row]:
@@ -557,7 +624,7 @@ def _plan(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[str
 
 
 def explain_list_queries(conn: sqlite3.Connection) -> dict[str, list[str]]:
-    """EXPLAIN QUERY PLAN lines of a typical filtered query of each list endpoint.
+    """EXPLAIN QUERY PLAN lines of a typical query of each list endpoint and session detail.
 
     Turns on `case_sensitive_like` on `conn`, as the serving connections have it (it decides
     whether a prefix LIKE can use an index).
@@ -566,8 +633,10 @@ def explain_list_queries(conn: sqlite3.Connection) -> dict[str, list[str]]:
     user = conn.execute("SELECT id FROM users ORDER BY username LIMIT 1").fetchone()
     user_id = "" if user is None else str(user[0])
     by_user = search_where(InterceptionSearch(initiator_id=user_id), authorized=True)
-    by_model = search_where(SessionSearch(model="gpt-4.1"), authorized=True)
+    everything = SessionSearch()
+    by_model = SessionSearch(model="gpt-4.1")
     page = (100, 0)
+    count_by_model = search_where(by_model, authorized=True)
     return {
         "interceptions.count": _plan(
             conn,
@@ -578,14 +647,19 @@ def explain_list_queries(conn: sqlite3.Connection) -> dict[str, list[str]]:
         "interceptions.list": _plan(
             conn, _interceptions_sql(by_user, cursor=True), (*by_user.params, 0, "", *page)
         ),
-        "sessions.count": _plan(
+        "sessions.count": _plan(conn, "SELECT COUNT(*) FROM session_summaries AS s WHERE 1", ()),
+        "sessions.list": _plan(conn, *_page_plan_args(everything, (0, ""), page)),
+        "sessions.count model": _plan(
             conn,
             "SELECT COUNT(*) FROM (SELECT 1 FROM interceptions AS i "  # noqa: S608
-            f"WHERE {by_model.sql} GROUP BY i.session_id, i.initiator_id)",
-            by_model.params,
+            f"WHERE {count_by_model.sql} GROUP BY i.session_id, i.initiator_id)",
+            count_by_model.params,
         ),
-        "sessions.list": _plan(
-            conn, _sessions_sql(by_model, cursor=True), (*by_model.params, 0, "", *page)
+        "sessions.list model": _plan(conn, *_page_plan_args(by_model, (0, ""), page)),
+        "sessions.network": _plan(
+            conn,
+            f"{_WINDOW_LOGS}SELECT COUNT(DISTINCT b.rowid) {_IN_WINDOW}",
+            ('[["", ""]]',),
         ),
         "sessions.threads": _plan(
             conn,
@@ -606,3 +680,10 @@ def explain_list_queries(conn: sqlite3.Connection) -> dict[str, list[str]]:
             ("C%",),
         ),
     }
+
+
+def _page_plan_args(
+    search: SessionSearch, cursor: tuple[int, str], page: tuple[int, int]
+) -> tuple[str, tuple[Any, ...]]:
+    sql, params = _sessions_query(search, authorized=True, cursor=True)
+    return sql, (*params, *cursor, *page)
