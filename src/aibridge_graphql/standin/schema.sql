@@ -112,30 +112,7 @@ CREATE TABLE IF NOT EXISTS boundary_logs (
     matched_rule     TEXT
 );
 
--- One row per session (session_id, initiator_id) with ended interceptions: the whole-session
--- aggregates of Coder's sessions list, kept current by triggers (summaries.py). JSON arrays of
--- the distinct providers and models; client and metadata of the first interception.
-CREATE TABLE IF NOT EXISTS session_summaries (
-    session_id                TEXT NOT NULL,
-    initiator_id              TEXT NOT NULL,
-    started_at                INTEGER NOT NULL,
-    ended_at                  INTEGER NOT NULL,
-    threads                   INTEGER NOT NULL,
-    providers                 TEXT NOT NULL,
-    models                    TEXT NOT NULL,
-    client                    TEXT,
-    metadata                  TEXT,
-    input_tokens              INTEGER NOT NULL,
-    output_tokens             INTEGER NOT NULL,
-    cache_read_input_tokens   INTEGER NOT NULL,
-    cache_write_input_tokens  INTEGER NOT NULL,
-    last_prompt               TEXT,
-    -- COALESCE(latest prompt's created_at, started_at): the list's order and cursor.
-    last_active_at            INTEGER NOT NULL,
-    -- Whether any interception was behind the agent firewall (network_calls shown).
-    firewall                  INTEGER NOT NULL,
-    PRIMARY KEY (session_id, initiator_id)
-);
+-- session_summaries (one row per session, kept current by triggers) is defined in summaries.py.
 
 -- Indexes. Every list query filters `ended_at IS NOT NULL` (in-flight rows are never served), so
 -- the interception indexes are partial on it: smaller, and each one also covers the count.
@@ -179,9 +156,3 @@ CREATE INDEX IF NOT EXISTS ix_boundary_logs_session
 CREATE INDEX IF NOT EXISTS ix_interceptions_firewall
     ON interceptions (agent_firewall_session_id, agent_firewall_sequence_number)
     WHERE agent_firewall_session_id IS NOT NULL;
-
--- Sessions list pages: most recently active first, alone or for one initiator.
-CREATE INDEX IF NOT EXISTS ix_session_summaries_active
-    ON session_summaries (last_active_at, session_id, initiator_id);
-CREATE INDEX IF NOT EXISTS ix_session_summaries_initiator
-    ON session_summaries (initiator_id, last_active_at, session_id);

@@ -37,18 +37,10 @@ def open_database(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys = OFF")
     conn.execute("PRAGMA synchronous = NORMAL")
     _add_missing_columns(conn)
-    summarized = _has_table(conn, "session_summaries")
     conn.executescript(SCHEMA_SQL)
-    summaries.install_triggers(conn)
-    if not summarized:  # a database from before the table: summarize what it holds
-        summaries.rebuild(conn)
+    summaries.ensure(conn)
     conn.commit()
     return conn
-
-
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
-    return row.fetchone() is not None
 
 
 # Columns added since the first schema: a database written by an older stand-in gains them
@@ -308,12 +300,64 @@ class SessionSummary:
     network_calls: tuple[int, int] | None = None
 
 
+# How a sessions query is answered. The initiator and the session id are the grouping key: they
+# keep or drop whole sessions, which the summaries answer alone. A period keeps whole the
+# sessions inside it, which the summaries also answer, and cuts the few that cross its bounds,
+# which are grouped from their interceptions inside it; the two arms are merged in order. The
+# provider, provider name, model and client filters keep only some interceptions of a session:
+# those pages group every matching interception, as Coder's session_page does.
+_SESSION_COLUMNS = "session_id, initiator_id, started_at, ended_at, threads, last_active_at"
+# Coder's session_page aggregates of the matching interceptions `i`.
+_GROUP_AGGREGATES = (
+    "i.session_id, i.initiator_id, MIN(i.started_at) AS started_at, "
+    "MAX(i.ended_at) AS ended_at, SUM(i.thread_root_id IS NULL) AS threads, "
+    "COALESCE(MAX((SELECT MAX(p.created_at) FROM user_prompts AS p "
+    "WHERE p.interception_id = i.id)), MIN(i.started_at)) AS last_active_at"
+)
+# Most recently active first; the initiator only orders sessions that share an id.
+_SESSION_ORDER = "{t}last_active_at DESC, {t}session_id DESC, {t}initiator_id DESC"
+# Where an arm takes the page cursor: `(last_active_at, session_id) < (?, ?)`.
+_KEYSET = "{keyset}"
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+@dataclass(frozen=True)
+class _SessionArm:
+    """A SELECT of `_SESSION_COLUMNS` (one row per matching session) with `_KEYSET` where the
+    cursor condition goes, and its parameters (the cursor's follow them)."""
+
+    sql: str
+    params: tuple[Any, ...]
+    grouped: bool = False
+
+    def text(self, *, cursor: bool) -> str:
+        """The SELECT, with or without the cursor condition."""
+        column = (
+            "last_active_at, i.session_id" if self.grouped else "s.last_active_at, s.session_id"
+        )
+        return self.sql.replace(_KEYSET, f" AND ({column}) < (?, ?)" if cursor else "")
+
+
+@dataclass(frozen=True)
+class _SessionQuery:
+    """The arms whose rows make up the matching sessions, after CTEs (`WITH ...,` or "")."""
+
+    ctes: str
+    cte_params: tuple[Any, ...]
+    arms: tuple[_SessionArm, ...]
+
+    def page(self, cursor: tuple[int, str] | None) -> tuple[str, tuple[Any, ...]]:
+        """The page CTE's body (ordered, LIMIT ? OFFSET ? to bind) and its params so far."""
+        union = " UNION ALL ".join(arm.text(cursor=cursor is not None) for arm in self.arms)
+        params = [*self.cte_params]
+        for arm in self.arms:
+            params += [*arm.params, *(cursor or ())]
+        return f"{union} ORDER BY {_SESSION_ORDER.format(t='')} LIMIT ? OFFSET ?", tuple(params)
+
+
 def _narrows_sessions(search: SessionSearch) -> bool:
-    """Whether a filter keeps only some interceptions of a session (then the page's MIN, MAX,
-    thread count and last activity are over those). The initiator and the session id are the
-    grouping key: they keep or drop whole sessions, which the summaries answer alone."""
-    texts = (search.provider, search.provider_name, search.model, search.client)
-    return any(texts) or search.started_after is not None or search.started_before is not None
+    """Whether a filter keeps only some interceptions of a session."""
+    return any((search.provider, search.provider_name, search.model, search.client))
 
 
 def _summary_where(search: SessionSearch, *, authorized: bool) -> Where:
@@ -329,18 +373,88 @@ def _summary_where(search: SessionSearch, *, authorized: bool) -> Where:
     return Where(" AND ".join(clauses), tuple(params))
 
 
+def _session_query(
+    conn: sqlite3.Connection, search: SessionSearch, *, authorized: bool
+) -> _SessionQuery:
+    if _narrows_sessions(search):
+        where = search_where(search, authorized=authorized)
+        grouped = _SessionArm(
+            f"SELECT {_GROUP_AGGREGATES} FROM interceptions AS i WHERE {where.sql} "  # noqa: S608
+            f"GROUP BY i.session_id, i.initiator_id HAVING 1{_KEYSET}",
+            where.params,
+            grouped=True,
+        )
+        return _SessionQuery("", (), (grouped,))
+    whole = _summary_where(search, authorized=authorized)
+    if search.started_after is None and search.started_before is None:
+        arm = _SessionArm(
+            f"SELECT {_SESSION_COLUMNS} FROM session_summaries AS s "  # noqa: S608
+            f"WHERE {whole.sql}{_KEYSET}",
+            whole.params,
+        )
+        return _SessionQuery("", (), (arm,))
+    return _period_query(conn, whole, search.started_after, search.started_before)
+
+
+def _period_query(
+    conn: sqlite3.Connection, whole: Where, after: int | None, before: int | None
+) -> _SessionQuery:
+    """Sessions with interceptions started in [after, before]: those inside it from their
+    summaries (walked in page order), those it cuts grouped over their interceptions in it."""
+    low = _INT64_MIN if after is None else after
+    high = _INT64_MAX if before is None else before
+    # No session spans longer, so one a bound cuts starts (or last starts) this close to it.
+    span = conn.execute("SELECT MAX(last_started_at - started_at) FROM session_summaries")
+    longest = int(span.fetchone()[0] or 0)
+    cuts, params = [], list[Any]()
+    if after is not None:
+        cuts.append(
+            "SELECT s.session_id, s.initiator_id FROM session_summaries AS s "  # noqa: S608
+            f"WHERE {whole.sql} AND s.started_at >= ? AND s.started_at < ? "
+            "AND s.last_started_at >= ?"
+        )
+        params += [*whole.params, max(after - longest, _INT64_MIN), after, after]
+    if before is not None:
+        cuts.append(
+            "SELECT s.session_id, s.initiator_id FROM session_summaries AS s "  # noqa: S608
+            f"WHERE {whole.sql} AND s.last_started_at > ? AND s.last_started_at <= ? "
+            "AND s.started_at <= ?"
+        )
+        params += [*whole.params, before, min(before + longest, _INT64_MAX), before]
+    inside = _SessionArm(
+        f"SELECT {_SESSION_COLUMNS} FROM session_summaries AS s "  # noqa: S608
+        f"INDEXED BY ix_session_summaries_active WHERE {whole.sql} "
+        f"AND s.started_at >= ? AND s.last_started_at <= ?{_KEYSET}",
+        (*whole.params, low, high),
+    )
+    cut = _SessionArm(
+        f"SELECT {_GROUP_AGGREGATES} FROM cut CROSS JOIN interceptions AS i "  # noqa: S608
+        "ON i.session_id = cut.session_id AND i.initiator_id = cut.initiator_id "
+        "WHERE i.ended_at IS NOT NULL AND i.started_at >= ? AND i.started_at <= ? "
+        f"GROUP BY i.session_id, i.initiator_id HAVING 1{_KEYSET}",
+        (low, high),
+        grouped=True,
+    )
+    return _SessionQuery(f"cut AS ({' UNION '.join(cuts)}),", tuple(params), (inside, cut))
+
+
 def count_sessions(conn: sqlite3.Connection, search: SessionSearch, *, authorized: bool) -> int:
     """COUNT(DISTINCT (session_id, initiator_id)) over the filters, ignoring pagination."""
-    if not _narrows_sessions(search):
-        where = _summary_where(search, authorized=authorized)
-        sql = f"SELECT COUNT(*) FROM session_summaries AS s WHERE {where.sql}"  # noqa: S608
+    if _narrows_sessions(search):  # no need for the last activity to count the groups
+        where = search_where(search, authorized=authorized)
+        sql = (
+            "SELECT COUNT(*) FROM (SELECT 1 FROM interceptions AS i "  # noqa: S608
+            f"WHERE {where.sql} GROUP BY i.session_id, i.initiator_id)"
+        )
         return int(conn.execute(sql, where.params).fetchone()[0])
-    where = search_where(search, authorized=authorized)
-    sql = (
-        "SELECT COUNT(*) FROM (SELECT 1 FROM interceptions AS i "  # noqa: S608
-        f"WHERE {where.sql} GROUP BY i.session_id, i.initiator_id)"
-    )
-    return int(conn.execute(sql, where.params).fetchone()[0])
+    query = _session_query(conn, search, authorized=authorized)
+    union = " UNION ALL ".join(arm.text(cursor=False) for arm in query.arms)
+    params = [*query.cte_params]
+    for arm in query.arms:
+        params += arm.params
+    prefix = f"WITH {query.ctes.rstrip(',')} " if query.ctes else ""
+    sql = f"{prefix}SELECT COUNT(*) FROM ({union})"  # noqa: S608
+    return int(conn.execute(sql, params).fetchone()[0])
 
 
 def session_exists(conn: sqlite3.Connection, where: Where) -> bool:
@@ -363,59 +477,24 @@ def session_cursor_position(conn: sqlite3.Connection, session_id: str) -> int | 
     return None if row[0] is None else int(row[0])
 
 
-# The lateral fields of a page row, from its session's summary (whatever the filters).
-_LATERAL = (
-    "s.providers, s.models, s.client, s.metadata, s.input_tokens, s.output_tokens, "
-    "s.cache_read_input_tokens, s.cache_write_input_tokens, s.last_prompt, s.firewall, "
-    "u.username, u.name, u.avatar_url"
-)
-# Most recently active first; the initiator only orders sessions that share an id.
-_SESSION_ORDER = "last_active_at DESC, {t}session_id DESC, {t}initiator_id DESC"
-
-
-def _summary_page_sql(where: Where, *, cursor: bool) -> str:
-    """A page straight from the summaries: an index walk, then the page's rows and users."""
-    keyset = " AND (s.last_active_at, s.session_id) < (?, ?)" if cursor else ""
-    return (
-        "SELECT s.session_id, s.initiator_id, s.started_at, s.ended_at, s.threads, "  # noqa: S608
-        f"s.last_active_at, {_LATERAL} FROM (SELECT s.session_id, s.initiator_id "
-        f"FROM session_summaries AS s WHERE {where.sql}{keyset} "
-        f"ORDER BY s.{_SESSION_ORDER.format(t='s.')} LIMIT ? OFFSET ?) AS page "
-        "JOIN session_summaries AS s ON s.session_id = page.session_id "
-        "AND s.initiator_id = page.initiator_id JOIN users AS u ON u.id = s.initiator_id "
-        f"ORDER BY s.{_SESSION_ORDER.format(t='s.')}"
-    )
-
-
-def _grouped_page_sql(where: Where, *, cursor: bool) -> str:
-    """ListAIBridgeSessions' session_page: the filtered interceptions grouped by session, with
-    the last activity from each interception's latest prompt; the rest from the summaries."""
-    having = "HAVING (last_active_at, i.session_id) < (?, ?) " if cursor else ""
-    return (
-        "WITH page AS (SELECT i.session_id, i.initiator_id, "  # noqa: S608
-        "MIN(i.started_at) AS started_at, MAX(i.ended_at) AS ended_at, "
-        "SUM(i.thread_root_id IS NULL) AS threads, "
-        "COALESCE(MAX((SELECT MAX(p.created_at) FROM user_prompts AS p "
-        "WHERE p.interception_id = i.id)), MIN(i.started_at)) AS last_active_at "
-        f"FROM interceptions AS i WHERE {where.sql} "
-        f"GROUP BY i.session_id, i.initiator_id {having}"
-        f"ORDER BY {_SESSION_ORDER.format(t='i.')} LIMIT ? OFFSET ?) "
-        "SELECT page.session_id, page.initiator_id, page.started_at, page.ended_at, "
-        f"page.threads, page.last_active_at, {_LATERAL} FROM page "
-        "JOIN session_summaries AS s ON s.session_id = page.session_id "
-        "AND s.initiator_id = page.initiator_id JOIN users AS u ON u.id = page.initiator_id "
-        f"ORDER BY page.{_SESSION_ORDER.format(t='page.')}"
-    )
-
-
-def _sessions_query(
-    search: SessionSearch, *, authorized: bool, cursor: bool
+def _sessions_page_sql(
+    query: _SessionQuery, cursor: tuple[int, str] | None
 ) -> tuple[str, tuple[Any, ...]]:
-    if _narrows_sessions(search):
-        where = search_where(search, authorized=authorized)
-        return _grouped_page_sql(where, cursor=cursor), where.params
-    where = _summary_where(search, authorized=authorized)
-    return _summary_page_sql(where, cursor=cursor), where.params
+    """A page of the query's sessions with the lateral fields from the summaries and the
+    initiators (LIMIT and OFFSET left to bind)."""
+    page, params = query.page(cursor)
+    sql = (
+        f"WITH {query.ctes} page AS ({page}) "  # noqa: S608
+        "SELECT page.session_id, page.initiator_id, page.started_at, page.ended_at, "
+        "page.threads, page.last_active_at, s.providers, s.models, s.client, s.metadata, "
+        "s.input_tokens, s.output_tokens, s.cache_read_input_tokens, "
+        "s.cache_write_input_tokens, s.last_prompt, s.firewall, u.username, u.name, "
+        "u.avatar_url FROM page JOIN session_summaries AS s "
+        "ON s.session_id = page.session_id AND s.initiator_id = page.initiator_id "
+        "JOIN users AS u ON u.id = page.initiator_id "
+        f"ORDER BY {_SESSION_ORDER.format(t='page.')}"
+    )
+    return sql, params
 
 
 def list_sessions(
@@ -430,8 +509,9 @@ def list_sessions(
 ) -> list[SessionSummary]:
     """A page of sessions, most recently active first, each with its lateral aggregates
     (and, when `network`, its agent firewall call counts)."""
-    sql, params = _sessions_query(search, authorized=authorized, cursor=cursor is not None)
-    rows = conn.execute(sql, (*params, *(cursor or ()), limit, offset)).fetchall()
+    query = _session_query(conn, search, authorized=authorized)
+    sql, params = _sessions_page_sql(query, cursor)
+    rows = conn.execute(sql, (*params, limit, offset)).fetchall()
     counts: dict[tuple[str, str], tuple[int, int]] = {}
     if network:
         counts = network_counts(conn, [_key(r) for r in rows if r["firewall"]])
@@ -635,6 +715,7 @@ def explain_list_queries(conn: sqlite3.Connection) -> dict[str, list[str]]:
     by_user = search_where(InterceptionSearch(initiator_id=user_id), authorized=True)
     everything = SessionSearch()
     by_model = SessionSearch(model="gpt-4.1")
+    by_period = SessionSearch(started_after=0, started_before=2**62)
     page = (100, 0)
     count_by_model = search_where(by_model, authorized=True)
     return {
@@ -648,14 +729,15 @@ def explain_list_queries(conn: sqlite3.Connection) -> dict[str, list[str]]:
             conn, _interceptions_sql(by_user, cursor=True), (*by_user.params, 0, "", *page)
         ),
         "sessions.count": _plan(conn, "SELECT COUNT(*) FROM session_summaries AS s WHERE 1", ()),
-        "sessions.list": _plan(conn, *_page_plan_args(everything, (0, ""), page)),
+        "sessions.list": _plan(conn, *_page_plan_args(conn, everything, (0, ""), page)),
+        "sessions.list period": _plan(conn, *_page_plan_args(conn, by_period, (0, ""), page)),
         "sessions.count model": _plan(
             conn,
             "SELECT COUNT(*) FROM (SELECT 1 FROM interceptions AS i "  # noqa: S608
             f"WHERE {count_by_model.sql} GROUP BY i.session_id, i.initiator_id)",
             count_by_model.params,
         ),
-        "sessions.list model": _plan(conn, *_page_plan_args(by_model, (0, ""), page)),
+        "sessions.list model": _plan(conn, *_page_plan_args(conn, by_model, (0, ""), page)),
         "sessions.network": _plan(
             conn,
             f"{_WINDOW_LOGS}SELECT COUNT(DISTINCT b.rowid) {_IN_WINDOW}",
@@ -683,7 +765,10 @@ def explain_list_queries(conn: sqlite3.Connection) -> dict[str, list[str]]:
 
 
 def _page_plan_args(
-    search: SessionSearch, cursor: tuple[int, str], page: tuple[int, int]
+    conn: sqlite3.Connection,
+    search: SessionSearch,
+    cursor: tuple[int, str],
+    page: tuple[int, int],
 ) -> tuple[str, tuple[Any, ...]]:
-    sql, params = _sessions_query(search, authorized=True, cursor=True)
-    return sql, (*params, *cursor, *page)
+    sql, params = _sessions_page_sql(_session_query(conn, search, authorized=True), cursor)
+    return sql, (*params, *page)

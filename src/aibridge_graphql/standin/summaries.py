@@ -1,16 +1,16 @@
 """The `session_summaries` table: each session's list row, kept current by triggers.
 
-Coder's sessions list orders every session by its last activity, so answering a page means
-aggregating every interception first (Postgres does it in one GROUP BY scan; SQLite took seconds).
-The stand-in keeps one row per (session_id, initiator_id) of ended interceptions with the whole-
-session aggregates Coder's ListAIBridgeSessions computes (the page's own MIN/MAX/COUNT and the
-lateral joins: first client and metadata, providers, models, token sums, last prompt), so an
-unfiltered page is an index range read. Filters that narrow the interceptions of a session
-(provider, model, client, time) still group in SQL, and take the lateral fields from here.
+Coder's sessions list orders every session by its last activity, so a page needs every
+interception aggregated first (Postgres does that in one GROUP BY scan; SQLite took seconds).
+The stand-in keeps one row per (session_id, initiator_id) with ended interceptions, holding the
+whole-session values Coder's ListAIBridgeSessions computes (session_page's MIN/MAX/COUNT and
+last activity, and the lateral joins: first client and metadata, providers, models, token sums,
+last prompt), so a page is an index walk (store.py says which filters it serves).
 
-One SQL statement computes the rows (`_REFRESH`), for one session (the triggers, on every write
-to interceptions, token_usages and user_prompts) or for all of them (`rebuild`, after a bulk load
-with the triggers off and when an older database gains the table).
+One SQL statement computes the rows (`_REFRESH`): for one session in the triggers, on every
+write to interceptions, token_usages and user_prompts; for all of them in `rebuild`, after a
+bulk load with the triggers off and when a database lacks this version of the table (it is
+derived data: `ensure` drops and rebuilds it when VERSION changes).
 """
 
 from __future__ import annotations
@@ -19,14 +19,65 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# The rows of the sessions whose interceptions match `{match}` (a condition on `i`). Tokens join
-# one-to-one per interception and are summed over the whole session; `threads` counts distinct
-# roots so the token join cannot inflate it; a group is ended interceptions only, as in Coder.
-_REFRESH = """
-INSERT INTO session_summaries (session_id, initiator_id, started_at, ended_at, threads,
-    providers, models, client, metadata, input_tokens, output_tokens, cache_read_input_tokens,
-    cache_write_input_tokens, last_prompt, last_active_at, firewall)
-SELECT i.session_id, i.initiator_id, MIN(i.started_at), MAX(i.ended_at),
+# Bump when the table, its indexes or `_REFRESH` change: databases rebuild theirs on open.
+VERSION = 1
+
+_TABLE = """
+CREATE TABLE session_summaries (
+    session_id                TEXT NOT NULL,
+    initiator_id              TEXT NOT NULL,
+    started_at                INTEGER NOT NULL,
+    -- The latest interception's start: a period keeps the session whole when started_at and
+    -- last_started_at are both inside it.
+    last_started_at           INTEGER NOT NULL,
+    ended_at                  INTEGER NOT NULL,
+    threads                   INTEGER NOT NULL,
+    -- JSON arrays of the distinct values, in no particular order.
+    providers                 TEXT NOT NULL,
+    models                    TEXT NOT NULL,
+    -- Of the first interception (started_at, id).
+    client                    TEXT,
+    metadata                  TEXT,
+    input_tokens              INTEGER NOT NULL,
+    output_tokens             INTEGER NOT NULL,
+    cache_read_input_tokens   INTEGER NOT NULL,
+    cache_write_input_tokens  INTEGER NOT NULL,
+    last_prompt               TEXT,
+    -- COALESCE(latest prompt's created_at, started_at): the list's order and cursor.
+    last_active_at            INTEGER NOT NULL,
+    -- Whether any interception was behind the agent firewall (network_calls shown).
+    firewall                  INTEGER NOT NULL,
+    PRIMARY KEY (session_id, initiator_id)
+)
+"""
+_INDEXES = (
+    # Pages, most recently active first, alone or for one initiator: covering the page's own
+    # columns, so an offset or a period filter walks the index without reading rows.
+    "CREATE INDEX ix_session_summaries_active ON session_summaries (last_active_at, "
+    "session_id, initiator_id, started_at, last_started_at, ended_at, threads)",
+    "CREATE INDEX ix_session_summaries_initiator ON session_summaries (initiator_id, "
+    "last_active_at, session_id, started_at, last_started_at, ended_at, threads)",
+    # Sessions a period bound cuts (started before it, last started after it): the longest
+    # span bounds how far before (after) the bound they start (last start).
+    "CREATE INDEX ix_session_summaries_started ON session_summaries (started_at, last_started_at)",
+    "CREATE INDEX ix_session_summaries_last_started "
+    "ON session_summaries (last_started_at, started_at)",
+    "CREATE INDEX ix_session_summaries_span ON session_summaries (last_started_at - started_at)",
+)
+COLUMNS = (
+    "session_id", "initiator_id", "started_at", "last_started_at", "ended_at", "threads",
+    "providers", "models", "client", "metadata", "input_tokens", "output_tokens",
+    "cache_read_input_tokens", "cache_write_input_tokens", "last_prompt", "last_active_at",
+    "firewall",
+)  # fmt: skip
+
+# The rows of the sessions whose interceptions match `{match}` (a condition on `i`). Token
+# usages join one-to-one per interception and are summed over the whole session; `threads`
+# counts distinct roots so the join cannot inflate it; only ended interceptions count, as in
+# Coder's SQL.
+_REFRESH = f"""
+INSERT INTO session_summaries ({", ".join(COLUMNS)})
+SELECT i.session_id, i.initiator_id, MIN(i.started_at), MAX(i.started_at), MAX(i.ended_at),
     COUNT(DISTINCT CASE WHEN i.thread_root_id IS NULL THEN i.id END),
     json_group_array(DISTINCT i.provider), json_group_array(DISTINCT i.model),
     (SELECT f.client FROM interceptions AS f WHERE f.session_id = i.session_id
@@ -46,49 +97,65 @@ SELECT i.session_id, i.initiator_id, MIN(i.started_at), MAX(i.ended_at),
         AND f.ended_at IS NOT NULL), MIN(i.started_at)),
     MAX(i.agent_firewall_session_id IS NOT NULL)
 FROM interceptions AS i LEFT JOIN token_usages AS t ON t.interception_id = i.id
-WHERE i.ended_at IS NOT NULL AND {match}
+WHERE i.ended_at IS NOT NULL AND {{match}}
 GROUP BY i.session_id, i.initiator_id
-"""
+"""  # noqa: S608
 
-_DELETE = "DELETE FROM session_summaries WHERE {match}"
-
-# (name, event, the session keys a trigger refreshes: "OLD"/"NEW" of an interception or the
-# interception a child row points at).
-_CHILD_KEY = (
-    "(i.session_id, i.initiator_id) = "
-    "(SELECT session_id, initiator_id FROM interceptions WHERE id = {row}.interception_id)"
-)
-_CHILD_SUMMARY_KEY = (
-    "(session_id, initiator_id) = "
+# The session a child row's interception belongs to.
+_CHILD_SESSION = (
     "(SELECT session_id, initiator_id FROM interceptions WHERE id = {row}.interception_id)"
 )
 
 
 def _refresh(row: str, *, child: bool) -> str:
-    """The statements that recompute the summary of the session `row` (OLD or NEW) touches."""
+    """Statements recomputing the row of the session that `row` (OLD or NEW) belongs to."""
     if child:
-        match, summary_match = _CHILD_KEY.format(row=row), _CHILD_SUMMARY_KEY.format(row=row)
+        session = _CHILD_SESSION.format(row=row)
+        match, own = (
+            f"(i.session_id, i.initiator_id) = {session}",
+            f"(session_id, initiator_id) = {session}",
+        )
     else:
+        own = f"session_id = {row}.session_id AND initiator_id = {row}.initiator_id"
         match = f"i.session_id = {row}.session_id AND i.initiator_id = {row}.initiator_id"
-        summary_match = f"session_id = {row}.session_id AND initiator_id = {row}.initiator_id"
-    return f"{_DELETE.format(match=summary_match)};\n{_REFRESH.format(match=match)};"
+    delete = f"DELETE FROM session_summaries WHERE {own}"  # noqa: S608
+    return f"{delete};\n{_REFRESH.format(match=match)};"
 
 
 def _triggers() -> dict[str, str]:
-    """CREATE TRIGGER statements by name: every write that can change a session's row."""
+    """CREATE TRIGGER statements by name: one per write that can change a session's row."""
     statements: dict[str, str] = {}
     for table, child in (("interceptions", False), ("token_usages", True), ("user_prompts", True)):
         for event, rows in (("INSERT", ("NEW",)), ("UPDATE", ("OLD", "NEW")), ("DELETE", ("OLD",))):
             name = f"session_summaries_{table}_{event.lower()}"
             body = "\n".join(_refresh(row, child=child) for row in rows)
             statements[name] = (
-                f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {event} ON {table} "
-                f"FOR EACH ROW BEGIN\n{body}\nEND"
+                f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW BEGIN\n{body}\nEND"
             )
     return statements
 
 
 TRIGGERS = _triggers()
+
+
+def ensure(conn: sqlite3.Connection) -> None:
+    """Give the database this version's table (built from its data when missing or of another
+    version) and triggers (no commit)."""
+    if not conn.in_transaction:
+        conn.execute("BEGIN")
+    conn.execute("CREATE TABLE IF NOT EXISTS session_summaries_version (version INTEGER NOT NULL)")
+    found = conn.execute("SELECT version FROM session_summaries_version").fetchone()
+    if found is None or found[0] != VERSION:
+        conn.execute("DROP TABLE IF EXISTS session_summaries")
+        conn.execute(_TABLE)
+        for statement in _INDEXES:
+            conn.execute(statement)
+        conn.execute("DELETE FROM session_summaries_version")
+        conn.execute("INSERT INTO session_summaries_version (version) VALUES (?)", (VERSION,))
+        rebuild(conn)
+    # Replaced every time: a database may carry another version's triggers.
+    drop_triggers(conn)
+    install_triggers(conn)
 
 
 def install_triggers(conn: sqlite3.Connection) -> None:
@@ -98,7 +165,7 @@ def install_triggers(conn: sqlite3.Connection) -> None:
 
 
 def drop_triggers(conn: sqlite3.Connection) -> None:
-    """Drop the maintenance triggers (no commit): the summaries go stale until `rebuild`."""
+    """Drop the maintenance triggers (no commit): the rows go stale until `rebuild`."""
     for name in TRIGGERS:
         conn.execute(f"DROP TRIGGER IF EXISTS {name}")
 
@@ -111,10 +178,11 @@ def rebuild(conn: sqlite3.Connection) -> None:
 
 @contextmanager
 def bulk_load(conn: sqlite3.Connection) -> Iterator[None]:
-    """Writes without per-row maintenance, then one rebuild: for loading many interceptions.
+    """Writes inside skip the per-row maintenance; one rebuild follows (no commit).
 
-    Run it inside the transaction of the load (DDL is transactional in SQLite), so no other
-    connection ever sees the triggers missing or the summaries stale.
+    It runs in the caller's transaction (begun here if none; DDL is transactional in SQLite),
+    so no other connection sees the triggers missing or the rows stale. On an error the
+    caller rolls back.
     """
     if not conn.in_transaction:
         conn.execute("BEGIN")
