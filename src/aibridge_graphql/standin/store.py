@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -57,6 +59,38 @@ _ADDED_COLUMNS = {
         ("error_message", "TEXT"),
     ),
 }
+
+
+# The schema's secondary indexes, (name, CREATE statement): a bulk load builds them afterwards.
+_INDEXES = tuple(
+    (match.group(1), match.group(0))
+    for match in re.finditer(r"CREATE INDEX IF NOT EXISTS (\w+)\s+ON[^;]+", SCHEMA_SQL)
+)
+# KiB of page cache while bulk loading: the primary key indexes (random UUIDs) stay in memory.
+_BULK_CACHE_KIB = 512_000
+
+
+@contextmanager
+def bulk_load(conn: sqlite3.Connection) -> Iterator[None]:
+    """Inside, inserts skip the secondary indexes and the session summaries, which are built
+    once at the end (one sort per index instead of one B-tree insert per row); for loading many
+    interceptions (the seed). No commit: it runs in the caller's transaction (begun here if
+    none; DDL is transactional in SQLite), so other connections never see the indexes missing.
+    On an error the caller rolls back.
+    """
+    if not conn.in_transaction:
+        conn.execute("BEGIN")
+    cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute(f"PRAGMA cache_size = -{_BULK_CACHE_KIB}")
+    summaries.drop_triggers(conn)
+    for name, _ in _INDEXES:
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
+    yield
+    for _, statement in _INDEXES:
+        conn.execute(statement)
+    summaries.rebuild(conn)
+    summaries.install_triggers(conn)
+    conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:

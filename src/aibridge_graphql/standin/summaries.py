@@ -9,15 +9,13 @@ last prompt), so a page is an index walk (store.py says which filters it serves)
 
 One SQL statement computes the rows (`_REFRESH`): for one session in the triggers, on every
 write to interceptions, token_usages and user_prompts; for all of them in `rebuild`, after a
-bulk load with the triggers off and when a database lacks this version of the table (it is
-derived data: `ensure` drops and rebuilds it when VERSION changes).
+bulk load with the triggers off (store.bulk_load) and when a database lacks this version of
+the table (it is derived data: `ensure` drops and rebuilds it when VERSION changes).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 # Bump when the table, its indexes or `_REFRESH` change: databases rebuild theirs on open.
 VERSION = 1
@@ -174,19 +172,3 @@ def rebuild(conn: sqlite3.Connection) -> None:
     """Recompute every session's row from the interceptions (no commit)."""
     conn.execute("DELETE FROM session_summaries")
     conn.execute(_REFRESH.format(match="1"))
-
-
-@contextmanager
-def bulk_load(conn: sqlite3.Connection) -> Iterator[None]:
-    """Writes inside skip the per-row maintenance; one rebuild follows (no commit).
-
-    It runs in the caller's transaction (begun here if none; DDL is transactional in SQLite),
-    so no other connection sees the triggers missing or the rows stale. On an error the
-    caller rolls back.
-    """
-    if not conn.in_transaction:
-        conn.execute("BEGIN")
-    drop_triggers(conn)
-    yield
-    rebuild(conn)
-    install_triggers(conn)
