@@ -158,7 +158,7 @@ def _interceptions(conn: sqlite3.Connection, caller: Caller, query: Query, api: 
                 "Invalid pagination cursor.",
                 f"after_id: interception {page.after_id} not found: invalid pagination cursor",
             )
-    count = count_interceptions(conn, where)
+    count = count_interceptions(conn, search, authorized=caller.authorized)
     rows = list_interceptions(conn, where, cursor=cursor, limit=limit, offset=page.offset)
     ids = [row["id"] for row in rows]
     tokens, prompts, tools = (

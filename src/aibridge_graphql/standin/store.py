@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -246,25 +246,49 @@ def interception_position(
     return None if row is None else (int(row[0]), str(row[1]))
 
 
-def count_interceptions(conn: sqlite3.Connection, where: Where) -> int:
-    """How many interceptions match, regardless of pagination."""
-    sql = f"SELECT COUNT(*) FROM interceptions AS i WHERE {where.sql}"  # noqa: S608
-    return int(conn.execute(sql, where.params).fetchone()[0])
+def count_interceptions(
+    conn: sqlite3.Connection, search: InterceptionSearch, *, authorized: bool
+) -> int:
+    """How many interceptions match, regardless of pagination (from the per-initiator counts
+    when only the initiator is filtered)."""
+    others = [getattr(search, f.name) for f in fields(search) if f.name != "initiator_id"]
+    if any(value not in (None, "") for value in others):
+        where = search_where(search, authorized=authorized)
+        sql = f"SELECT COUNT(*) FROM interceptions AS i WHERE {where.sql}"  # noqa: S608
+        return int(conn.execute(sql, where.params).fetchone()[0])
+    if not authorized:
+        return 0
+    sql = "SELECT COALESCE(SUM(ended), 0) FROM interception_counts"
+    if search.initiator_id:
+        return int(
+            conn.execute(f"{sql} WHERE initiator_id = ?", (search.initiator_id,)).fetchone()[0]
+        )
+    return int(conn.execute(sql).fetchone()[0])
 
 
-def _interceptions_sql(where: Where, *, cursor: bool) -> str:
+def _interceptions_sql(where: Where, *, cursor: bool, orphans: bool = True) -> str:
     # The page's ids first, walking the filter's index (an offset skips index entries, not
-    # joined rows), then their rows and initiators. The IN keeps the users join's semantics for
-    # the offset: an interception without a user is on no page (the count still has it).
+    # joined rows), then their rows and initiators. With `orphans` (an ended interception whose
+    # initiator is no user), the IN keeps the users join's semantics for the offset: such an
+    # interception is on no page (the count still has it).
     keyset = " AND (i.started_at, i.id) < (?, ?)" if cursor else ""
+    users = " AND i.initiator_id IN (SELECT id FROM users)" if orphans else ""
     return (
         "SELECT i.*, u.username, u.name, u.avatar_url FROM (SELECT i.id "  # noqa: S608
-        f"FROM interceptions AS i WHERE {where.sql}{keyset} "
-        "AND i.initiator_id IN (SELECT id FROM users) "
+        f"FROM interceptions AS i WHERE {where.sql}{keyset}{users} "
         "ORDER BY i.started_at DESC, i.id DESC LIMIT ? OFFSET ?) AS page "
         "JOIN interceptions AS i ON i.id = page.id JOIN users AS u ON u.id = i.initiator_id "
         "ORDER BY i.started_at DESC, i.id DESC"
     )
+
+
+def _has_orphans(conn: sqlite3.Connection) -> bool:
+    """Whether an ended interception's initiator is not a user (a few rows of the counts)."""
+    sql = (
+        "SELECT 1 FROM interception_counts WHERE ended > 0 "
+        "AND initiator_id NOT IN (SELECT id FROM users) LIMIT 1"
+    )
+    return conn.execute(sql).fetchone() is not None
 
 
 def list_interceptions(
@@ -277,7 +301,8 @@ def list_interceptions(
 ) -> list[Row]:
     """A page of interceptions, newest first, joined with their initiators."""
     params = (*where.params, *(cursor or ()), limit, offset)
-    return conn.execute(_interceptions_sql(where, cursor=cursor is not None), params).fetchall()
+    sql = _interceptions_sql(where, cursor=cursor is not None, orphans=_has_orphans(conn))
+    return conn.execute(sql, params).fetchall()
 
 
 _CHILD_SQL = {

@@ -1,16 +1,20 @@
-"""The `session_summaries` table: each session's list row, kept current by triggers.
+"""Derived tables kept current by triggers: `session_summaries` and `interception_counts`.
 
 Coder's sessions list orders every session by its last activity, so a page needs every
 interception aggregated first (Postgres does that in one GROUP BY scan; SQLite took seconds).
 The stand-in keeps one row per (session_id, initiator_id) with ended interceptions, holding the
 whole-session values Coder's ListAIBridgeSessions computes (session_page's MIN/MAX/COUNT and
 last activity, and the lateral joins: first client and metadata, providers, models, token sums,
-last prompt), so a page is an index walk (store.py says which filters it serves).
+last prompt), so a page is an index walk (store.py says which filters it serves). One SQL
+statement computes the rows (`_REFRESH`): for one session in the triggers, on every write to
+interceptions, token_usages and user_prompts; for all of them in `rebuild`.
 
-One SQL statement computes the rows (`_REFRESH`): for one session in the triggers, on every
-write to interceptions, token_usages and user_prompts; for all of them in `rebuild`, after a
-bulk load with the triggers off (store.bulk_load) and when a database lacks this version of
-the table (it is derived data: `ensure` drops and rebuilds it when VERSION changes).
+`interception_counts` holds each initiator's number of ended interceptions, so the
+interceptions list's count (asked on every page) is not a scan when unfiltered or by initiator.
+
+`rebuild` runs after a bulk load with the triggers off (store.bulk_load) and when a database
+lacks this version of the tables (derived data: `ensure` drops and rebuilds them when VERSION
+changes).
 """
 
 from __future__ import annotations
@@ -61,6 +65,21 @@ _INDEXES = (
     "CREATE INDEX ix_session_summaries_last_started "
     "ON session_summaries (last_started_at, started_at)",
     "CREATE INDEX ix_session_summaries_span ON session_summaries (last_started_at - started_at)",
+)
+_COUNTS_TABLE = """
+CREATE TABLE interception_counts (
+    initiator_id  TEXT PRIMARY KEY,
+    -- Ended interceptions (the ones the list shows) this initiator started.
+    ended         INTEGER NOT NULL
+)
+"""
+_COUNT_ONE = (
+    "INSERT INTO interception_counts (initiator_id, ended) SELECT {row}.initiator_id, 1 "
+    "WHERE {row}.ended_at IS NOT NULL ON CONFLICT (initiator_id) DO UPDATE SET ended = ended + 1"
+)
+_UNCOUNT_ONE = (
+    "UPDATE interception_counts SET ended = ended - 1 "
+    "WHERE initiator_id = {row}.initiator_id AND {row}.ended_at IS NOT NULL"
 )
 COLUMNS = (
     "session_id", "initiator_id", "started_at", "last_started_at", "ended_at", "threads",
@@ -121,8 +140,21 @@ def _refresh(row: str, *, child: bool) -> str:
 
 
 def _triggers() -> dict[str, str]:
-    """CREATE TRIGGER statements by name: one per write that can change a session's row."""
+    """CREATE TRIGGER statements by name: one per write that can change a session's row, and
+    the interception counts' (incremental: recounting would read every row of an initiator)."""
     statements: dict[str, str] = {}
+    counts = {
+        "INSERT": [_COUNT_ONE.format(row="NEW")],
+        "UPDATE": [_UNCOUNT_ONE.format(row="OLD"), _COUNT_ONE.format(row="NEW")],
+        "DELETE": [_UNCOUNT_ONE.format(row="OLD")],
+    }
+    for event, steps in counts.items():
+        name = f"interception_counts_{event.lower()}"
+        statements[name] = (
+            f"CREATE TRIGGER {name} AFTER {event} ON interceptions FOR EACH ROW BEGIN\n"
+            + "".join(f"{step};\n" for step in steps)
+            + "END"
+        )
     for table, child in (("interceptions", False), ("token_usages", True), ("user_prompts", True)):
         for event, rows in (("INSERT", ("NEW",)), ("UPDATE", ("OLD", "NEW")), ("DELETE", ("OLD",))):
             name = f"session_summaries_{table}_{event.lower()}"
@@ -137,7 +169,7 @@ TRIGGERS = _triggers()
 
 
 def ensure(conn: sqlite3.Connection) -> None:
-    """Give the database this version's table (built from its data when missing or of another
+    """Give the database this version's tables (built from its data when missing or of another
     version) and triggers (no commit)."""
     if not conn.in_transaction:
         conn.execute("BEGIN")
@@ -145,7 +177,9 @@ def ensure(conn: sqlite3.Connection) -> None:
     found = conn.execute("SELECT version FROM session_summaries_version").fetchone()
     if found is None or found[0] != VERSION:
         conn.execute("DROP TABLE IF EXISTS session_summaries")
+        conn.execute("DROP TABLE IF EXISTS interception_counts")
         conn.execute(_TABLE)
+        conn.execute(_COUNTS_TABLE)
         for statement in _INDEXES:
             conn.execute(statement)
         conn.execute("DELETE FROM session_summaries_version")
@@ -169,6 +203,11 @@ def drop_triggers(conn: sqlite3.Connection) -> None:
 
 
 def rebuild(conn: sqlite3.Connection) -> None:
-    """Recompute every session's row from the interceptions (no commit)."""
+    """Recompute every row of the derived tables from the interceptions (no commit)."""
     conn.execute("DELETE FROM session_summaries")
     conn.execute(_REFRESH.format(match="1"))
+    conn.execute("DELETE FROM interception_counts")
+    conn.execute(
+        "INSERT INTO interception_counts (initiator_id, ended) SELECT initiator_id, COUNT(*) "
+        "FROM interceptions WHERE ended_at IS NOT NULL GROUP BY initiator_id"
+    )
