@@ -175,7 +175,11 @@ def ensure(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN")
     conn.execute("CREATE TABLE IF NOT EXISTS session_summaries_version (version INTEGER NOT NULL)")
     found = conn.execute("SELECT version FROM session_summaries_version").fetchone()
-    if found is None or found[0] != VERSION:
+    tables = conn.execute(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
+        "AND name IN ('session_summaries', 'interception_counts')"
+    ).fetchone()[0]
+    if found is None or found[0] != VERSION or tables != 2:
         conn.execute("DROP TABLE IF EXISTS session_summaries")
         conn.execute("DROP TABLE IF EXISTS interception_counts")
         conn.execute(_TABLE)
