@@ -614,22 +614,25 @@ def _summary(row: Row, network_calls: tuple[int, int] | None) -> SessionSummary:
 # The firewall windows of the ended interceptions of some sessions (a JSON array of
 # [session_id, initiator_id] pairs): each owns its firewall session's logs after its own
 # sequence number (its LLM call, excluded) and before the next marked interception of that
-# firewall session, whichever AI session that one belongs to. A window's logs are one range of
-# the (session_id, sequence_number) index; a log is counted once per AI session (DISTINCT).
+# firewall session, whichever AI session that one belongs to. `w` is computed once per
+# interception, and each window is one range of the (session_id, sequence_number) index (the
+# last window of a firewall session is open-ended, hence two arms); `hit` is each log in a
+# window of a session, which counts a log once per session (DISTINCT).
 _WINDOW_LOGS = (
     "WITH k AS (SELECT json_extract(value, '$[0]') AS sid, json_extract(value, '$[1]') AS uid "
     "FROM json_each(?)), "
-    "w AS (SELECT k.sid, k.uid, i.agent_firewall_session_id AS fw, "
+    "w AS MATERIALIZED (SELECT k.sid, k.uid, i.agent_firewall_session_id AS fw, "
     "i.agent_firewall_sequence_number AS lo, "
     "(SELECT MIN(j.agent_firewall_sequence_number) FROM interceptions AS j "
     "WHERE j.agent_firewall_session_id = i.agent_firewall_session_id "
     "AND j.agent_firewall_sequence_number > i.agent_firewall_sequence_number) AS hi "
     "FROM k JOIN interceptions AS i ON i.session_id = k.sid AND i.initiator_id = k.uid "
-    "WHERE i.ended_at IS NOT NULL AND i.agent_firewall_session_id IS NOT NULL) "
-)
-_IN_WINDOW = (
-    "FROM w JOIN boundary_logs AS b ON b.session_id = w.fw AND b.sequence_number > w.lo "
-    "AND (w.hi IS NULL OR b.sequence_number < w.hi)"
+    "WHERE i.ended_at IS NOT NULL AND i.agent_firewall_session_id IS NOT NULL), "
+    "hit AS (SELECT w.sid, w.uid, b.rowid AS log, b.allowed FROM w "
+    "JOIN boundary_logs AS b ON b.session_id = w.fw AND b.sequence_number > w.lo "
+    "AND b.sequence_number < w.hi UNION ALL SELECT w.sid, w.uid, b.rowid, b.allowed FROM w "
+    "JOIN boundary_logs AS b ON b.session_id = w.fw AND b.sequence_number > w.lo "
+    "WHERE w.hi IS NULL) "
 )
 
 
@@ -641,9 +644,8 @@ def network_counts(
     if not keys:
         return {}
     sql = (
-        f"{_WINDOW_LOGS}SELECT w.sid, w.uid, COUNT(DISTINCT b.rowid), "
-        f"COUNT(DISTINCT CASE WHEN NOT b.allowed THEN b.rowid END) {_IN_WINDOW} "
-        "GROUP BY w.sid, w.uid"
+        f"{_WINDOW_LOGS}SELECT sid, uid, COUNT(DISTINCT log), "  # noqa: S608
+        "COUNT(DISTINCT CASE WHEN NOT allowed THEN log END) FROM hit GROUP BY sid, uid"
     )
     rows = conn.execute(sql, (json.dumps([list(k) for k in keys]),))
     return {(str(r[0]), str(r[1])): (int(r[2]), int(r[3])) for r in rows}
@@ -652,8 +654,8 @@ def network_counts(
 def network_logs(conn: sqlite3.Connection, session_id: str, initiator_id: str) -> list[Row]:
     """Every call in the session's windows, oldest first."""
     sql = (
-        f"{_WINDOW_LOGS}SELECT * FROM boundary_logs WHERE rowid IN (SELECT b.rowid "  # noqa: S608
-        f"{_IN_WINDOW}) ORDER BY captured_at, sequence_number, id"
+        f"{_WINDOW_LOGS}SELECT * FROM boundary_logs WHERE rowid IN (SELECT log FROM hit) "  # noqa: S608
+        "ORDER BY captured_at, sequence_number, id"
     )
     return conn.execute(sql, (json.dumps([[session_id, initiator_id]]),)).fetchall()
 
@@ -799,7 +801,7 @@ def explain_list_queries(conn: sqlite3.Connection) -> dict[str, list[str]]:
         "sessions.list model": _plan(conn, *_page_plan_args(conn, by_model, (0, ""), page)),
         "sessions.network": _plan(
             conn,
-            f"{_WINDOW_LOGS}SELECT COUNT(DISTINCT b.rowid) {_IN_WINDOW}",
+            f"{_WINDOW_LOGS}SELECT COUNT(DISTINCT log) FROM hit",  # noqa: S608
             ('[["", ""]]',),
         ),
         "sessions.threads": _plan(
