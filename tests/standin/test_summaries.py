@@ -370,3 +370,27 @@ def test_an_interception_without_a_user_is_counted_but_on_no_page(tmp_path: Path
         sessions = get_json(client, "/sessions", limit=1000)
         assert sessions["count"] == 8  # the count has no users join; the page has
         assert [s["id"] for s in sessions["sessions"]] == owned
+
+
+def test_open_writes_the_schema_only_when_a_trigger_differs(tmp_path: Path) -> None:
+    path = tmp_path / "standin.db"
+    open_database(path).close()
+
+    def schema_version() -> int:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            return int(conn.execute("PRAGMA schema_version").fetchone()[0])
+
+    before = schema_version()
+    open_database(path).close()
+    assert schema_version() == before  # readers of a served file keep their statements
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("DROP TRIGGER interception_counts_insert")
+        conn.execute(
+            "CREATE TRIGGER session_summaries_stale AFTER INSERT ON users BEGIN SELECT 1; END"
+        )
+        conn.commit()
+    with contextlib.closing(open_database(path)) as conn:
+        names = {
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        }
+    assert names == set(summaries.TRIGGERS)

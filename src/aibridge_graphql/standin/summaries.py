@@ -166,6 +166,7 @@ def _triggers() -> dict[str, str]:
 
 
 TRIGGERS = _triggers()
+_TRIGGER_PREFIXES = ("session_summaries_", "interception_counts_")
 
 
 def ensure(conn: sqlite3.Connection) -> None:
@@ -189,9 +190,13 @@ def ensure(conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM session_summaries_version")
         conn.execute("INSERT INTO session_summaries_version (version) VALUES (?)", (VERSION,))
         rebuild(conn)
-    # Replaced every time: a database may carry another version's triggers.
-    drop_triggers(conn)
-    install_triggers(conn)
+    # A database may carry another version's triggers: replace them when any differs.
+    present = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+    ours = {name for name in present if name.startswith(_TRIGGER_PREFIXES)}
+    if ours != set(TRIGGERS) or any(present[name] != sql for name, sql in TRIGGERS.items()):
+        for name in ours:
+            conn.execute(f"DROP TRIGGER {name}")
+        install_triggers(conn)
 
 
 def install_triggers(conn: sqlite3.Connection) -> None:
