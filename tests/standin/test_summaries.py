@@ -238,7 +238,9 @@ def test_a_database_without_this_version_gains_it_on_open(tmp_path: Path, change
 # --- period pages against a grouping of the raw rows ---------------------------------------
 
 
-def _grouped(db: Path, low: int | None, high: int | None) -> list[tuple[Any, ...]]:
+def _grouped(
+    db: Path, low: int | None, high: int | None, initiator: str | None = None
+) -> list[tuple[Any, ...]]:
     """(session_id, initiator_id, started_at, ended_at, threads, last_active_at) per session
     with ended interceptions started in [low, high], in the list's order."""
     with contextlib.closing(sqlite3.connect(db)) as conn:
@@ -249,6 +251,8 @@ def _grouped(db: Path, low: int | None, high: int | None) -> list[tuple[Any, ...
         ).fetchall()
     groups: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
     for session_id, initiator_id, started, ended, root, prompt_at in rows:
+        if initiator is not None and initiator_id != initiator:
+            continue
         if (low is None or started >= low) and (high is None or started <= high):
             groups[(session_id, initiator_id)].append((started, ended, root, prompt_at))
     result = []
@@ -297,9 +301,14 @@ def test_period_pages_equal_a_grouping_of_the_raw_rows(standin_db: Path) -> None
     conn.row_factory = sqlite3.Row
     cut_somewhere = False
     try:
-        for low, high in _bounds(standin_db):
-            expected = _grouped(standin_db, low, high)
-            search = SessionSearch(started_after=low, started_before=high)
+        busiest = conn.execute(
+            "SELECT initiator_id FROM interceptions GROUP BY initiator_id ORDER BY count(*) DESC"
+        ).fetchone()[0]
+        periods = [(low, high, None) for low, high in _bounds(standin_db)]
+        periods += [(low, high, busiest) for low, high in _bounds(standin_db)[::3]]
+        for low, high, initiator in periods:
+            expected = _grouped(standin_db, low, high, initiator)
+            search = SessionSearch(initiator_id=initiator, started_after=low, started_before=high)
             found = list_sessions(conn, search, authorized=True, cursor=None, limit=1000, offset=0)
             got = [
                 (
@@ -312,7 +321,7 @@ def test_period_pages_equal_a_grouping_of_the_raw_rows(standin_db: Path) -> None
                 )
                 for s in found
             ]
-            assert got == expected, (low, high)
+            assert got == expected, (low, high, initiator)
             assert count_sessions(conn, search, authorized=True) == len(expected)
             # Offsets and the cursor walk the same order.
             assert [

@@ -452,11 +452,15 @@ def _session_query(
             whole.params,
         )
         return _SessionQuery("", (), (arm,))
-    return _period_query(conn, whole, search.started_after, search.started_before)
+    # The walk in page order: over one initiator's sessions when the filter names one.
+    index = (
+        "ix_session_summaries_initiator" if search.initiator_id else "ix_session_summaries_active"
+    )
+    return _period_query(conn, whole, index, search.started_after, search.started_before)
 
 
 def _period_query(
-    conn: sqlite3.Connection, whole: Where, after: int | None, before: int | None
+    conn: sqlite3.Connection, whole: Where, index: str, after: int | None, before: int | None
 ) -> _SessionQuery:
     """Sessions with interceptions started in [after, before]: those inside it from their
     summaries (walked in page order), those it cuts grouped over their interceptions in it."""
@@ -482,7 +486,7 @@ def _period_query(
         params += [*whole.params, before, min(before + longest, _INT64_MAX), before]
     inside = _SessionArm(
         f"SELECT {_SESSION_COLUMNS} FROM session_summaries AS s "  # noqa: S608
-        f"INDEXED BY ix_session_summaries_active WHERE {whole.sql} "
+        f"INDEXED BY {index} WHERE {whole.sql} "
         f"AND s.started_at >= ? AND s.last_started_at <= ?{_KEYSET}",
         (*whole.params, low, high),
     )
