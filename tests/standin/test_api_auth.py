@@ -177,11 +177,12 @@ def test_unexpected_failure_is_a_coder_500_without_traceback(
         source.backup(target)
     with serve(broken) as url, api_client(url, OWNER_TOKEN) as client:
         with contextlib.closing(sqlite3.connect(broken)) as conn:
-            conn.execute("DROP TABLE user_prompts")
+            # The table the sessions list reads its pages from.
+            conn.execute("DROP TABLE session_summaries")
             conn.commit()
         body = error(client, "/sessions", 500)
         assert body == {
             "message": "Internal error getting AI Bridge sessions.",
-            "detail": "no such table: user_prompts",
+            "detail": "no such table: session_summaries",
         }
         assert "Traceback" not in str(body)

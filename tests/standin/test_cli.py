@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import re
@@ -45,7 +46,7 @@ def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", [[], ["tokens"], ["import"]])
+@pytest.mark.parametrize("command", [[], ["tokens"], ["import"], ["seed"]])
 def test_help_on_every_command(command: list[str]) -> None:
     result = run(*command, "--help")
     assert result.exit_code == 0
@@ -112,6 +113,27 @@ def _document(iid: str) -> str:
         "tool_usages": [],
     }
     return json.dumps({"count": 1, "results": [item]})
+
+
+def test_seed_writes_what_serving_would_seed_and_refuses_a_used_file(
+    tmp_path: Path, seeded_db: Path
+) -> None:
+    path = tmp_path / "seeded.db"
+    result = run("seed", "--db", str(path), "--count", "50", "--seed-value", "5",
+                 "--admin-token", ADMIN_TOKEN)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(
+        rf"Seeded 50 interceptions \(\d+ sessions\) into {path} in \S+s\.\n", result.output
+    )
+    query = "SELECT * FROM interceptions ORDER BY rowid"
+    with (
+        contextlib.closing(open_database(path)) as ours,
+        contextlib.closing(open_database(seeded_db)) as served,
+    ):
+        assert ours.execute(query).fetchall() == served.execute(query).fetchall()
+    again = run("seed", "--db", str(path))
+    assert again.exit_code == 1
+    assert "already has data" in again.stderr
 
 
 def test_import_loads_and_reports(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 
 from aibridge_graphql.standin import catalogue
-from aibridge_graphql.standin.seed import seed_database
+from aibridge_graphql.standin.seed import _uuid, seed_database
 from aibridge_graphql.standin.store import open_database
 from aibridge_graphql.standin.tokens import TOKEN_PATTERN, read_tokens
 
@@ -201,3 +203,9 @@ def test_malformed_admin_token_is_refused(tmp_path: Path) -> None:
     conn = open_database(tmp_path / "bad.db")
     with pytest.raises(ValueError, match="10-character id"):
         seed_database(conn, 1, 1, "not-a-token")
+
+
+def test_ids_are_the_text_of_python_uuid4_from_the_same_bits() -> None:
+    ours, theirs = random.Random(11), random.Random(11)
+    for _ in range(5000):
+        assert _uuid(ours) == str(uuid.UUID(int=theirs.getrandbits(128), version=4))

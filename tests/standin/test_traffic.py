@@ -477,6 +477,9 @@ def test_steps_continue_across_instances_and_the_seed_stays_as_it_was(
     original = set(_content(seeded))
     kept = set(_content(whole))
     gone = original - kept
+    # Derived per-session and per-user rows (standin/summaries.py) follow the appends.
+    derived = ('INSERT INTO "session_summaries"', 'INSERT INTO "interception_counts"')
+    gone = {line for line in gone if not line.startswith(derived)}
     assert {line for line in gone if not line.startswith('INSERT INTO "interceptions"')} == set()
     in_flight = db_rows(seeded, "SELECT COUNT(*) FROM interceptions WHERE ended_at IS NULL")
     assert len(gone) <= in_flight[0][0]

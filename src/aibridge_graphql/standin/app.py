@@ -159,7 +159,7 @@ def _interceptions(conn: sqlite3.Connection, caller: Caller, query: Query, api: 
                 "Invalid pagination cursor.",
                 f"after_id: interception {page.after_id} not found: invalid pagination cursor",
             )
-    count = count_interceptions(conn, where)
+    count = count_interceptions(conn, search, authorized=caller.authorized)
     rows = list_interceptions(conn, where, cursor=cursor, limit=limit, offset=page.offset)
     ids = [row["id"] for row in rows]
     tokens, prompts, tools = (
@@ -204,10 +204,15 @@ def _sessions(conn: sqlite3.Connection, caller: Caller, query: Query, api: Era) 
                 f"after_session_id: session {go_quote(after_session_id)} not found",
             )
         cursor = (position, after_session_id)
-    where = search_where(search, authorized=caller.authorized)
-    count = count_sessions(conn, where)
+    count = count_sessions(conn, search, authorized=caller.authorized)
     sessions = list_sessions(
-        conn, where, cursor=cursor, limit=limit, offset=page.offset, network=api.ai_gateway
+        conn,
+        search,
+        authorized=caller.authorized,
+        cursor=cursor,
+        limit=limit,
+        offset=page.offset,
+        network=api.ai_gateway,
     )
     return {
         "count": count,
@@ -238,8 +243,15 @@ def _session_threads(
     conn: sqlite3.Connection, caller: Caller, query: Query, api: Era, session_id: str
 ) -> Json:
     page = parse_thread_page(query)
-    where = search_where(SessionSearch(session_id=session_id), authorized=caller.authorized)
-    found = list_sessions(conn, where, cursor=None, limit=1, offset=0, network=api.ai_gateway)
+    found = list_sessions(
+        conn,
+        SessionSearch(session_id=session_id),
+        authorized=caller.authorized,
+        cursor=None,
+        limit=1,
+        offset=0,
+        network=api.ai_gateway,
+    )
     if not found:
         raise ApiError(404, "Session not found.")
     _check_thread_cursor(conn, caller, "after_id", page.after_id, session_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -293,6 +294,45 @@ def tokens(db: Path) -> None:
     width = max(len(r[0]) for r in rows)
     for username, role, token in rows:
         click.echo(f"{username:<{width}}  {role:<7}  {token}")
+
+
+@standin.command("seed")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    help=_DB_HELP + " It must have no users yet.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=0),
+    default=2000,
+    show_default=True,
+    help="Synthetic interceptions to generate (1,000,000 take a few minutes).",
+)
+@click.option("--seed-value", type=int, default=1, show_default=True, help="The generator's seed.")
+@click.option(
+    "--admin-token",
+    callback=_check_token,
+    help="The owner's token (generated when omitted); `standin tokens` prints every token.",
+)
+def seed(db: Path, count: int, seed_value: int, admin_token: str | None) -> None:
+    """Generate synthetic interceptions into a new database without serving it.
+
+    The same data `standin --seed COUNT --seed-value V` would generate on first start.
+    """
+    with _database(db) as conn:
+        if conn.execute("SELECT EXISTS (SELECT 1 FROM users)").fetchone()[0]:
+            raise click.ClickException(f"{db} already has data; seed a new file")
+        started = time.perf_counter()
+        seed_database(conn, count, seed_value, admin_token or generate_token())
+        conn.commit()
+        seconds = time.perf_counter() - started
+        sessions = conn.execute("SELECT COUNT(*) FROM session_summaries").fetchone()[0]
+    click.echo(
+        f"Seeded {count:,} interceptions ({sessions:,} sessions) into {db} in {seconds:.1f}s."
+    )
 
 
 @standin.command("import")

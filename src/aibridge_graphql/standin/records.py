@@ -136,8 +136,12 @@ class InterceptionRecord:
         return self.client_session_id or self.thread_root_id or self.id
 
 
+# json.dumps(value, separators=(",", ":")) without building an encoder per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _json(value: Metadata) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    return None if value is None else _COMPACT(value)
 
 
 def insert_users(conn: sqlite3.Connection, users: Iterable[UserRecord]) -> None:

@@ -112,6 +112,8 @@ CREATE TABLE IF NOT EXISTS boundary_logs (
     matched_rule     TEXT
 );
 
+-- session_summaries (one row per session, kept current by triggers) is defined in summaries.py.
+
 -- Indexes. Every list query filters `ended_at IS NOT NULL` (in-flight rows are never served), so
 -- the interception indexes are partial on it: smaller, and each one also covers the count.
 -- Interceptions list: newest first, alone or narrowed by one equality filter; the trailing

@@ -12,10 +12,10 @@ import json
 import random
 import sqlite3
 import string
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from itertools import accumulate
 
 from aibridge_graphql.standin import catalogue as cat
 from aibridge_graphql.standin.records import (
@@ -32,6 +32,7 @@ from aibridge_graphql.standin.records import (
     insert_providers,
     insert_users,
 )
+from aibridge_graphql.standin.store import bulk_load
 
 SECOND = 1_000_000
 MINUTE = 60 * SECOND
@@ -94,7 +95,8 @@ def seed_database(
         insert_api_key(conn, user.record.id, user.token, ANCHOR + KEY_LIFETIME)
     insert_providers(conn, cat.PROVIDERS)
     extras = Extras(seed_value, awkward_session_ids=awkward_session_ids)
-    insert_interceptions(conn, generate_interceptions(rng, users, count, extras))
+    with bulk_load(conn):
+        insert_interceptions(conn, generate_interceptions(rng, users, count, extras))
 
 
 def make_users(rng: random.Random, admin_token: str) -> list[SeedUser]:
@@ -124,9 +126,13 @@ def generate_interceptions(
         index += 1
 
 
+# random.choices accumulates the weights on every call; the same sums, once.
+_CLIENT_WEIGHTS = list(accumulate(c.weight for c in cat.CLIENTS))
+
+
 def _session(rng: random.Random, users: list[SeedUser], index: int) -> list[InterceptionRecord]:
     user = rng.choices(users, weights=[u.weight for u in users])[0]
-    profile = rng.choices(cat.CLIENTS, weights=[c.weight for c in cat.CLIENTS])[0]
+    profile = rng.choices(cat.CLIENTS, cum_weights=_CLIENT_WEIGHTS)[0]
     in_flight = index % IN_FLIGHT_EVERY == 1
     multi = profile.sends_session_id and rng.random() < 0.85
     session_key = _client_session_id(rng, profile) if multi else None
@@ -257,8 +263,16 @@ class _Thread:
         )
 
 
+_UUID_VARIANT_CLEAR, _UUID_VARIANT = ~(0xC000 << 48), 0x8000 << 48
+_UUID_VERSION_CLEAR, _UUID_VERSION_4 = ~(0xF000 << 64), 4 << 76
+
+
 def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    """str(uuid.UUID(int=rng.getrandbits(128), version=4)), without the object (the seed
+    draws one per row)."""
+    bits = rng.getrandbits(128) & _UUID_VARIANT_CLEAR | _UUID_VARIANT
+    text = f"{bits & _UUID_VERSION_CLEAR | _UUID_VERSION_4:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _between(rng: random.Random, low: int, high: int) -> int:

@@ -214,6 +214,11 @@ def _budget(conn: sqlite3.Connection, group_id: str, limit: int) -> None:
     )
 
 
+# Cost rows written per executemany: the unpriced usages are read as a stream, not a list
+# (1,000,000 interceptions have 1.5 million usages).
+_PRICE_BATCH = 5000
+
+
 def price_token_usages(
     conn: sqlite3.Connection, interception_ids: Sequence[str] | None = None
 ) -> int:
@@ -222,6 +227,8 @@ def price_token_usages(
     only, params = "", tuple(interception_ids or ())
     if interception_ids is not None:
         only = f"AND t.interception_id IN ({','.join('?' * len(params))}) " if params else "AND 0 "
+    # The ORDER BY sorts every row before the first comes back, so the inserts below do not
+    # change what the cursor reads.
     rows = conn.execute(
         "SELECT t.id, t.interception_id, i.initiator_id, i.provider_name, i.model, "  # noqa: S608
         "t.input_tokens, t.output_tokens, t.cache_read_input_tokens, "
@@ -230,9 +237,10 @@ def price_token_usages(
         "WHERE NOT EXISTS (SELECT 1 FROM token_usage_costs AS c WHERE c.token_usage_id = t.id) "
         f"{only}ORDER BY t.created_at, t.id",
         params,
-    ).fetchall()
+    )
     groups: dict[str, str | None] = {}
-    priced = []
+    priced: list[tuple[str, str, str, str, int, int]] = []
+    count = 0
     for usage_id, interception_id, user_id, provider_name, model, i, o, cr, cw, at in rows:
         if user_id not in groups:
             groups[user_id] = effective_budget(conn, user_id).group_id
@@ -249,5 +257,16 @@ def price_token_usages(
             at_micros=at,
         )
         priced.append((usage_id, interception_id, user_id, group_id, cost, at))
+        if len(priced) == _PRICE_BATCH:
+            count += _insert_costs(conn, priced)
+    return count + _insert_costs(conn, priced)
+
+
+def _insert_costs(
+    conn: sqlite3.Connection, priced: list[tuple[str, str, str, str, int, int]]
+) -> int:
+    """Write and clear a batch of cost rows; how many."""
     conn.executemany("INSERT INTO token_usage_costs VALUES (?, ?, ?, ?, ?, ?)", priced)
-    return len(priced)
+    written = len(priced)
+    priced.clear()
+    return written

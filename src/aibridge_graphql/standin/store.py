@@ -8,15 +8,19 @@ auditors see every row, members none.
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
+import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aibridge_graphql.standin import summaries
 from aibridge_graphql.standin.search import InterceptionSearch, SessionSearch
 
 T = TypeVar("T")
@@ -36,6 +40,8 @@ def open_database(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = NORMAL")
     _add_missing_columns(conn)
     conn.executescript(SCHEMA_SQL)
+    summaries.ensure(conn)
+    conn.commit()
     return conn
 
 
@@ -53,6 +59,38 @@ _ADDED_COLUMNS = {
         ("error_message", "TEXT"),
     ),
 }
+
+
+# The schema's secondary indexes, (name, CREATE statement): a bulk load builds them afterwards.
+_INDEXES = tuple(
+    (match.group(1), match.group(0))
+    for match in re.finditer(r"CREATE INDEX IF NOT EXISTS (\w+)\s+ON[^;]+", SCHEMA_SQL)
+)
+# KiB of page cache while bulk loading: the primary key indexes (random UUIDs) stay in memory.
+_BULK_CACHE_KIB = 512_000
+
+
+@contextmanager
+def bulk_load(conn: sqlite3.Connection) -> Iterator[None]:
+    """Inside, inserts skip the secondary indexes and the session summaries, which are built
+    once at the end (one sort per index instead of one B-tree insert per row); for loading many
+    interceptions (the seed). No commit: it runs in the caller's transaction (begun here if
+    none; DDL is transactional in SQLite), so other connections never see the indexes missing.
+    On an error the caller rolls back.
+    """
+    if not conn.in_transaction:
+        conn.execute("BEGIN")
+    cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute(f"PRAGMA cache_size = -{_BULK_CACHE_KIB}")
+    summaries.drop_triggers(conn)
+    for name, _ in _INDEXES:
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
+    yield
+    for _, statement in _INDEXES:
+        conn.execute(statement)
+    summaries.rebuild(conn)
+    summaries.install_triggers(conn)
+    conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
@@ -208,19 +246,49 @@ def interception_position(
     return None if row is None else (int(row[0]), str(row[1]))
 
 
-def count_interceptions(conn: sqlite3.Connection, where: Where) -> int:
-    """How many interceptions match, regardless of pagination."""
-    sql = f"SELECT COUNT(*) FROM interceptions AS i WHERE {where.sql}"  # noqa: S608
-    return int(conn.execute(sql, where.params).fetchone()[0])
+def count_interceptions(
+    conn: sqlite3.Connection, search: InterceptionSearch, *, authorized: bool
+) -> int:
+    """How many interceptions match, regardless of pagination (from the per-initiator counts
+    when only the initiator is filtered)."""
+    others = [getattr(search, f.name) for f in fields(search) if f.name != "initiator_id"]
+    if any(value not in (None, "") for value in others):
+        where = search_where(search, authorized=authorized)
+        sql = f"SELECT COUNT(*) FROM interceptions AS i WHERE {where.sql}"  # noqa: S608
+        return int(conn.execute(sql, where.params).fetchone()[0])
+    if not authorized:
+        return 0
+    sql = "SELECT COALESCE(SUM(ended), 0) FROM interception_counts"
+    if search.initiator_id:
+        return int(
+            conn.execute(f"{sql} WHERE initiator_id = ?", (search.initiator_id,)).fetchone()[0]
+        )
+    return int(conn.execute(sql).fetchone()[0])
 
 
-def _interceptions_sql(where: Where, *, cursor: bool) -> str:
+def _interceptions_sql(where: Where, *, cursor: bool, orphans: bool = True) -> str:
+    # The page's ids first, walking the filter's index (an offset skips index entries, not
+    # joined rows), then their rows and initiators. With `orphans` (an ended interception whose
+    # initiator is no user), the IN keeps the users join's semantics for the offset: such an
+    # interception is on no page (the count still has it).
     keyset = " AND (i.started_at, i.id) < (?, ?)" if cursor else ""
+    users = " AND i.initiator_id IN (SELECT id FROM users)" if orphans else ""
     return (
-        "SELECT i.*, u.username, u.name, u.avatar_url FROM interceptions AS i "  # noqa: S608
-        f"JOIN users AS u ON u.id = i.initiator_id WHERE {where.sql}{keyset} "
-        "ORDER BY i.started_at DESC, i.id DESC LIMIT ? OFFSET ?"
+        "SELECT i.*, u.username, u.name, u.avatar_url FROM (SELECT i.id "  # noqa: S608
+        f"FROM interceptions AS i WHERE {where.sql}{keyset}{users} "
+        "ORDER BY i.started_at DESC, i.id DESC LIMIT ? OFFSET ?) AS page "
+        "JOIN interceptions AS i ON i.id = page.id JOIN users AS u ON u.id = i.initiator_id "
+        "ORDER BY i.started_at DESC, i.id DESC"
     )
+
+
+def _has_orphans(conn: sqlite3.Connection) -> bool:
+    """Whether an ended interception's initiator is not a user (a few rows of the counts)."""
+    sql = (
+        "SELECT 1 FROM interception_counts WHERE ended > 0 "
+        "AND initiator_id NOT IN (SELECT id FROM users) LIMIT 1"
+    )
+    return conn.execute(sql).fetchone() is not None
 
 
 def list_interceptions(
@@ -233,7 +301,8 @@ def list_interceptions(
 ) -> list[Row]:
     """A page of interceptions, newest first, joined with their initiators."""
     params = (*where.params, *(cursor or ()), limit, offset)
-    return conn.execute(_interceptions_sql(where, cursor=cursor is not None), params).fetchall()
+    sql = _interceptions_sql(where, cursor=cursor is not None, orphans=_has_orphans(conn))
+    return conn.execute(sql, params).fetchall()
 
 
 _CHILD_SQL = {
@@ -290,13 +359,165 @@ class SessionSummary:
     network_calls: tuple[int, int] | None = None
 
 
-def count_sessions(conn: sqlite3.Connection, where: Where) -> int:
-    """COUNT(DISTINCT (session_id, initiator_id)) over the filters, ignoring pagination."""
-    sql = (
-        "SELECT COUNT(*) FROM (SELECT 1 FROM interceptions AS i "  # noqa: S608
-        f"WHERE {where.sql} GROUP BY i.session_id, i.initiator_id)"
+# How a sessions query is answered. The initiator and the session id are the grouping key: they
+# keep or drop whole sessions, which the summaries answer alone. A period keeps whole the
+# sessions inside it, which the summaries also answer, and cuts the few that cross its bounds,
+# which are grouped from their interceptions inside it; the two arms are merged in order. The
+# provider, provider name, model and client filters keep only some interceptions of a session:
+# those pages group every matching interception, as Coder's session_page does.
+_SESSION_COLUMNS = "session_id, initiator_id, started_at, ended_at, threads, last_active_at"
+# Coder's session_page aggregates of the matching interceptions `i`.
+_GROUP_AGGREGATES = (
+    "i.session_id, i.initiator_id, MIN(i.started_at) AS started_at, "
+    "MAX(i.ended_at) AS ended_at, SUM(i.thread_root_id IS NULL) AS threads, "
+    "COALESCE(MAX((SELECT MAX(p.created_at) FROM user_prompts AS p "
+    "WHERE p.interception_id = i.id)), MIN(i.started_at)) AS last_active_at"
+)
+# Most recently active first; the initiator only orders sessions that share an id.
+_SESSION_ORDER = "{t}last_active_at DESC, {t}session_id DESC, {t}initiator_id DESC"
+# Where an arm takes the page cursor: `(last_active_at, session_id) < (?, ?)`.
+_KEYSET = "{keyset}"
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+@dataclass(frozen=True)
+class _SessionArm:
+    """A SELECT of `_SESSION_COLUMNS` (one row per matching session) with `_KEYSET` where the
+    cursor condition goes, and its parameters (the cursor's follow them)."""
+
+    sql: str
+    params: tuple[Any, ...]
+    grouped: bool = False
+
+    def text(self, *, cursor: bool) -> str:
+        """The SELECT, with or without the cursor condition."""
+        column = (
+            "last_active_at, i.session_id" if self.grouped else "s.last_active_at, s.session_id"
+        )
+        return self.sql.replace(_KEYSET, f" AND ({column}) < (?, ?)" if cursor else "")
+
+
+@dataclass(frozen=True)
+class _SessionQuery:
+    """The arms whose rows make up the matching sessions, after CTEs (`WITH ...,` or "")."""
+
+    ctes: str
+    cte_params: tuple[Any, ...]
+    arms: tuple[_SessionArm, ...]
+
+    def page(self, cursor: tuple[int, str] | None) -> tuple[str, tuple[Any, ...]]:
+        """The page CTE's body (ordered, LIMIT ? OFFSET ? to bind) and its params so far."""
+        union = " UNION ALL ".join(arm.text(cursor=cursor is not None) for arm in self.arms)
+        params = [*self.cte_params]
+        for arm in self.arms:
+            params += [*arm.params, *(cursor or ())]
+        return f"{union} ORDER BY {_SESSION_ORDER.format(t='')} LIMIT ? OFFSET ?", tuple(params)
+
+
+def _narrows_sessions(search: SessionSearch) -> bool:
+    """Whether a filter keeps only some interceptions of a session."""
+    return any((search.provider, search.provider_name, search.model, search.client))
+
+
+def _summary_where(search: SessionSearch, *, authorized: bool) -> Where:
+    """The whole-session filters over `session_summaries AS s`, plus the authorize filter."""
+    clauses, params = ["1"], list[Any]()
+    if not authorized:
+        clauses.append("0")
+    keys = (("s.initiator_id", search.initiator_id), ("s.session_id", search.session_id))
+    for column, value in keys:
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return Where(" AND ".join(clauses), tuple(params))
+
+
+def _session_query(
+    conn: sqlite3.Connection, search: SessionSearch, *, authorized: bool
+) -> _SessionQuery:
+    if _narrows_sessions(search):
+        where = search_where(search, authorized=authorized)
+        grouped = _SessionArm(
+            f"SELECT {_GROUP_AGGREGATES} FROM interceptions AS i WHERE {where.sql} "  # noqa: S608
+            f"GROUP BY i.session_id, i.initiator_id HAVING 1{_KEYSET}",
+            where.params,
+            grouped=True,
+        )
+        return _SessionQuery("", (), (grouped,))
+    whole = _summary_where(search, authorized=authorized)
+    if search.started_after is None and search.started_before is None:
+        arm = _SessionArm(
+            f"SELECT {_SESSION_COLUMNS} FROM session_summaries AS s "  # noqa: S608
+            f"WHERE {whole.sql}{_KEYSET}",
+            whole.params,
+        )
+        return _SessionQuery("", (), (arm,))
+    # The walk in page order: over one initiator's sessions when the filter names one.
+    index = (
+        "ix_session_summaries_initiator" if search.initiator_id else "ix_session_summaries_active"
     )
-    return int(conn.execute(sql, where.params).fetchone()[0])
+    return _period_query(conn, whole, index, search.started_after, search.started_before)
+
+
+def _period_query(
+    conn: sqlite3.Connection, whole: Where, index: str, after: int | None, before: int | None
+) -> _SessionQuery:
+    """Sessions with interceptions started in [after, before]: those inside it from their
+    summaries (walked in page order), those it cuts grouped over their interceptions in it."""
+    low = _INT64_MIN if after is None else after
+    high = _INT64_MAX if before is None else before
+    # No session spans longer, so one a bound cuts starts (or last starts) this close to it.
+    span = conn.execute("SELECT MAX(last_started_at - started_at) FROM session_summaries")
+    longest = int(span.fetchone()[0] or 0)
+    cuts, params = [], list[Any]()
+    if after is not None:
+        cuts.append(
+            "SELECT s.session_id, s.initiator_id FROM session_summaries AS s "  # noqa: S608
+            f"WHERE {whole.sql} AND s.started_at >= ? AND s.started_at < ? "
+            "AND s.last_started_at >= ?"
+        )
+        params += [*whole.params, max(after - longest, _INT64_MIN), after, after]
+    if before is not None:
+        cuts.append(
+            "SELECT s.session_id, s.initiator_id FROM session_summaries AS s "  # noqa: S608
+            f"WHERE {whole.sql} AND s.last_started_at > ? AND s.last_started_at <= ? "
+            "AND s.started_at <= ?"
+        )
+        params += [*whole.params, before, min(before + longest, _INT64_MAX), before]
+    inside = _SessionArm(
+        f"SELECT {_SESSION_COLUMNS} FROM session_summaries AS s "  # noqa: S608
+        f"INDEXED BY {index} WHERE {whole.sql} "
+        f"AND s.started_at >= ? AND s.last_started_at <= ?{_KEYSET}",
+        (*whole.params, low, high),
+    )
+    cut = _SessionArm(
+        f"SELECT {_GROUP_AGGREGATES} FROM cut CROSS JOIN interceptions AS i "  # noqa: S608
+        "ON i.session_id = cut.session_id AND i.initiator_id = cut.initiator_id "
+        "WHERE i.ended_at IS NOT NULL AND i.started_at >= ? AND i.started_at <= ? "
+        f"GROUP BY i.session_id, i.initiator_id HAVING 1{_KEYSET}",
+        (low, high),
+        grouped=True,
+    )
+    return _SessionQuery(f"cut AS ({' UNION '.join(cuts)}),", tuple(params), (inside, cut))
+
+
+def count_sessions(conn: sqlite3.Connection, search: SessionSearch, *, authorized: bool) -> int:
+    """COUNT(DISTINCT (session_id, initiator_id)) over the filters, ignoring pagination."""
+    if _narrows_sessions(search):  # no need for the last activity to count the groups
+        where = search_where(search, authorized=authorized)
+        sql = (
+            "SELECT COUNT(*) FROM (SELECT 1 FROM interceptions AS i "  # noqa: S608
+            f"WHERE {where.sql} GROUP BY i.session_id, i.initiator_id)"
+        )
+        return int(conn.execute(sql, where.params).fetchone()[0])
+    query = _session_query(conn, search, authorized=authorized)
+    union = " UNION ALL ".join(arm.text(cursor=False) for arm in query.arms)
+    params = [*query.cte_params]
+    for arm in query.arms:
+        params += arm.params
+    prefix = f"WITH {query.ctes.rstrip(',')} " if query.ctes else ""
+    sql = f"{prefix}SELECT COUNT(*) FROM ({union})"  # noqa: S608
+    return int(conn.execute(sql, params).fetchone()[0])
 
 
 def session_exists(conn: sqlite3.Connection, where: Where) -> bool:
@@ -319,27 +540,31 @@ def session_cursor_position(conn: sqlite3.Connection, session_id: str) -> int | 
     return None if row[0] is None else int(row[0])
 
 
-def _sessions_sql(where: Where, *, cursor: bool) -> str:
-    having = "HAVING (last_active_at, i.session_id) < (?, ?) " if cursor else ""
-    return (
-        "WITH page AS (SELECT i.session_id, i.initiator_id, "  # noqa: S608
-        "MIN(i.started_at) AS started_at, MAX(i.ended_at) AS ended_at, "
-        "SUM(i.thread_root_id IS NULL) AS threads, "
-        "COALESCE(MAX((SELECT MAX(p.created_at) FROM user_prompts AS p "
-        "WHERE p.interception_id = i.id)), MIN(i.started_at)) AS last_active_at "
-        f"FROM interceptions AS i WHERE {where.sql} "
-        f"GROUP BY i.session_id, i.initiator_id {having}"
-        "ORDER BY last_active_at DESC, i.session_id DESC LIMIT ? OFFSET ?) "
-        "SELECT page.*, u.username, u.name, u.avatar_url FROM page "
+def _sessions_page_sql(
+    query: _SessionQuery, cursor: tuple[int, str] | None
+) -> tuple[str, tuple[Any, ...]]:
+    """A page of the query's sessions with the lateral fields from the summaries and the
+    initiators (LIMIT and OFFSET left to bind)."""
+    page, params = query.page(cursor)
+    sql = (
+        f"WITH {query.ctes} page AS ({page}) "  # noqa: S608
+        "SELECT page.session_id, page.initiator_id, page.started_at, page.ended_at, "
+        "page.threads, page.last_active_at, s.providers, s.models, s.client, s.metadata, "
+        "s.input_tokens, s.output_tokens, s.cache_read_input_tokens, "
+        "s.cache_write_input_tokens, s.last_prompt, s.firewall, u.username, u.name, "
+        "u.avatar_url FROM page JOIN session_summaries AS s "
+        "ON s.session_id = page.session_id AND s.initiator_id = page.initiator_id "
         "JOIN users AS u ON u.id = page.initiator_id "
-        "ORDER BY page.last_active_at DESC, page.session_id DESC"
+        f"ORDER BY {_SESSION_ORDER.format(t='page.')}"
     )
+    return sql, params
 
 
 def list_sessions(
     conn: sqlite3.Connection,
-    where: Where,
+    search: SessionSearch,
     *,
+    authorized: bool,
     cursor: tuple[int, str] | None,
     limit: int,
     offset: int,
@@ -347,109 +572,96 @@ def list_sessions(
 ) -> list[SessionSummary]:
     """A page of sessions, most recently active first, each with its lateral aggregates
     (and, when `network`, its agent firewall call counts)."""
-    params = (*where.params, *(cursor or ()), limit, offset)
-    rows = conn.execute(_sessions_sql(where, cursor=cursor is not None), params).fetchall()
-    summaries = [_summarize(conn, row) for row in rows]
+    query = _session_query(conn, search, authorized=authorized)
+    sql, params = _sessions_page_sql(query, cursor)
+    rows = conn.execute(sql, (*params, limit, offset)).fetchall()
+    counts: dict[tuple[str, str], tuple[int, int]] = {}
     if network:
-        summaries = [
-            replace(s, network_calls=network_counts(conn, s.session_id, s.initiator_id))
-            for s in summaries
-        ]
-    return summaries
+        counts = network_counts(conn, [_key(r) for r in rows if r["firewall"]])
+    # No network_calls when no interception was behind the firewall; (0, 0) when one was.
+    return [
+        _summary(row, counts.get(_key(row), (0, 0)) if row["firewall"] else None) for row in rows
+    ]
 
 
-_SESSION_MEMBERS = (
-    "SELECT id FROM interceptions WHERE session_id = ? AND initiator_id = ? "
-    "AND ended_at IS NOT NULL"
-)
+def _key(row: Row) -> tuple[str, str]:
+    return str(row["session_id"]), str(row["initiator_id"])
 
 
-def _summarize(conn: sqlite3.Connection, row: Row) -> SessionSummary:
-    """The lateral joins: read all ended interceptions of the session, whatever the filters."""
-    key = (row["session_id"], row["initiator_id"])
-    members = conn.execute(
-        "SELECT provider, model, client, metadata FROM interceptions "
-        "WHERE session_id = ? AND initiator_id = ? AND ended_at IS NOT NULL "
-        "ORDER BY started_at, id",
-        key,
-    ).fetchall()
-    tokens = conn.execute(
-        "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "  # noqa: S608
-        "COALESCE(SUM(cache_read_input_tokens), 0), COALESCE(SUM(cache_write_input_tokens), 0) "
-        f"FROM token_usages WHERE interception_id IN ({_SESSION_MEMBERS})",
-        key,
-    ).fetchone()
-    last_prompt = conn.execute(
-        f"SELECT prompt FROM user_prompts WHERE interception_id IN ({_SESSION_MEMBERS}) "  # noqa: S608
-        "ORDER BY created_at DESC, id DESC LIMIT 1",
-        key,
-    ).fetchone()
-    first = members[0]
+def _summary(row: Row, network_calls: tuple[int, int] | None) -> SessionSummary:
     return SessionSummary(
         session_id=row["session_id"],
         initiator_id=row["initiator_id"],
         username=row["username"],
         name=row["name"],
         avatar_url=row["avatar_url"],
-        providers=sorted({m["provider"] for m in members}),
-        models=sorted({m["model"] for m in members}),
-        client=first["client"] or "",
-        metadata=first["metadata"],
+        # Sorted here: SQLite's json_group_array keeps no order.
+        providers=sorted(json.loads(row["providers"])),
+        models=sorted(json.loads(row["models"])),
+        client=row["client"] or "",
+        metadata=row["metadata"],
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         threads=row["threads"],
-        input_tokens=tokens[0],
-        output_tokens=tokens[1],
-        cache_read_input_tokens=tokens[2],
-        cache_write_input_tokens=tokens[3],
-        last_prompt="" if last_prompt is None else last_prompt[0],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        cache_read_input_tokens=row["cache_read_input_tokens"],
+        cache_write_input_tokens=row["cache_write_input_tokens"],
+        last_prompt=row["last_prompt"] or "",
         last_active_at=row["last_active_at"],
+        network_calls=network_calls,
     )
 
 
 # --- agent firewall network calls ----------------------------------------------------------
 
-# The firewall windows of a session's ended interceptions: each owns its firewall session's
-# logs after its own sequence number (its LLM call, excluded) and before the next marked
-# interception of that firewall session, whichever AI session that one belongs to.
-_WINDOWS = (
-    "WITH w AS (SELECT i.agent_firewall_session_id AS fw, "
+# The firewall windows of the ended interceptions of some sessions (a JSON array of
+# [session_id, initiator_id] pairs): each owns its firewall session's logs after its own
+# sequence number (its LLM call, excluded) and before the next marked interception of that
+# firewall session, whichever AI session that one belongs to. `w` is computed once per
+# interception, and each window is one range of the (session_id, sequence_number) index (the
+# last window of a firewall session is open-ended, hence two arms); `hit` is each log in a
+# window of a session, which counts a log once per session (DISTINCT).
+_WINDOW_LOGS = (
+    "WITH k AS (SELECT json_extract(value, '$[0]') AS sid, json_extract(value, '$[1]') AS uid "
+    "FROM json_each(?)), "
+    "w AS MATERIALIZED (SELECT k.sid, k.uid, i.agent_firewall_session_id AS fw, "
     "i.agent_firewall_sequence_number AS lo, "
     "(SELECT MIN(j.agent_firewall_sequence_number) FROM interceptions AS j "
     "WHERE j.agent_firewall_session_id = i.agent_firewall_session_id "
     "AND j.agent_firewall_sequence_number > i.agent_firewall_sequence_number) AS hi "
-    "FROM interceptions AS i WHERE i.session_id = ? AND i.initiator_id = ? "
-    "AND i.ended_at IS NOT NULL AND i.agent_firewall_session_id IS NOT NULL) "
-)
-_IN_WINDOW = (
-    "FROM boundary_logs AS b WHERE EXISTS (SELECT 1 FROM w WHERE b.session_id = w.fw "
-    "AND b.sequence_number > w.lo AND (w.hi IS NULL OR b.sequence_number < w.hi))"
+    "FROM k JOIN interceptions AS i ON i.session_id = k.sid AND i.initiator_id = k.uid "
+    "WHERE i.ended_at IS NOT NULL AND i.agent_firewall_session_id IS NOT NULL), "
+    "hit AS (SELECT w.sid, w.uid, b.rowid AS log, b.allowed FROM w "
+    "JOIN boundary_logs AS b ON b.session_id = w.fw AND b.sequence_number > w.lo "
+    "AND b.sequence_number < w.hi UNION ALL SELECT w.sid, w.uid, b.rowid, b.allowed FROM w "
+    "JOIN boundary_logs AS b ON b.session_id = w.fw AND b.sequence_number > w.lo "
+    "WHERE w.hi IS NULL) "
 )
 
 
 def network_counts(
-    conn: sqlite3.Connection, session_id: str, initiator_id: str
-) -> tuple[int, int] | None:
-    """(total, blocked) calls in the session's windows; None when no interception of it was
-    behind the firewall."""
-    marked = conn.execute(
-        "SELECT 1 FROM interceptions WHERE session_id = ? AND initiator_id = ? "
-        "AND ended_at IS NOT NULL AND agent_firewall_session_id IS NOT NULL LIMIT 1",
-        (session_id, initiator_id),
-    ).fetchone()
-    if marked is None:
-        return None
-    row = conn.execute(
-        _WINDOWS + "SELECT COUNT(*), COALESCE(SUM(NOT b.allowed), 0) " + _IN_WINDOW,
-        (session_id, initiator_id),
-    ).fetchone()
-    return int(row[0]), int(row[1])
+    conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """(total, blocked) calls in the windows of each (session_id, initiator_id); sessions with
+    no call in any window are left out."""
+    if not keys:
+        return {}
+    sql = (
+        f"{_WINDOW_LOGS}SELECT sid, uid, COUNT(DISTINCT log), "  # noqa: S608
+        "COUNT(DISTINCT CASE WHEN NOT allowed THEN log END) FROM hit GROUP BY sid, uid"
+    )
+    rows = conn.execute(sql, (json.dumps([list(k) for k in keys]),))
+    return {(str(r[0]), str(r[1])): (int(r[2]), int(r[3])) for r in rows}
 
 
 def network_logs(conn: sqlite3.Connection, session_id: str, initiator_id: str) -> list[Row]:
     """Every call in the session's windows, oldest first."""
-    sql = _WINDOWS + "SELECT b.* " + _IN_WINDOW + " ORDER BY b.captured_at, b.sequence_number, b.id"
-    return conn.execute(sql, (session_id, initiator_id)).fetchall()
+    sql = (
+        f"{_WINDOW_LOGS}SELECT * FROM boundary_logs WHERE rowid IN (SELECT log FROM hit) "  # noqa: S608
+        "ORDER BY captured_at, sequence_number, id"
+    )
+    return conn.execute(sql, (json.dumps([[session_id, initiator_id]]),)).fetchall()
 
 
 def list_providers(conn: sqlite3.Connection) -> list[Row]:
@@ -557,7 +769,7 @@ def _plan(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[str
 
 
 def explain_list_queries(conn: sqlite3.Connection) -> dict[str, list[str]]:
-    """EXPLAIN QUERY PLAN lines of a typical filtered query of each list endpoint.
+    """EXPLAIN QUERY PLAN lines of a typical query of each list endpoint and session detail.
 
     Turns on `case_sensitive_like` on `conn`, as the serving connections have it (it decides
     whether a prefix LIKE can use an index).
@@ -566,8 +778,11 @@ def explain_list_queries(conn: sqlite3.Connection) -> dict[str, list[str]]:
     user = conn.execute("SELECT id FROM users ORDER BY username LIMIT 1").fetchone()
     user_id = "" if user is None else str(user[0])
     by_user = search_where(InterceptionSearch(initiator_id=user_id), authorized=True)
-    by_model = search_where(SessionSearch(model="gpt-4.1"), authorized=True)
+    everything = SessionSearch()
+    by_model = SessionSearch(model="gpt-4.1")
+    by_period = SessionSearch(started_after=0, started_before=2**62)
     page = (100, 0)
+    count_by_model = search_where(by_model, authorized=True)
     return {
         "interceptions.count": _plan(
             conn,
@@ -578,14 +793,20 @@ def explain_list_queries(conn: sqlite3.Connection) -> dict[str, list[str]]:
         "interceptions.list": _plan(
             conn, _interceptions_sql(by_user, cursor=True), (*by_user.params, 0, "", *page)
         ),
-        "sessions.count": _plan(
+        "sessions.count": _plan(conn, "SELECT COUNT(*) FROM session_summaries AS s WHERE 1", ()),
+        "sessions.list": _plan(conn, *_page_plan_args(conn, everything, (0, ""), page)),
+        "sessions.list period": _plan(conn, *_page_plan_args(conn, by_period, (0, ""), page)),
+        "sessions.count model": _plan(
             conn,
             "SELECT COUNT(*) FROM (SELECT 1 FROM interceptions AS i "  # noqa: S608
-            f"WHERE {by_model.sql} GROUP BY i.session_id, i.initiator_id)",
-            by_model.params,
+            f"WHERE {count_by_model.sql} GROUP BY i.session_id, i.initiator_id)",
+            count_by_model.params,
         ),
-        "sessions.list": _plan(
-            conn, _sessions_sql(by_model, cursor=True), (*by_model.params, 0, "", *page)
+        "sessions.list model": _plan(conn, *_page_plan_args(conn, by_model, (0, ""), page)),
+        "sessions.network": _plan(
+            conn,
+            f"{_WINDOW_LOGS}SELECT COUNT(DISTINCT log) FROM hit",  # noqa: S608
+            ('[["", ""]]',),
         ),
         "sessions.threads": _plan(
             conn,
@@ -606,3 +827,13 @@ def explain_list_queries(conn: sqlite3.Connection) -> dict[str, list[str]]:
             ("C%",),
         ),
     }
+
+
+def _page_plan_args(
+    conn: sqlite3.Connection,
+    search: SessionSearch,
+    cursor: tuple[int, str],
+    page: tuple[int, int],
+) -> tuple[str, tuple[Any, ...]]:
+    sql, params = _sessions_page_sql(_session_query(conn, search, authorized=True), cursor)
+    return sql, (*params, *page)
