@@ -13,8 +13,9 @@ _READY_TIMEOUT_S = 10.0
 
 
 @contextlib.contextmanager
-def run_app_in_thread(app_factory: Callable[[], web.Application]) -> Iterator[str]:
-    """Serve the factory's app on 127.0.0.1 (ephemeral port) in its own loop; yield the base URL."""
+def run_app_in_thread(app_factory: Callable[[], web.Application], port: int = 0) -> Iterator[str]:
+    """Serve the factory's app on 127.0.0.1 (`port`, 0: an ephemeral one) in its own loop; yield
+    the base URL. A port given again after its server stopped restarts a server there."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     stop: asyncio.Event | None = None
@@ -26,7 +27,7 @@ def run_app_in_thread(app_factory: Callable[[], web.Application]) -> Iterator[st
         runner = web.AppRunner(app_factory())
         await runner.setup()
         try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(runner, "127.0.0.1", port)
             await site.start()
             server = site._server  # the only way aiohttp exposes the bound port
             sockets = getattr(server, "sockets", None) or []

@@ -185,12 +185,17 @@ class SharedServing:
         )
 
     def prepare_grpc(self) -> PreparedGrpc:
-        """The gRPC face over the shared client, built but listening nowhere yet."""
+        """The gRPC face over the shared client and live hub, built but listening nowhere yet."""
         from aibridge_graphql.grpc.server import prepare_grpc
 
         observability = self.observability
         return prepare_grpc(
-            self.settings, self.client, observability.metrics, observability.tracing, self.pricer
+            self.settings,
+            self.client,
+            observability.metrics,
+            observability.tracing,
+            self.pricer,
+            live=self.live,
         )
 
     async def start_grpc(self) -> GrpcServer:
