@@ -4,6 +4,9 @@ upstream era.
 `standin_url` is overridden here, parametrised over both API eras of the stand-in (Coder's
 sessions era and today's AI Gateway era) over the session's one seeded database, so every test
 of this directory that asks for the stand-in (or the `face` before it) runs against both.
+
+The live watches' tests have a small database of their own that records are appended to
+(`traffic`), the stand-in over it and a face polling it every second (`live`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pytest
 from aibridge_graphql.standin.app import create_app
 from aibridge_graphql.standin.eras import API_ERAS, ApiEra
 from tests.support.grpc_face import RunningGrpc, face_settings, run_grpc_in_thread
+from tests.support.live import LIVE_SETTINGS, Traffic, live_database
 from tests.support.servers import run_app_in_thread
 
 
@@ -38,3 +42,30 @@ def face(standin_url: str) -> Iterator[RunningGrpc]:
     """The gRPC face before the stand-in of this era."""
     with run_grpc_in_thread(face_settings(standin_url)) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def traffic(api_era: ApiEra, tmp_path_factory: pytest.TempPathFactory) -> Traffic:
+    """A small database of this era's own that the test appends records to."""
+    return live_database(tmp_path_factory.mktemp(f"live-{api_era}") / "live.db")
+
+
+@pytest.fixture(scope="module")
+def live_standin(traffic: Traffic, api_era: ApiEra) -> Iterator[str]:
+    """The stand-in over `traffic`'s database."""
+    with run_app_in_thread(lambda: create_app(traffic.path, api_era=api_era)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def live_face(live_standin: str) -> Iterator[RunningGrpc]:
+    """A face before `live_standin`, polling live views every second."""
+    with run_grpc_in_thread(face_settings(live_standin, **LIVE_SETTINGS)) as running:
+        yield running
+
+
+@pytest.fixture
+def live(live_face: RunningGrpc) -> Iterator[RunningGrpc]:
+    """`live_face`, whose hub the test must leave empty (every stream and poller gone)."""
+    yield live_face
+    live_face.wait_live(0, 0)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.rpc import error_details_pb2
@@ -24,13 +25,19 @@ from aibridge_graphql.standin.app import create_app
 from aibridge_graphql.standin.eras import ApiEra
 from tests.grpc_face.test_grpc_face import details, md
 from tests.support.grpc_face import RunningGrpc, face_settings, run_grpc_in_thread
-from tests.support.live import ALICE, BOB, TOKENS, StreamReader, Traffic, live_database
-from tests.support.serve_process import poll_until
+from tests.support.live import (
+    ALICE,
+    BOB,
+    IDLE_S,
+    LIVE_SETTINGS,
+    TOKENS,
+    StreamReader,
+    Traffic,
+    live_database,
+)
+from tests.support.serve_process import poll_until, serve
 from tests.support.servers import run_app_in_thread
 
-POLL_S = 1.0
-IDLE_S = 3.0
-LIVE = {"live_poll_interval": POLL_S, "live_session_idle": IDLE_S, "live_max_backoff": 2.0}
 # A hang-up leaves the hub at once: well within one poll interval, whatever the machine's load.
 FREED_WITHIN_S = 3.0
 
@@ -44,33 +51,9 @@ T_UPDATED = session_pb.TIMELINE_EVENT_KIND_UPDATED
 T_ENDED = session_pb.TIMELINE_EVENT_KIND_ENDED
 
 
-@pytest.fixture(scope="module")
-def traffic(api_era: ApiEra, tmp_path_factory: pytest.TempPathFactory) -> Traffic:
-    return live_database(tmp_path_factory.mktemp(f"live-{api_era}") / "live.db")
-
-
-@pytest.fixture(scope="module")
-def live_standin(traffic: Traffic, api_era: ApiEra) -> Iterator[str]:
-    with run_app_in_thread(lambda: create_app(traffic.path, api_era=api_era)) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def live_face(live_standin: str) -> Iterator[RunningGrpc]:
-    with run_grpc_in_thread(face_settings(live_standin, **LIVE)) as running:
-        yield running
-
-
 @pytest.fixture
-def face(live_face: RunningGrpc) -> Iterator[RunningGrpc]:
-    """The module's face; each test must leave its hub empty (every stream and poller gone)."""
-    yield live_face
-    live_face.wait_live(0, 0)
-
-
-@pytest.fixture
-def stub(face: RunningGrpc) -> Iterator[Any]:
-    with grpc.insecure_channel(face.address) as channel:
+def stub(live: RunningGrpc) -> Iterator[Any]:
+    with grpc.insecure_channel(live.address) as channel:
         yield session_grpc.SessionServiceStub(channel)
 
 
@@ -127,9 +110,9 @@ def hang_up(reader: StreamReader) -> None:
 
 
 def test_sessions_existing_added_updated_ended(
-    face: RunningGrpc, stub: Any, traffic: Traffic
+    live: RunningGrpc, stub: Any, traffic: Traffic
 ) -> None:
-    first_call = len(face.calls)
+    first_call = len(live.calls)
     mask = FieldMask(paths=["session_id", "initiator", "thread_count", "token_usage"])
     reader = watch_sessions(stub, TOKENS["alice"], include_existing=True, read_mask=mask)
     existing: set[str] = set()
@@ -155,20 +138,20 @@ def test_sessions_existing_added_updated_ended(
     reader.until(session_is(session_id, S_ENDED), "ENDED", within=IDLE_S + 10)
     hang_up(reader)
     # Every upstream call was a poll of the one list, with the watcher's own token.
-    calls = face.calls[first_call:]
+    calls = live.calls[first_call:]
     assert calls
     assert all(call.target.split("?")[0].endswith("/sessions") for call in calls), calls
     assert {call.token for call in calls} == {TOKENS["alice"]}
 
 
 def test_sessions_read_mask_threads_cost_a_call_per_event(
-    face: RunningGrpc, stub: Any, traffic: Traffic
+    live: RunningGrpc, stub: Any, traffic: Traffic
 ) -> None:
-    before = face.polls("sessions")
+    before = live.polls("sessions")
     mask = FieldMask(paths=["session_id", "threads"])
     reader = watch_sessions(stub, TOKENS["alice"], read_mask=mask, thread_page_size=2)
-    face.wait_polls("sessions", before)  # the view's first answer: what is new comes after it
-    first_call = len(face.calls)
+    live.wait_polls("sessions", before)  # the view's first answer: what is new comes after it
+    first_call = len(live.calls)
     session_id = new_session_id("threads")
     thread_id = traffic.thread(ALICE, session_id)
     added = reader.until(session_is(session_id, S_ADDED), "ADDED")
@@ -176,13 +159,13 @@ def test_sessions_read_mask_threads_cost_a_call_per_event(
     assert added.session.threads[0].prompt
     assert not added.session.threads_next_page_token
     hang_up(reader)
-    details_calls = [c for c in face.calls[first_call:] if f"/sessions/{session_id}" in c.target]
+    details_calls = [c for c in live.calls[first_call:] if f"/sessions/{session_id}" in c.target]
     assert len(details_calls) == 1
     assert details_calls[0].token == TOKENS["alice"]
 
 
 def test_session_timeline_added_updated_ended_then_ok(
-    face: RunningGrpc, stub: Any, traffic: Traffic
+    live: RunningGrpc, stub: Any, traffic: Traffic
 ) -> None:
     session_id = new_session_id("timeline")
     first = traffic.thread(ALICE, session_id)
@@ -212,7 +195,7 @@ def test_session_timeline_added_updated_ended_then_ok(
 
 
 def test_two_tokens_interleaved_never_see_each_other(
-    face: RunningGrpc, stub: Any, traffic: Traffic
+    live: RunningGrpc, stub: Any, traffic: Traffic
 ) -> None:
     mine: dict[str, Any] = {
         "filter": session_pb.SessionFilter(initiator="me"),
@@ -224,8 +207,8 @@ def test_two_tokens_interleaved_never_see_each_other(
     member = watch_sessions(stub, TOKENS["mem"], include_existing=True)
     alice.until(session_is("old-alice", S_EXISTING), "Alice's EXISTING")
     bob.until(session_is("old-bob", S_EXISTING), "Bob's EXISTING")
-    face.wait_live(3, 3)
-    first_call = len(face.calls)
+    live.wait_live(3, 3)
+    first_call = len(live.calls)
 
     appended = {ALICE.id: [], BOB.id: []}  # type: dict[str, list[str]]
     for round_ in range(2):
@@ -233,14 +216,14 @@ def test_two_tokens_interleaved_never_see_each_other(
             session_id = new_session_id(f"{user.username}-{round_}")
             traffic.thread(user, session_id)
             appended[user.id].append(session_id)
-    after_appends = len(face.calls)
+    after_appends = len(live.calls)
     for reader, user in ((alice, ALICE), (bob, BOB)):
         checks = [session_is(session_id, S_ADDED) for session_id in appended[user.id]]
         reader.until_each(checks, f"{user.username}'s sessions")
     # Two polls of the member's view sent since the appends: the second starts once the first's
     # answer (with the appended records, were they visible to the member) reached its stream.
     poll_until(
-        lambda: sum(c.token == TOKENS["mem"] for c in face.calls[after_appends:]) >= 2,
+        lambda: sum(c.token == TOKENS["mem"] for c in live.calls[after_appends:]) >= 2,
         "two polls of the member's view",
     )
     for reader in (alice, bob, member):
@@ -250,30 +233,30 @@ def test_two_tokens_interleaved_never_see_each_other(
         initiators = {e.session.initiator.id for e in reader.events}
         assert initiators == {user.id}, (user.username, initiators)
     assert member.events == []
-    calls = face.calls[first_call:]
+    calls = live.calls[first_call:]
     assert {call.token for call in calls} == {TOKENS["alice"], TOKENS["bob"], TOKENS["mem"]}
     for call in calls:
         assert ("initiator" in call.target) == (call.token != TOKENS["mem"]), call
 
 
-def test_hang_up_frees_the_stream_and_when_last_the_poller(face: RunningGrpc, stub: Any) -> None:
+def test_hang_up_frees_the_stream_and_when_last_the_poller(live: RunningGrpc, stub: Any) -> None:
     view: dict[str, Any] = {
         "filter": session_pb.SessionFilter(client="claude-code"),
         "include_existing": True,
     }
     first = watch_sessions(stub, TOKENS["alice"], **view)
     second = watch_sessions(stub, TOKENS["alice"], **view)
-    face.wait_live(2, 1)  # one poller shared by the two streams
-    assert face.metrics.registry.get_sample_value("aibridge_live_streams") == 2
-    assert face.metrics.registry.get_sample_value("aibridge_live_pollers") == 1
+    live.wait_live(2, 1)  # one poller shared by the two streams
+    assert live.metrics.registry.get_sample_value("aibridge_live_streams") == 2
+    assert live.metrics.registry.get_sample_value("aibridge_live_pollers") == 1
     hang_up(first)
-    face.wait_live(1, 1, within=FREED_WITHIN_S)
-    assert face.metrics.registry.get_sample_value("aibridge_live_streams") == 1
+    live.wait_live(1, 1, within=FREED_WITHIN_S)
+    assert live.metrics.registry.get_sample_value("aibridge_live_streams") == 1
     hang_up(second)
-    face.wait_live(0, 0, within=FREED_WITHIN_S)
-    assert face.metrics.registry.get_sample_value("aibridge_live_streams") == 0
-    assert face.metrics.registry.get_sample_value("aibridge_live_pollers") == 0
-    handled = face.metrics.registry.get_sample_value(
+    live.wait_live(0, 0, within=FREED_WITHIN_S)
+    assert live.metrics.registry.get_sample_value("aibridge_live_streams") == 0
+    assert live.metrics.registry.get_sample_value("aibridge_live_pollers") == 0
+    handled = live.metrics.registry.get_sample_value(
         "aibridge_grpc_server_handled_total",
         {"method": "/aibridge.v1.SessionService/WatchSessions", "code": "CANCELLED"},
     )
@@ -281,17 +264,17 @@ def test_hang_up_frees_the_stream_and_when_last_the_poller(face: RunningGrpc, st
     assert handled >= 2
 
 
-def test_the_callers_deadline_ends_the_stream(face: RunningGrpc, stub: Any) -> None:
+def test_the_callers_deadline_ends_the_stream(live: RunningGrpc, stub: Any) -> None:
     reader = watch_sessions(stub, TOKENS["alice"], timeout=1.5, include_existing=True)
     error = reader.end(within=10)
     assert error is not None
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert any(e.kind == S_EXISTING for e in reader.events)  # it streamed until then
-    face.wait_live(0, 0, within=FREED_WITHIN_S)
+    live.wait_live(0, 0, within=FREED_WITHIN_S)
 
 
 def test_over_the_stream_limit_is_resource_exhausted(live_standin: str) -> None:
-    settings = face_settings(live_standin, live_max_streams_per_caller=1, **LIVE)
+    settings = face_settings(live_standin, live_max_streams_per_caller=1, **LIVE_SETTINGS)
     with (
         run_grpc_in_thread(settings) as limited,
         grpc.insecure_channel(limited.address) as channel,
@@ -358,7 +341,7 @@ BAD_CALLS = [
     ids=[case[0] for case in BAD_CALLS],
 )
 def test_bad_calls_end_with_their_status(
-    face: RunningGrpc,
+    live: RunningGrpc,
     stub: Any,
     method: str,
     fields: dict[str, Any],
@@ -390,7 +373,7 @@ def test_upstream_killed_mid_stream_is_an_error_event_then_recovers(
         url = upstream.enter_context(run_app_in_thread(standin))
         port = int(url.rsplit(":", 1)[1])
         with (
-            run_grpc_in_thread(face_settings(url, **LIVE)) as face,
+            run_grpc_in_thread(face_settings(url, **LIVE_SETTINGS)) as face,
             grpc.insecure_channel(face.address) as channel,
         ):
             stub = session_grpc.SessionServiceStub(channel)
@@ -412,3 +395,46 @@ def test_upstream_killed_mid_stream_is_an_error_event_then_recovers(
                 reader.until(session_is(session_id, S_ADDED), "ADDED after the restart")
                 hang_up(reader)
                 face.wait_live(0, 0)
+
+
+SSE_SUBSCRIPTION = (
+    "subscription Both { sessions(includeExisting: true) { kind session { sessionId } } }"
+)
+
+
+def _live_gauges(base: str) -> tuple[float, float]:
+    """`aibridge_live_streams` and `aibridge_live_pollers` from the process's `/metrics`."""
+    values = {}
+    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("aibridge_live_streams", "aibridge_live_pollers"):
+            values[name] = float(value)
+    return values["aibridge_live_streams"], values["aibridge_live_pollers"]
+
+
+def test_both_faces_of_a_process_share_one_poller_per_view(live_standin: str) -> None:
+    """`serve`: a GraphQL subscription (SSE) and a gRPC watch of the same view with the same
+    token are two streams of one poller; each hang-up frees its stream, the last the poller."""
+    env = {"AIBRIDGE_LIVE_POLL_INTERVAL": "1", "AIBRIDGE_LOG_LEVEL": "WARNING"}
+    headers = {"Accept": "text/event-stream", "Coder-Session-Token": TOKENS["alice"]}
+    with (
+        serve(live_standin, env) as process,
+        httpx.Client(timeout=20) as http,
+        http.stream(
+            "POST", f"{process.base_url}/graphql", json={"query": SSE_SUBSCRIPTION}, headers=headers
+        ) as sse,
+    ):
+        assert sse.status_code == 200
+        # The first event (EXISTING) read, each read bounded by the client's timeout. The lines'
+        # iterator is kept: dropping it closes the response, and the subscription with it.
+        lines = sse.iter_lines()
+        assert any(line.startswith("data:") for line in lines)
+        with grpc.insecure_channel(process.grpc_address) as channel:
+            stub = session_grpc.SessionServiceStub(channel)
+            reader = watch_sessions(stub, TOKENS["alice"], include_existing=True)
+            reader.until(session_is("old-alice", S_EXISTING), "EXISTING")
+            assert _live_gauges(process.base_url) == (2, 1)
+            hang_up(reader)
+            poll_until(lambda: _live_gauges(process.base_url) == (1, 1), "the gRPC stream freed")
+        sse.close()
+        poll_until(lambda: _live_gauges(process.base_url) == (0, 0), "the SSE stream freed")

@@ -32,6 +32,15 @@ from tests.support.standin_api import build_database
 
 SECOND: Final = 1_000_000  # stand-in times are microseconds
 WAIT_S: Final = 20.0
+# The face's live settings in these tests: a poll a second (the minimum), a session ended after
+# 3 s without activity (well after the poll that sees it added), backoff capped at 2 s.
+POLL_S: Final = 1.0
+IDLE_S: Final = 3.0
+LIVE_SETTINGS: Final = {
+    "live_poll_interval": POLL_S,
+    "live_session_idle": IDLE_S,
+    "live_max_backoff": 2.0,
+}
 
 ALICE = UserRecord("00000000-0000-4000-8000-00000000a11c", "alice", "a@x.invalid", "A", "", "owner")
 BOB = UserRecord("00000000-0000-4000-8000-000000000b0b", "bob", "b@x.invalid", "B", "", "auditor")

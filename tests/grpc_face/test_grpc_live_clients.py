@@ -1,0 +1,131 @@
+"""The live watches through clients we did not write, in both eras: @grpc/grpc-js (with
+@grpc/proto-loader reading the .proto files) and `buf curl` (through server reflection), each
+seeing events for records appended to the stand-in while it watches.
+
+The test appends a record once the hub's poll counters say the view's previous answer was taken
+(its first, the baseline; then the one that saw the last record), never after a sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tests.support.grpc_face import RunningGrpc
+from tests.support.live import ALICE, IDLE_S, TOKENS, Traffic
+from tests.support.node_tools import ensure_node_modules, require_executable
+from tests.support.serve_process import poll_until
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SERVICE = "aibridge.v1.SessionService"
+RUN_S = 90.0
+
+
+def _json_values(text: str) -> list[Any]:
+    """The JSON values printed one after another (buf curl prints each message indented)."""
+    decoder = json.JSONDecoder()
+    values, at = [], 0
+    while (at := _skip_space(text, at)) < len(text):
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+    return values
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at].isspace():
+        at += 1
+    return at
+
+
+def _started(live: RunningGrpc, process: subprocess.Popen[str], view: str, before: float) -> float:
+    """Wait for the client's stream to be open and its view's first poll answered."""
+    poll_until(lambda: process.poll() is not None or live.live_counts()[0] == 1, "stream open")
+    assert process.poll() is None, process.communicate(timeout=RUN_S)
+    return live.wait_polls(view, before)
+
+
+def test_grpc_js_watches_sessions_and_a_timeline(live: RunningGrpc, traffic: Traffic) -> None:
+    node = require_executable("node", "install Node.js 20+")
+    ensure_node_modules(PACKAGE_DIR)
+    session_id = "live-grpc-js"
+    before = live.polls("sessions")
+    process = subprocess.Popen(
+        [node, "grpc_js_watch.mjs", live.address, TOKENS["alice"], session_id],
+        cwd=PACKAGE_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _started(live, process, "sessions", before)
+        changed = live.polls("sessions", "changed")
+        thread_id = traffic.thread(ALICE, session_id)
+        # The poll that saw the new session (ADDED sent), then an agentic action (UPDATED).
+        live.wait_polls("sessions", changed, "changed")
+        traffic.action(ALICE, session_id, thread_id)
+        stdout, stderr = process.communicate(timeout=RUN_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    out = json.loads(stdout)
+    kinds = [event["kind"] for event in out["sessions"]]
+    assert kinds == [
+        "SESSION_EVENT_KIND_ADDED",
+        "SESSION_EVENT_KIND_UPDATED",
+        "SESSION_EVENT_KIND_ENDED",
+    ], out
+    assert all(event["observed"] and event["thread_count"] == 1 for event in out["sessions"])
+    assert out["sessions_status"] == {"code": "CANCELLED", "reason": None}
+    # The session is idle by now: its existing thread, ENDED at once, then OK.
+    assert out["timeline"] == [
+        {"kind": "TIMELINE_EVENT_KIND_EXISTING", "session_id": session_id, "thread_id": thread_id},
+        {"kind": "TIMELINE_EVENT_KIND_ENDED", "session_id": session_id, "thread_id": None},
+    ]
+    assert out["timeline_status"] == {"code": "OK", "reason": None}
+    assert out["unknown_status"] == {"code": "NOT_FOUND", "reason": "NOT_FOUND"}
+
+
+def test_buf_curl_watches_a_timeline_to_its_end(live: RunningGrpc, traffic: Traffic) -> None:
+    node_modules = ensure_node_modules(PACKAGE_DIR)
+    require_executable("node", "install Node.js 20+")
+    session_id = "live-buf-curl"
+    first = traffic.thread(ALICE, session_id)
+    before = live.polls("timeline")
+    body = json.dumps({"sessionId": session_id, "includeExisting": True})
+    process = subprocess.Popen(
+        [
+            str(node_modules / ".bin" / "buf"),
+            "curl",
+            "--protocol",
+            "grpc",
+            "--http2-prior-knowledge",
+            "-H",
+            f"coder-session-token: {TOKENS['alice']}",
+            "-d",
+            body,
+            f"http://{live.address}/{SERVICE}/WatchSession",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _started(live, process, "timeline", before)
+        second = traffic.thread(ALICE, session_id)
+        stdout, stderr = process.communicate(timeout=RUN_S + IDLE_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr  # the call completed (OK) after ENDED
+    events = _json_values(stdout)
+    assert [(e["kind"], e.get("thread", {}).get("threadId")) for e in events] == [
+        ("TIMELINE_EVENT_KIND_EXISTING", first),
+        ("TIMELINE_EVENT_KIND_ADDED", second),
+        ("TIMELINE_EVENT_KIND_ENDED", None),
+    ]
+    assert all(e["session"]["sessionId"] == session_id and e["observeTime"] for e in events)
