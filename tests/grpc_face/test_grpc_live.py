@@ -9,6 +9,7 @@ every wait for an event is bounded, and each test leaves the hub with no stream 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from tests.support.live import (
     Traffic,
     live_database,
 )
-from tests.support.serve_process import poll_until, serve
+from tests.support.serve_process import poll_until, serve, sigterm
 from tests.support.servers import run_app_in_thread
 
 # A hang-up leaves the hub at once: well within one poll interval, whatever the machine's load.
@@ -438,3 +439,24 @@ def test_both_faces_of_a_process_share_one_poller_per_view(live_standin: str) ->
             poll_until(lambda: _live_gauges(process.base_url) == (1, 1), "the gRPC stream freed")
         sse.close()
         poll_until(lambda: _live_gauges(process.base_url) == (0, 0), "the SSE stream freed")
+
+
+def test_a_stopping_process_completes_its_watches(live_standin: str) -> None:
+    """SIGTERM: once the drain delay is over, every watch completes (OK: reconnect elsewhere)
+    instead of holding the shutdown grace open, and the process exits cleanly."""
+    env = {"AIBRIDGE_SHUTDOWN_DRAIN_DELAY": "0.2", "AIBRIDGE_SHUTDOWN_GRACE": "30"}
+    with (
+        serve(live_standin, env) as process,
+        grpc.insecure_channel(process.grpc_address) as channel,
+    ):
+        stub = session_grpc.SessionServiceStub(channel)
+        sessions = watch_sessions(stub, TOKENS["alice"], include_existing=True)
+        timeline = watch_session(stub, TOKENS["alice"], session_id="old-alice")
+        sessions.until(session_is("old-alice", S_EXISTING), "EXISTING")
+        assert _live_gauges(process.base_url)[0] >= 1
+        started = time.monotonic()
+        sigterm(process)
+        assert sessions.end() is None
+        assert timeline.end() is None  # ENDED (the session is idle) or completed by the stop
+        assert process.exit_code(within=20) == 0
+        assert time.monotonic() - started < 15  # well within the 30 s grace

@@ -53,9 +53,10 @@ class SessionServiceStub:
     """Changes of the session_count most recently active sessions matching filter, as the
     gateway's poller sees them: one `GET /sessions` per poll interval, shared by every watch of
     the same view with the same token (docs/live.md), plus one `GET /sessions/{id}` per event
-    when read_mask names `threads` or a `network_*` field. Never completes by itself; an
-    upstream error that may pass arrives as an event with `error` and the stream stays open;
-    one that cannot (401, 403, a filter Coder refuses) ends the call with its status.
+    when read_mask names `threads` or a `network_*` field. It completes (OK) only when the
+    gateway shuts down (reconnect). An upstream error that may pass arrives as an event with
+    `error` and the stream stays open; one that cannot (401, 403, a filter Coder refuses) ends
+    the call with its status, as does a stream over the gateway's limits (RESOURCE_EXHAUSTED).
     """
     WatchSession: _grpc.UnaryStreamMultiCallable[_session_service_pb2.WatchSessionRequest, _session_service_pb2.WatchSessionResponse]
     """New and updated threads of one session (every `GET /sessions/{id}` page per poll, 200
@@ -87,9 +88,10 @@ class SessionServiceAsyncStub(SessionServiceStub):
     """Changes of the session_count most recently active sessions matching filter, as the
     gateway's poller sees them: one `GET /sessions` per poll interval, shared by every watch of
     the same view with the same token (docs/live.md), plus one `GET /sessions/{id}` per event
-    when read_mask names `threads` or a `network_*` field. Never completes by itself; an
-    upstream error that may pass arrives as an event with `error` and the stream stays open;
-    one that cannot (401, 403, a filter Coder refuses) ends the call with its status.
+    when read_mask names `threads` or a `network_*` field. It completes (OK) only when the
+    gateway shuts down (reconnect). An upstream error that may pass arrives as an event with
+    `error` and the stream stays open; one that cannot (401, 403, a filter Coder refuses) ends
+    the call with its status, as does a stream over the gateway's limits (RESOURCE_EXHAUSTED).
     """
     WatchSession: _aio.UnaryStreamMultiCallable[_session_service_pb2.WatchSessionRequest, _session_service_pb2.WatchSessionResponse]  # type: ignore[assignment]
     """New and updated threads of one session (every `GET /sessions/{id}` page per poll, 200
@@ -142,9 +144,10 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         """Changes of the session_count most recently active sessions matching filter, as the
         gateway's poller sees them: one `GET /sessions` per poll interval, shared by every watch of
         the same view with the same token (docs/live.md), plus one `GET /sessions/{id}` per event
-        when read_mask names `threads` or a `network_*` field. Never completes by itself; an
-        upstream error that may pass arrives as an event with `error` and the stream stays open;
-        one that cannot (401, 403, a filter Coder refuses) ends the call with its status.
+        when read_mask names `threads` or a `network_*` field. It completes (OK) only when the
+        gateway shuts down (reconnect). An upstream error that may pass arrives as an event with
+        `error` and the stream stays open; one that cannot (401, 403, a filter Coder refuses) ends
+        the call with its status, as does a stream over the gateway's limits (RESOURCE_EXHAUSTED).
         """
 
     @_abc_1.abstractmethod
