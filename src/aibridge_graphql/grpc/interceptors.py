@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -46,10 +46,8 @@ _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 _QUIET_SERVICES: Final = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-# A server-streaming handler: an async generator of responses, or a coroutine that writes them.
-StreamBehavior = Callable[
-    [Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any] | Awaitable[None]
-]
+# A server-streaming handler of the face: an async generator of responses.
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncGenerator[Any, None]]
 
 
 class GrpcMetrics:
@@ -227,11 +225,7 @@ def _writing(behavior: StreamBehavior) -> Behavior:
     live hub is left at once, not when the generator is collected."""
 
     async def write_all(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        responses = behavior(request, context)
-        if not isinstance(responses, AsyncIterator):
-            await responses
-            return
-        async with contextlib.aclosing(cast(Any, responses)):
+        async with contextlib.aclosing(behavior(request, context)) as responses:
             async for response in responses:
                 await context.write(response)
 
