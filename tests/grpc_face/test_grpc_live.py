@@ -26,14 +26,14 @@ from aibridge_graphql.standin.app import create_app
 from aibridge_graphql.standin.eras import ApiEra
 from tests.grpc_face.test_grpc_face import details, md
 from tests.support.grpc_face import RunningGrpc, face_settings, run_grpc_in_thread
-from tests.support.live import (
+from tests.support.grpc_live import (
     ALICE,
     BOB,
     IDLE_S,
     LIVE_SETTINGS,
     TOKENS,
+    Appender,
     StreamReader,
-    Traffic,
     live_database,
 )
 from tests.support.serve_process import poll_until, serve, sigterm
@@ -53,8 +53,8 @@ T_ENDED = session_pb.TIMELINE_EVENT_KIND_ENDED
 
 
 @pytest.fixture
-def stub(live: RunningGrpc) -> Iterator[Any]:
-    with grpc.insecure_channel(live.address) as channel:
+def stub(watch: RunningGrpc) -> Iterator[Any]:
+    with grpc.insecure_channel(watch.address) as channel:
         yield session_grpc.SessionServiceStub(channel)
 
 
@@ -111,9 +111,9 @@ def hang_up(reader: StreamReader) -> None:
 
 
 def test_sessions_existing_added_updated_ended(
-    live: RunningGrpc, stub: Any, traffic: Traffic
+    watch: RunningGrpc, stub: Any, appender: Appender
 ) -> None:
-    first_call = len(live.calls)
+    first_call = len(watch.calls)
     mask = FieldMask(paths=["session_id", "initiator", "thread_count", "token_usage"])
     reader = watch_sessions(stub, TOKENS["alice"], include_existing=True, read_mask=mask)
     existing: set[str] = set()
@@ -123,7 +123,7 @@ def test_sessions_existing_added_updated_ended(
         assert event.observe_time.seconds > 0
 
     session_id = new_session_id("added")
-    thread_id = traffic.thread(ALICE, session_id)
+    thread_id = appender.thread(ALICE, session_id)
     added = reader.until(session_is(session_id, S_ADDED), "ADDED")
     assert added.session.initiator.username == "alice"
     assert added.session.thread_count == 1
@@ -131,7 +131,7 @@ def test_sessions_existing_added_updated_ended(
     assert not added.session.client
     assert not added.session.HasField("start_time")
 
-    traffic.action(ALICE, session_id, thread_id)
+    appender.action(ALICE, session_id, thread_id)
     updated = reader.until(session_is(session_id, S_UPDATED), "UPDATED")
     assert updated.session.thread_count == 1
     assert updated.session.token_usage.input_tokens > added.session.token_usage.input_tokens
@@ -139,37 +139,37 @@ def test_sessions_existing_added_updated_ended(
     reader.until(session_is(session_id, S_ENDED), "ENDED", within=IDLE_S + 10)
     hang_up(reader)
     # Every upstream call was a poll of the one list, with the watcher's own token.
-    calls = live.calls[first_call:]
+    calls = watch.calls[first_call:]
     assert calls
     assert all(call.target.split("?")[0].endswith("/sessions") for call in calls), calls
     assert {call.token for call in calls} == {TOKENS["alice"]}
 
 
 def test_sessions_read_mask_threads_cost_a_call_per_event(
-    live: RunningGrpc, stub: Any, traffic: Traffic
+    watch: RunningGrpc, stub: Any, appender: Appender
 ) -> None:
-    before = live.polls("sessions")
+    before = watch.polls("sessions")
     mask = FieldMask(paths=["session_id", "threads"])
     reader = watch_sessions(stub, TOKENS["alice"], read_mask=mask, thread_page_size=2)
-    live.wait_polls("sessions", before)  # the view's first answer: what is new comes after it
-    first_call = len(live.calls)
+    watch.wait_polls("sessions", before)  # the view's first answer: what is new comes after it
+    first_call = len(watch.calls)
     session_id = new_session_id("threads")
-    thread_id = traffic.thread(ALICE, session_id)
+    thread_id = appender.thread(ALICE, session_id)
     added = reader.until(session_is(session_id, S_ADDED), "ADDED")
     assert [t.thread_id for t in added.session.threads] == [thread_id]
     assert added.session.threads[0].prompt
     assert not added.session.threads_next_page_token
     hang_up(reader)
-    details_calls = [c for c in live.calls[first_call:] if f"/sessions/{session_id}" in c.target]
+    details_calls = [c for c in watch.calls[first_call:] if f"/sessions/{session_id}" in c.target]
     assert len(details_calls) == 1
     assert details_calls[0].token == TOKENS["alice"]
 
 
 def test_session_timeline_added_updated_ended_then_ok(
-    live: RunningGrpc, stub: Any, traffic: Traffic
+    watch: RunningGrpc, stub: Any, appender: Appender
 ) -> None:
     session_id = new_session_id("timeline")
-    first = traffic.thread(ALICE, session_id)
+    first = appender.thread(ALICE, session_id)
     mask = FieldMask(paths=["session_id", "thread_count", "token_usage"])
     reader = watch_session(
         stub, TOKENS["alice"], session_id=session_id, include_existing=True, read_mask=mask
@@ -178,12 +178,12 @@ def test_session_timeline_added_updated_ended_then_ok(
     assert existing.session.session_id == session_id
     assert existing.session.thread_count == 1  # a list-only field: looked up for the event
 
-    second = traffic.thread(ALICE, session_id)
+    second = appender.thread(ALICE, session_id)
     added = reader.until(thread_is(second, T_ADDED), "ADDED")
     assert added.session.thread_count == 2
     assert added.thread.prompt
 
-    traffic.action(ALICE, session_id, first)
+    appender.action(ALICE, session_id, first)
     updated = reader.until(thread_is(first, T_UPDATED), "UPDATED")
     assert updated.thread.token_usage.input_tokens > existing.thread.token_usage.input_tokens
 
@@ -196,7 +196,7 @@ def test_session_timeline_added_updated_ended_then_ok(
 
 
 def test_two_tokens_interleaved_never_see_each_other(
-    live: RunningGrpc, stub: Any, traffic: Traffic
+    watch: RunningGrpc, stub: Any, appender: Appender
 ) -> None:
     mine: dict[str, Any] = {
         "filter": session_pb.SessionFilter(initiator="me"),
@@ -208,23 +208,23 @@ def test_two_tokens_interleaved_never_see_each_other(
     member = watch_sessions(stub, TOKENS["mem"], include_existing=True)
     alice.until(session_is("old-alice", S_EXISTING), "Alice's EXISTING")
     bob.until(session_is("old-bob", S_EXISTING), "Bob's EXISTING")
-    live.wait_live(3, 3)
-    first_call = len(live.calls)
+    watch.wait_live(3, 3)
+    first_call = len(watch.calls)
 
     appended = {ALICE.id: [], BOB.id: []}  # type: dict[str, list[str]]
     for round_ in range(2):
         for user in (ALICE, BOB):
             session_id = new_session_id(f"{user.username}-{round_}")
-            traffic.thread(user, session_id)
+            appender.thread(user, session_id)
             appended[user.id].append(session_id)
-    after_appends = len(live.calls)
+    after_appends = len(watch.calls)
     for reader, user in ((alice, ALICE), (bob, BOB)):
         checks = [session_is(session_id, S_ADDED) for session_id in appended[user.id]]
         reader.until_each(checks, f"{user.username}'s sessions")
     # Two polls of the member's view sent since the appends: the second starts once the first's
     # answer (with the appended records, were they visible to the member) reached its stream.
     poll_until(
-        lambda: sum(c.token == TOKENS["mem"] for c in live.calls[after_appends:]) >= 2,
+        lambda: sum(c.token == TOKENS["mem"] for c in watch.calls[after_appends:]) >= 2,
         "two polls of the member's view",
     )
     for reader in (alice, bob, member):
@@ -234,30 +234,30 @@ def test_two_tokens_interleaved_never_see_each_other(
         initiators = {e.session.initiator.id for e in reader.events}
         assert initiators == {user.id}, (user.username, initiators)
     assert member.events == []
-    calls = live.calls[first_call:]
+    calls = watch.calls[first_call:]
     assert {call.token for call in calls} == {TOKENS["alice"], TOKENS["bob"], TOKENS["mem"]}
     for call in calls:
         assert ("initiator" in call.target) == (call.token != TOKENS["mem"]), call
 
 
-def test_hang_up_frees_the_stream_and_when_last_the_poller(live: RunningGrpc, stub: Any) -> None:
+def test_hang_up_frees_the_stream_and_when_last_the_poller(watch: RunningGrpc, stub: Any) -> None:
     view: dict[str, Any] = {
         "filter": session_pb.SessionFilter(client="claude-code"),
         "include_existing": True,
     }
     first = watch_sessions(stub, TOKENS["alice"], **view)
     second = watch_sessions(stub, TOKENS["alice"], **view)
-    live.wait_live(2, 1)  # one poller shared by the two streams
-    assert live.metrics.registry.get_sample_value("aibridge_live_streams") == 2
-    assert live.metrics.registry.get_sample_value("aibridge_live_pollers") == 1
+    watch.wait_live(2, 1)  # one poller shared by the two streams
+    assert watch.metrics.registry.get_sample_value("aibridge_live_streams") == 2
+    assert watch.metrics.registry.get_sample_value("aibridge_live_pollers") == 1
     hang_up(first)
-    live.wait_live(1, 1, within=FREED_WITHIN_S)
-    assert live.metrics.registry.get_sample_value("aibridge_live_streams") == 1
+    watch.wait_live(1, 1, within=FREED_WITHIN_S)
+    assert watch.metrics.registry.get_sample_value("aibridge_live_streams") == 1
     hang_up(second)
-    live.wait_live(0, 0, within=FREED_WITHIN_S)
-    assert live.metrics.registry.get_sample_value("aibridge_live_streams") == 0
-    assert live.metrics.registry.get_sample_value("aibridge_live_pollers") == 0
-    handled = live.metrics.registry.get_sample_value(
+    watch.wait_live(0, 0, within=FREED_WITHIN_S)
+    assert watch.metrics.registry.get_sample_value("aibridge_live_streams") == 0
+    assert watch.metrics.registry.get_sample_value("aibridge_live_pollers") == 0
+    handled = watch.metrics.registry.get_sample_value(
         "aibridge_grpc_server_handled_total",
         {"method": "/aibridge.v1.SessionService/WatchSessions", "code": "CANCELLED"},
     )
@@ -265,17 +265,17 @@ def test_hang_up_frees_the_stream_and_when_last_the_poller(live: RunningGrpc, st
     assert handled >= 2
 
 
-def test_the_callers_deadline_ends_the_stream(live: RunningGrpc, stub: Any) -> None:
+def test_the_callers_deadline_ends_the_stream(watch: RunningGrpc, stub: Any) -> None:
     reader = watch_sessions(stub, TOKENS["alice"], timeout=1.5, include_existing=True)
     error = reader.end(within=10)
     assert error is not None
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert any(e.kind == S_EXISTING for e in reader.events)  # it streamed until then
-    live.wait_live(0, 0, within=FREED_WITHIN_S)
+    watch.wait_live(0, 0, within=FREED_WITHIN_S)
 
 
-def test_over_the_stream_limit_is_resource_exhausted(live_standin: str) -> None:
-    settings = face_settings(live_standin, live_max_streams_per_caller=1, **LIVE_SETTINGS)
+def test_over_the_stream_limit_is_resource_exhausted(watch_standin: str) -> None:
+    settings = face_settings(watch_standin, live_max_streams_per_caller=1, **LIVE_SETTINGS)
     with (
         run_grpc_in_thread(settings) as limited,
         grpc.insecure_channel(limited.address) as channel,
@@ -342,7 +342,7 @@ BAD_CALLS = [
     ids=[case[0] for case in BAD_CALLS],
 )
 def test_bad_calls_end_with_their_status(
-    live: RunningGrpc,
+    watch: RunningGrpc,
     stub: Any,
     method: str,
     fields: dict[str, Any],
@@ -365,10 +365,10 @@ def test_bad_calls_end_with_their_status(
 def test_upstream_killed_mid_stream_is_an_error_event_then_recovers(
     api_era: ApiEra, tmp_path: Path
 ) -> None:
-    traffic = live_database(tmp_path / "killed.db")
+    appender = live_database(tmp_path / "killed.db")
 
     def standin() -> Any:
-        return create_app(traffic.path, api_era=api_era)
+        return create_app(appender.path, api_era=api_era)
 
     with contextlib.ExitStack() as upstream:
         url = upstream.enter_context(run_app_in_thread(standin))
@@ -392,7 +392,7 @@ def test_upstream_killed_mid_stream_is_an_error_event_then_recovers(
 
             with run_app_in_thread(standin, port=port):
                 session_id = new_session_id("recovered")
-                traffic.thread(ALICE, session_id)
+                appender.thread(ALICE, session_id)
                 reader.until(session_is(session_id, S_ADDED), "ADDED after the restart")
                 hang_up(reader)
                 face.wait_live(0, 0)
@@ -413,13 +413,13 @@ def _live_gauges(base: str) -> tuple[float, float]:
     return values["aibridge_live_streams"], values["aibridge_live_pollers"]
 
 
-def test_both_faces_of_a_process_share_one_poller_per_view(live_standin: str) -> None:
+def test_both_faces_of_a_process_share_one_poller_per_view(watch_standin: str) -> None:
     """`serve`: a GraphQL subscription (SSE) and a gRPC watch of the same view with the same
     token are two streams of one poller; each hang-up frees its stream, the last the poller."""
     env = {"AIBRIDGE_LIVE_POLL_INTERVAL": "1", "AIBRIDGE_LOG_LEVEL": "WARNING"}
     headers = {"Accept": "text/event-stream", "Coder-Session-Token": TOKENS["alice"]}
     with (
-        serve(live_standin, env) as process,
+        serve(watch_standin, env) as process,
         httpx.Client(timeout=20) as http,
         http.stream(
             "POST", f"{process.base_url}/graphql", json={"query": SSE_SUBSCRIPTION}, headers=headers
@@ -441,12 +441,12 @@ def test_both_faces_of_a_process_share_one_poller_per_view(live_standin: str) ->
         poll_until(lambda: _live_gauges(process.base_url) == (0, 0), "the SSE stream freed")
 
 
-def test_a_stopping_process_completes_its_watches(live_standin: str) -> None:
+def test_a_stopping_process_completes_its_watches(watch_standin: str) -> None:
     """SIGTERM: once the drain delay is over, every watch completes (OK: reconnect elsewhere)
     instead of holding the shutdown grace open, and the process exits cleanly."""
     env = {"AIBRIDGE_SHUTDOWN_DRAIN_DELAY": "0.2", "AIBRIDGE_SHUTDOWN_GRACE": "30"}
     with (
-        serve(live_standin, env) as process,
+        serve(watch_standin, env) as process,
         grpc.insecure_channel(process.grpc_address) as channel,
     ):
         stub = session_grpc.SessionServiceStub(channel)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.grpc_face import RunningGrpc
-from tests.support.live import ALICE, IDLE_S, TOKENS, Traffic
+from tests.support.grpc_live import ALICE, IDLE_S, TOKENS, Appender
 from tests.support.node_tools import ensure_node_modules, require_executable
 from tests.support.serve_process import poll_until
 
@@ -41,32 +41,32 @@ def _skip_space(text: str, at: int) -> int:
     return at
 
 
-def _started(live: RunningGrpc, process: subprocess.Popen[str], view: str, before: float) -> float:
+def _started(watch: RunningGrpc, process: subprocess.Popen[str], view: str, before: float) -> float:
     """Wait for the client's stream to be open and its view's first poll answered."""
-    poll_until(lambda: process.poll() is not None or live.live_counts()[0] == 1, "stream open")
+    poll_until(lambda: process.poll() is not None or watch.live_counts()[0] == 1, "stream open")
     assert process.poll() is None, process.communicate(timeout=RUN_S)
-    return live.wait_polls(view, before)
+    return watch.wait_polls(view, before)
 
 
-def test_grpc_js_watches_sessions_and_a_timeline(live: RunningGrpc, traffic: Traffic) -> None:
+def test_grpc_js_watches_sessions_and_a_timeline(watch: RunningGrpc, appender: Appender) -> None:
     node = require_executable("node", "install Node.js 20+")
     ensure_node_modules(PACKAGE_DIR)
     session_id = "live-grpc-js"
-    before = live.polls("sessions")
+    before = watch.polls("sessions")
     process = subprocess.Popen(
-        [node, "grpc_js_watch.mjs", live.address, TOKENS["alice"], session_id],
+        [node, "grpc_js_watch.mjs", watch.address, TOKENS["alice"], session_id],
         cwd=PACKAGE_DIR,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        _started(live, process, "sessions", before)
-        changed = live.polls("sessions", "changed")
-        thread_id = traffic.thread(ALICE, session_id)
+        _started(watch, process, "sessions", before)
+        changed = watch.polls("sessions", "changed")
+        thread_id = appender.thread(ALICE, session_id)
         # The poll that saw the new session (ADDED sent), then an agentic action (UPDATED).
-        live.wait_polls("sessions", changed, "changed")
-        traffic.action(ALICE, session_id, thread_id)
+        watch.wait_polls("sessions", changed, "changed")
+        appender.action(ALICE, session_id, thread_id)
         stdout, stderr = process.communicate(timeout=RUN_S)
     finally:
         if process.poll() is None:
@@ -91,12 +91,12 @@ def test_grpc_js_watches_sessions_and_a_timeline(live: RunningGrpc, traffic: Tra
     assert out["unknown_status"] == {"code": "NOT_FOUND", "reason": "NOT_FOUND"}
 
 
-def test_buf_curl_watches_a_timeline_to_its_end(live: RunningGrpc, traffic: Traffic) -> None:
+def test_buf_curl_watches_a_timeline_to_its_end(watch: RunningGrpc, appender: Appender) -> None:
     node_modules = ensure_node_modules(PACKAGE_DIR)
     require_executable("node", "install Node.js 20+")
     session_id = "live-buf-curl"
-    first = traffic.thread(ALICE, session_id)
-    before = live.polls("timeline")
+    first = appender.thread(ALICE, session_id)
+    before = watch.polls("timeline")
     body = json.dumps({"sessionId": session_id, "includeExisting": True})
     process = subprocess.Popen(
         [
@@ -109,7 +109,7 @@ def test_buf_curl_watches_a_timeline_to_its_end(live: RunningGrpc, traffic: Traf
             f"coder-session-token: {TOKENS['alice']}",
             "-d",
             body,
-            f"http://{live.address}/{SERVICE}/WatchSession",
+            f"http://{watch.address}/{SERVICE}/WatchSession",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -118,8 +118,8 @@ def test_buf_curl_watches_a_timeline_to_its_end(live: RunningGrpc, traffic: Traf
         start_new_session=True,
     )
     try:
-        _started(live, process, "timeline", before)
-        second = traffic.thread(ALICE, session_id)
+        _started(watch, process, "timeline", before)
+        second = appender.thread(ALICE, session_id)
         stdout, stderr = process.communicate(timeout=RUN_S + IDLE_S)
     finally:
         if process.poll() is None:

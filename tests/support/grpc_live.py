@@ -1,9 +1,10 @@
-"""Helpers of the live-view tests: a small stand-in database that records are appended to as
+"""Helpers of the gRPC watches' tests: a small stand-in database that records are appended to as
 Coder's data plane would (sessions, new threads, agentic actions), and server streams read on a
 thread so that every wait for an event has a deadline.
 
 The records go straight into the stand-in's SQLite file (`standin/records.py`), committed, so the
-stand-in's next read (the gateway's next poll) sees them.
+stand-in's next read (the gateway's next poll) sees them: a stopgap written before the stand-in's
+own traffic API (standin/traffic.py) was on this branch.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def now_us() -> int:
 
 
 @dataclass
-class Traffic:
+class Appender:
     """Appends interceptions to a stand-in database, each ending now (ids from a counter)."""
 
     path: Path
@@ -112,16 +113,16 @@ class Traffic:
         return record.id
 
 
-def live_database(path: Path) -> Traffic:
+def live_database(path: Path) -> Appender:
     """Alice (owner), Bob (auditor) and a member, each with a session ended an hour ago."""
-    traffic = Traffic(path)
+    appender = Appender(path)
     hour_ago = now_us() - 3600 * SECOND
     old = [
-        traffic._record(user, f"old-{user.username}", None, None, hour_ago + i * SECOND)
+        appender._record(user, f"old-{user.username}", None, None, hour_ago + i * SECOND)
         for i, user in enumerate((ALICE, BOB, MEMBER))
     ]
     build_database(path, [(user, TOKENS[user.username]) for user in (ALICE, BOB, MEMBER)], old)
-    return traffic
+    return appender
 
 
 _END: Final = object()
