@@ -4,6 +4,7 @@ the committed stubs equal to what `make proto` generates, and the face's imports
 from __future__ import annotations
 
 import filecmp
+import shutil
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ def test_buf_breaking_catches_a_removed_field(node_modules: Path, tmp_path: Path
     copy = tmp_path / "proto"
     (copy / "aibridge" / "v1").mkdir(parents=True)
     (copy / "buf.yaml").write_text((PROTO / "buf.yaml").read_text())
+    shutil.copytree(PROTO / "google", copy / "google")
     for source in (PROTO / "aibridge" / "v1").glob("*.proto"):
         text = source.read_text()
         if source.name == "resources.proto":
@@ -46,6 +48,25 @@ def test_buf_breaking_catches_a_removed_field(node_modules: Path, tmp_path: Path
     )
     assert result.returncode != 0
     assert "thread_count" in result.stdout + result.stderr
+
+
+def test_vendored_status_proto_is_the_runtime_one() -> None:
+    # The stubs import googleapis-common-protos' `google.rpc.status_pb2`; buf and grpc-js read
+    # proto/google/rpc/status.proto: they must describe the same message.
+    from google.protobuf import descriptor_pb2
+    from google.rpc import status_pb2
+
+    from aibridge_graphql.grpc.gen.aibridge.v1 import session_service_pb2
+
+    runtime = descriptor_pb2.FileDescriptorProto()
+    status_pb2.DESCRIPTOR.CopyToProto(runtime)
+    assert "google/rpc/status.proto" in session_service_pb2.DESCRIPTOR.serialized_pb.decode(
+        "latin-1"
+    )
+    vendored = (PROTO / "google" / "rpc" / "status.proto").read_text()
+    assert "package google.rpc;" in vendored
+    for field in runtime.message_type[0].field:
+        assert f" {field.name} = {field.number};" in vendored, field.name
 
 
 def test_committed_stubs_match_the_protos(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The gRPC face on loopback for tests: `start_grpc` on its own event loop in a thread.
 
 Records every upstream request (path and query, token) through the client's `on_response`
-hook, so tests can count upstream calls per gRPC call and check whose token each carried.
+hook, so tests can count upstream calls per gRPC call and check whose token each carried. The
+face has a live hub of its own (a process has one, shared by both faces: `SharedServing`).
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
 
+from aibridge_graphql.core.live import LiveHub
 from aibridge_graphql.core.metrics import GatewayMetrics
 from aibridge_graphql.grpc.server import GrpcServer, start_grpc
 from aibridge_graphql.settings import Settings
@@ -65,11 +68,54 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
 @dataclass
 class RunningGrpc:
-    """A gRPC face serving in a thread: its address, metrics and the upstream calls it made."""
+    """A gRPC face serving in a thread: its address, metrics, the upstream calls it made and
+    its live hub (on the server's loop)."""
 
     address: str
     metrics: GatewayMetrics
     calls: list[UpstreamCall] = field(default_factory=list)
+    live: LiveHub | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def live_counts(self) -> tuple[int, int]:
+        """(open streams, running pollers) of the hub, read on the server's loop."""
+        assert self.live is not None
+        assert self.loop is not None
+        hub = self.live
+
+        async def read() -> tuple[int, int]:
+            return hub.streams, hub.pollers
+
+        return asyncio.run_coroutine_threadsafe(read(), self.loop).result(_START_TIMEOUT_S)
+
+    def polls(self, view: str, outcome: str | None = None) -> float:
+        """Polls of `view` the hub has made (`outcome`: changed, unchanged, error; None: all)."""
+        outcomes = (outcome,) if outcome else ("changed", "unchanged", "error")
+        labels = ({"view": view, "outcome": name} for name in outcomes)
+        sample = self.metrics.registry.get_sample_value
+        return sum(sample("aibridge_live_polls_total", label) or 0.0 for label in labels)
+
+    def wait_polls(
+        self, view: str, above: float, outcome: str | None = None, within: float = 20.0
+    ) -> float:
+        """Wait until `view` had more than `above` polls (of `outcome`); the count then."""
+        deadline = time.monotonic() + within
+        while (count := self.polls(view, outcome)) <= above:
+            assert time.monotonic() < deadline, f"{view} polls ({outcome}) stayed at {count}"
+            # A short pause between reads; the loop is bounded by the deadline.
+            time.sleep(0.02)
+        return count
+
+    def wait_live(self, streams: int, pollers: int, within: float = 10.0) -> None:
+        """Wait until the hub has `streams` streams and `pollers` pollers (AssertionError after
+        `within` seconds)."""
+        deadline = time.monotonic() + within
+        counts = self.live_counts()
+        while counts != (streams, pollers):
+            assert time.monotonic() < deadline, f"hub at {counts}, not {(streams, pollers)}"
+            # A short pause between reads; the loop is bounded by the deadline.
+            time.sleep(0.02)
+            counts = self.live_counts()
 
 
 @contextlib.contextmanager
@@ -84,13 +130,16 @@ def run_grpc_in_thread(settings: Settings) -> Iterator[RunningGrpc]:
 
     async def serve() -> None:
         client = UpstreamClient(settings, transport=RecordingTransport(settings, calls))
+        hub = LiveHub(client, settings, metrics=metrics)
         server: GrpcServer | None = None
         try:
-            server = await start_grpc(settings, client, metrics)
+            server = await start_grpc(settings, client, metrics, live=hub)
             state["address"] = server.address
+            state["live"] = hub
             ready.set()
             await stop.wait()
         finally:
+            hub.close()
             if server is not None:
                 await server.stop(0)
             await client.aclose()
@@ -110,7 +159,9 @@ def run_grpc_in_thread(settings: Settings) -> Iterator[RunningGrpc]:
     if not ready.wait(_START_TIMEOUT_S) or "address" not in state:
         raise RuntimeError(f"gRPC server did not start: {state.get('error')!r}")
     try:
-        yield RunningGrpc(str(state["address"]), metrics, calls)
+        hub = state["live"]
+        assert isinstance(hub, LiveHub)
+        yield RunningGrpc(str(state["address"]), metrics, calls, hub, loop)
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(_START_TIMEOUT_S)

@@ -14,9 +14,13 @@ _READY_TIMEOUT_S = 10.0
 
 @contextlib.contextmanager
 def run_app_in_thread(
-    app_factory: Callable[[], web.Application], *, handler_cancellation: bool = False
+    app_factory: Callable[[], web.Application],
+    *,
+    handler_cancellation: bool = False,
+    port: int = 0,
 ) -> Iterator[str]:
-    """Serve the factory's app on 127.0.0.1 (ephemeral port) in its own loop; yield the base URL.
+    """Serve the factory's app on 127.0.0.1 (`port`, 0: an ephemeral one) in its own loop; yield
+    the base URL. A port given again after its server stopped restarts a server there.
 
     `handler_cancellation=True` stops a request whose client hung up, as `serve` does
     (server/serving.py): a live stream is freed then, not at its next write.
@@ -32,7 +36,7 @@ def run_app_in_thread(
         runner = web.AppRunner(app_factory(), handler_cancellation=handler_cancellation)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(runner, "127.0.0.1", port)
             await site.start()
             server = site._server  # the only way aiohttp exposes the bound port
             sockets = getattr(server, "sockets", None) or []

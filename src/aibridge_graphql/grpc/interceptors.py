@@ -1,6 +1,7 @@
 """The server interceptor of the gRPC face: request id, deadline, metrics, tracing, status mapping.
 
-For every unary call it:
+For every unary call, and every server-streaming call of the face's own services (the live
+watches), it:
 - takes the caller's `x-request-id` metadata when safe (else a new id) and sends it back in the
   initial metadata; the id goes upstream as `X-Request-Id`, as for GraphQL requests;
 - sets the same `RequestScope` the HTTP middleware sets, so upstream calls are counted in the
@@ -8,15 +9,18 @@ For every unary call it:
 - bounds the handler by the caller's deadline (the call's loaders cancel their upstream work
   when the call's task ends: answered, timed out or cancelled);
 - maps exceptions to `google.rpc.Status` (grpc/status.py) and counts the call per method and code.
-Streaming methods (the health service's Watch) pass through untouched.
+A stream is one call from its start to its status: its latency is how long it stayed open, and
+the deadline bounds the whole stream. Other streaming methods (the health service's Watch,
+reflection) pass through untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -42,6 +46,8 @@ _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 _QUIET_SERVICES: Final = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+# A server-streaming handler of the face: an async generator of responses.
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncGenerator[Any, None]]
 
 
 class GrpcMetrics:
@@ -93,9 +99,24 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
         method = handler_call_details.method
+        if handler.unary_stream is not None and method in self._known:
+            written = _writing(cast(StreamBehavior, handler.unary_stream))
+
+            async def observed_stream(
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> None:
+                await self._call(written, request, context, method, method)
+
+            return grpc.unary_stream_rpc_method_handler(
+                observed_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_unary is None:
+            return handler
         # A label is never a client-chosen string: unknown methods have no handler at all.
         label = method if method in self._known else "other"
         # grpc.aio handlers are coroutine functions; the stubs type them as the sync API's.
@@ -195,6 +216,20 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
                 "duration_ms": round(seconds * 1000, 3),
             },
         )
+
+
+def _writing(behavior: StreamBehavior) -> Behavior:
+    """A server-streaming handler as one coroutine writing each response itself, so that the
+    deadline, the status mapping and the metrics of a unary call cover the whole stream. The
+    generator is closed however the call ends (a cancelled write included): its stream of the
+    live hub is left at once, not when the generator is collected."""
+
+    async def write_all(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        async with contextlib.aclosing(behavior(request, context)) as responses:
+            async for response in responses:
+                await context.write(response)
+
+    return write_all
 
 
 def _context_code(context: grpc.aio.ServicerContext[Any, Any]) -> str:

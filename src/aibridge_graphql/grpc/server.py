@@ -5,7 +5,8 @@ event loop — the same one the aiohttp app runs on — and returns a `GrpcServe
 `prepare_grpc(...).listen(port)` does it in two steps, so a busy port can be retried with another.
 Health: the standard `grpc.health.v1.Health`; `Check` pings the upstream (as `/readyz` does) and
 answers SERVING only when it is reachable, for the whole server ("") and each service; before
-the first Check, Watch streams see UNKNOWN.
+the first Check, Watch streams see UNKNOWN. The live watches (WatchSessions, WatchSession) use
+the `LiveHub` given: the process's one, shared with the GraphQL face (`SharedServing.live`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from aibridge_graphql.core.live import LiveHub
 from aibridge_graphql.core.metrics import GatewayMetrics
 from aibridge_graphql.core.pricing import Pricer
 from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2 as catalog_pb
@@ -189,15 +191,17 @@ def build_server(
     tracing: Tracing | None = None,
     pricer: Pricer | None = None,
     *,
+    live: LiveHub,
     reuse_port: bool = False,
 ) -> tuple[grpc.aio.Server, UpstreamHealth]:
-    """The server with the four services, health and reflection (not yet bound or started)."""
+    """The server with the four services, health and reflection (not yet bound or started);
+    its watches stream `live`'s pollers."""
     server = grpc.aio.server(
         interceptors=[ObservingInterceptor(metrics, tracing, _known_methods())],
         options=server_options(settings, reuse_port=reuse_port),
         maximum_concurrent_rpcs=None,
     )
-    face = Face(settings, client, pricer)
+    face = Face(settings, client, pricer, live=live)
     session_grpc.add_SessionServiceServicer_to_server(SessionService(face), server)
     interception_grpc.add_InterceptionServiceServicer_to_server(InterceptionService(face), server)
     catalog_grpc.add_CatalogServiceServicer_to_server(CatalogService(face), server)
@@ -263,11 +267,12 @@ def prepare_grpc(
     tracing: Tracing | None = None,
     pricer: Pricer | None = None,
     *,
+    live: LiveHub,
     reuse_port: bool = False,
 ) -> PreparedGrpc:
     """The server for `settings.host`, built once (its metrics are registered once)."""
     server, health_servicer = build_server(
-        settings, client, metrics, tracing, pricer, reuse_port=reuse_port
+        settings, client, metrics, tracing, pricer, live=live, reuse_port=reuse_port
     )
     return PreparedGrpc(server, health_servicer, settings.host)
 
@@ -278,7 +283,9 @@ async def start_grpc(
     metrics: GatewayMetrics,
     tracing: Tracing | None = None,
     pricer: Pricer | None = None,
+    *,
+    live: LiveHub,
 ) -> GrpcServer:
     """Bind `settings.host:settings.grpc_port` (0: any) and start serving on the running loop."""
-    prepared = prepare_grpc(settings, client, metrics, tracing, pricer)
+    prepared = prepare_grpc(settings, client, metrics, tracing, pricer, live=live)
     return await prepared.listen(settings.grpc_port)

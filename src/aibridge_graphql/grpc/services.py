@@ -8,13 +8,15 @@ its read_mask names nothing only the list item has: the detail is then the looku
 ListSessionThreads 2 concurrent, ListInterceptions 1, ListModels/ListClients 1 per 1000 names,
 ListProviders 1; an endpoint the era lacks 0 (`UpstreamUnsupported` from the loaders). Errors
 propagate as exceptions; the interceptor (grpc/interceptors.py) turns them into
-`google.rpc.Status`.
+`google.rpc.Status`. WatchSessions and WatchSession stream the process's shared pollers
+(core/live, grpc/live.py): their polls are the hub's, each event's extra calls its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -22,6 +24,7 @@ import grpc
 from aibridge_graphql.core import pagination
 from aibridge_graphql.core.errors import BadUserInput
 from aibridge_graphql.core.inputs import checked_text
+from aibridge_graphql.core.live import Change, LiveHub, SessionsView, TimelineView
 from aibridge_graphql.core.loaders import (
     LIST_LIMIT_MAX,
     THREADS_LIMIT_MAX,
@@ -29,7 +32,7 @@ from aibridge_graphql.core.loaders import (
     loaders_for_request,
 )
 from aibridge_graphql.core.pricing import Pricer
-from aibridge_graphql.grpc import convert, paging
+from aibridge_graphql.grpc import convert, live, paging
 from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2 as catalog_pb
 from aibridge_graphql.grpc.gen.aibridge.v1 import catalog_service_pb2_grpc as catalog_grpc
 from aibridge_graphql.grpc.gen.aibridge.v1 import interception_service_pb2 as interception_pb
@@ -60,14 +63,21 @@ def _metadata(context: Context) -> dict[str, str]:
 
 
 class Face:
-    """What every service needs: the settings and the process's pooled upstream client."""
+    """What every service needs: the settings, the process's pooled upstream client and its
+    live hub (shared with the GraphQL face, so a view watched from both is polled once)."""
 
     def __init__(
-        self, settings: Settings, client: UpstreamClient, pricer: Pricer | None = None
+        self,
+        settings: Settings,
+        client: UpstreamClient,
+        pricer: Pricer | None = None,
+        *,
+        live: LiveHub,
     ) -> None:
         self.settings = settings
         self.client = client
         self.pricer = pricer
+        self.live = live
 
     def loaders(self, context: Context, skip_records: frozenset[str] = frozenset()) -> Loaders:
         """Fresh loaders holding this call's credentials and `cache-control`, under the caller's
@@ -81,6 +91,26 @@ class Face:
             within_seconds=context.time_remaining(),
             skip_records=skip_records,
         )
+
+    @contextlib.contextmanager
+    def event_loaders(
+        self, context: Context, skip_records: frozenset[str] = frozenset()
+    ) -> Iterator[Loaders]:
+        """Loaders for one event of a stream, closed once it is built: a stream outlives many
+        events, each with its own deadline and call budget (as GraphQL's per event)."""
+        loaders = loaders_for_request(
+            self.client,
+            self.settings,
+            _metadata(context),
+            pricer=self.pricer,
+            within_seconds=context.time_remaining(),
+            skip_records=skip_records,
+            close_with_task=False,
+        )
+        try:
+            yield loaders
+        finally:
+            loaders.close()
 
     def size(self, value: int, upstream_max: int, field: str = "page_size") -> int:
         """A page size within the setting and the upstream's cap (as GraphQL's `first`)."""
@@ -133,6 +163,15 @@ class SessionService(session_grpc.SessionServiceServicer):
             convert.add_network_detail(message, await loaders.session_detail(raw.id))
         return message
 
+    def _dashboard_threads(self, mask: Any, thread_page_size: int) -> paging.Window | None:
+        """Each session's first threads when the mask names them (0: 3), else None."""
+        if not convert.wants_threads(mask):
+            return None
+        size = self._face.size(
+            thread_page_size or DEFAULT_DASHBOARD_THREADS, THREADS_LIMIT_MAX, "thread_page_size"
+        )
+        return paging.Window(size, None)
+
     async def ListSessions(
         self, request: session_pb.ListSessionsRequest, context: Context
     ) -> session_pb.ListSessionsResponse:
@@ -147,18 +186,7 @@ class SessionService(session_grpc.SessionServiceServicer):
         size = face.size(request.page_size, LIST_LIMIT_MAX)
         after = paging.decode_token(kind, request.page_token, bound)
         window = paging.Window(size, after)
-        thread_window = (
-            paging.Window(
-                face.size(
-                    request.thread_page_size or DEFAULT_DASHBOARD_THREADS,
-                    THREADS_LIMIT_MAX,
-                    "thread_page_size",
-                ),
-                None,
-            )
-            if convert.wants_threads(mask)
-            else None
-        )
+        thread_window = self._dashboard_threads(mask, request.thread_page_size)
         offset = 0 if whole else paging.cursor_offset(after)
         loaders = face.loaders(context, convert.unread_records(mask))
         response = await loaders.sessions_page(
@@ -267,6 +295,102 @@ class SessionService(session_grpc.SessionServiceServicer):
             next_page_token=_threads_token(request.session_id, list(cut.items), cut.has_next),
             total_size=raw.threads,
         )
+
+    async def WatchSessions(
+        self, request: session_pb.WatchSessionsRequest, context: Context
+    ) -> AsyncIterator[session_pb.WatchSessionsResponse]:
+        face = self._face
+        mask = convert.read_mask(request.read_mask, request.HasField("read_mask"))
+        view = SessionsView(
+            convert.session_filter(request.filter),
+            live.watched_count(request.session_count),
+            live.idle_after(face.settings),
+        )
+        thread_window = self._dashboard_threads(mask, request.thread_page_size)
+        network = convert.wants_network_detail(mask)
+        detailed = thread_window is not None or network
+        headers = _metadata(context)
+        async with face.live.watch(headers, view, existing=request.include_existing) as stream:
+            async for item in stream:
+                observed = live.now()
+                if isinstance(item, Exception):
+                    yield live.sessions_error(live.poll_error(item, live.WATCH_SESSIONS), observed)
+                    continue
+                if not detailed:
+                    for change in item:
+                        session = convert.masked(convert.session(change.value), mask)
+                        yield live.session_event(change.kind, session, observed)
+                    continue
+                built = await asyncio.gather(
+                    *(self._event_session(context, c, mask, thread_window) for c in item),
+                    return_exceptions=True,
+                )
+                for change, result in zip(item, built, strict=True):
+                    if isinstance(result, pb.Session):
+                        yield live.session_event(change.kind, result, observed)
+                    elif isinstance(result, Exception):
+                        status = live.event_error(result, live.WATCH_SESSIONS)
+                        yield live.sessions_error(status, observed)
+                    else:
+                        raise result
+
+    async def _event_session(
+        self, context: Context, change: Change, mask: Any, window: paging.Window | None
+    ) -> pb.Session:
+        """A watched session with what its mask adds (threads, network detail): its own calls,
+        with fresh loaders."""
+        network = convert.wants_network_detail(mask)
+        with self._face.event_loaders(context, convert.unread_records(mask)) as loaders:
+            message = await self._detailed(loaders, change.value, window, network)
+        return convert.masked(message, mask)
+
+    async def WatchSession(
+        self, request: session_pb.WatchSessionRequest, context: Context
+    ) -> AsyncIterator[session_pb.WatchSessionResponse]:
+        face = self._face
+        if not request.session_id:
+            raise _required("session_id")
+        checked_text("session_id", request.session_id)
+        mask = live.timeline_mask(
+            convert.read_mask(request.read_mask, request.HasField("read_mask"))
+        )
+        view = TimelineView(request.session_id, live.idle_after(face.settings))
+        headers = _metadata(context)
+        async with face.live.watch(headers, view, existing=request.include_existing) as stream:
+            async for item in stream:
+                observed = live.now()
+                if isinstance(item, Exception):
+                    yield live.timeline_error(live.poll_error(item, live.WATCH_SESSION), observed)
+                    continue
+                headers_seen: dict[int, pb.Session] = {}
+                for change in item:
+                    # Changes of one poll share its header: built (and looked up) once.
+                    key = id(change.session)
+                    if key not in headers_seen:
+                        try:
+                            headers_seen[key] = await self._timeline_session(
+                                context, change.session, mask
+                            )
+                        except Exception as exc:  # this event fails, the stream goes on
+                            status = live.event_error(exc, live.WATCH_SESSION)
+                            yield live.timeline_error(status, observed)
+                            continue
+                    yield live.timeline_event(change, headers_seen[key], observed)
+
+    async def _timeline_session(
+        self, context: Context, header: m.SessionThreadsResponse, mask: Any
+    ) -> pb.Session:
+        """The session of a timeline event: the poll's detail header, its `network_*` fields
+        when named, and the list item's own fields (one `GET /sessions`) when named."""
+        if live.wants_listed(mask):
+            with self._face.event_loaders(context) as loaders:
+                found = await loaders.find_session(header.id, str(header.initiator.id))
+            message = convert.session(found)
+        else:
+            message = convert.session(header)
+        if convert.wants_network_detail(mask):
+            convert.add_network_detail(message, header)
+        return convert.masked(message, mask)
 
 
 class InterceptionService(interception_grpc.InterceptionServiceServicer):

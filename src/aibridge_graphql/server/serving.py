@@ -193,7 +193,7 @@ class SharedServing:
         )
 
     def prepare_grpc(self, *, reuse_port: bool = False) -> PreparedGrpc:
-        """The gRPC face over the shared client, built but listening nowhere yet."""
+        """The gRPC face over the shared client and live hub, built but listening nowhere yet."""
         from aibridge_graphql.grpc.server import prepare_grpc
 
         observability = self.observability
@@ -203,6 +203,7 @@ class SharedServing:
             observability.metrics,
             observability.tracing,
             self.pricer,
+            live=self.live,
             reuse_port=reuse_port,
         )
 

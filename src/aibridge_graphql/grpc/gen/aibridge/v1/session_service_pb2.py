@@ -26,29 +26,42 @@ _sym_db = _symbol_database.Default()
 from aibridge_graphql.grpc.gen.aibridge.v1 import resources_pb2 as aibridge_dot_v1_dot_resources__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!aibridge/v1/session_service.proto\x12\x0b\x61ibridge.v1\x1a\x1b\x61ibridge/v1/resources.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x02\n\rSessionFilter\x12\x16\n\tinitiator\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08provider\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x1a\n\rprovider_name\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x12\n\x05model\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x13\n\x06\x63lient\x18\x05 \x01(\tH\x04\x88\x01\x01\x12\x17\n\nsession_id\x18\x06 \x01(\tH\x05\x88\x01\x01\x12\x31\n\rstarted_after\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0estarted_before\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0c\n\n_initiatorB\x0b\n\t_providerB\x10\n\x0e_provider_nameB\x08\n\x06_modelB\t\n\x07_clientB\r\n\x0b_session_id\"\xb1\x01\n\x13ListSessionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12*\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x1a.aibridge.v1.SessionFilter\x12-\n\tread_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10thread_page_size\x18\x05 \x01(\x05\"k\n\x14ListSessionsResponse\x12&\n\x08sessions\x18\x01 \x03(\x0b\x32\x14.aibridge.v1.Session\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\"\x96\x01\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x16\n\tinitiator\x18\x02 \x01(\tH\x00\x88\x01\x01\x12-\n\tread_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10thread_page_size\x18\x04 \x01(\x05\x42\x0c\n\n_initiator\";\n\x12GetSessionResponse\x12%\n\x07session\x18\x01 \x01(\x0b\x32\x14.aibridge.v1.Session\"|\n\x19ListSessionThreadsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x16\n\tinitiator\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\tB\x0c\n\n_initiator\"o\n\x1aListSessionThreadsResponse\x12$\n\x07threads\x18\x01 \x03(\x0b\x32\x13.aibridge.v1.Thread\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\x32\x9b\x02\n\x0eSessionService\x12S\n\x0cListSessions\x12 .aibridge.v1.ListSessionsRequest\x1a!.aibridge.v1.ListSessionsResponse\x12M\n\nGetSession\x12\x1e.aibridge.v1.GetSessionRequest\x1a\x1f.aibridge.v1.GetSessionResponse\x12\x65\n\x12ListSessionThreads\x12&.aibridge.v1.ListSessionThreadsRequest\x1a\'.aibridge.v1.ListSessionThreadsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!aibridge/v1/session_service.proto\x12\x0b\x61ibridge.v1\x1a\x1b\x61ibridge/v1/resources.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xd4\x02\n\rSessionFilter\x12\x16\n\tinitiator\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08provider\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x1a\n\rprovider_name\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x12\n\x05model\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x13\n\x06\x63lient\x18\x05 \x01(\tH\x04\x88\x01\x01\x12\x17\n\nsession_id\x18\x06 \x01(\tH\x05\x88\x01\x01\x12\x31\n\rstarted_after\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0estarted_before\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0c\n\n_initiatorB\x0b\n\t_providerB\x10\n\x0e_provider_nameB\x08\n\x06_modelB\t\n\x07_clientB\r\n\x0b_session_id\"\xb1\x01\n\x13ListSessionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12*\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x1a.aibridge.v1.SessionFilter\x12-\n\tread_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10thread_page_size\x18\x05 \x01(\x05\"k\n\x14ListSessionsResponse\x12&\n\x08sessions\x18\x01 \x03(\x0b\x32\x14.aibridge.v1.Session\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\"\x96\x01\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x16\n\tinitiator\x18\x02 \x01(\tH\x00\x88\x01\x01\x12-\n\tread_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10thread_page_size\x18\x04 \x01(\x05\x42\x0c\n\n_initiator\";\n\x12GetSessionResponse\x12%\n\x07session\x18\x01 \x01(\x0b\x32\x14.aibridge.v1.Session\"|\n\x19ListSessionThreadsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x16\n\tinitiator\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\tB\x0c\n\n_initiator\"o\n\x1aListSessionThreadsResponse\x12$\n\x07threads\x18\x01 \x03(\x0b\x32\x13.aibridge.v1.Thread\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\"\xbc\x01\n\x14WatchSessionsRequest\x12*\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1a.aibridge.v1.SessionFilter\x12\x15\n\rsession_count\x18\x02 \x01(\x05\x12\x18\n\x10include_existing\x18\x03 \x01(\x08\x12-\n\tread_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10thread_page_size\x18\x05 \x01(\x05\"\xcd\x01\n\x15WatchSessionsResponse\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.aibridge.v1.SessionEventKind\x12\'\n\x07session\x18\x02 \x01(\x0b\x32\x14.aibridge.v1.SessionH\x00\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x12\x30\n\x0cobserve_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05\x65vent\"r\n\x13WatchSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x18\n\x10include_existing\x18\x02 \x01(\x08\x12-\n\tread_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\xf2\x01\n\x14WatchSessionResponse\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.aibridge.v1.TimelineEventKind\x12%\n\x07session\x18\x02 \x01(\x0b\x32\x14.aibridge.v1.Session\x12%\n\x06thread\x18\x03 \x01(\x0b\x32\x13.aibridge.v1.ThreadH\x00\x12#\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x12\x30\n\x0cobserve_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05\x65vent*\xb3\x01\n\x10SessionEventKind\x12\"\n\x1eSESSION_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSESSION_EVENT_KIND_EXISTING\x10\x01\x12\x1c\n\x18SESSION_EVENT_KIND_ADDED\x10\x02\x12\x1e\n\x1aSESSION_EVENT_KIND_UPDATED\x10\x03\x12\x1c\n\x18SESSION_EVENT_KIND_ENDED\x10\x04*\xb9\x01\n\x11TimelineEventKind\x12#\n\x1fTIMELINE_EVENT_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cTIMELINE_EVENT_KIND_EXISTING\x10\x01\x12\x1d\n\x19TIMELINE_EVENT_KIND_ADDED\x10\x02\x12\x1f\n\x1bTIMELINE_EVENT_KIND_UPDATED\x10\x03\x12\x1d\n\x19TIMELINE_EVENT_KIND_ENDED\x10\x04\x32\xcc\x03\n\x0eSessionService\x12S\n\x0cListSessions\x12 .aibridge.v1.ListSessionsRequest\x1a!.aibridge.v1.ListSessionsResponse\x12M\n\nGetSession\x12\x1e.aibridge.v1.GetSessionRequest\x1a\x1f.aibridge.v1.GetSessionResponse\x12\x65\n\x12ListSessionThreads\x12&.aibridge.v1.ListSessionThreadsRequest\x1a\'.aibridge.v1.ListSessionThreadsResponse\x12X\n\rWatchSessions\x12!.aibridge.v1.WatchSessionsRequest\x1a\".aibridge.v1.WatchSessionsResponse0\x01\x12U\n\x0cWatchSession\x12 .aibridge.v1.WatchSessionRequest\x1a!.aibridge.v1.WatchSessionResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aibridge.v1.session_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SESSIONFILTER']._serialized_start=147
-  _globals['_SESSIONFILTER']._serialized_end=487
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=490
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=667
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=669
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=776
-  _globals['_GETSESSIONREQUEST']._serialized_start=779
-  _globals['_GETSESSIONREQUEST']._serialized_end=929
-  _globals['_GETSESSIONRESPONSE']._serialized_start=931
-  _globals['_GETSESSIONRESPONSE']._serialized_end=990
-  _globals['_LISTSESSIONTHREADSREQUEST']._serialized_start=992
-  _globals['_LISTSESSIONTHREADSREQUEST']._serialized_end=1116
-  _globals['_LISTSESSIONTHREADSRESPONSE']._serialized_start=1118
-  _globals['_LISTSESSIONTHREADSRESPONSE']._serialized_end=1229
-  _globals['_SESSIONSERVICE']._serialized_start=1232
-  _globals['_SESSIONSERVICE']._serialized_end=1515
+  _globals['_SESSIONEVENTKIND']._serialized_start=2017
+  _globals['_SESSIONEVENTKIND']._serialized_end=2196
+  _globals['_TIMELINEEVENTKIND']._serialized_start=2199
+  _globals['_TIMELINEEVENTKIND']._serialized_end=2384
+  _globals['_SESSIONFILTER']._serialized_start=172
+  _globals['_SESSIONFILTER']._serialized_end=512
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=515
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=692
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=694
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=801
+  _globals['_GETSESSIONREQUEST']._serialized_start=804
+  _globals['_GETSESSIONREQUEST']._serialized_end=954
+  _globals['_GETSESSIONRESPONSE']._serialized_start=956
+  _globals['_GETSESSIONRESPONSE']._serialized_end=1015
+  _globals['_LISTSESSIONTHREADSREQUEST']._serialized_start=1017
+  _globals['_LISTSESSIONTHREADSREQUEST']._serialized_end=1141
+  _globals['_LISTSESSIONTHREADSRESPONSE']._serialized_start=1143
+  _globals['_LISTSESSIONTHREADSRESPONSE']._serialized_end=1254
+  _globals['_WATCHSESSIONSREQUEST']._serialized_start=1257
+  _globals['_WATCHSESSIONSREQUEST']._serialized_end=1445
+  _globals['_WATCHSESSIONSRESPONSE']._serialized_start=1448
+  _globals['_WATCHSESSIONSRESPONSE']._serialized_end=1653
+  _globals['_WATCHSESSIONREQUEST']._serialized_start=1655
+  _globals['_WATCHSESSIONREQUEST']._serialized_end=1769
+  _globals['_WATCHSESSIONRESPONSE']._serialized_start=1772
+  _globals['_WATCHSESSIONRESPONSE']._serialized_end=2014
+  _globals['_SESSIONSERVICE']._serialized_start=2387
+  _globals['_SESSIONSERVICE']._serialized_end=2847
 # @@protoc_insertion_point(module_scope)

@@ -11,6 +11,8 @@ from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.rpc import status_pb2 as _status_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -21,6 +23,82 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _SessionEventKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SessionEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SessionEventKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SESSION_EVENT_KIND_UNSPECIFIED: _SessionEventKind.ValueType  # 0
+    """An error event (WatchSessionsResponse.error is set)."""
+    SESSION_EVENT_KIND_EXISTING: _SessionEventKind.ValueType  # 1
+    """In the list when the watch started (include_existing)."""
+    SESSION_EVENT_KIND_ADDED: _SessionEventKind.ValueType  # 2
+    """A session that started since."""
+    SESSION_EVENT_KIND_UPDATED: _SessionEventKind.ValueType  # 3
+    """New activity: last activity, tokens, threads or network calls changed (also a session that
+    rose into the watched list).
+    """
+    SESSION_EVENT_KIND_ENDED: _SessionEventKind.ValueType  # 4
+    """No new activity for `AIBRIDGE_LIVE_SESSION_IDLE` seconds (Coder has no end marker: a session
+    stops growing). New activity later makes it UPDATED again.
+    """
+
+class SessionEventKind(_SessionEventKind, metaclass=_SessionEventKindEnumTypeWrapper):
+    """What happened to a session of a watched list."""
+
+SESSION_EVENT_KIND_UNSPECIFIED: SessionEventKind.ValueType  # 0
+"""An error event (WatchSessionsResponse.error is set)."""
+SESSION_EVENT_KIND_EXISTING: SessionEventKind.ValueType  # 1
+"""In the list when the watch started (include_existing)."""
+SESSION_EVENT_KIND_ADDED: SessionEventKind.ValueType  # 2
+"""A session that started since."""
+SESSION_EVENT_KIND_UPDATED: SessionEventKind.ValueType  # 3
+"""New activity: last activity, tokens, threads or network calls changed (also a session that
+rose into the watched list).
+"""
+SESSION_EVENT_KIND_ENDED: SessionEventKind.ValueType  # 4
+"""No new activity for `AIBRIDGE_LIVE_SESSION_IDLE` seconds (Coder has no end marker: a session
+stops growing). New activity later makes it UPDATED again.
+"""
+Global___SessionEventKind: _TypeAlias = SessionEventKind  # noqa: Y015
+
+class _TimelineEventKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TimelineEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TimelineEventKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TIMELINE_EVENT_KIND_UNSPECIFIED: _TimelineEventKind.ValueType  # 0
+    """An error event (WatchSessionResponse.error is set)."""
+    TIMELINE_EVENT_KIND_EXISTING: _TimelineEventKind.ValueType  # 1
+    """A thread when the watch started (include_existing)."""
+    TIMELINE_EVENT_KIND_ADDED: _TimelineEventKind.ValueType  # 2
+    """A new thread."""
+    TIMELINE_EVENT_KIND_UPDATED: _TimelineEventKind.ValueType  # 3
+    """A thread grew: an agentic action, tokens, or its end."""
+    TIMELINE_EVENT_KIND_ENDED: _TimelineEventKind.ValueType  # 4
+    """The session had no new activity for `AIBRIDGE_LIVE_SESSION_IDLE` seconds: the last event,
+    the call then completes (OK).
+    """
+
+class TimelineEventKind(_TimelineEventKind, metaclass=_TimelineEventKindEnumTypeWrapper):
+    """What happened in a watched session."""
+
+TIMELINE_EVENT_KIND_UNSPECIFIED: TimelineEventKind.ValueType  # 0
+"""An error event (WatchSessionResponse.error is set)."""
+TIMELINE_EVENT_KIND_EXISTING: TimelineEventKind.ValueType  # 1
+"""A thread when the watch started (include_existing)."""
+TIMELINE_EVENT_KIND_ADDED: TimelineEventKind.ValueType  # 2
+"""A new thread."""
+TIMELINE_EVENT_KIND_UPDATED: TimelineEventKind.ValueType  # 3
+"""A thread grew: an agentic action, tokens, or its end."""
+TIMELINE_EVENT_KIND_ENDED: TimelineEventKind.ValueType  # 4
+"""The session had no new activity for `AIBRIDGE_LIVE_SESSION_IDLE` seconds: the last event,
+the call then completes (OK).
+"""
+Global___TimelineEventKind: _TypeAlias = TimelineEventKind  # noqa: Y015
 
 @_typing.final
 class SessionFilter(_message.Message):
@@ -312,3 +390,178 @@ class ListSessionThreadsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListSessionThreadsResponse: _TypeAlias = ListSessionThreadsResponse  # noqa: Y015
+
+@_typing.final
+class WatchSessionsRequest(_message.Message):
+    """The request of WatchSessions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    SESSION_COUNT_FIELD_NUMBER: _builtins.int
+    INCLUDE_EXISTING_FIELD_NUMBER: _builtins.int
+    READ_MASK_FIELD_NUMBER: _builtins.int
+    THREAD_PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    session_count: _builtins.int
+    """How many of the most recently active sessions to watch (0: 100; at most 1000): a session
+    with new activity rises into them.
+    """
+    include_existing: _builtins.bool
+    """Send the watched sessions first (kind EXISTING), once the first poll answered."""
+    thread_page_size: _builtins.int
+    """Threads per session when read_mask names `threads` (0: 3; at most the maximum page size)."""
+    @_builtins.property
+    def filter(self) -> Global___SessionFilter:
+        """Watch only these (as in ListSessionsRequest.filter)."""
+
+    @_builtins.property
+    def read_mask(self) -> _field_mask_pb2.FieldMask:
+        """The Session fields of each event, as in ListSessionsRequest.read_mask."""
+
+    def __init__(
+        self,
+        *,
+        filter: Global___SessionFilter | None = ...,
+        session_count: _builtins.int = ...,
+        include_existing: _builtins.bool = ...,
+        read_mask: _field_mask_pb2.FieldMask | None = ...,
+        thread_page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "read_mask", b"read_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "include_existing", b"include_existing", "read_mask", b"read_mask", "session_count", b"session_count", "thread_page_size", b"thread_page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchSessionsRequest: _TypeAlias = WatchSessionsRequest  # noqa: Y015
+
+@_typing.final
+class WatchSessionsResponse(_message.Message):
+    """One event of WatchSessions: a change of one session, or an upstream error that may pass."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    SESSION_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    OBSERVE_TIME_FIELD_NUMBER: _builtins.int
+    kind: Global___SessionEventKind.ValueType
+    """What happened (UNSPECIFIED for an error event)."""
+    @_builtins.property
+    def session(self) -> _resources_pb2.Session:
+        """The session as the upstream lists it now (its fields per read_mask)."""
+
+    @_builtins.property
+    def error(self) -> _status_pb2.Status:
+        """An upstream error of this poll (or of this event's `GET /sessions/{id}`), with the
+        ErrorInfo a failed call would carry (e.g. `UNAVAILABLE`, `UPSTREAM_UNAVAILABLE`): the
+        stream stays open and the poller retries with backoff.
+        """
+
+    @_builtins.property
+    def observe_time(self) -> _timestamp_pb2.Timestamp:
+        """When the gateway's poll saw it."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___SessionEventKind.ValueType = ...,
+        session: _resources_pb2.Session | None = ...,
+        error: _status_pb2.Status | None = ...,
+        observe_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event", b"event", "observe_time", b"observe_time", "session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event", b"event", "kind", b"kind", "observe_time", b"observe_time", "session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["session", "error"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___WatchSessionsResponse: _TypeAlias = WatchSessionsResponse  # noqa: Y015
+
+@_typing.final
+class WatchSessionRequest(_message.Message):
+    """The request of WatchSession."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    INCLUDE_EXISTING_FIELD_NUMBER: _builtins.int
+    READ_MASK_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The upstream session id (Session.session_id)."""
+    include_existing: _builtins.bool
+    """Send the session's threads first (kind EXISTING), once the first poll answered."""
+    @_builtins.property
+    def read_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields of each event's session, as in GetSessionRequest.read_mask, but for `threads`
+        (INVALID_ARGUMENT: the threads are the events). Unset: the fields of the session detail the
+        poll answered; `last_active_time`, `last_prompt` or `thread_count` cost one `GET /sessions`
+        per event, the `network_*` fields nothing (the poll's answer has them).
+        """
+
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        include_existing: _builtins.bool = ...,
+        read_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["read_mask", b"read_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_existing", b"include_existing", "read_mask", b"read_mask", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchSessionRequest: _TypeAlias = WatchSessionRequest  # noqa: Y015
+
+@_typing.final
+class WatchSessionResponse(_message.Message):
+    """One event of WatchSession: a change of the session's timeline, or an upstream error that may
+    pass.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    SESSION_FIELD_NUMBER: _builtins.int
+    THREAD_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    OBSERVE_TIME_FIELD_NUMBER: _builtins.int
+    kind: Global___TimelineEventKind.ValueType
+    """What happened (UNSPECIFIED for an error event)."""
+    @_builtins.property
+    def session(self) -> _resources_pb2.Session:
+        """The session (its detail header) now; unset on an error event."""
+
+    @_builtins.property
+    def thread(self) -> _resources_pb2.Thread:
+        """The thread as the upstream answers it now."""
+
+    @_builtins.property
+    def error(self) -> _status_pb2.Status:
+        """An upstream error of this poll, as in WatchSessionsResponse.error: the stream stays open."""
+
+    @_builtins.property
+    def observe_time(self) -> _timestamp_pb2.Timestamp:
+        """When the gateway's poll saw it."""
+
+    def __init__(
+        self,
+        *,
+        kind: Global___TimelineEventKind.ValueType = ...,
+        session: _resources_pb2.Session | None = ...,
+        thread: _resources_pb2.Thread | None = ...,
+        error: _status_pb2.Status | None = ...,
+        observe_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event", b"event", "observe_time", b"observe_time", "session", b"session", "thread", b"thread"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event", b"event", "kind", b"kind", "observe_time", b"observe_time", "session", b"session", "thread", b"thread"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["thread", "error"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___WatchSessionResponse: _TypeAlias = WatchSessionResponse  # noqa: Y015

@@ -52,6 +52,16 @@ class SessionServiceStub:
                 request_serializer=aibridge_dot_v1_dot_session__service__pb2.ListSessionThreadsRequest.SerializeToString,
                 response_deserializer=aibridge_dot_v1_dot_session__service__pb2.ListSessionThreadsResponse.FromString,
                 _registered_method=True)
+        self.WatchSessions = channel.unary_stream(
+                '/aibridge.v1.SessionService/WatchSessions',
+                request_serializer=aibridge_dot_v1_dot_session__service__pb2.WatchSessionsRequest.SerializeToString,
+                response_deserializer=aibridge_dot_v1_dot_session__service__pb2.WatchSessionsResponse.FromString,
+                _registered_method=True)
+        self.WatchSession = channel.unary_stream(
+                '/aibridge.v1.SessionService/WatchSession',
+                request_serializer=aibridge_dot_v1_dot_session__service__pb2.WatchSessionRequest.SerializeToString,
+                response_deserializer=aibridge_dot_v1_dot_session__service__pb2.WatchSessionResponse.FromString,
+                _registered_method=True)
 
 
 class SessionServiceServicer:
@@ -84,6 +94,28 @@ class SessionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchSessions(self, request, context):
+        """Changes of the session_count most recently active sessions matching filter, as the
+        gateway's poller sees them: one `GET /sessions` per poll interval, shared by every watch of
+        the same view with the same token (docs/live.md), plus one `GET /sessions/{id}` per event
+        when read_mask names `threads` or a `network_*` field. It completes (OK) only when the
+        gateway shuts down (reconnect). An upstream error that may pass arrives as an event with
+        `error` and the stream stays open; one that cannot (401, 403, a filter Coder refuses) ends
+        the call with its status, as does a stream over the gateway's limits (RESOURCE_EXHAUSTED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchSession(self, request, context):
+        """New and updated threads of one session (every `GET /sessions/{id}` page per poll, 200
+        threads a call, shared as above); ENDED once the session is idle, then the call completes
+        (OK). NOT_FOUND when there is no such session.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -101,6 +133,16 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     servicer.ListSessionThreads,
                     request_deserializer=aibridge_dot_v1_dot_session__service__pb2.ListSessionThreadsRequest.FromString,
                     response_serializer=aibridge_dot_v1_dot_session__service__pb2.ListSessionThreadsResponse.SerializeToString,
+            ),
+            'WatchSessions': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSessions,
+                    request_deserializer=aibridge_dot_v1_dot_session__service__pb2.WatchSessionsRequest.FromString,
+                    response_serializer=aibridge_dot_v1_dot_session__service__pb2.WatchSessionsResponse.SerializeToString,
+            ),
+            'WatchSession': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSession,
+                    request_deserializer=aibridge_dot_v1_dot_session__service__pb2.WatchSessionRequest.FromString,
+                    response_serializer=aibridge_dot_v1_dot_session__service__pb2.WatchSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -186,6 +228,60 @@ class SessionService:
             '/aibridge.v1.SessionService/ListSessionThreads',
             aibridge_dot_v1_dot_session__service__pb2.ListSessionThreadsRequest.SerializeToString,
             aibridge_dot_v1_dot_session__service__pb2.ListSessionThreadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aibridge.v1.SessionService/WatchSessions',
+            aibridge_dot_v1_dot_session__service__pb2.WatchSessionsRequest.SerializeToString,
+            aibridge_dot_v1_dot_session__service__pb2.WatchSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aibridge.v1.SessionService/WatchSession',
+            aibridge_dot_v1_dot_session__service__pb2.WatchSessionRequest.SerializeToString,
+            aibridge_dot_v1_dot_session__service__pb2.WatchSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

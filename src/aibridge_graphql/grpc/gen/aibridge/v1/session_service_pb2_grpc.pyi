@@ -49,6 +49,20 @@ class SessionServiceStub:
     """One page of a session's threads, oldest first: one `GET /sessions/{id}` call, plus one
     concurrent `GET /sessions` for total_size.
     """
+    WatchSessions: _grpc.UnaryStreamMultiCallable[_session_service_pb2.WatchSessionsRequest, _session_service_pb2.WatchSessionsResponse]
+    """Changes of the session_count most recently active sessions matching filter, as the
+    gateway's poller sees them: one `GET /sessions` per poll interval, shared by every watch of
+    the same view with the same token (docs/live.md), plus one `GET /sessions/{id}` per event
+    when read_mask names `threads` or a `network_*` field. It completes (OK) only when the
+    gateway shuts down (reconnect). An upstream error that may pass arrives as an event with
+    `error` and the stream stays open; one that cannot (401, 403, a filter Coder refuses) ends
+    the call with its status, as does a stream over the gateway's limits (RESOURCE_EXHAUSTED).
+    """
+    WatchSession: _grpc.UnaryStreamMultiCallable[_session_service_pb2.WatchSessionRequest, _session_service_pb2.WatchSessionResponse]
+    """New and updated threads of one session (every `GET /sessions/{id}` page per poll, 200
+    threads a call, shared as above); ENDED once the session is idle, then the call completes
+    (OK). NOT_FOUND when there is no such session.
+    """
 
 @_typing.type_check_only
 class SessionServiceAsyncStub(SessionServiceStub):
@@ -69,6 +83,20 @@ class SessionServiceAsyncStub(SessionServiceStub):
     ListSessionThreads: _aio.UnaryUnaryMultiCallable[_session_service_pb2.ListSessionThreadsRequest, _session_service_pb2.ListSessionThreadsResponse]  # type: ignore[assignment]
     """One page of a session's threads, oldest first: one `GET /sessions/{id}` call, plus one
     concurrent `GET /sessions` for total_size.
+    """
+    WatchSessions: _aio.UnaryStreamMultiCallable[_session_service_pb2.WatchSessionsRequest, _session_service_pb2.WatchSessionsResponse]  # type: ignore[assignment]
+    """Changes of the session_count most recently active sessions matching filter, as the
+    gateway's poller sees them: one `GET /sessions` per poll interval, shared by every watch of
+    the same view with the same token (docs/live.md), plus one `GET /sessions/{id}` per event
+    when read_mask names `threads` or a `network_*` field. It completes (OK) only when the
+    gateway shuts down (reconnect). An upstream error that may pass arrives as an event with
+    `error` and the stream stays open; one that cannot (401, 403, a filter Coder refuses) ends
+    the call with its status, as does a stream over the gateway's limits (RESOURCE_EXHAUSTED).
+    """
+    WatchSession: _aio.UnaryStreamMultiCallable[_session_service_pb2.WatchSessionRequest, _session_service_pb2.WatchSessionResponse]  # type: ignore[assignment]
+    """New and updated threads of one session (every `GET /sessions/{id}` page per poll, 200
+    threads a call, shared as above); ENDED once the session is idle, then the call completes
+    (OK). NOT_FOUND when there is no such session.
     """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -105,6 +133,32 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_session_service_pb2.ListSessionThreadsResponse, _abc.Awaitable[_session_service_pb2.ListSessionThreadsResponse]]:
         """One page of a session's threads, oldest first: one `GET /sessions/{id}` call, plus one
         concurrent `GET /sessions` for total_size.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchSessions(
+        self,
+        request: _session_service_pb2.WatchSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_session_service_pb2.WatchSessionsResponse], _abc.AsyncIterator[_session_service_pb2.WatchSessionsResponse]]:
+        """Changes of the session_count most recently active sessions matching filter, as the
+        gateway's poller sees them: one `GET /sessions` per poll interval, shared by every watch of
+        the same view with the same token (docs/live.md), plus one `GET /sessions/{id}` per event
+        when read_mask names `threads` or a `network_*` field. It completes (OK) only when the
+        gateway shuts down (reconnect). An upstream error that may pass arrives as an event with
+        `error` and the stream stays open; one that cannot (401, 403, a filter Coder refuses) ends
+        the call with its status, as does a stream over the gateway's limits (RESOURCE_EXHAUSTED).
+        """
+
+    @_abc_1.abstractmethod
+    def WatchSession(
+        self,
+        request: _session_service_pb2.WatchSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_session_service_pb2.WatchSessionResponse], _abc.AsyncIterator[_session_service_pb2.WatchSessionResponse]]:
+        """New and updated threads of one session (every `GET /sessions/{id}` page per poll, 200
+        threads a call, shared as above); ENDED once the session is idle, then the call completes
+        (OK). NOT_FOUND when there is no such session.
         """
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
