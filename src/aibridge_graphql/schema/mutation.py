@@ -1,4 +1,5 @@
-"""The `Mutation` root: Coder's budget writes (enterprise, AI Gateway era), Relay style.
+"""The `Mutation` root: Coder's budget writes and AI Gateway keys (enterprise, AI Gateway era),
+Relay style.
 
 Each mutation takes one `input` (with an optional `clientMutationId`, echoed back) and answers a
 payload holding what Coder answered: the budget or override as stored, or that it was cleared
@@ -24,6 +25,7 @@ from aibridge_graphql.core.inputs import checked_text, preview
 from aibridge_graphql.core.loaders.writes import MAX_SPEND_LIMIT_MICROS, MIN_SPEND_LIMIT_MICROS
 from aibridge_graphql.schema.amounts import Micros
 from aibridge_graphql.schema.engine.needs import needs
+from aibridge_graphql.schema.gateway_keys import KEYS_RULES, AIGatewayKey
 from aibridge_graphql.schema.node import Info, loaders_of
 from aibridge_graphql.schema.spend import SPEND_ERA, CoderAmount
 from aibridge_graphql.upstream import models as m
@@ -187,7 +189,46 @@ class ClearUserAIBudgetOverridePayload:
     client_mutation_id: str | None = strawberry.field(description=_CLIENT_ID)
 
 
-@strawberry.type(description="Writes: Coder's AI budgets (enterprise, AI Gateway era).")
+_KEY_WRITE = (
+    " One upstream call, never cached; Coder's refusals keep its message (400 BAD_USER_INPUT "
+    "with `validations`, 403 FORBIDDEN, 404 NOT_FOUND)."
+)
+
+
+@strawberry.input(description="Create an AI Gateway key.")
+class CreateAIGatewayKeyInput:
+    name: str = strawberry.field(
+        description="A unique name: up to 64 lowercase letters, digits and single hyphens, "
+        "neither first nor last (Coder's rule; it checks it)."
+    )
+    client_mutation_id: str | None = strawberry.field(default=None, description=_CLIENT_ID)
+
+
+@strawberry.input(description="Delete an AI Gateway key.")
+class DeleteAIGatewayKeyInput:
+    id: strawberry.ID = strawberry.field(description="The key's Coder UUID.")
+    client_mutation_id: str | None = strawberry.field(default=None, description=_CLIENT_ID)
+
+
+@strawberry.type(description="The key Coder created, with its secret: shown this once only.")
+class CreateAIGatewayKeyPayload:
+    key: AIGatewayKey = strawberry.field(description="The key as Coder lists it.")
+    secret: str = strawberry.field(
+        description="The key's secret, for the replica's configuration. Coder keeps only its "
+        "hash: no later answer holds it, and the gateway never caches, logs or traces it."
+    )
+    client_mutation_id: str | None = strawberry.field(description=_CLIENT_ID)
+
+
+@strawberry.type(description="An AI Gateway key, deleted.")
+class DeleteAIGatewayKeyPayload:
+    deleted_id: strawberry.ID = strawberry.field(description="The key that was deleted.")
+    client_mutation_id: str | None = strawberry.field(description=_CLIENT_ID)
+
+
+@strawberry.type(
+    description="Writes: Coder's AI budgets and AI Gateway keys (enterprise, AI Gateway era)."
+)
 class Mutation:
     @_mutation(
         "setGroupAIBudget",
@@ -258,4 +299,42 @@ class Mutation:
         await loaders_of(info).budget_writes.clear_user_override(user)
         return ClearUserAIBudgetOverridePayload(
             user=user, cleared=True, client_mutation_id=client_id
+        )
+
+    @_mutation(
+        "createAIGatewayKey",
+        "Create an AI Gateway key for a standalone AI Gateway replica "
+        "(`POST /api/v2/ai-gateway/keys`); the payload holds its secret, which nothing shows "
+        "again. A POST is never retried: when its answer is lost the error is "
+        "UPSTREAM_OUTCOME_UNKNOWN (the key may exist: list the keys)." + _KEY_WRITE + KEYS_RULES,
+        needs(1),
+    )
+    async def create_ai_gateway_key(
+        self, info: Info, input: Annotated[CreateAIGatewayKeyInput, _INPUT]
+    ) -> CreateAIGatewayKeyPayload | None:
+        client_id = _client_id(input.client_mutation_id)
+        name = checked_text("name", input.name) or ""
+        raw = await loaders_of(info).gateway_keys.create(name)
+        return CreateAIGatewayKeyPayload(
+            key=AIGatewayKey.from_model(raw),
+            secret=raw.key.get_secret_value(),
+            client_mutation_id=client_id,
+        )
+
+    @_mutation(
+        "deleteAIGatewayKey",
+        "Delete an AI Gateway key (`DELETE /api/v2/ai-gateway/keys/{key}`); NOT_FOUND when "
+        "there is no such key. Replicas using it can no longer authenticate."
+        + _KEY_WRITE
+        + KEYS_RULES,
+        needs(1),
+    )
+    async def delete_ai_gateway_key(
+        self, info: Info, input: Annotated[DeleteAIGatewayKeyInput, _INPUT]
+    ) -> DeleteAIGatewayKeyPayload | None:
+        client_id = _client_id(input.client_mutation_id)
+        key_id = _uuid("id", input.id)
+        await loaders_of(info).gateway_keys.delete(key_id)
+        return DeleteAIGatewayKeyPayload(
+            deleted_id=strawberry.ID(key_id), client_mutation_id=client_id
         )

@@ -20,6 +20,7 @@ from aibridge_graphql.schema.filters import (
     InterceptionFilter,
     SessionFilter,
 )
+from aibridge_graphql.schema.gateway_keys import KEYS_RULES, AIGatewayKey
 from aibridge_graphql.schema.ids import (
     decode_global_id,
 )
@@ -312,3 +313,14 @@ class Query:
         self, info: Info, organization: OrganizationArg, group_ids: GroupIdsArg
     ) -> AIGroupSpendReport | None:
         return await group_spend(info, organization, group_ids)
+
+    @resolver(
+        "The AI Gateway keys of standalone AI Gateway replicas, oldest first "
+        "(`GET /api/v2/ai-gateway/keys`, one call, never cached); never a secret."
+        + KEYS_RULES
+        + _PARTIAL,
+        needs(1),
+    )
+    async def ai_gateway_keys(self, info: Info) -> list[AIGatewayKey] | None:
+        raw = await loaders_of(info).gateway_keys.list()
+        return [AIGatewayKey.from_model(key) for key in raw]

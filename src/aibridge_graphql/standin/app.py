@@ -32,6 +32,7 @@ from aibridge_graphql.standin.auth import (
 from aibridge_graphql.standin.eras import DEFAULT_API_ERA, ApiEra, Era, era
 from aibridge_graphql.standin.errors import ApiError, FieldError
 from aibridge_graphql.standin.goparse import chi_path_param, go_quote
+from aibridge_graphql.standin.keys_api import add_key_routes
 from aibridge_graphql.standin.live import LiveOptions, add_live_traffic
 from aibridge_graphql.standin.params import (
     INVALID_PARAMS,
@@ -456,6 +457,7 @@ def create_app(
             app.router.add_get(prefix + route, handler, name=f"{name}.p{index}")
     if api.ai_gateway:
         add_spend_routes(app, path, POOL)
+        add_key_routes(app, api.prefixes)
         # Everything else under a prefix is the LLM proxy data plane, `/interceptions` too.
         for index, prefix in enumerate(api.prefixes):
             app.router.add_route("*", prefix + "/{tail:.*}", _data_plane, name=f"data.p{index}")

@@ -129,7 +129,7 @@ _SITE_WIDE_READERS = frozenset({"owner", "auditor", USER_ADMIN_ROLE})
 _ORG_MANAGERS = frozenset({ORG_ADMIN_ROLE, ORG_USER_ADMIN_ROLE})
 
 
-def _site_roles(conn: sqlite3.Connection, caller: Caller) -> frozenset[str]:
+def site_roles(conn: sqlite3.Connection, caller: Caller) -> frozenset[str]:
     rows = conn.execute("SELECT role FROM user_site_roles WHERE user_id = ?", (caller.user_id,))
     return frozenset({caller.role, *(str(row[0]) for row in rows)})
 
@@ -156,7 +156,7 @@ def _org_admin(conn: sqlite3.Connection, caller: Caller) -> bool:
 
 def _reads_user(conn: sqlite3.Connection, caller: Caller, user_id: str) -> bool:
     """Site-wide readers, and organization managers of an organization the user is in."""
-    if user_id == caller.user_id or _site_roles(conn, caller) & _SITE_WIDE_READERS:
+    if user_id == caller.user_id or site_roles(conn, caller) & _SITE_WIDE_READERS:
         return True
     orgs = conn.execute(
         "SELECT organization_id FROM organization_members WHERE user_id = ?", (user_id,)
@@ -166,7 +166,7 @@ def _reads_user(conn: sqlite3.Connection, caller: Caller, user_id: str) -> bool:
 
 def _reads_others(conn: sqlite3.Connection, caller: Caller) -> bool:
     """Whether the caller reads users besides themselves (site-wide or in an organization)."""
-    if _site_roles(conn, caller) & _SITE_WIDE_READERS:
+    if site_roles(conn, caller) & _SITE_WIDE_READERS:
         return True
     rows = conn.execute(
         "SELECT roles FROM organization_members WHERE user_id = ?", (caller.user_id,)
@@ -176,7 +176,7 @@ def _reads_others(conn: sqlite3.Connection, caller: Caller) -> bool:
 
 def _writes_users(conn: sqlite3.Connection, caller: Caller) -> bool:
     """Site-scoped user update (TestUserAIBudgetOverrideRoleAccess): owner and user-admin."""
-    return bool(_site_roles(conn, caller) & {"owner", USER_ADMIN_ROLE})
+    return bool(site_roles(conn, caller) & {"owner", USER_ADMIN_ROLE})
 
 
 def _in_group(conn: sqlite3.Connection, user_id: str, group_id: str, org_id: str) -> bool:
@@ -193,14 +193,14 @@ def _in_group(conn: sqlite3.Connection, user_id: str, group_id: str, org_id: str
 
 def _reads_group(conn: sqlite3.Connection, caller: Caller, group_id: str, org_id: str) -> bool:
     return (
-        bool(_site_roles(conn, caller) & _SITE_WIDE_READERS)
+        bool(site_roles(conn, caller) & _SITE_WIDE_READERS)
         or _manages_org(conn, caller, org_id)
         or _in_group(conn, caller.user_id, group_id, org_id)
     )
 
 
 def _writes_group(conn: sqlite3.Connection, caller: Caller, org_id: str) -> bool:
-    return bool(_site_roles(conn, caller) & {"owner", USER_ADMIN_ROLE}) or _manages_org(
+    return bool(site_roles(conn, caller) & {"owner", USER_ADMIN_ROLE}) or _manages_org(
         conn, caller, org_id
     )
 
@@ -238,12 +238,12 @@ class AuditEntry:
     diff: dict[str, dict[str, str]]
 
 
-def _audit(conn: sqlite3.Connection, caller: Caller, entry: AuditEntry, status: int) -> None:
+def audit(conn: sqlite3.Connection, caller: Caller, entry: AuditEntry, status: int) -> None:
     conn.execute(
         "INSERT INTO audit_logs (time, user_id, organization_id, action, resource_type, "
         "resource_id, resource_target, diff, status_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            _now(), caller.user_id, entry.organization_id, entry.action, entry.resource_type,
+            now_micros(), caller.user_id, entry.organization_id, entry.action, entry.resource_type,
             entry.resource_id, entry.resource_target,
             json.dumps(entry.diff, separators=(",", ":")), status,
         ),
@@ -308,7 +308,7 @@ def _organization_param(conn: sqlite3.Connection, caller: Caller, value: str) ->
     if row is None:
         raise _not_found()
     member = _org_roles(conn, caller.user_id, str(row[0])) is not None
-    if not member and not _site_roles(conn, caller) & _SITE_WIDE_READERS:
+    if not member and not site_roles(conn, caller) & _SITE_WIDE_READERS:
         raise _not_found()
     return str(row[0])
 
@@ -316,7 +316,7 @@ def _organization_param(conn: sqlite3.Connection, caller: Caller, value: str) ->
 # --- bodies and query parameters -----------------------------------------------------------
 
 
-async def _read_body(request: web.Request) -> dict[str, Any]:
+async def read_body(request: web.Request) -> dict[str, Any]:
     """httpapi.Read: a JSON object, else Coder's 400."""
     raw = await request.read()
     try:
@@ -328,7 +328,7 @@ async def _read_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _validation(field: str, tag: str, value: object) -> ApiError:
+def validation_error(field: str, tag: str, value: object) -> ApiError:
     detail = f'Validation failed for tag "{tag}" with value: "{value}"'
     return ApiError(400, "Validation failed.", validations=[FieldError(field, detail)])
 
@@ -348,7 +348,7 @@ def _int64_field(body: dict[str, Any], field: str) -> int:
 def _spend_limit(body: dict[str, Any]) -> int:
     limit = _int64_field(body, "spend_limit_micros")
     if limit < 0:
-        raise _validation("spend_limit_micros", "gte", limit)
+        raise validation_error("spend_limit_micros", "gte", limit)
     if limit > MAX_SPEND_LIMIT_MICROS:
         raise ApiError(
             400,
@@ -473,12 +473,12 @@ def _override_audit(conn: sqlite3.Connection, user_id: str) -> dict[str, str]:
     }
 
 
-def _json(body: Json) -> web.Response:
+def json_response(body: Json) -> web.Response:
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     return web.Response(text=text, content_type="application/json")
 
 
-def _now() -> int:
+def now_micros() -> int:
     return time.time_ns() // 1000
 
 
@@ -497,7 +497,7 @@ class _Routes:
         token = token_from_request(request)
 
         def run(conn: sqlite3.Connection) -> T:
-            return work(conn, authenticate(conn, token, _now()))
+            return work(conn, authenticate(conn, token, now_micros()))
 
         return await request.app[self._pool].run(run)
 
@@ -507,7 +507,7 @@ class _Routes:
         token = token_from_request(request)
 
         def run(conn: sqlite3.Connection) -> T:
-            return work(conn, authenticate(conn, token, _now()))
+            return work(conn, authenticate(conn, token, now_micros()))
 
         return await request.app[WRITER].run(run)
 
@@ -517,7 +517,7 @@ class _Routes:
             user = _user_param(conn, caller, request.match_info["user"])
             return user_spend(conn, str(user[0]), period) | _window(period)
 
-        return _json(await self._read(request, work))
+        return json_response(await self._read(request, work))
 
     async def get_group_budget(self, request: web.Request) -> web.Response:
         def work(conn: sqlite3.Connection, caller: Caller) -> Json:
@@ -529,10 +529,10 @@ class _Routes:
                 raise _not_found()
             return _budget_json(tuple(row))
 
-        return _json(await self._read(request, work))
+        return json_response(await self._read(request, work))
 
     async def put_group_budget(self, request: web.Request) -> web.Response:
-        body = await _read_body(request)
+        body = await read_body(request)
 
         def work(conn: sqlite3.Connection, caller: Caller) -> Json:
             group = _group_param(conn, caller, request.match_info["group"])
@@ -542,7 +542,7 @@ class _Routes:
             old = conn.execute(
                 "SELECT spend_limit_micros FROM group_ai_budgets WHERE group_id = ?", (group.id,)
             ).fetchone()
-            now = _now()
+            now = now_micros()
             row = conn.execute(
                 "INSERT INTO group_ai_budgets VALUES (?, ?, ?, ?) ON CONFLICT (group_id) DO "
                 "UPDATE SET spend_limit_micros = excluded.spend_limit_micros, "
@@ -554,10 +554,10 @@ class _Routes:
                 "write", GROUP_BUDGET_RESOURCE, group.id, group.name, group.organization_id,
                 _diff(before, {"spend_limit": _dollars(limit)}),
             )  # fmt: skip
-            _audit(conn, caller, entry, 200)
+            audit(conn, caller, entry, 200)
             return _budget_json(tuple(row))
 
-        return _json(await self._write(request, work))
+        return json_response(await self._write(request, work))
 
     async def delete_group_budget(self, request: web.Request) -> web.Response:
         def work(conn: sqlite3.Connection, caller: Caller) -> None:
@@ -574,7 +574,7 @@ class _Routes:
                 "delete", GROUP_BUDGET_RESOURCE, group.id, group.name, group.organization_id,
                 _diff({"spend_limit": _dollars(int(deleted[0]))}, {"spend_limit": ""}),
             )  # fmt: skip
-            _audit(conn, caller, entry, 204)
+            audit(conn, caller, entry, 204)
 
         await self._write(request, work)
         return web.Response(status=204)
@@ -588,7 +588,7 @@ class _Routes:
                 raise _not_found()
             return _window(period) | rows[0]
 
-        return _json(await self._read(request, work))
+        return json_response(await self._read(request, work))
 
     async def get_override(self, request: web.Request) -> web.Response:
         def work(conn: sqlite3.Connection, caller: Caller) -> Json:
@@ -602,10 +602,10 @@ class _Routes:
                 raise _not_found()
             return _override_json(tuple(row))
 
-        return _json(await self._read(request, work))
+        return json_response(await self._read(request, work))
 
     async def put_override(self, request: web.Request) -> web.Response:
-        body = await _read_body(request)
+        body = await read_body(request)
 
         def work(conn: sqlite3.Connection, caller: Caller) -> Json:
             user = _user_param(conn, caller, request.match_info["user"])
@@ -617,7 +617,7 @@ class _Routes:
                 detail = f"invalid UUID {go_quote(str(raw_group))}"
                 raise ApiError(400, "Request body must be valid JSON.", detail)
             if group_id == "00000000-0000-0000-0000-000000000000":
-                raise _validation("group_id", "required", group_id)
+                raise validation_error("group_id", "required", group_id)
             limit = _spend_limit(body)
             found = conn.execute(
                 "SELECT organization_id, name FROM ai_groups WHERE id = ?", (group_id,)
@@ -635,7 +635,7 @@ class _Routes:
                     validations=[FieldError("group_id", "user must be a member of this group")],
                 )
             before = _override_audit(conn, str(user[0]))
-            now = _now()
+            now = now_micros()
             row = conn.execute(
                 "INSERT INTO user_ai_budget_overrides VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (user_id) DO UPDATE SET group_id = excluded.group_id, "
@@ -649,10 +649,10 @@ class _Routes:
                 "write", OVERRIDE_RESOURCE, str(user[0]), str(user[1]), str(found[0]),
                 _diff(before, after),
             )  # fmt: skip
-            _audit(conn, caller, entry, 200)
+            audit(conn, caller, entry, 200)
             return _override_json(tuple(row))
 
-        return _json(await self._write(request, work))
+        return json_response(await self._write(request, work))
 
     async def delete_override(self, request: web.Request) -> web.Response:
         def work(conn: sqlite3.Connection, caller: Caller) -> None:
@@ -670,7 +670,7 @@ class _Routes:
                 "delete", OVERRIDE_RESOURCE, str(user[0]), str(user[1]), str(found[1]),
                 _diff(before, dict.fromkeys(before, "")),
             )  # fmt: skip
-            _audit(conn, caller, entry, 204)
+            audit(conn, caller, entry, 204)
 
         await self._write(request, work)
         return web.Response(status=204)
@@ -684,7 +684,7 @@ class _Routes:
             # (TestOrganizationGroupsAISpendRoleAccess); other organizations' groups are omitted.
             return _window(period) | {"groups": groups_spend(conn, org_id, ids, period)}
 
-        return _json(await self._read(request, work))
+        return json_response(await self._read(request, work))
 
     async def export(self, request: web.Request) -> web.Response:
         def work(conn: sqlite3.Connection, caller: Caller) -> tuple[str, str]:

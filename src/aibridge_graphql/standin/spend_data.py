@@ -134,12 +134,27 @@ def default_organization_groups(conn: sqlite3.Connection) -> OrganizationGroups 
 def prepare_spend(path: str | Path) -> None:
     """Apply the spend schema, seed the organization once, and price unpriced token usage."""
     with contextlib.closing(sqlite3.connect(path)) as conn:
+        widen = _audit_actions_narrow(conn)
+        if widen:
+            conn.execute("ALTER TABLE audit_logs RENAME TO audit_logs_narrow")
         conn.executescript(SPEND_SCHEMA_SQL.read_text())
+        if widen:
+            conn.executescript(
+                "INSERT INTO audit_logs SELECT * FROM audit_logs_narrow; "
+                "DROP TABLE audit_logs_narrow;"
+            )
         conn.execute("BEGIN IMMEDIATE")
         if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM organizations)").fetchone()[0]:
             _seed_organization(conn)
         price_token_usages(conn)
         conn.commit()
+
+
+def _audit_actions_narrow(conn: sqlite3.Connection) -> bool:
+    """Whether audit_logs predates the `create` action (a database made before the key
+    routes): its CHECK cannot be altered in place, so the table is rebuilt."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'audit_logs'").fetchone()
+    return row is not None and "'create'" not in str(row[0])
 
 
 def _seed_organization(conn: sqlite3.Connection) -> None:

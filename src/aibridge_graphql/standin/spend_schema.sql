@@ -76,17 +76,28 @@ CREATE TABLE IF NOT EXISTS system_users (
     user_id  TEXT PRIMARY KEY
 );
 
--- The budget changes, as Coder's audit log records them (audit_logs): who, what, the diff
+-- The budget and AI Gateway key changes, as Coder's audit log records them (audit_logs): who, what, the diff
 -- `{field: {"old": ..., "new": ...}}` of the changed auditable fields.
 CREATE TABLE IF NOT EXISTS audit_logs (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
     time             INTEGER NOT NULL,
     user_id          TEXT NOT NULL,
     organization_id  TEXT NOT NULL,
-    action           TEXT NOT NULL CHECK (action IN ('write', 'delete')),
+    action           TEXT NOT NULL CHECK (action IN ('create', 'write', 'delete')),
     resource_type    TEXT NOT NULL,
     resource_id      TEXT NOT NULL,
     resource_target  TEXT NOT NULL,
     diff             TEXT NOT NULL,
     status_code      INTEGER NOT NULL
+);
+
+-- Coder's ai_gateway_keys: secrets of standalone AI Gateway replicas (keys_api.py). The secret
+-- itself is never stored: its SHA-256 and its first 11 characters (shown to identify it).
+CREATE TABLE IF NOT EXISTS ai_gateway_keys (
+    id             TEXT PRIMARY KEY,
+    name           TEXT NOT NULL UNIQUE,
+    secret_prefix  TEXT NOT NULL CHECK (length(secret_prefix) = 11),
+    hashed_secret  BLOB NOT NULL CHECK (length(hashed_secret) > 0),
+    created_at     INTEGER NOT NULL,
+    last_used_at   INTEGER
 );

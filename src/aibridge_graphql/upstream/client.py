@@ -659,6 +659,13 @@ class UpstreamClient:
             f"a valid {model_type.__name__}",
         )
 
+    def parse_with(
+        self, request: UpstreamRequest, content: bytes, adapter: TypeAdapter[V], what: str
+    ) -> V:
+        """A body as `adapter`'s type (e.g. a JSON array of models, `what` in the error);
+        another shape is `UpstreamProtocolError`."""
+        return self._parsed(request, content, adapter.validate_json, what)
+
     def parse_strings(self, request: UpstreamRequest, content: bytes) -> list[str]:
         """A body as a JSON array of strings (`GET /models`, `GET /clients`)."""
         return self._parsed(request, content, _STRINGS.validate_json, "a list of strings")

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic.dataclasses import dataclass
 
 # Newer servers add fields (firewall, errors): ignore what we do not model.
@@ -317,3 +317,24 @@ class UserAIBudgetOverride(_Model):
     spend_limit_micros: int
     created_at: datetime
     updated_at: datetime
+
+
+class AIGatewayKey(_Model):
+    """One item of `GET /api/v2/ai-gateway/keys` (codersdk.AIGatewayKey): never its secret."""
+
+    id: UUID
+    name: str
+    key_prefix: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+class CreatedAIGatewayKey(_Model):
+    """`POST /api/v2/ai-gateway/keys`'s 201 (codersdk.CreateAIGatewayKeyResponse): the only
+    answer holding the secret, kept as a `SecretStr` so no repr or log shows it."""
+
+    id: UUID
+    name: str
+    key: SecretStr
+    key_prefix: str
+    created_at: datetime

@@ -36,6 +36,8 @@ _USER_SPEND_PATH = re.compile(r"/api/v2/users/[^/]+/ai/spend")
 _GROUPS_SPEND_PATH = re.compile(r"/api/v2/organizations/[^/]+/groups/ai/spend")
 _GROUP_BUDGET_PATH = re.compile(r"/api/v2/groups/[^/]+/ai/budget")
 _USER_OVERRIDE_PATH = re.compile(r"/api/v2/users/[^/]+/ai/budget/override")
+_GATEWAY_KEYS = "/api/v2/ai-gateway/keys"
+_GATEWAY_KEY_PATH = re.compile(r"/api/v2/ai-gateway/keys/[^/]+")
 
 
 @dataclass(slots=True)
@@ -94,6 +96,10 @@ def endpoint_template(path: str) -> str:
         return "/api/v2/groups/{group}/ai/budget"
     if _USER_OVERRIDE_PATH.fullmatch(path):
         return "/api/v2/users/{user}/ai/budget/override"
+    if path == _GATEWAY_KEYS:
+        return path
+    if _GATEWAY_KEY_PATH.fullmatch(path):
+        return "/api/v2/ai-gateway/keys/{key}"
     return "other"
 
 

@@ -208,3 +208,16 @@ def group_ai_budget_request(group_id: str) -> UpstreamRequest:
 def user_ai_budget_override_request(user: str) -> UpstreamRequest:
     """`/api/v2/users/{user}/ai/budget/override` (PUT sets, DELETE clears; outside the prefix)."""
     return UpstreamRequest.make(f"/api/v2/users/{_segment(user)}/ai/budget/override", root=True)
+
+
+AI_GATEWAY_KEYS_PATH = "/api/v2/ai-gateway/keys"
+
+
+def ai_gateway_keys_request() -> UpstreamRequest:
+    """`/api/v2/ai-gateway/keys` (GET lists, POST creates; AI Gateway era)."""
+    return UpstreamRequest.make(AI_GATEWAY_KEYS_PATH, root=True)
+
+
+def ai_gateway_key_request(key_id: str) -> UpstreamRequest:
+    """`/api/v2/ai-gateway/keys/{key}` (DELETE removes one)."""
+    return UpstreamRequest.make(f"{AI_GATEWAY_KEYS_PATH}/{_segment(key_id)}", root=True)

@@ -22,7 +22,7 @@ from aibridge_graphql.core.loaders.dataloaders import UpstreamLoaders, drop
 from aibridge_graphql.core.loaders.index import EntityIndex
 from aibridge_graphql.core.loaders.limits import LIST_LIMIT_MAX, MAX_LOOKUP_PAGES
 from aibridge_graphql.core.loaders.resources import RequestResources
-from aibridge_graphql.core.loaders.writes import BudgetWrites
+from aibridge_graphql.core.loaders.writes import BudgetWrites, GatewayKeys
 from aibridge_graphql.core.pricing import Pricer
 from aibridge_graphql.core.refs import InterceptionRef, SessionRef, ThreadRef
 from aibridge_graphql.upstream import models as m
@@ -106,6 +106,11 @@ class Loaders:
     def budget_writes(self) -> BudgetWrites:
         """Coder's budget writes with this request's token, deadline, budget and cache view."""
         return BudgetWrites(self._resources)
+
+    @functools.cached_property
+    def gateway_keys(self) -> GatewayKeys:
+        """Coder's AI Gateway keys (list, create, delete) with this request's token and limits."""
+        return GatewayKeys(self._resources)
 
     # -- lifetime -----------------------------------------------------------------------------
 

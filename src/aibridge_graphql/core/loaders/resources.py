@@ -65,13 +65,16 @@ class RequestResources:
             )
         return found
 
-    async def require_spend_routes(self, method: str, request: UpstreamRequest) -> None:
+    async def require_spend_routes(
+        self, method: str, request: UpstreamRequest, what: str = "AI budgets or AI spend"
+    ) -> None:
         """`UpstreamUnsupported`, before any call, on a sessions-era Coder: it predates Coder's
-        AI spend and budgets (enterprise, with the AI Gateway API), so there is nothing to ask."""
+        AI spend and budgets and its AI Gateway keys (enterprise, with the AI Gateway API), so
+        there is nothing to ask. `what` names the missing feature in the message."""
         if (await self.capabilities()).interceptions is True:
             endpoint = endpoint_template(request.path)
             raise UpstreamUnsupported(
-                "This Coder release has no AI budgets or AI spend (added with the AI Gateway API, "
+                f"This Coder release has no {what} (added with the AI Gateway API, "
                 f"enterprise): `{method} {endpoint}` is missing.",
                 missing=f"{method} {endpoint}",
             )
@@ -125,11 +128,11 @@ class RequestResources:
             raise
 
     async def write(
-        self, method: str, request: UpstreamRequest, body: Any, *, invalidates: str
+        self, method: str, request: UpstreamRequest, body: Any, *, invalidates: str | None
     ) -> bytes:
         """A write with the caller's token under the request's deadline, budget and slots, never
         through the cache; once it succeeded (or may have), the caller's cached entries of the
-        `invalidates` family are not served again."""
+        `invalidates` family (None: no cached read shows what it changes) are not served again."""
         self._call_budget.spend()
         await self._slot(request)
         try:
@@ -144,8 +147,8 @@ class RequestResources:
         await self._invalidate(invalidates)
         return content
 
-    async def _invalidate(self, family: str) -> None:
-        if self._cache is not None:
+    async def _invalidate(self, family: str | None) -> None:
+        if self._cache is not None and family is not None:
             await self._cache.invalidate(family)
 
     async def _upstream_bytes(self, request: UpstreamRequest) -> bytes:
