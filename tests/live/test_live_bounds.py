@@ -186,3 +186,23 @@ async def test_a_subscription_sent_for_a_json_answer_is_406(
         assert body["errors"][0]["extensions"]["code"] == "NOT_ACCEPTABLE"
         assert "text/event-stream" in body["errors"][0]["message"]
         assert gw.calls == []
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("subscription { sessions(", "GRAPHQL_PARSE_FAILED"),
+        ("{ nope }", "GRAPHQL_VALIDATION_FAILED"),
+    ],
+)
+async def test_request_errors_over_sse_are_one_error_event(
+    live_standin: LiveStandin, tokens: dict[str, str], query: str, code: str
+) -> None:
+    async with serve_gateway(live_standin.url, **LIVE) as gw:
+        url = str(gw.http.make_url("/graphql"))
+        async with sse_subscription(url, query, auth(tokens["admin"])) as stream:
+            result = await stream.next()
+            assert await stream.next() is None
+        assert result is not None
+        assert result["errors"][0]["extensions"]["code"] == code
+        assert gw.calls == []

@@ -11,16 +11,18 @@ as the GraphiQL assets).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Final, TypeGuard
+from typing import Final, TypeGuard, cast
 
 import orjson
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
@@ -32,7 +34,7 @@ from strawberry.http.streaming import (
 )
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL
-from strawberry.types import ExecutionResult
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.graphql import OperationType
 
 from aibridge_graphql.core.cache import close_cache
@@ -195,6 +197,22 @@ class GatewayView(GraphQLView[GatewayContext, None]):
             ) from None
         return body
 
+    async def execute_operation(
+        self,
+        request: web.Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: GatewayContext,
+        root_value: None,
+        sub_response: web.Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        result = await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+        if isinstance(result, SubscriptionExecutionResult):
+            return cast(SubscriptionExecutionResult, _request_errors_as_results(result))
+        return result
+
     async def execute_single(
         self,
         request: web.Request,
@@ -297,6 +315,12 @@ class GatewayView(GraphQLView[GatewayContext, None]):
             await response.write_eof()
         except ConnectionResetError:
             logger.debug("stream client went away")
+        except Exception:
+            # A bug: the answer has begun, so no 500 can follow; end it rather than leave the
+            # client waiting for more.
+            logger.exception("stream failed serving %s %s", request.method, request.path)
+            with contextlib.suppress(ConnectionResetError):
+                await response.write_eof()
         finally:
             await chunks.aclose()
         return response
@@ -312,6 +336,20 @@ class GatewayView(GraphQLView[GatewayContext, None]):
             pricer=request.app[PRICER_KEY],
             live=request.app[LIVE_KEY],
         )
+
+
+async def _request_errors_as_results(
+    results: SubscriptionExecutionResult,
+) -> AsyncGenerator[ExecutionResult, None]:
+    """A stream's results, with a request error (a document that does not parse: Strawberry's
+    streaming path lets the parser cache's error escape) as the one result it is over JSON."""
+    try:
+        async for result in results:
+            yield result
+    except GraphQLError as error:
+        yield ExecutionResult(data=None, errors=[error])
+    finally:
+        await results.aclose()  # type: ignore[attr-defined]
 
 
 def encode_json(data: object) -> bytes:
