@@ -35,6 +35,7 @@ from graphql import (
     NamedTypeNode,
     NonNullTypeNode,
     OperationDefinitionNode,
+    OperationType,
     StringValueNode,
     TypeNode,
     ValueNode,
@@ -263,7 +264,11 @@ def documented_operations() -> Iterator[tuple[str, str, OperationDefinitionNode]
             if not all(isinstance(d, ExecutableDefinitionNode) for d in document.definitions):
                 continue
             for definition in document.definitions:
-                if isinstance(definition, OperationDefinitionNode):
+                # Subscriptions stream (tests/live): the plan executor answers only requests.
+                if (
+                    isinstance(definition, OperationDefinitionNode)
+                    and definition.operation != OperationType.SUBSCRIPTION
+                ):
                     yield path.relative_to(ROOT).as_posix(), block, definition
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.docs import graphql_subscriptions
 from tests.support.gateway_helpers import serve_gateway
 from tests.support.live import node_subscriber, sse_subscription
 from tests.support.live_standin import LiveStandin
@@ -117,3 +118,20 @@ async def test_spend_against_budget_streams_its_changes(
             changed = await sub.until(lambda e: e["data"]["aiSpend"]["kind"] == "CHANGED")
             after = int(changed["data"]["aiSpend"]["status"]["currentSpend"]["micros"])
             assert after > before
+
+
+@pytest.mark.parametrize("name", sorted(graphql_subscriptions()))
+async def test_each_documented_subscription_streams_its_first_event(
+    live_standin: LiveStandin, tokens: dict[str, str], name: str
+) -> None:
+    document = graphql_subscriptions()[name]
+    async with serve_gateway(live_standin.url, **LIVE) as gw:
+        url = str(gw.http.make_url("/graphql"))
+        live_standin.traffic.start_session("alice", client="claude-code")
+        async with sse_subscription(url, document, {"Coder-Session-Token": tokens["admin"]}) as s:
+            first = await s.next()
+    assert first is not None
+    if live_standin.api_era == "sessions" and "aiSpend" in document:
+        assert first["errors"][0]["extensions"]["code"] == "UPSTREAM_UNSUPPORTED"
+    else:
+        assert "errors" not in first, first
