@@ -139,7 +139,10 @@ class GatewayView(GraphQLView[GatewayContext, None]):
         self._ide_html = ide_html
 
     def _stream_protocol(self, accept: str | None) -> str | None:
-        return next((t.protocol for t in self._streams if t.accepts(accept or "")), None)
+        # Most requests ask for JSON: not worth parsing `Accept` for a stream.
+        if not accept or ("event-stream" not in accept and "multipart" not in accept):
+            return None
+        return next((t.protocol for t in self._streams if t.accepts(accept)), None)
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         accept = request.headers.get(hdrs.ACCEPT)
@@ -209,7 +212,9 @@ class GatewayView(GraphQLView[GatewayContext, None]):
         result = await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
-        if isinstance(result, SubscriptionExecutionResult):
+        # Only a streaming request streams (the protocol check is cheaper than the isinstance).
+        streaming = not isinstance(request_data, list) and request_data.protocol != "http"
+        if streaming and isinstance(result, SubscriptionExecutionResult):
             return cast(SubscriptionExecutionResult, _request_errors_as_results(result))
         return result
 
