@@ -9,6 +9,7 @@ fetched for that event only, with the subscriber's own token.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Annotated, Any, TypeVar, cast
@@ -23,7 +24,6 @@ from aibridge_graphql.core.live import (
     SpendView,
     TimelineView,
     View,
-    Watching,
 )
 from aibridge_graphql.core.loaders import LIST_LIMIT_MAX
 from aibridge_graphql.schema.engine.needs import FieldEstimate, needs
@@ -34,6 +34,7 @@ from aibridge_graphql.schema.spend import SPEND_ERA, AISpendStatus, UserArg, che
 from aibridge_graphql.schema.thread import Thread
 
 F = TypeVar("F", bound=Callable[..., Any])
+E = TypeVar("E")
 _DEFAULT_WATCHED = 100
 _EXISTING = "Send the view's current records first (kind `EXISTING`), once the first poll answered."
 
@@ -126,27 +127,24 @@ def _subscription(description: str) -> Callable[[F], F]:
     )
 
 
-def _error_event(error: Exception) -> Any:
-    # graphql-core answers an event that is an exception with that error (the stream goes on).
-    return error
-
-
 def _event_calls(estimate: FieldEstimate) -> int:
     # Per event: its poll (shared by the view's subscribers) and what its selections fetch.
     return 1 + estimate.children()
 
 
-def _watching(info: Info, view: View, *, existing: bool) -> Watching:
-    """The caller's stream of `view` (entered with `async with`)."""
+async def _watch(
+    info: Info, view: View, existing: bool, event: Callable[[Change], E]
+) -> AsyncGenerator[E, None]:
+    """The caller's stream of `view`, one event per change, each yielded in a fresh scope of the
+    subscription's context (`renew`). An error item is yielded as the exception itself:
+    graphql-core answers such an event with that error, and the stream goes on."""
     if info.context.watch is None:
         raise BadUserInput("Live views are not served here.")
-    return info.context.watch(view, existing=existing)
-
-
-def _events(item: list[Change] | Exception) -> list[Change | Exception]:
-    """A stream item's events one by one (an `Exception` is an error event); each is yielded
-    in a fresh scope of the subscription's context (`renew`)."""
-    return [item] if isinstance(item, Exception) else list(item)
+    async with info.context.watch(view, existing=existing) as stream:
+        async for item in stream:
+            for change in [item] if isinstance(item, Exception) else item:
+                info.context.renew()
+                yield cast(E, change) if isinstance(change, Exception) else event(change)
 
 
 def _idle(info: Info) -> timedelta:
@@ -205,14 +203,11 @@ class Subscription:
         gql_filter = filter or SessionFilter()
         whole = gql_filter.selects_whole_sessions
         view = SessionsView(gql_filter.to_upstream(), first, _idle(info))
-        async with _watching(info, view, existing=include_existing) as stream:
-            async for item in stream:
-                for event in _events(item):
-                    info.context.renew()
-                    if isinstance(event, Exception):
-                        yield _error_event(event)
-                    else:
-                        yield _session_event(event, whole)
+        async with aclosing(
+            _watch(info, view, include_existing, lambda change: _session_event(change, whole))
+        ) as events:
+            async for event in events:
+                yield event
 
     @_subscription(
         "New and updated threads of one session (every `GET /sessions/{id}` page per poll, 200 "
@@ -226,16 +221,11 @@ class Subscription:
     ) -> AsyncGenerator[SessionTimelineEvent, None]:
         if not session_id:
             raise BadUserInput("`sessionId` must not be empty.")
-        view = TimelineView(session_id, _idle(info))
         checked_text("sessionId", session_id)
-        async with _watching(info, view, existing=include_existing) as stream:
-            async for item in stream:
-                for event in _events(item):
-                    info.context.renew()
-                    if isinstance(event, Exception):
-                        yield _error_event(event)
-                    else:
-                        yield _timeline_event(event)
+        view = TimelineView(session_id, _idle(info))
+        async with aclosing(_watch(info, view, include_existing, _timeline_event)) as events:
+            async for event in events:
+                yield event
 
     @_subscription(
         "A user's AI spend against their effective budget (`GET /api/v2/users/{user}/ai/spend`, "
@@ -246,11 +236,6 @@ class Subscription:
         self, info: Info, user: UserArg = "me"
     ) -> AsyncGenerator[AISpendEvent, None]:
         view = SpendView(checked_name("user", user))
-        async with _watching(info, view, existing=True) as stream:
-            async for item in stream:
-                for event in _events(item):
-                    info.context.renew()
-                    if isinstance(event, Exception):
-                        yield _error_event(event)
-                    else:
-                        yield _spend_event(event)
+        async with aclosing(_watch(info, view, True, _spend_event)) as events:
+            async for event in events:
+                yield event
